@@ -1,0 +1,72 @@
+#pragma once
+// The graph: nodes in topological order, each with one output tensor. Construction is checked
+// (Graph::add infers and validates every layer), and verify() re-checks a whole graph.
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ir/ops.h"
+#include "ir/types.h"
+
+namespace cnnc::ir {
+
+using NodeId = int;
+
+// A layer's weights, by role: kernel, bias, gamma, beta, moving_mean, moving_variance.
+// The shape is fixed by shape inference; data stays empty until weights are initialised or loaded.
+struct Param {
+  std::string role;
+  Tensor value;
+};
+
+struct Node {
+  std::string name;
+  OpKind op = OpKind::Input;
+  Attrs attrs;
+  std::vector<NodeId> inputs;
+  TensorType type;
+  std::vector<Param> params;
+  int line = 0;  // where it was declared in its source file (0: built in code)
+
+  template <class A> const A& attr() const { return std::get<A>(attrs); }
+  const Param* param(std::string_view role) const;
+  const OpInfo& info() const { return op_info(op); }
+};
+
+class Graph {
+ public:
+  std::string name = "network";
+  std::string source;  // file the graph was read from, for messages
+
+  // Appends a layer after checking its name, inputs and shapes; returns its id. Throws
+  // cnnc::Error naming file:line, the layer and what would be accepted.
+  NodeId add(Node n);
+  void set_outputs(std::vector<NodeId> outs);
+
+  const std::vector<Node>& nodes() const { return nodes_; }
+  std::vector<Node>& nodes() { return nodes_; }
+  const Node& node(NodeId id) const { return nodes_.at(id); }
+  Node& node(NodeId id) { return nodes_.at(id); }
+  int size() const { return static_cast<int>(nodes_.size()); }
+  std::vector<NodeId> inputs() const;
+  // The graph's outputs; the last layer when none were set.
+  std::vector<NodeId> outputs() const;
+  NodeId find(std::string_view name) const;  // -1 when absent
+
+  int64_t batch() const { return batch_; }
+  // Changes the batch size and re-infers every type (weights keep their shapes).
+  void set_batch(int64_t batch);
+
+  // "file:12: layer 'c1' (conv2d)" — the prefix of every message about a layer.
+  std::string where(const Node& n) const;
+
+ private:
+  std::vector<Node> nodes_;
+  std::vector<NodeId> outputs_;
+  int64_t batch_ = 1;
+};
+
+// Input types of a node, in order.
+std::vector<TensorType> input_types(const Graph& g, const Node& n);
+
+}  // namespace cnnc::ir

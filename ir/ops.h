@@ -1,0 +1,141 @@
+#pragma once
+// Op kinds, their attribute structs and static facts, all generated from ops.def.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "ir/types.h"
+
+namespace cnnc::ir {
+
+// Height x width pair (kernel size, strides, dilation).
+struct Pair {
+  int64_t h = 1, w = 1;
+  bool operator==(const Pair&) const = default;
+};
+
+// valid: no padding; same: Keras' rule (out = ceil(in / stride), the odd pixel at bottom/right);
+// explicit: the four amounts given.
+struct Padding {
+  enum Mode { Valid, Same, Explicit } mode = Valid;
+  int64_t top = 0, bottom = 0, left = 0, right = 0;
+  bool operator==(const Padding&) const = default;
+};
+
+// What a window that does not tile the input exactly means: an error (exact, our default, as the
+// lecture says to avoid such cases) or dropping the last partial window (floor, Keras' behaviour).
+enum class Rounding { Exact, Floor };
+
+// Attribute structs. visit() lists the fields once, in printing order, for the printer, the
+// parser and equality; `required` fields have no default and must be written.
+constexpr bool kRequired = true;
+
+struct NoAttrs {
+  template <class V> void visit(V&) {}
+  bool operator==(const NoAttrs&) const = default;
+};
+struct InputAttrs {
+  Shape shape;
+  template <class V> void visit(V& v) { v("shape", shape, kRequired); }
+  bool operator==(const InputAttrs&) const = default;
+};
+struct Conv2DAttrs {
+  int64_t filters = 0;
+  Pair kernel;
+  Pair strides;
+  Padding padding;
+  Pair dilation;
+  int64_t groups = 1;
+  bool use_bias = true;
+  Rounding round = Rounding::Exact;
+  template <class V> void visit(V& v) {
+    v("filters", filters, kRequired);
+    v("kernel", kernel, kRequired);
+    v("strides", strides);
+    v("padding", padding);
+    v("dilation", dilation);
+    v("groups", groups);
+    v("use_bias", use_bias);
+    v("round", round);
+  }
+  bool operator==(const Conv2DAttrs&) const = default;
+};
+struct DenseAttrs {
+  int64_t units = 0;
+  bool use_bias = true;
+  template <class V> void visit(V& v) {
+    v("units", units, kRequired);
+    v("use_bias", use_bias);
+  }
+  bool operator==(const DenseAttrs&) const = default;
+};
+struct Pool2DAttrs {
+  Pair pool;
+  Pair strides{0, 0};  // 0x0: the pool size, as in Keras
+  Padding padding;
+  Rounding round = Rounding::Exact;
+  template <class V> void visit(V& v) {
+    v("pool", pool, kRequired);
+    v("strides", strides);
+    v("padding", padding);
+    v("round", round);
+  }
+  Pair effective_strides() const { return strides.h == 0 ? pool : strides; }
+  bool operator==(const Pool2DAttrs&) const = default;
+};
+struct GlobalPoolAttrs {
+  bool keepdims = false;
+  template <class V> void visit(V& v) { v("keepdims", keepdims); }
+  bool operator==(const GlobalPoolAttrs&) const = default;
+};
+struct BatchNormAttrs {
+  float epsilon = 1e-3f;  // Keras' default
+  template <class V> void visit(V& v) { v("epsilon", epsilon); }
+  bool operator==(const BatchNormAttrs&) const = default;
+};
+struct LeakyReLUAttrs {
+  float alpha = 0.3f;  // Keras' default negative slope
+  template <class V> void visit(V& v) { v("alpha", alpha); }
+  bool operator==(const LeakyReLUAttrs&) const = default;
+};
+struct PadAttrs {
+  Padding pad{Padding::Explicit, 1, 1, 1, 1};
+  template <class V> void visit(V& v) { v("pad", pad); }
+  bool operator==(const PadAttrs&) const = default;
+};
+struct DropoutAttrs {
+  float rate = 0.5f;
+  template <class V> void visit(V& v) { v("rate", rate); }
+  bool operator==(const DropoutAttrs&) const = default;
+};
+
+enum class OpKind {
+#define CNNC_OP(Name, text, Attrs, Pattern, min_in, max_in, doc) Name,
+#include "ir/ops.def"
+#undef CNNC_OP
+};
+
+enum class PatternKind { ElemWise, Broadcast, Injective, Reduction, OutEWiseFusable, Opaque };
+
+using Attrs = std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs,
+                           GlobalPoolAttrs, BatchNormAttrs, LeakyReLUAttrs, PadAttrs, DropoutAttrs>;
+
+struct OpInfo {
+  OpKind kind;
+  std::string_view text;  // the name in the network format
+  PatternKind pattern;
+  int min_inputs, max_inputs;
+  std::string_view doc;
+};
+
+const OpInfo& op_info(OpKind k);
+// Finds an op by its format name; nullptr when unknown.
+const OpInfo* find_op(std::string_view text);
+// The format names of all ops, comma separated (for "accepted are ..." messages).
+std::string op_names();
+// A default-constructed attribute struct of the op's kind.
+Attrs default_attrs(OpKind k);
+const char* pattern_name(PatternKind p);
+
+}  // namespace cnnc::ir

@@ -1,0 +1,238 @@
+#include "ir/shape_inference.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "ir/error.h"
+
+namespace cnnc::ir {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& msg) { throw Error(msg); }
+
+void expect_rank(const TensorType& t, int rank, const char* what) {
+  if (t.rank() != rank)
+    fail(std::string(what) + " needs a rank-" + std::to_string(rank) + " input (" +
+         (rank == 4 ? "HxWxC" : "C") + "), got " + shape_to_string(t.shape) +
+         (rank == 4 ? "; put it before flatten/dense, or reshape the input" : ""));
+}
+
+std::string fmt_ratio(int64_t num, int64_t den) {
+  std::ostringstream os;
+  os.precision(3);
+  os << static_cast<double>(num) / static_cast<double>(den) + 1.0;
+  return os.str();
+}
+
+// One spatial axis of a sliding window: resolves the padding and checks that the windows tile
+// the input, proposing sizes that do when they don't.
+struct Axis {
+  int64_t out, pad_before, pad_after;
+};
+Axis window_axis(const char* axis, int64_t in, int64_t k, int64_t s, int64_t d,
+                 Padding::Mode mode, int64_t pad_before, int64_t pad_after, Rounding round) {
+  if (k < 1 || s < 1 || d < 1)
+    fail(std::string(axis) + ": kernel, stride and dilation must be >= 1");
+  const int64_t eff = (k - 1) * d + 1;
+  if (mode == Padding::Valid) pad_before = pad_after = 0;
+  if (mode == Padding::Same) {
+    const int64_t out = (in + s - 1) / s;
+    const int64_t total = std::max<int64_t>((out - 1) * s + eff - in, 0);
+    pad_before = total / 2;  // Keras: the odd pixel goes to the bottom/right
+    pad_after = total - pad_before;
+    return {out, pad_before, pad_after};
+  }
+  if (pad_before < 0 || pad_after < 0) fail(std::string(axis) + ": padding must be >= 0");
+  const int64_t span = in + pad_before + pad_after - eff;
+  if (span < 0)
+    fail(std::string(axis) + ": the window (" + std::to_string(eff) + ") is larger than the " +
+         "padded input (" + std::to_string(in + pad_before + pad_after) +
+         "); use a smaller kernel, padding=same, or a larger input");
+  if (span % s != 0 && round == Rounding::Exact) {
+    const int64_t pads = pad_before + pad_after;
+    std::ostringstream os;
+    os << axis << ": (N - F + P) / S + 1 = (" << in << " - " << eff << " + " << pads << ")/" << s
+       << " + 1 = " << fmt_ratio(span, s) << " is not an integer. Sizes that work: input " << axis
+       << " " << in - span % s << " or " << in + (s - span % s) << "; or stride";
+    for (int64_t c = 1; c <= std::min<int64_t>(span, 16); ++c)
+      if (span % c == 0) os << " " << c;
+    os << "; or " << pads + (s - span % s) << " padding in all; or padding=same; "
+       << "or round=floor to drop the partial window (Keras' behaviour)";
+    fail(os.str());
+  }
+  return {span / s + 1, pad_before, pad_after};
+}
+
+Shape with_channels(Shape s, int64_t c) {
+  s.back() = c;
+  return s;
+}
+
+int64_t checked_elements(const Shape& s) {
+  int64_t n = 1;
+  for (auto d : s) {
+    if (d <= 0) fail("every dimension must be positive, got " + shape_to_string(s, true));
+    if (n > kMaxElements / d)
+      fail("tensor " + shape_to_string(s, true) + " has more than 2^31 - 1 elements");
+    n *= d;
+  }
+  return n;
+}
+
+ParamSpec glorot(const char* role, Shape shape, int64_t fan_in, int64_t fan_out) {
+  return {role, std::move(shape), Init::GlorotUniform, fan_in, fan_out};
+}
+
+}  // namespace
+
+WindowGeometry window_geometry(const Node& n, const TensorType& input) {
+  Pair kernel, strides, dilation{1, 1};
+  Padding pad;
+  Rounding round;
+  if (n.op == OpKind::Conv2D) {
+    const auto& a = n.attr<Conv2DAttrs>();
+    kernel = a.kernel, strides = a.strides, dilation = a.dilation, pad = a.padding, round = a.round;
+  } else {
+    const auto& a = n.attr<Pool2DAttrs>();
+    kernel = a.pool, strides = a.effective_strides(), pad = a.padding, round = a.round;
+  }
+  const int64_t h = input.shape[1], w = input.shape[2];
+  Axis y = window_axis("height", h, kernel.h, strides.h, dilation.h, pad.mode, pad.top, pad.bottom,
+                       round);
+  Axis x = window_axis("width", w, kernel.w, strides.w, dilation.w, pad.mode, pad.left, pad.right,
+                       round);
+  return {h, w, y.out, x.out, y.pad_before, y.pad_after, x.pad_before, x.pad_after,
+          kernel, strides, dilation};
+}
+
+Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) {
+  Inferred r;
+  const Shape x = in.empty() ? Shape{} : in[0].shape;
+  switch (n.op) {
+    case OpKind::Input: {
+      const auto& s = n.attr<InputAttrs>().shape;
+      if (s.size() != 3 && s.size() != 1)
+        fail("shape must be HxWxC (an image) or C (a vector), got " + shape_to_string(s));
+      r.type.shape = {batch};
+      r.type.shape.insert(r.type.shape.end(), s.begin(), s.end());
+      break;
+    }
+    case OpKind::Conv2D: {
+      const auto& a = n.attr<Conv2DAttrs>();
+      expect_rank(in[0], 4, "conv2d");
+      const int64_t cin = x[3];
+      if (a.filters < 1) fail("filters must be >= 1");
+      if (a.groups < 1 || cin % a.groups != 0 || a.filters % a.groups != 0)
+        fail("groups=" + std::to_string(a.groups) + " must divide both the input channels (" +
+             std::to_string(cin) + ") and filters (" + std::to_string(a.filters) + ")");
+      const auto g = window_geometry(n, in[0]);
+      r.type.shape = {x[0], g.out_h, g.out_w, a.filters};
+      const int64_t ig = cin / a.groups, rf = a.kernel.h * a.kernel.w;
+      r.params.push_back(glorot("kernel", {a.kernel.h, a.kernel.w, ig, a.filters}, rf * ig,
+                                rf * a.filters / a.groups));
+      if (a.use_bias) r.params.push_back({"bias", {a.filters}, Init::Zeros});
+      break;
+    }
+    case OpKind::Dense: {
+      const auto& a = n.attr<DenseAttrs>();
+      if (a.units < 1) fail("units must be >= 1");
+      if (in[0].rank() != 2 && in[0].rank() != 4)
+        fail("dense needs a rank-2 or rank-4 input, got " + shape_to_string(x, true));
+      r.type.shape = with_channels(x, a.units);
+      r.params.push_back(glorot("kernel", {x.back(), a.units}, x.back(), a.units));
+      if (a.use_bias) r.params.push_back({"bias", {a.units}, Init::Zeros});
+      break;
+    }
+    case OpKind::MaxPool2D:
+    case OpKind::AvgPool2D: {
+      expect_rank(in[0], 4, n.op == OpKind::MaxPool2D ? "maxpool2d" : "avgpool2d");
+      const auto g = window_geometry(n, in[0]);
+      if (g.pad_top >= g.kernel.h || g.pad_bottom >= g.kernel.h || g.pad_left >= g.kernel.w ||
+          g.pad_right >= g.kernel.w)
+        fail("padding must be smaller than the pool window, or a window would see only padding");
+      r.type.shape = {x[0], g.out_h, g.out_w, x[3]};
+      break;
+    }
+    case OpKind::GlobalAvgPool2D:
+      expect_rank(in[0], 4, "globalavgpool2d");
+      r.type.shape = n.attr<GlobalPoolAttrs>().keepdims ? Shape{x[0], 1, 1, x[3]}
+                                                         : Shape{x[0], x[3]};
+      break;
+    case OpKind::BatchNorm:
+      r.type = in[0];
+      for (const char* role : {"gamma", "beta", "moving_mean", "moving_variance"})
+        r.params.push_back({role, {x.back()},
+                            (role[0] == 'g' || role[7] == 'v') ? Init::Ones : Init::Zeros});
+      if (!(n.attr<BatchNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
+      break;
+    case OpKind::Add:
+      for (size_t i = 1; i < in.size(); ++i)
+        if (in[i].shape != x)
+          fail("all inputs must have one shape: input 1 is " + shape_to_string(x) + ", input " +
+               std::to_string(i + 1) + " is " + shape_to_string(in[i].shape));
+      r.type = in[0];
+      break;
+    case OpKind::Concat: {
+      int64_t c = 0;
+      for (size_t i = 0; i < in.size(); ++i) {
+        const Shape& s = in[i].shape;
+        if (s.size() != x.size() || !std::equal(s.begin(), s.end() - 1, x.begin()))
+          fail("inputs must match in all but the channel axis: input 1 is " + shape_to_string(x) +
+               ", input " + std::to_string(i + 1) + " is " + shape_to_string(s));
+        c += s.back();
+      }
+      r.type.shape = with_channels(x, c);
+      break;
+    }
+    case OpKind::Flatten:
+      r.type.shape = {x[0], Tensor::count(x) / x[0]};
+      break;
+    case OpKind::ZeroPadding2D: {
+      expect_rank(in[0], 4, "zeropadding2d");
+      const auto& p = n.attr<PadAttrs>().pad;
+      if (p.mode != Padding::Explicit || p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0)
+        fail("pad must be explicit non-negative amounts: pad=P or pad=top,bottom,left,right");
+      r.type.shape = {x[0], x[1] + p.top + p.bottom, x[2] + p.left + p.right, x[3]};
+      break;
+    }
+    case OpKind::LeakyReLU:
+    case OpKind::ReLU:
+    case OpKind::ReLU6:
+    case OpKind::Sigmoid:
+    case OpKind::Tanh:
+    case OpKind::Softmax:
+      r.type = in[0];
+      break;
+    case OpKind::Dropout: {
+      const float rate = n.attr<DropoutAttrs>().rate;
+      if (!(rate >= 0 && rate < 1)) fail("rate must be in [0, 1)");
+      r.type = in[0];
+      break;
+    }
+  }
+  checked_elements(r.type.shape);
+  for (const auto& p : r.params) checked_elements(p.shape);
+  return r;
+}
+
+int64_t macs(const Node& n, const std::vector<TensorType>& in) {
+  switch (n.op) {
+    case OpKind::Conv2D: {
+      const auto& a = n.attr<Conv2DAttrs>();
+      return n.type.elements() * a.kernel.h * a.kernel.w * (in[0].channels() / a.groups);
+    }
+    case OpKind::Dense:
+      return n.type.elements() * in[0].channels();
+    default:
+      return 0;
+  }
+}
+
+int64_t param_count(const Node& n) {
+  int64_t c = 0;
+  for (const auto& p : n.params) c += p.value.elements();
+  return c;
+}
+
+}  // namespace cnnc::ir

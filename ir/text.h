@@ -1,0 +1,22 @@
+#pragma once
+// The textual form of a graph, which is also the native network format (docs/format.md).
+// print() writes the canonical form: every layer on one line with its non-default attributes,
+// inputs written out where they are not the previous layer, the inferred shape as a comment.
+// parse(print(g)) prints identically.
+#include <string>
+#include <string_view>
+
+#include "ir/graph.h"
+
+namespace cnnc::ir {
+
+std::string print(const Graph& g);
+
+// Parses the network format. `source` names the file in messages ("file:line: ...").
+// Throws cnnc::Error on any malformed line, unknown layer or attribute, or impossible shape.
+Graph parse(std::string_view text, const std::string& source, int64_t batch = 1);
+
+// Checks a whole graph: names, order, arity, types and weight shapes (used between passes).
+void verify(const Graph& g);
+
+}  // namespace cnnc::ir

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every dependency (Debian packages, PyPI wheels) idempotently, then configures and
+# builds cnnc into build/. Safe to run again: installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(build-essential ccache doctest-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+# Halide 21's wheel carries libHalide, its headers and CMake package; its CMake package needs CMake >= 3.28.
+$PY -m pip install -q --disable-pip-version-check "halide==21.0.0" "cmake>=3.28,<4.2" numpy 2>&1 \
+  | grep -v "Running pip as the 'root' user" || true
+
+HALIDE_DIR=$($PY -c "import halide, os; print(os.path.join(os.path.dirname(halide.__file__), 'lib64', 'cmake', 'Halide'))")
+CMAKE_BIN=$($PY -c "import cmake, os; print(os.path.join(cmake.CMAKE_BIN_DIR, 'cmake'))")
+
+"$CMAKE_BIN" -S . -B build -DCMAKE_BUILD_TYPE=Release -DHalide_DIR="$HALIDE_DIR" \
+  -DHalideHelpers_DIR="$(dirname "$HALIDE_DIR")/HalideHelpers" >/dev/null
+"$CMAKE_BIN" --build build -j "$(nproc)"
+# ctest from the same CMake, so the README's test command needs nothing else on PATH.
+ln -sf "$(dirname "$CMAKE_BIN")/ctest" build/ctest
