@@ -116,6 +116,12 @@ enum class OpKind {
 #undef CNNC_OP
 };
 
+constexpr int kNumOps = 0
+#define CNNC_OP(Name, text, Attrs, Pattern, min_in, max_in, doc) +1
+#include "ir/ops.def"
+#undef CNNC_OP
+    ;
+
 enum class PatternKind { ElemWise, Broadcast, Injective, Reduction, OutEWiseFusable, Opaque };
 
 using Attrs = std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs,

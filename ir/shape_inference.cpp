@@ -34,6 +34,10 @@ Axis window_axis(const char* axis, int64_t in, int64_t k, int64_t s, int64_t d,
                  Padding::Mode mode, int64_t pad_before, int64_t pad_after, Rounding round) {
   if (k < 1 || s < 1 || d < 1)
     fail(std::string(axis) + ": kernel, stride and dilation must be >= 1");
+  // Bounded so that the arithmetic below cannot overflow (values come from untrusted files).
+  if (k > kMaxElements || s > kMaxElements || d > kMaxElements || pad_before > kMaxElements ||
+      pad_after > kMaxElements)
+    fail(std::string(axis) + ": kernel, stride, dilation and padding must be at most 2^31 - 1");
   const int64_t eff = (k - 1) * d + 1;
   if (mode == Padding::Valid) pad_before = pad_after = 0;
   if (mode == Padding::Same) {
@@ -147,6 +151,9 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
     case OpKind::MaxPool2D:
     case OpKind::AvgPool2D: {
       expect_rank(in[0], 4, n.op == OpKind::MaxPool2D ? "maxpool2d" : "avgpool2d");
+      if (const Pair& st = n.attr<Pool2DAttrs>().strides; (st.h == 0) != (st.w == 0))
+        fail("strides " + std::to_string(st.h) + "x" + std::to_string(st.w) +
+             ": give both (e.g. strides=2x2), or leave strides out to use the pool size");
       const auto g = window_geometry(n, in[0]);
       if (g.pad_top >= g.kernel.h || g.pad_bottom >= g.kernel.h || g.pad_left >= g.kernel.w ||
           g.pad_right >= g.kernel.w)
@@ -161,9 +168,9 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
       break;
     case OpKind::BatchNorm:
       r.type = in[0];
-      for (const char* role : {"gamma", "beta", "moving_mean", "moving_variance"})
-        r.params.push_back({role, {x.back()},
-                            (role[0] == 'g' || role[7] == 'v') ? Init::Ones : Init::Zeros});
+      for (std::string_view role : {"gamma", "beta", "moving_mean", "moving_variance"})
+        r.params.push_back({std::string(role), {x.back()},
+                            role == "gamma" || role == "moving_variance" ? Init::Ones : Init::Zeros});
       if (!(n.attr<BatchNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
       break;
     case OpKind::Add:
@@ -193,6 +200,9 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
       const auto& p = n.attr<PadAttrs>().pad;
       if (p.mode != Padding::Explicit || p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0)
         fail("pad must be explicit non-negative amounts: pad=P or pad=top,bottom,left,right");
+      if (p.top > kMaxElements || p.bottom > kMaxElements || p.left > kMaxElements ||
+          p.right > kMaxElements)
+        fail("pad amounts must be at most 2^31 - 1");
       r.type.shape = {x[0], x[1] + p.top + p.bottom, x[2] + p.left + p.right, x[3]};
       break;
     }

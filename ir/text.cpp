@@ -169,6 +169,9 @@ const std::map<std::string_view, OpKind> kActivations = {
     {"relu", OpKind::ReLU},       {"relu6", OpKind::ReLU6}, {"sigmoid", OpKind::Sigmoid},
     {"tanh", OpKind::Tanh},       {"softmax", OpKind::Softmax}, {"leakyrelu", OpKind::LeakyReLU}};
 
+// The most layers (activation layers from `activation=` included) a network may have.
+constexpr int kMaxLayers = 10000;
+
 }  // namespace
 
 std::string print(const Graph& g) {
@@ -255,6 +258,7 @@ Graph parse(std::string_view text, const std::string& source, int64_t batch) {
       line = trim(line.substr(0, arrow));
     }
     auto w = words(line);
+    if (w.empty()) fail("nothing before '<-'; expected: TYPE NAME [key=value ...] <- INPUT, ...");
     if (w[0] == "network") {
       if (w.size() != 2 || has_arrow || !valid_name(w[1])) fail("expected: network NAME");
       if (seen_layer) fail("'network NAME' must come before the first layer");
@@ -264,7 +268,7 @@ Graph parse(std::string_view text, const std::string& source, int64_t batch) {
     if (w[0] == "output") {
       if (w.size() < 2 || has_arrow) fail("expected: output LAYER[, LAYER...]");
       std::string all;
-      for (size_t i = 1; i < w.size(); ++i) all += std::string(w[i]);
+      for (size_t i = 1; i < w.size(); ++i) all += std::string(w[i]) + ",";
       for (auto name : split(all, ','))
         if (!name.empty()) outputs.push_back(resolve(name, fail));
       continue;
@@ -335,6 +339,9 @@ Graph parse(std::string_view text, const std::string& source, int64_t batch) {
       if (prev < 0) fail_layer("has no input: the first layer must be an input layer");
       n.inputs.push_back(prev);
     }
+    // Graph::add checks names linearly: bound the work a hostile file can ask for.
+    if (g.size() >= kMaxLayers)
+      fail("more than " + std::to_string(kMaxLayers) + " layers; networks this large are not supported");
     seen_layer = true;
     NodeId id = g.add(std::move(n));
     const std::string declared = g.node(id).name;

@@ -1,0 +1,339 @@
+#include "runtime/reference/reference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "ir/error.h"
+#include "ir/shape_inference.h"
+
+namespace cnnc::runtime::reference {
+
+namespace {
+
+using ir::Node;
+using ir::OpKind;
+using ir::Shape;
+using ir::Tensor;
+
+std::string layer(const Node& n) {
+  return "layer '" + n.name + "' (" + std::string(n.info().text) + ")";
+}
+
+[[noreturn]] void fail(const Node& n, const std::string& msg) {
+  throw Error("reference: " + layer(n) + ": " + msg);
+}
+
+// The weights of a role, checked to be set and of the declared size.
+const Tensor& weights(const Node& n, const char* role) {
+  const ir::Param* p = n.param(role);
+  if (!p) fail(n, std::string("has no '") + role + "' weights");
+  if (p->value.data.empty())
+    fail(n, std::string("weights '") + role + "' are not set (initialise or load them first)");
+  if (static_cast<int64_t>(p->value.data.size()) != p->value.elements())
+    fail(n, std::string("weights '") + role + "' hold " + std::to_string(p->value.data.size()) +
+                " values, their shape " + ir::shape_to_string(p->value.shape, true) + " needs " +
+                std::to_string(p->value.elements()));
+  return p->value;
+}
+
+// Element (b, y, x, c) of an NHWC tensor.
+inline size_t at4(const Shape& s, int64_t b, int64_t y, int64_t x, int64_t c) {
+  return static_cast<size_t>(((b * s[1] + y) * s[2] + x) * s[3] + c);
+}
+
+Tensor conv2d(const Node& n, const Tensor& in) {
+  const auto& a = n.attr<ir::Conv2DAttrs>();
+  const auto g = ir::window_geometry(n, ir::TensorType{in.shape});
+  const Tensor& k = weights(n, "kernel");
+  const Tensor* bias = a.use_bias ? &weights(n, "bias") : nullptr;
+  Tensor out(n.type.shape);
+  const Shape& is = in.shape;
+  const Shape& os = out.shape;
+  const int64_t ig = is[3] / a.groups;       // input channels per group
+  const int64_t og = a.filters / a.groups;   // output channels per group
+  for (int64_t b = 0; b < os[0]; ++b)
+    for (int64_t y = 0; y < os[1]; ++y)
+      for (int64_t x = 0; x < os[2]; ++x)
+        for (int64_t o = 0; o < os[3]; ++o) {
+          const int64_t group = o / og;
+          double acc = bias ? bias->data[o] : 0.0;
+          for (int64_t i = 0; i < g.kernel.h; ++i) {
+            const int64_t iy = y * g.strides.h + i * g.dilation.h - g.pad_top;
+            if (iy < 0 || iy >= is[1]) continue;
+            for (int64_t j = 0; j < g.kernel.w; ++j) {
+              const int64_t ix = x * g.strides.w + j * g.dilation.w - g.pad_left;
+              if (ix < 0 || ix >= is[2]) continue;
+              for (int64_t c = 0; c < ig; ++c) {
+                const double v = in.data[at4(is, b, iy, ix, group * ig + c)];
+                const double w = k.data[static_cast<size_t>(((i * g.kernel.w + j) * ig + c) *
+                                                                a.filters + o)];
+                acc += v * w;
+              }
+            }
+          }
+          out.data[at4(os, b, y, x, o)] = static_cast<float>(acc);
+        }
+  return out;
+}
+
+Tensor dense(const Node& n, const Tensor& in) {
+  const auto& a = n.attr<ir::DenseAttrs>();
+  const Tensor& k = weights(n, "kernel");
+  const Tensor* bias = a.use_bias ? &weights(n, "bias") : nullptr;
+  Tensor out(n.type.shape);
+  const int64_t cin = in.shape.back(), units = a.units;
+  const int64_t rows = in.elements() / cin;  // one row per sample (rank 2) or pixel (rank 4)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t u = 0; u < units; ++u) {
+      double acc = bias ? bias->data[u] : 0.0;
+      for (int64_t c = 0; c < cin; ++c)
+        acc += double(in.data[r * cin + c]) * double(k.data[c * units + u]);
+      out.data[r * units + u] = static_cast<float>(acc);
+    }
+  return out;
+}
+
+// Max or average pooling; padded positions are skipped (they never win the max and do not count
+// in the average).
+Tensor pool2d(const Node& n, const Tensor& in, bool is_max) {
+  const auto g = ir::window_geometry(n, ir::TensorType{in.shape});
+  Tensor out(n.type.shape);
+  const Shape& is = in.shape;
+  const Shape& os = out.shape;
+  for (int64_t b = 0; b < os[0]; ++b)
+    for (int64_t y = 0; y < os[1]; ++y)
+      for (int64_t x = 0; x < os[2]; ++x)
+        for (int64_t c = 0; c < os[3]; ++c) {
+          double best = -std::numeric_limits<double>::infinity(), sum = 0;
+          int64_t count = 0;
+          for (int64_t i = 0; i < g.kernel.h; ++i) {
+            const int64_t iy = y * g.strides.h + i - g.pad_top;
+            if (iy < 0 || iy >= is[1]) continue;
+            for (int64_t j = 0; j < g.kernel.w; ++j) {
+              const int64_t ix = x * g.strides.w + j - g.pad_left;
+              if (ix < 0 || ix >= is[2]) continue;
+              const double v = in.data[at4(is, b, iy, ix, c)];
+              best = std::max(best, v);
+              sum += v;
+              ++count;
+            }
+          }
+          if (count == 0) fail(n, "a pooling window sees only padding");
+          out.data[at4(os, b, y, x, c)] = static_cast<float>(is_max ? best : sum / count);
+        }
+  return out;
+}
+
+Tensor global_avg_pool(const Node& n, const Tensor& in) {
+  Tensor out(n.type.shape);  // [N, C] or [N, 1, 1, C]: the same row-major data
+  const Shape& is = in.shape;
+  for (int64_t b = 0; b < is[0]; ++b)
+    for (int64_t c = 0; c < is[3]; ++c) {
+      double sum = 0;
+      for (int64_t y = 0; y < is[1]; ++y)
+        for (int64_t x = 0; x < is[2]; ++x) sum += in.data[at4(is, b, y, x, c)];
+      out.data[static_cast<size_t>(b * is[3] + c)] = static_cast<float>(sum / (is[1] * is[2]));
+    }
+  return out;
+}
+
+Tensor batch_norm(const Node& n, const Tensor& in) {
+  const double eps = n.attr<ir::BatchNormAttrs>().epsilon;
+  const Tensor& gamma = weights(n, "gamma");
+  const Tensor& beta = weights(n, "beta");
+  const Tensor& mean = weights(n, "moving_mean");
+  const Tensor& var = weights(n, "moving_variance");
+  Tensor out(n.type.shape);
+  const int64_t channels = in.shape.back();
+  for (size_t i = 0; i < in.data.size(); ++i) {
+    const size_t c = i % static_cast<size_t>(channels);
+    const double x = in.data[i];
+    out.data[i] = static_cast<float>(double(gamma.data[c]) * (x - double(mean.data[c])) /
+                                         std::sqrt(double(var.data[c]) + eps) +
+                                     double(beta.data[c]));
+  }
+  return out;
+}
+
+template <class F>
+Tensor elementwise(const Node& n, const Tensor& in, F f) {
+  Tensor out(n.type.shape);
+  for (size_t i = 0; i < in.data.size(); ++i)
+    out.data[i] = static_cast<float>(f(static_cast<double>(in.data[i])));
+  return out;
+}
+
+Tensor softmax(const Node& n, const Tensor& in) {
+  Tensor out(n.type.shape);
+  const int64_t c = in.shape.back(), rows = in.elements() / c;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = in.data.data() + r * c;
+    double mx = -std::numeric_limits<double>::infinity();
+    for (int64_t k = 0; k < c; ++k) mx = std::max(mx, double(x[k]));
+    double sum = 0;
+    for (int64_t k = 0; k < c; ++k) sum += std::exp(double(x[k]) - mx);
+    for (int64_t k = 0; k < c; ++k)
+      out.data[r * c + k] = static_cast<float>(std::exp(double(x[k]) - mx) / sum);
+  }
+  return out;
+}
+
+Tensor add(const Node& n, const std::vector<const Tensor*>& ins) {
+  Tensor out(n.type.shape);
+  for (size_t i = 0; i < out.data.size(); ++i) {
+    double sum = 0;
+    for (const Tensor* t : ins) sum += t->data[i];
+    out.data[i] = static_cast<float>(sum);
+  }
+  return out;
+}
+
+Tensor concat(const Node& n, const std::vector<const Tensor*>& ins) {
+  Tensor out(n.type.shape);
+  const int64_t c_out = out.shape.back(), rows = out.elements() / c_out;
+  int64_t offset = 0;  // where this input's channels start in the output
+  for (const Tensor* t : ins) {
+    const int64_t c = t->shape.back();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t k = 0; k < c; ++k) out.data[r * c_out + offset + k] = t->data[r * c + k];
+    offset += c;
+  }
+  return out;
+}
+
+Tensor zero_padding(const Node& n, const Tensor& in) {
+  const auto& p = n.attr<ir::PadAttrs>().pad;
+  Tensor out(n.type.shape);  // zeros
+  const Shape& is = in.shape;
+  for (int64_t b = 0; b < is[0]; ++b)
+    for (int64_t y = 0; y < is[1]; ++y)
+      for (int64_t x = 0; x < is[2]; ++x)
+        for (int64_t c = 0; c < is[3]; ++c)
+          out.data[at4(out.shape, b, y + p.top, x + p.left, c)] = in.data[at4(is, b, y, x, c)];
+  return out;
+}
+
+Tensor same_data(const Node& n, const Tensor& in) {
+  Tensor out;
+  out.shape = n.type.shape;
+  out.data = in.data;
+  return out;
+}
+
+}  // namespace
+
+Tensor run_node(const Node& n, const std::vector<const Tensor*>& inputs) {
+  if (n.op == OpKind::Input) fail(n, "an input layer is not run; pass its tensor to run()");
+  const auto& info = n.info();
+  const int nin = static_cast<int>(inputs.size());
+  if (nin < info.min_inputs || (info.max_inputs >= 0 && nin > info.max_inputs))
+    fail(n, "got " + std::to_string(nin) + " input tensor(s)");
+  // The inputs must be the tensors the node was typed for: re-infer and compare.
+  std::vector<ir::TensorType> types;
+  for (const Tensor* t : inputs) {
+    if (!t) fail(n, "null input tensor");
+    if (static_cast<int64_t>(t->data.size()) != t->elements() || t->shape.empty())
+      fail(n, "an input tensor holds " + std::to_string(t->data.size()) +
+                  " values for shape " + ir::shape_to_string(t->shape, true));
+    types.push_back(ir::TensorType{t->shape});
+  }
+  ir::Inferred inf;
+  try {
+    inf = ir::infer(n, types, types[0].shape[0]);
+  } catch (const Error& e) {
+    fail(n, std::string("inputs do not fit: ") + e.what());
+  }
+  if (!(inf.type.shape == n.type.shape))
+    fail(n, "inputs give output " + ir::shape_to_string(inf.type.shape, true) +
+                ", the layer was typed " + ir::shape_to_string(n.type.shape, true));
+  const Tensor& x = *inputs[0];
+
+  switch (n.op) {
+    case OpKind::Input:
+      break;  // handled above
+    case OpKind::Conv2D:
+      return conv2d(n, x);
+    case OpKind::Dense:
+      return dense(n, x);
+    case OpKind::MaxPool2D:
+      return pool2d(n, x, /*is_max=*/true);
+    case OpKind::AvgPool2D:
+      return pool2d(n, x, /*is_max=*/false);
+    case OpKind::GlobalAvgPool2D:
+      return global_avg_pool(n, x);
+    case OpKind::BatchNorm:
+      return batch_norm(n, x);
+    case OpKind::ReLU:
+      return elementwise(n, x, [](double v) { return std::max(v, 0.0); });
+    case OpKind::ReLU6:
+      return elementwise(n, x, [](double v) { return std::min(std::max(v, 0.0), 6.0); });
+    case OpKind::LeakyReLU: {
+      const double alpha = n.attr<ir::LeakyReLUAttrs>().alpha;
+      return elementwise(n, x, [alpha](double v) { return v > 0 ? v : alpha * v; });
+    }
+    case OpKind::Sigmoid:
+      return elementwise(n, x, [](double v) { return 1.0 / (1.0 + std::exp(-v)); });
+    case OpKind::Tanh:
+      return elementwise(n, x, [](double v) { return std::tanh(v); });
+    case OpKind::Softmax:
+      return softmax(n, x);
+    case OpKind::Add:
+      return add(n, inputs);
+    case OpKind::Concat:
+      return concat(n, inputs);
+    case OpKind::Flatten:
+    case OpKind::Dropout:  // identity at inference
+      return same_data(n, x);
+    case OpKind::ZeroPadding2D:
+      return zero_padding(n, x);
+  }
+  fail(n, "unknown op");
+}
+
+std::vector<Tensor> run(const ir::Graph& g, const std::vector<Tensor>& inputs) {
+  const auto in_ids = g.inputs();
+  if (inputs.size() != in_ids.size())
+    throw Error("reference: the network '" + g.name + "' takes " + std::to_string(in_ids.size()) +
+                " input(s), got " + std::to_string(inputs.size()));
+  for (size_t i = 0; i < in_ids.size(); ++i) {
+    const Node& n = g.node(in_ids[i]);
+    if (inputs[i].shape != n.type.shape)
+      throw Error("reference: " + g.where(n) + ": input " + std::to_string(i + 1) + " has shape " +
+                  ir::shape_to_string(inputs[i].shape, true) + ", expected " +
+                  ir::shape_to_string(n.type.shape, true) + " (batch first)");
+    if (static_cast<int64_t>(inputs[i].data.size()) != inputs[i].elements())
+      throw Error("reference: " + g.where(n) + ": input " + std::to_string(i + 1) + " holds " +
+                  std::to_string(inputs[i].data.size()) + " values, its shape needs " +
+                  std::to_string(inputs[i].elements()));
+  }
+  for (const Node& n : g.nodes())
+    for (const auto& p : n.params)
+      if (p.value.data.empty())
+        throw Error("reference: " + g.where(n) + ": weights '" + p.role +
+                    "' are not set (initialise or load them first)");
+
+  std::vector<Tensor> values(static_cast<size_t>(g.size()));
+  for (size_t i = 0; i < in_ids.size(); ++i) values[static_cast<size_t>(in_ids[i])] = inputs[i];
+  for (int id = 0; id < g.size(); ++id) {
+    const Node& n = g.node(id);
+    if (n.op == OpKind::Input) continue;
+    std::vector<const Tensor*> args;
+    for (ir::NodeId in : n.inputs) args.push_back(&values[static_cast<size_t>(in)]);
+    try {
+      values[static_cast<size_t>(id)] = run_node(n, args);
+    } catch (const Error& e) {
+      // Name the layer with its file and line, which run_node cannot know.
+      std::string msg = e.what();
+      const std::string prefix = "reference: " + layer(n) + ": ";
+      if (msg.rfind(prefix, 0) == 0) msg = msg.substr(prefix.size());
+      throw Error("reference: " + g.where(n) + ": " + msg);
+    }
+  }
+  std::vector<Tensor> outs;
+  for (ir::NodeId o : g.outputs()) outs.push_back(values[static_cast<size_t>(o)]);
+  return outs;
+}
+
+}  // namespace cnnc::runtime::reference

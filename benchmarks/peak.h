@@ -1,0 +1,14 @@
+#pragma once
+// Measures this machine's float32 FMA peak, so speed can be quoted as a fraction of it
+// (never hard-coded): 12 independent 8-wide FMA chains per thread, enough to cover the FMA
+// latency on the AVX2 cores we run on.
+namespace cnnc::bench {
+
+// Peak GFLOP/s with `threads` threads busy at once (each FMA counts 2 flops); the best of a few
+// repetitions of about `seconds` each.
+double measure_fma_peak_gflops(int threads, double seconds = 0.1);
+
+// Sustained memory bandwidth in GB/s (a streaming read of a buffer much larger than the caches).
+double measure_memory_bandwidth_gbs(int threads, double seconds = 0.1);
+
+}  // namespace cnnc::bench

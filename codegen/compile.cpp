@@ -1,0 +1,148 @@
+// codegen::compile: every node of the graph to one JIT-compiled Halide pipeline.
+#include <chrono>
+#include <cstdlib>
+
+#include "codegen/kernel.h"
+#include "codegen/lower.h"
+#include "ir/error.h"
+
+namespace cnnc::codegen {
+
+using namespace Halide;
+
+ImageParam make_input(const std::string& name, const std::vector<int>& dims) {
+  ImageParam p(Float(32), static_cast<int>(dims.size()), name);
+  int stride = 1;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    p.dim(static_cast<int>(i)).set_bounds(0, dims[i]).set_stride(stride);
+    stride *= dims[i];
+  }
+  return p;
+}
+
+void bound_output(Func& f, const std::vector<int>& dims) {
+  int stride = 1;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    f.output_buffer().dim(static_cast<int>(i)).set_bounds(0, dims[i]).set_stride(stride);
+    stride *= dims[i];
+  }
+}
+
+std::vector<int> halide_dims(const ir::Shape& s) {
+  return std::vector<int>(s.rbegin(), s.rend());
+}
+
+int vector_width(int channels, const Target& t) {
+  int v = t.natural_vector_size<float>();
+  while (v > 1 && v > channels) v /= 2;
+  return v;
+}
+
+bool is_view(ir::OpKind op) {
+  return op == ir::OpKind::Input || op == ir::OpKind::Flatten || op == ir::OpKind::Dropout;
+}
+
+namespace {
+
+thread_local std::string last_error;
+void capture_error(JITUserContext*, const char* msg) { last_error = msg; }
+
+class HalideKernel final : public Kernel {
+ public:
+  HalideKernel(Callable c, Lowered l)
+      : callable_(std::move(c)), arg_dims_(std::move(l.arg_dims)), out_dims_(std::move(l.out_dims)),
+        schedule_(std::move(l.schedule)) {}
+
+  void run(const std::vector<const float*>& args, float* out) const override {
+    if (args.size() != arg_dims_.size())
+      throw Error("internal: kernel called with " + std::to_string(args.size()) + " buffers, needs " +
+                  std::to_string(arg_dims_.size()));
+    std::vector<Runtime::Buffer<const float>> in;
+    in.reserve(args.size());
+    for (size_t i = 0; i < args.size(); ++i) in.emplace_back(args[i], arg_dims_[i]);
+    Runtime::Buffer<float> result(out, out_dims_);
+    JITUserContext ctx;
+    ctx.handlers.custom_error = capture_error;
+    JITUserContext* ctx_ptr = &ctx;
+    std::vector<const void*> argv{&ctx_ptr};
+    for (auto& b : in) argv.push_back(b.raw_buffer());
+    argv.push_back(result.raw_buffer());
+    if (callable_.call_argv_fast(argv.size(), argv.data()) != 0)
+      throw Error("kernel failed: " + last_error);
+  }
+  std::string schedule() const override { return schedule_; }
+
+ private:
+  Callable callable_;
+  std::vector<std::vector<int>> arg_dims_;
+  std::vector<int> out_dims_;
+  std::string schedule_;
+};
+
+Target resolve_target(const std::string& name) {
+  if (name == "host") return get_host_target();
+  if (!Target::validate_target_string(name))
+    throw Error("unknown target '" + name + "'; accepted: host, or a Halide target string such as "
+                "x86-64-linux-avx2-fma");
+  Target t(name);
+  if (t.has_gpu_feature())
+    throw Error("target '" + name + "': GPU schedules are not built yet; accepted: CPU targets (host)");
+  return t;
+}
+
+Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t) {
+  switch (n.op) {
+    case ir::OpKind::Conv2D: return lower_conv(g, n, t);
+    case ir::OpKind::Dense: return lower_dense(g, n, t);
+    case ir::OpKind::MaxPool2D:
+    case ir::OpKind::AvgPool2D: return lower_pool(g, n, t);
+    case ir::OpKind::GlobalAvgPool2D:
+    case ir::OpKind::BatchNorm:
+    case ir::OpKind::ReLU:
+    case ir::OpKind::ReLU6:
+    case ir::OpKind::LeakyReLU:
+    case ir::OpKind::Sigmoid:
+    case ir::OpKind::Tanh:
+    case ir::OpKind::Softmax:
+    case ir::OpKind::Add:
+    case ir::OpKind::Concat:
+    case ir::OpKind::ZeroPadding2D: return lower_elementwise(g, n, t);
+    case ir::OpKind::Input:
+    case ir::OpKind::Flatten:
+    case ir::OpKind::Dropout: break;
+  }
+  throw Error("internal: " + g.where(n) + " is a view and has no kernel");
+}
+
+}  // namespace
+
+void set_num_threads(int threads) {
+  if (threads > 0) setenv("HL_NUM_THREADS", std::to_string(threads).c_str(), 1);
+}
+
+CompiledGraph compile(const ir::Graph& g, const CompileOptions& opts) {
+  set_num_threads(opts.threads);
+  const Target target = resolve_target(opts.target);
+  CompiledGraph cg;
+  const auto start = std::chrono::steady_clock::now();
+  for (int id = 0; id < g.size(); ++id) {
+    const ir::Node& n = g.node(id);
+    if (is_view(n.op)) continue;
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      Lowered l = lower(g, n, target);
+      std::vector<Argument> args(l.args.begin(), l.args.end());
+      Callable c = Pipeline(l.out).compile_to_callable(args, target);
+      CompiledNode cn{id, std::make_unique<HalideKernel>(std::move(c), std::move(l))};
+      cn.compile_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      cg.kernels.push_back(std::move(cn));
+    } catch (const Halide::Error& e) {
+      throw Error(g.where(n) + ": Halide could not compile this layer: " + e.what());
+    }
+  }
+  cg.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return cg;
+}
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,50 @@
+#pragma once
+// What codegen hands to the runtime: compiled kernels behind a Halide-free interface, so that
+// only codegen/ includes Halide.h.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace cnnc::codegen {
+
+// One compiled op. Shapes are fixed at compile time; run() takes the data pointers of the node's
+// inputs followed by its weights (in ir::Node::params order), and of the output.
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  virtual void run(const std::vector<const float*>& args, float* out) const = 0;
+  // The schedule applied, in words (for `cnnc bench` and --emit).
+  virtual std::string schedule() const = 0;
+};
+
+struct CompileOptions {
+  std::string target = "host";  // a Halide target string; "host" is this machine's CPU
+  int threads = 0;              // worker threads at run time; 0: one per core
+};
+
+struct CompiledNode {
+  ir::NodeId node;
+  std::unique_ptr<Kernel> kernel;
+  double compile_seconds = 0;
+};
+
+struct CompiledGraph {
+  // Nodes in graph order; views (input, flatten, dropout) have no kernel.
+  std::vector<CompiledNode> kernels;
+  double compile_seconds = 0;
+};
+
+// Ops that need no code: their output is their input's data, seen with another shape.
+bool is_view(ir::OpKind op);
+
+// Compiles every node of the graph for the target. Throws cnnc::Error naming the layer if a
+// layer cannot be compiled.
+CompiledGraph compile(const ir::Graph& g, const CompileOptions& opts = {});
+
+// Sets the number of worker threads Halide's runtime uses (0: one per core). Must be called
+// before the first kernel runs.
+void set_num_threads(int threads);
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,67 @@
+#include "runtime/executor.h"
+
+#include "ir/error.h"
+
+namespace cnnc::runtime {
+
+CompiledModel::CompiledModel(ir::Graph g, const codegen::CompileOptions& opts)
+    : graph_(std::move(g)) {
+  for (const auto& n : graph_.nodes())
+    for (const auto& p : n.params)
+      if (static_cast<int64_t>(p.value.data.size()) != p.value.elements())
+        throw Error(graph_.where(n) + ": weights '" + p.role + "' are not set");
+  compiled_ = codegen::compile(graph_, opts);
+  storage_.resize(graph_.size());
+  data_.resize(graph_.size());
+  for (int i = 0; i < graph_.size(); ++i) {
+    const ir::Node& n = graph_.node(i);
+    if (n.op == ir::OpKind::Input || !codegen::is_view(n.op)) {
+      storage_[i].resize(static_cast<size_t>(n.type.elements()));
+      data_[i] = storage_[i].data();
+    } else {
+      data_[i] = data_[n.inputs[0]];  // a view: same data, another shape
+    }
+  }
+}
+
+std::vector<const float*> CompiledModel::kernel_args(const ir::Node& n) const {
+  std::vector<const float*> args;
+  for (ir::NodeId in : n.inputs) args.push_back(data_[in]);
+  for (const auto& p : n.params) args.push_back(p.value.data.data());
+  return args;
+}
+
+void CompiledModel::run_kernel(size_t k) {
+  const auto& ck = compiled_.kernels.at(k);
+  ck.kernel->run(kernel_args(graph_.node(ck.node)), data_[ck.node]);
+}
+
+void CompiledModel::rerun() {
+  for (size_t k = 0; k < compiled_.kernels.size(); ++k) run_kernel(k);
+}
+
+std::vector<ir::Tensor> CompiledModel::run(const std::vector<ir::Tensor>& inputs) {
+  const auto ids = graph_.inputs();
+  if (inputs.size() != ids.size())
+    throw Error(graph_.name + ": expects " + std::to_string(ids.size()) + " input(s), got " +
+                std::to_string(inputs.size()));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const ir::Node& n = graph_.node(ids[i]);
+    if (inputs[i].shape != n.type.shape)
+      throw Error(graph_.where(n) + ": input has shape " + ir::shape_to_string(inputs[i].shape, true) +
+                  ", the network expects " + ir::shape_to_string(n.type.shape, true) +
+                  " (batch first)");
+    std::copy(inputs[i].data.begin(), inputs[i].data.end(), storage_[ids[i]].begin());
+  }
+  rerun();
+  std::vector<ir::Tensor> outs;
+  for (ir::NodeId o : graph_.outputs()) {
+    ir::Tensor t;
+    t.shape = graph_.node(o).type.shape;
+    t.data.assign(data_[o], data_[o] + t.elements());
+    outs.push_back(std::move(t));
+  }
+  return outs;
+}
+
+}  // namespace cnnc::runtime

@@ -1,0 +1,38 @@
+#pragma once
+// A compiled model: the graph, its weights, one buffer per value and the kernels in order.
+// run(inputs) -> outputs.
+#include <string>
+#include <vector>
+
+#include "codegen/kernel.h"
+#include "ir/graph.h"
+
+namespace cnnc::runtime {
+
+class CompiledModel {
+ public:
+  // Compiles the graph, whose weights must all be set (init_weights or load_weights).
+  CompiledModel(ir::Graph g, const codegen::CompileOptions& opts = {});
+
+  // Inputs in the order of graph().inputs(), each of its input's exact shape; outputs in the
+  // order of graph().outputs(). Throws cnnc::Error on a wrong count or shape.
+  std::vector<ir::Tensor> run(const std::vector<ir::Tensor>& inputs);
+
+  // Runs the kernels on the inputs already set by a previous run (for benchmarks).
+  void rerun();
+  // Runs only kernel k (index into compiled().kernels), for per-layer timing.
+  void run_kernel(size_t k);
+
+  const ir::Graph& graph() const { return graph_; }
+  const codegen::CompiledGraph& compiled() const { return compiled_; }
+
+ private:
+  std::vector<const float*> kernel_args(const ir::Node& n) const;
+
+  ir::Graph graph_;
+  codegen::CompiledGraph compiled_;
+  std::vector<std::vector<float>> storage_;  // per node; empty for views
+  std::vector<float*> data_;                  // per node: its storage or the viewed input's
+};
+
+}  // namespace cnnc::runtime

@@ -1,0 +1,81 @@
+#include "runtime/npy.h"
+
+#include <cstring>
+#include <fstream>
+#include <regex>
+
+#include "ir/error.h"
+#include "ir/shape_inference.h"
+
+namespace cnnc::runtime {
+
+ir::Tensor read_npy(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path + ": cannot open: " + std::strerror(errno));
+  char magic[8];
+  f.read(magic, 8);
+  if (!f || std::memcmp(magic, "\x93NUMPY", 6) != 0) throw Error(path + ": not a .npy file");
+  uint32_t hlen = 0;
+  if (magic[6] == 1) {
+    uint16_t h16 = 0;
+    f.read(reinterpret_cast<char*>(&h16), 2);
+    hlen = h16;
+  } else {
+    f.read(reinterpret_cast<char*>(&hlen), 4);
+  }
+  if (!f || hlen > (1u << 20)) throw Error(path + ": corrupt .npy header");
+  std::string header(hlen, '\0');
+  f.read(header.data(), hlen);
+  std::smatch m;
+  if (!std::regex_search(header, m, std::regex("'descr':\\s*'([<>|]?[a-z]\\d+)'")))
+    throw Error(path + ": .npy header has no dtype");
+  const std::string descr = m[1];
+  if (descr != "<f4" && descr != "<f8")
+    throw Error(path + ": dtype " + descr + " is not supported; accepted: float32 (<f4) or float64 (<f8)");
+  if (std::regex_search(header, std::regex("'fortran_order':\\s*True")))
+    throw Error(path + ": Fortran-order arrays are not supported; save with np.ascontiguousarray");
+  if (!std::regex_search(header, m, std::regex("'shape':\\s*\\(([^)]*)\\)")))
+    throw Error(path + ": .npy header has no shape");
+  ir::Tensor t;
+  const std::string dims = m[1];
+  const std::regex digits("\\d+");
+  for (std::sregex_iterator it(dims.begin(), dims.end(), digits), end; it != end; ++it) {
+    const std::string d = it->str();
+    if (d.size() > 10) throw Error(path + ": dimension " + d + " is too large");
+    t.shape.push_back(std::stoll(d));
+  }
+  int64_t n = 1;
+  for (auto d : t.shape) {
+    if (d < 0 || (d > 0 && n > ir::kMaxElements / d)) throw Error(path + ": array is too large");
+    n *= d;
+  }
+  t.data.resize(static_cast<size_t>(n));
+  if (descr == "<f4") {
+    f.read(reinterpret_cast<char*>(t.data.data()), n * 4);
+  } else {
+    std::vector<double> d(static_cast<size_t>(n));
+    f.read(reinterpret_cast<char*>(d.data()), n * 8);
+    std::copy(d.begin(), d.end(), t.data.begin());
+  }
+  if (!f) throw Error(path + ": truncated: the header promises " + std::to_string(n) + " values");
+  return t;
+}
+
+void write_npy(const std::string& path, const ir::Tensor& t) {
+  std::string dims;
+  for (size_t i = 0; i < t.shape.size(); ++i) dims += (i ? ", " : "") + std::to_string(t.shape[i]);
+  if (t.shape.size() == 1) dims += ",";  // a Python 1-tuple
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::ofstream f(path, std::ios::binary);
+  if (!f) throw Error(path + ": cannot write: " + std::strerror(errno));
+  const uint16_t hlen = static_cast<uint16_t>(header.size());
+  f.write("\x93NUMPY\x01\x00", 8);
+  f.write(reinterpret_cast<const char*>(&hlen), 2);
+  f.write(header.data(), static_cast<std::streamsize>(header.size()));
+  f.write(reinterpret_cast<const char*>(t.data.data()), static_cast<std::streamsize>(t.data.size() * 4));
+  if (!f) throw Error(path + ": write failed");
+}
+
+}  // namespace cnnc::runtime

@@ -1,0 +1,207 @@
+// Every op compiled with Halide against the reference implementation, on many random shapes,
+// strides, paddings, dilations, groups and batch sizes. A failure prints the network text.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <functional>
+#include <random>
+#include <sstream>
+
+#include "ir/error.h"
+#include "ir/text.h"
+#include "runtime/executor.h"
+#include "runtime/reference/reference.h"
+#include "runtime/weights.h"
+#include "tests/util.h"
+
+using namespace cnnc;
+
+namespace {
+
+// Random weights (not Keras' init: BatchNorm statistics must not be the identity here).
+void random_weights(ir::Graph& g, std::mt19937& rng) {
+  for (auto& n : g.nodes())
+    for (auto& p : n.params) {
+      const bool positive = p.role == "moving_variance" || p.role == "gamma";
+      p.value = test::random_tensor(p.value.shape, rng, positive ? 0.5f : -1.f, positive ? 2.f : 1.f);
+    }
+}
+
+// Compiles and runs `text` and compares it with the reference. Returns false when the network
+// is not a valid one (shape inference refused it), so random generators can skip it.
+bool check_network(const std::string& text, std::mt19937& rng, int64_t batch = 1) {
+  ir::Graph g;
+  try {
+    g = ir::parse(text, "generated.cnn", batch);
+  } catch (const Error&) {
+    return false;
+  }
+  random_weights(g, rng);
+  std::vector<ir::Tensor> inputs;
+  for (ir::NodeId id : g.inputs()) inputs.push_back(test::random_tensor(g.node(id).type.shape, rng));
+  const auto want = runtime::reference::run(g, inputs);
+  runtime::CompiledModel model(g);
+  const auto got = model.run(inputs);
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("network:\n" << text << "batch " << batch << ", output " << i);
+    test::check_close(got[i], want[i], 1e-4);
+  }
+  return true;
+}
+
+template <class T>
+T pick(std::mt19937& rng, std::initializer_list<T> options) {
+  std::uniform_int_distribution<size_t> d(0, options.size() - 1);
+  return *(options.begin() + d(rng));
+}
+
+// Runs `make` until `count` valid random networks were checked.
+void check_random(int count, uint32_t seed, const std::function<std::string(std::mt19937&)>& make,
+                  const std::function<int64_t(std::mt19937&)>& batch = nullptr) {
+  std::mt19937 rng(seed);
+  int checked = 0;
+  for (int attempt = 0; checked < count && attempt < count * 20; ++attempt) {
+    const std::string text = make(rng);
+    CAPTURE(seed);
+    if (check_network(text, rng, batch ? batch(rng) : 1)) ++checked;
+  }
+  CHECK(checked == count);
+}
+
+std::string input_line(std::mt19937& rng, std::initializer_list<int> sizes,
+                       std::initializer_list<int> channels) {
+  std::ostringstream os;
+  os << "input x shape=" << pick(rng, sizes) << "x" << pick(rng, sizes) << "x" << pick(rng, channels) << "\n";
+  return os.str();
+}
+
+}  // namespace
+
+TEST_CASE("conv2d matches the reference: strides, paddings, dilations, groups, batches") {
+  check_random(
+      24, 1,
+      [](std::mt19937& rng) {
+        const int cin = pick(rng, {1, 3, 4, 8, 16});
+        const int k = pick(rng, {1, 2, 3, 5});
+        std::ostringstream os;
+        os << "input x shape=" << pick(rng, {5, 7, 9, 12}) << "x" << pick(rng, {4, 6, 11}) << "x" << cin << "\n";
+        const int groups = pick(rng, {1, 1, cin, cin > 1 && cin % 2 == 0 ? 2 : 1});
+        const int filters = groups * pick(rng, {1, 2, 3, 8, 16});
+        os << "conv2d c filters=" << filters << " kernel=" << k << "x" << pick(rng, {1, 3})
+           << " strides=" << pick(rng, {1, 2, 3}) << "x" << pick(rng, {1, 2})
+           << " dilation=" << pick(rng, {1, 1, 2}) << "x" << pick(rng, {1, 2})
+           << " padding=" << pick<std::string>(rng, {"valid", "same", "1", "0,1,2,1"})
+           << " groups=" << groups << " use_bias=" << pick<std::string>(rng, {"true", "false"})
+           << " round=floor\n";
+        return os.str();
+      },
+      [](std::mt19937& rng) { return pick<int64_t>(rng, {1, 1, 2, 3}); });
+}
+
+TEST_CASE("conv2d at a realistic size: 3x3, 56x56, 64 -> 64 with same padding") {
+  std::mt19937 rng(7);
+  CHECK(check_network("input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n", rng));
+}
+
+TEST_CASE("depthwise conv2d with a depth multiplier, and a 7x7 stride-2 stem") {
+  std::mt19937 rng(8);
+  CHECK(check_network("input x shape=14x14x32\nconv2d c filters=64 kernel=3x3 padding=same groups=32 strides=2x2\n", rng));
+  CHECK(check_network("input x shape=32x32x3\nconv2d c filters=16 kernel=7x7 strides=2x2 padding=same\n", rng, 2));
+}
+
+TEST_CASE("dense matches the reference on rank-2 and rank-4 inputs and batches") {
+  check_random(
+      10, 2,
+      [](std::mt19937& rng) {
+        std::ostringstream os;
+        if (pick(rng, {0, 1}))
+          os << "input x shape=" << pick(rng, {1, 7, 64, 300}) << "\n";
+        else
+          os << "input x shape=" << pick(rng, {1, 3}) << "x" << pick(rng, {2, 5}) << "x" << pick(rng, {3, 16}) << "\n";
+        os << "dense d units=" << pick(rng, {1, 5, 10, 32, 100}) << " use_bias="
+           << pick<std::string>(rng, {"true", "false"}) << "\n";
+        return os.str();
+      },
+      [](std::mt19937& rng) { return pick<int64_t>(rng, {1, 2, 7, 32}); });
+}
+
+TEST_CASE("max and average pooling match the reference, including Keras 'same' padding") {
+  check_random(
+      16, 3,
+      [](std::mt19937& rng) {
+        std::ostringstream os;
+        os << input_line(rng, {3, 6, 7, 13}, {1, 3, 8, 19});
+        os << pick<std::string>(rng, {"maxpool2d", "avgpool2d"}) << " p pool=" << pick(rng, {1, 2, 3})
+           << "x" << pick(rng, {2, 3}) << " strides=" << pick(rng, {1, 2, 3}) << "x" << pick(rng, {1, 2})
+           << " padding=" << pick<std::string>(rng, {"valid", "same", "1"}) << " round=floor\n";
+        return os.str();
+      },
+      [](std::mt19937& rng) { return pick<int64_t>(rng, {1, 2}); });
+}
+
+TEST_CASE("elementwise ops, batch norm, softmax and global pooling match the reference") {
+  check_random(
+      24, 4,
+      [](std::mt19937& rng) {
+        std::ostringstream os;
+        const bool vector_input = pick(rng, {0, 0, 1});
+        if (vector_input)
+          os << "input x shape=" << pick(rng, {1, 5, 10, 33}) << "\n";
+        else
+          os << input_line(rng, {1, 4, 9}, {1, 3, 8, 20});
+        std::string op = pick<std::string>(rng, {"relu", "relu6", "leakyrelu alpha=0.1", "leakyrelu",
+                                                 "sigmoid", "tanh", "softmax", "batchnorm epsilon=0.01",
+                                                 "batchnorm", "dropout rate=0.3", "globalavgpool2d",
+                                                 "globalavgpool2d keepdims=true", "flatten"});
+        // Scale up so that relu6 and the saturating functions see large values too.
+        os << "batchnorm scale\n";
+        const auto space = op.find(' ');
+        os << (space == std::string::npos ? op + " y" : op.substr(0, space) + " y" + op.substr(space)) << "\n";
+        return os.str();
+      },
+      [](std::mt19937& rng) { return pick<int64_t>(rng, {1, 3}); });
+}
+
+TEST_CASE("add, concat and zero padding match the reference on branching graphs") {
+  check_random(
+      12, 5,
+      [](std::mt19937& rng) {
+        std::ostringstream os;
+        const int c = pick(rng, {1, 3, 8, 13});
+        os << "input x shape=" << pick(rng, {2, 5, 8}) << "x" << pick(rng, {3, 6}) << "x" << c << "\n";
+        os << "relu a <- x\nsigmoid b <- x\ntanh d <- x\n";
+        os << pick<std::string>(rng, {"add s <- a, b", "add s <- a, b, d", "concat s <- a, b",
+                                      "concat s <- b, x, d, a"})
+           << "\n";
+        os << "zeropadding2d z pad=" << pick<std::string>(rng, {"1", "0,1,2,0", "2,0,0,3"}) << "\n";
+        return os.str();
+      },
+      [](std::mt19937& rng) { return pick<int64_t>(rng, {1, 2}); });
+}
+
+TEST_CASE("the example models compile and match the reference end to end") {
+  std::mt19937 rng(9);
+  for (const char* model : {"models/seed_layer.cnn", "models/lenet5.cnn", "models/cifar10_cnn.cnn",
+                            "models/resnet_mini.cnn"}) {
+    CAPTURE(model);
+    std::ifstream f(test::source_path(model));
+    std::stringstream text;
+    text << f.rdbuf();
+    CHECK(check_network(text.str(), rng, 2));
+  }
+}
+
+TEST_CASE("a wrong input shape is an error, not a crash") {
+  ir::Graph g = ir::parse("input x shape=4x4x2\nrelu r\n", "t.cnn");
+  runtime::CompiledModel model(g);
+  CHECK_THROWS_WITH_AS(model.run({ir::Tensor({1, 4, 4, 3})}),
+                       doctest::Contains("input has shape 1x4x4x3, the network expects 1x4x4x2"), Error);
+  CHECK_THROWS_AS(model.run({}), Error);
+}
+
+TEST_CASE("weights must be set before compiling") {
+  ir::Graph g = ir::parse("input x shape=4x4x2\nconv2d c filters=2 kernel=3x3\n", "t.cnn");
+  CHECK_THROWS_WITH_AS(runtime::CompiledModel{g}, doctest::Contains("layer 'c' (conv2d): weights 'kernel' are not set"),
+                       Error);
+}

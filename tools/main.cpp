@@ -1,0 +1,37 @@
+// cnnc: the command line. Thin: each subcommand calls the stages' public functions.
+#include <iostream>
+#include <new>
+
+#include "ir/error.h"
+#include "tools/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"cnnc: a compiler for convolutional networks (native .cnn format, Halide CPU kernels)"};
+  app.require_subcommand(1);
+  std::vector<std::pair<CLI::App*, cnnc::tools::Action>> commands;
+  for (auto add : {cnnc::tools::add_summary, cnnc::tools::add_run, cnnc::tools::add_bench,
+                   cnnc::tools::add_ops}) {
+    const size_t before = app.get_subcommands({}).size();
+    auto action = add(app);
+    commands.emplace_back(app.get_subcommands({}).at(before), std::move(action));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, action] : commands)
+      if (sub->parsed()) return action();
+  } catch (const cnnc::Error& e) {
+    std::cerr << "cnnc: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "cnnc: error: out of memory\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "cnnc: internal error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}
