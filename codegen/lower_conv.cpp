@@ -46,7 +46,8 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
         in, 0.f, {{Expr(), Expr()}, {0, s.in_w}, {0, s.in_h}, {Expr(), Expr()}});
     padded(c, x, y, n) = bounded(c, x - s.pad_left, y - s.pad_top, n);
   } else {
-    padded(c, x, y, n) = in(c, x, y, n);
+    // The last tile of a row is rounded up: clamp its extra columns onto the last real one.
+    padded(c, x, y, n) = in(c, min(x, s.in_w - 1), y, n);
   }
 
   const bool depthwise = ig == 1 && s.groups > 1;
@@ -65,34 +66,67 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
   l.out_dims = {s.out_c, s.out_w, s.out_h, s.n};
   bound_output(l.out, l.out_dims);
 
-  // Register tile: tile_c channels (whole vectors) x tile_x pixels of one row.
   const int vec = vector_width(s.out_c, t);
-  const int vectors = std::clamp(s.out_c / vec, 1, 2);
-  const int tile_c = vec * vectors;
-  const int tile_x = std::clamp(kAccumulators / vectors, 1, s.out_w);
+  const int pixels = s.out_w;
   Var co("co"), ci("ci"), xo("xo"), xi("xi"), task("task");
-  l.out.split(c, co, ci, tile_c)
-      .split(x, xo, xi, tile_x)
-      .reorder(ci, xi, xo, co, y, n)
-      .fuse(co, y, task)
-      .fuse(task, n, task)
-      .parallel(task)
-      .vectorize(ci, vec)
-      .unroll(ci)
-      .unroll(xi);
-  conv.compute_at(l.out, xo).vectorize(c, vec).unroll(c).unroll(x);
-  if (depthwise) {
-    conv.update().reorder(c, x, r.x, r.y, y, n).vectorize(c, vec).unroll(c).unroll(x);
-  } else {
-    conv.update().reorder(c, x, r.z, r.x, r.y, y, n).vectorize(c, vec).unroll(c).unroll(x);
-    if (ig % 2 == 0) conv.update().unroll(r.z, 2);
-  }
-  if (padded_input) padded.compute_root().parallel(y).vectorize(c, vector_width(s.in_c, t));
-
+  RVar rzo("rzo"), rzi("rzi");
   std::ostringstream os;
-  os << (depthwise ? "depthwise " : "") << "register tile " << tile_c << "c x " << tile_x
-     << "px, reduction " << (depthwise ? "taps" : "in-channels, taps") << " inside, parallel over "
-     << "channel blocks x rows x batch" << (padded_input ? ", padding computed once" : "");
+  if (!depthwise && pixels < 4) {
+    // Matrix-vector shape (a dense layer at batch 1): memory-bound on the weights, so stream
+    // them in their storage order, a block of output channels per task, accumulators in L1.
+    const int block = std::min(s.out_c, 1024);
+    l.out.split(c, co, ci, block).reorder(ci, x, co, y, n).fuse(co, y, task).fuse(task, n, task)
+        .parallel(task).vectorize(ci, vec);
+    // An accumulation must not run twice on an element, so a partial last vector is masked.
+    const TailStrategy tail = block % vec ? TailStrategy::GuardWithIf : TailStrategy::RoundUp;
+    conv.compute_at(l.out, task).vectorize(c, vec, tail);
+    conv.update().reorder(c, x, r.z, r.x, r.y, y, n).vectorize(c, vec, tail).unroll(x);
+    os << "weights streamed in order, " << block << " output channels per task";
+  } else {
+    // Register tile: tile_c channels (whole vectors) x tile_x pixels of one row, accumulated
+    // over a chunk of kc input channels; a whole row of tiles is swept per chunk and tap, so
+    // the kc x tile_c weights of a tap stay in L1 while they are reused across the row.
+    const int vectors = std::clamp(s.out_c / vec, 1, 2);
+    const int tile_c = vec * vectors;
+    // Pixels per tile: the width (from 4 up to the register budget) that wastes the least on a
+    // row's last, rounded-up tile; the wider on a tie.
+    int tile_x = std::clamp(kAccumulators / vectors, 1, s.out_w);
+    for (int tx = tile_x - 1; tx >= std::min(tile_x, 4); --tx)
+      if ((s.out_w + tx - 1) / tx * tx < (s.out_w + tile_x - 1) / tile_x * tile_x) tile_x = tx;
+    int kc = std::min(ig, 64);
+    while (ig % kc) --kc;
+    // Rows per task: enough pixels (~128) to reuse each weight chunk, few enough (<= 256) that
+    // the task's accumulators stay in L1.
+    const int rows = std::clamp(128 / s.out_w, 1, std::min(s.out_h, std::max(1, 256 / s.out_w)));
+    Var yo("yo"), yi("yi");
+    l.out.split(c, co, ci, tile_c)
+        .split(x, xo, xi, tile_x)
+        .split(y, yo, yi, rows)
+        .reorder(ci, xi, xo, yi, co, yo, n)
+        .fuse(co, yo, task)
+        .fuse(task, n, task)
+        .parallel(task)
+        .vectorize(ci, vec)
+        .unroll(ci)
+        .unroll(xi);
+    conv.compute_at(l.out, task).vectorize(c, vec).unroll(c);
+    Stage u = conv.update();
+    u.split(x, xo, xi, tile_x, TailStrategy::RoundUp);
+    if (depthwise) {
+      u.reorder(c, xi, r.x, r.y, xo, y, n);
+    } else {
+      u.split(r.z, rzo, rzi, kc).reorder(c, xi, rzi, xo, y, r.x, r.y, rzo, n);
+      if (kc % 2 == 0) u.unroll(rzi, 2);
+    }
+    u.vectorize(c, vec).unroll(c).unroll(xi);
+    os << (depthwise ? "depthwise, " : "") << "register tile " << tile_c << "c x " << tile_x
+       << "px; " << (depthwise ? "taps" : "in-channel chunks of " + std::to_string(kc) + ", taps")
+       << " outside a sweep of " << rows << " row(s); parallel over channel blocks x row blocks x batch";
+  }
+  if (padded_input) {
+    padded.compute_root().parallel(y).vectorize(c, vector_width(s.in_c, t));
+    os << "; padding computed once";
+  }
   l.schedule = os.str();
   return l;
 }

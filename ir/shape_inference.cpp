@@ -117,7 +117,7 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
     case OpKind::Input: {
       const auto& s = n.attr<InputAttrs>().shape;
       if (s.size() != 3 && s.size() != 1)
-        fail("shape must be HxWxC (an image) or C (a vector), got " + shape_to_string(s));
+        fail("shape must be HxWxC (an image) or C (a vector), got " + shape_to_string(s, true));
       r.type.shape = {batch};
       r.type.shape.insert(r.type.shape.end(), s.begin(), s.end());
       break;

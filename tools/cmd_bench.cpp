@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <numeric>
 #include <thread>
 
 #include "benchmarks/peak.h"
@@ -25,6 +26,7 @@ struct BenchOptions {
   double min_seconds = 2.0;
   int min_runs = 10;
   uint64_t seed = 0;
+  bool profile = false;
 };
 
 double quantile(std::vector<double> v, double q) {
@@ -33,6 +35,39 @@ double quantile(std::vector<double> v, double q) {
   const size_t lo = static_cast<size_t>(pos);
   const size_t hi = std::min(lo + 1, v.size() - 1);
   return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+
+// Per-kernel median time over a few runs of each kernel alone, slowest first.
+void print_profile(runtime::CompiledModel& model, double peak) {
+  const ir::Graph& g = model.graph();
+  struct Row {
+    size_t k;
+    double ms;
+  };
+  std::vector<Row> rows;
+  double total = 0;
+  for (size_t k = 0; k < model.compiled().kernels.size(); ++k) {
+    std::vector<double> ms;
+    for (int i = 0; i < 5 || (ms.size() < 200 && std::accumulate(ms.begin(), ms.end(), 0.0) < 200); ++i) {
+      const auto t0 = Clock::now();
+      model.run_kernel(k);
+      ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    }
+    rows.push_back({k, quantile(ms, 0.5)});
+    total += rows.back().ms;
+  }
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.ms > b.ms; });
+  std::printf("  per kernel (median of runs of each kernel alone; sum %.3f ms):\n", total);
+  std::printf("  %-24s %-16s %-18s %10s %7s %9s %7s  %s\n", "layer", "op", "output", "ms", "share",
+              "GFLOP/s", "%peak", "schedule");
+  for (const auto& r : rows) {
+    const auto& ck = model.compiled().kernels[r.k];
+    const ir::Node& n = g.node(ck.node);
+    const double gf = 2.0 * static_cast<double>(ir::macs(n, ir::input_types(g, n))) / (r.ms * 1e-3) * 1e-9;
+    std::printf("  %-24s %-16s %-18s %10.3f %6.1f%% %9.1f %6.1f%%  %s\n", n.name.c_str(),
+                std::string(n.info().text).c_str(), ir::shape_to_string(n.type.shape, true).c_str(),
+                r.ms, 100 * r.ms / total, gf, peak > 0 ? 100 * gf / peak : 0.0, ck.kernel->schedule().c_str());
+  }
 }
 
 int bench(const BenchOptions& o) {
@@ -75,6 +110,7 @@ int bench(const BenchOptions& o) {
                 gflops, 100.0 * gflops / peak, peak, threads);
   else
     std::printf("  speed:      %.1f GFLOP/s (no AVX2+FMA: peak not measured)\n", gflops);
+  if (o.profile) print_profile(model, peak);
   return 0;
 }
 
@@ -89,6 +125,7 @@ Action add_bench(CLI::App& app) {
   sub->add_option("--min-time", o->min_seconds, "seconds to measure for, at least")->check(CLI::Range(0.0, 600.0));
   sub->add_option("--min-runs", o->min_runs, "runs to measure, at least")->check(CLI::Range(1, 100000));
   sub->add_option("--seed", o->seed, "seed for weights and input");
+  sub->add_flag("--profile", o->profile, "also time each kernel alone, slowest first");
   return [o] { return bench(*o); };
 }
 
