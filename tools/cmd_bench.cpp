@@ -27,6 +27,7 @@ struct BenchOptions {
   int min_runs = 10;
   uint64_t seed = 0;
   bool profile = false;
+  PassFlags passes;
 };
 
 double quantile(std::vector<double> v, double q) {
@@ -72,7 +73,7 @@ void print_profile(runtime::CompiledModel& model, double peak) {
 
 int bench(const BenchOptions& o) {
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
-  ir::Graph g = load_with_weights(o.net, o.batch, "", o.seed);
+  ir::Graph g = optimize(load_with_weights(o.net, o.batch, "", o.seed), o.passes);
   int64_t macs = 0;
   for (const auto& n : g.nodes()) macs += ir::macs(n, ir::input_types(g, n));
   const auto inputs = random_inputs(g, o.seed);
@@ -126,6 +127,7 @@ Action add_bench(CLI::App& app) {
   sub->add_option("--min-runs", o->min_runs, "runs to measure, at least")->check(CLI::Range(1, 100000));
   sub->add_option("--seed", o->seed, "seed for weights and input");
   sub->add_flag("--profile", o->profile, "also time each kernel alone, slowest first");
+  add_pass_flags(*sub, o->passes);
   return [o] { return bench(*o); };
 }
 

@@ -19,6 +19,7 @@ struct RunOptions {
   int64_t batch = 0;
   uint64_t seed = 0;
   int threads = 0;
+  PassFlags passes;
 };
 
 int run(const RunOptions& o) {
@@ -30,7 +31,9 @@ int run(const RunOptions& o) {
     if (batch == 0) batch = given.shape[0];
   }
   ir::Graph g = load_with_weights(o.net, batch ? batch : 1, o.weights, o.seed);
+  // Saved before the passes, so the file fits the network as written.
   if (!o.save_weights.empty()) runtime::save_weights(g, o.save_weights);
+  g = optimize(std::move(g), o.passes);
   std::vector<ir::Tensor> inputs;
   if (o.input.empty()) {
     inputs = random_inputs(g, o.seed);
@@ -84,6 +87,7 @@ Action add_run(CLI::App& app) {
   sub->add_option("--save-weights", o->save_weights, "write the weights used to this .cnnw file");
   sub->add_option("-o,--output", o->output, "write the output to this .npy file");
   sub->add_option("--threads", o->threads, "worker threads (0: one per core)")->check(CLI::Range(0, 256));
+  add_pass_flags(*sub, o->passes);
   return [o] { return run(*o); };
 }
 

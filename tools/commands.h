@@ -12,5 +12,6 @@ Action add_summary(CLI::App& app);
 Action add_run(CLI::App& app);
 Action add_bench(CLI::App& app);
 Action add_ops(CLI::App& app);
+Action add_compile(CLI::App& app);
 
 }  // namespace cnnc::tools

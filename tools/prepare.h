@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "ir/graph.h"
 
 namespace cnnc::tools {
@@ -12,6 +14,15 @@ namespace cnnc::tools {
 // Loads NET at the batch size; weights from `weights_path` if given, else initialised from seed.
 ir::Graph load_with_weights(const std::string& net, int64_t batch, const std::string& weights_path,
                             uint64_t seed);
+
+// The pass options every compiling subcommand takes: --disable-pass, --print-after.
+struct PassFlags {
+  std::vector<std::string> disabled;
+  std::string print_after;  // a pass name, or "all"
+};
+void add_pass_flags(CLI::App& sub, PassFlags& flags);
+// passes::optimize with the flags; IR printed to stdout after the passes asked for.
+ir::Graph optimize(ir::Graph g, const PassFlags& flags);
 
 // Deterministic inputs in [0, 1) for every graph input (like a normalised image).
 std::vector<ir::Tensor> random_inputs(const ir::Graph& g, uint64_t seed);

@@ -1,0 +1,51 @@
+#include "passes/pipeline.h"
+
+#include "ir/error.h"
+#include "ir/text.h"
+#include "passes/dead_code_elimination.h"
+#include "passes/remove_identities.h"
+
+namespace cnnc::passes {
+
+namespace {
+struct PassInfo {
+  const char* name;
+  ir::Graph (*run)(ir::Graph);
+  const char* doc;
+};
+const PassInfo kPasses[] = {
+#define CNNC_PASS(name, fn, doc) {#name, fn, doc},
+#include "passes/passes.def"
+#undef CNNC_PASS
+};
+}  // namespace
+
+std::vector<std::string> pass_names() {
+  std::vector<std::string> names;
+  for (const auto& p : kPasses) names.push_back(p.name);
+  return names;
+}
+
+ir::Graph optimize(ir::Graph g, const PipelineOptions& opts) {
+  for (const auto& d : opts.disabled) {
+    bool known = false;
+    for (const auto& p : kPasses) known |= d == p.name;
+    if (!known) {
+      std::string all;
+      for (const auto& n : pass_names()) all += (all.empty() ? "" : ", ") + n;
+      throw Error("unknown pass '" + d + "'; the passes are: " + all);
+    }
+  }
+  for (const auto& p : kPasses) {
+    if (opts.disabled.count(p.name)) continue;
+    const std::string before = opts.after_pass ? ir::print(g) : std::string();
+    g = p.run(std::move(g));
+#ifndef NDEBUG
+    ir::verify(g);
+#endif
+    if (opts.after_pass) opts.after_pass(p.name, g, ir::print(g) != before);
+  }
+  return g;
+}
+
+}  // namespace cnnc::passes

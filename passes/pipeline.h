@@ -1,0 +1,23 @@
+#pragma once
+// passes::optimize: the linear pipeline of passes.def, with the verifier between passes.
+#include <functional>
+#include <set>
+#include <string>
+
+#include "ir/graph.h"
+
+namespace cnnc::passes {
+
+struct PipelineOptions {
+  std::set<std::string> disabled;  // pass names to skip
+  // Called after each pass that ran with its name and the IR; `changed` is false when the pass
+  // left the graph as it was.
+  std::function<void(const std::string& pass, const ir::Graph& g, bool changed)> after_pass;
+};
+
+ir::Graph optimize(ir::Graph g, const PipelineOptions& opts = {});
+
+// The pass names, in pipeline order (for --disable-pass and messages).
+std::vector<std::string> pass_names();
+
+}  // namespace cnnc::passes

@@ -1,0 +1,26 @@
+#include "passes/rewrite.h"
+
+namespace cnnc::passes {
+
+ir::Graph rebuild(ir::Graph g, const std::vector<ir::NodeId>& replacement) {
+  ir::Graph out;
+  out.name = g.name;
+  out.source = g.source;
+  out.set_batch(g.batch());
+  std::vector<ir::NodeId> new_id(g.size(), -1);
+  for (int i = 0; i < g.size(); ++i) {
+    if (replacement[i] != i) {
+      new_id[i] = replacement[i] >= 0 ? new_id[replacement[i]] : -1;
+      continue;
+    }
+    ir::Node n = std::move(g.node(i));
+    for (auto& in : n.inputs) in = new_id[in];
+    new_id[i] = out.add(std::move(n));
+  }
+  std::vector<ir::NodeId> outs;
+  for (ir::NodeId o : g.outputs()) outs.push_back(new_id.at(o));
+  out.set_outputs(outs);
+  return out;
+}
+
+}  // namespace cnnc::passes
