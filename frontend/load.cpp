@@ -28,6 +28,8 @@ std::string read_file(const std::string& path, size_t max_bytes) {
 }
 
 ir::Graph load(const std::string& path, int64_t batch) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a directory, not a network file (.cnn)");
   const std::string ext = std::filesystem::path(path).extension().string();
   if (ext == ".cnn") return native::load(path, batch);
   if (ext == ".keras" || ext == ".h5" || ext == ".json" || ext == ".onnx")

@@ -15,6 +15,9 @@ ir::Tensor read_npy(const std::string& path) {
   char magic[8];
   f.read(magic, 8);
   if (!f || std::memcmp(magic, "\x93NUMPY", 6) != 0) throw Error(path + ": not a .npy file");
+  if (magic[6] < 1 || magic[6] > 3)
+    throw Error(path + ": .npy format version " + std::to_string(int(magic[6])) +
+                " is not supported; accepted: 1.0, 2.0, 3.0");
   uint32_t hlen = 0;
   if (magic[6] == 1) {
     uint16_t h16 = 0;
@@ -26,6 +29,7 @@ ir::Tensor read_npy(const std::string& path) {
   if (!f || hlen > (1u << 20)) throw Error(path + ": corrupt .npy header");
   std::string header(hlen, '\0');
   f.read(header.data(), hlen);
+  if (!f) throw Error(path + ": truncated .npy header");
   std::smatch m;
   if (!std::regex_search(header, m, std::regex("'descr':\\s*'([<>|]?[a-z]\\d+)'")))
     throw Error(path + ": .npy header has no dtype");
@@ -38,9 +42,10 @@ ir::Tensor read_npy(const std::string& path) {
     throw Error(path + ": .npy header has no shape");
   ir::Tensor t;
   const std::string dims = m[1];
-  const std::regex digits("\\d+");
+  const std::regex digits("-?\\d+");
   for (std::sregex_iterator it(dims.begin(), dims.end(), digits), end; it != end; ++it) {
     const std::string d = it->str();
+    if (d[0] == '-') throw Error(path + ": negative dimension " + d + " in the shape");
     if (d.size() > 10) throw Error(path + ": dimension " + d + " is too large");
     t.shape.push_back(std::stoll(d));
   }
@@ -49,6 +54,17 @@ ir::Tensor read_npy(const std::string& path) {
     if (d < 0 || (d > 0 && n > ir::kMaxElements / d)) throw Error(path + ": array is too large");
     n *= d;
   }
+  // Compare with what the file holds before allocating: a corrupt header must not make us
+  // allocate gigabytes.
+  const int64_t item = descr == "<f4" ? 4 : 8;
+  const std::streamoff data_start = f.tellg();
+  f.seekg(0, std::ios::end);
+  const std::streamoff file_size = f.tellg();
+  f.seekg(data_start);
+  if (!f || file_size - data_start < n * item)
+    throw Error(path + ": truncated: the header promises " + std::to_string(n) + " values (" +
+                std::to_string(n * item) + " bytes), the file holds " +
+                std::to_string(file_size - data_start) + " bytes of data");
   t.data.resize(static_cast<size_t>(n));
   if (descr == "<f4") {
     f.read(reinterpret_cast<char*>(t.data.data()), n * 4);
@@ -75,7 +91,8 @@ void write_npy(const std::string& path, const ir::Tensor& t) {
   f.write(reinterpret_cast<const char*>(&hlen), 2);
   f.write(header.data(), static_cast<std::streamsize>(header.size()));
   f.write(reinterpret_cast<const char*>(t.data.data()), static_cast<std::streamsize>(t.data.size() * 4));
-  if (!f) throw Error(path + ": write failed");
+  f.close();  // flushes: a full disk shows here
+  if (!f) throw Error(path + ": write failed: " + std::strerror(errno));
 }
 
 }  // namespace cnnc::runtime

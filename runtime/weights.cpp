@@ -1,6 +1,7 @@
 #include "runtime/weights.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -58,7 +59,7 @@ void save_weights(const ir::Graph& g, const std::string& path) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary);
-    if (!f) throw Error(path + ": cannot write: " + std::strerror(errno));
+    if (!f) throw Error(path + ": cannot write " + tmp + ": " + std::strerror(errno));
     const uint64_t len = text.size();
     f.write(kMagic, sizeof kMagic);
     f.write(reinterpret_cast<const char*>(&len), sizeof len);
@@ -67,11 +68,19 @@ void save_weights(const ir::Graph& g, const std::string& path) {
       for (const auto& p : n.params)
         f.write(reinterpret_cast<const char*>(p.value.data.data()),
                 static_cast<std::streamsize>(p.value.data.size() * sizeof(float)));
-    if (!f) throw Error(path + ": write failed: " + std::strerror(errno));
+    f.close();  // flushes: a full disk shows here, before the rename
+    if (!f) {
+      const std::string why = std::strerror(errno);
+      std::remove(tmp.c_str());
+      throw Error(path + ": write failed (" + why + "); the file was not changed");
+    }
   }
   // Written aside, then renamed: an interrupted save never leaves a half-written file.
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw Error(path + ": cannot replace: " + std::strerror(errno));
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    std::remove(tmp.c_str());
+    throw Error(path + ": cannot replace: " + why);
+  }
 }
 
 void load_weights(ir::Graph& g, const std::string& path) {
@@ -106,8 +115,14 @@ void load_weights(ir::Graph& g, const std::string& path) {
     for (auto& p : n.params) {
       const std::string what = path + ": layer '" + n.name + "' weights '" + p.role + "'";
       if (!header.contains("layers") || !header["layers"].contains(n.name) ||
-          !header["layers"][n.name].contains(p.role))
-        throw Error(what + " are missing from the file");
+          !header["layers"][n.name].contains(p.role)) {
+        std::string hint;
+        if (header.is_object() && header.contains("network") && header["network"].is_string() &&
+            header["network"].get<std::string>() != g.name)
+          hint = " (the file holds the weights of network '" + header["network"].get<std::string>() +
+                 "', not '" + g.name + "')";
+        throw Error(what + " are missing from the file" + hint);
+      }
       const auto& e = header["layers"][n.name][p.role];
       ir::Shape shape;
       uint64_t offset = 0;

@@ -18,6 +18,20 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // CLI11 alone says "A subcommand is required" for `cnnc frobnicate`: name the word instead.
+    if (argc > 1 && argv[1][0] != '-') {
+      std::string known;
+      bool found = false;
+      for (const CLI::App* sub : app.get_subcommands({})) {
+        known += (known.empty() ? "" : ", ") + sub->get_name();
+        found = found || sub->get_name() == argv[1];
+      }
+      if (!found) {
+        std::cerr << "cnnc: error: unknown command '" << argv[1] << "'; accepted: " << known
+                  << "\nRun with --help for more information.\n";
+        return 1;
+      }
+    }
     return app.exit(e);
   }
   try {

@@ -103,7 +103,7 @@ TEST_CASE("files that cannot be read") {
   SUBCASE("a directory") {
     fs::create_directory(dir.path / "net.cnn");
     const std::string p = (dir.path / "net.cnn").string();
-    CHECK(load_error(p) == p + ": is a directory, not a file");
+    CHECK(load_error(p) == p + ": is a directory, not a network file (.cnn)");
   }
   SUBCASE("unknown extension") {
     const std::string p = dir.write("net.txt", "input x shape=4\n");

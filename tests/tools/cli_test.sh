@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# The cnnc command line, end to end: one case per ctest test (tests/CMakeLists.txt).
+#   cli_test.sh CASE CNNC SOURCE_DIR
+# Bad input must give exit code 1 and a message on stderr that starts with "cnnc: error:" and
+# names the file (and line and layer) and what is wrong; never a signal, exit code 2 ("internal
+# error") or Halide's internal error text. Uses only bash and coreutils (no python).
+set -u
+CASE=$1
+CNNC=$2
+SRC=$3
+M=$SRC/models
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/cnnc_cli.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+cd "$T" || exit 1
+
+fail() {
+  echo "FAIL [$CASE]: $*" >&2
+  for f in out.txt err.txt; do [[ -s $f ]] && { echo "--- $f:" >&2; head -c 3000 "$f" >&2; }; done
+  exit 1
+}
+
+# Runs cnnc, keeping stdout in out.txt, stderr in err.txt and the exit code in $RC.
+cnnc() {
+  "$CNNC" "$@" >out.txt 2>err.txt
+  RC=$?
+  return 0
+}
+
+expect_ok() {
+  cnnc "$@"
+  [[ $RC -eq 0 ]] || fail "cnnc $* exited with $RC, expected 0"
+}
+
+# Nothing that looks like a crash or an internal error.
+no_crash() {
+  (( RC < 128 )) || fail "cnnc was killed by signal $((RC - 128))"
+  [[ $RC -ne 2 ]] || fail "exit code 2 (internal error)"
+  ! grep -qi "internal error" err.txt || fail "internal error text on stderr"
+  ! grep -q "Halide" err.txt || fail "Halide's text on stderr"
+  ! grep -qi "terminate called\|Segmentation\|Aborted\|core dumped" err.txt || fail "crash text on stderr"
+}
+
+# expect_error "SUBSTRING" ... -- ARGS: exit 1, stderr starting with "cnnc: error:" and holding
+# every substring.
+expect_error() {
+  local want=()
+  while [[ $1 != -- ]]; do want+=("$1"); shift; done
+  shift
+  cnnc "$@"
+  no_crash
+  [[ $RC -eq 1 ]] || fail "cnnc $* exited with $RC, expected 1"
+  [[ $(head -c 12 err.txt) == "cnnc: error:" ]] || fail "stderr does not start with 'cnnc: error:'"
+  [[ $(wc -l <err.txt) -le 3 ]] || fail "a long message; expected one clear line"
+  for w in "${want[@]}"; do grep -qF -- "$w" err.txt || fail "stderr lacks '$w'"; done
+}
+
+# Bad usage: non-zero, no crash, a message pointing to --help.
+expect_usage_error() {
+  local want=$1
+  shift
+  cnnc "$@"
+  no_crash
+  [[ $RC -ne 0 ]] || fail "cnnc $* succeeded"
+  grep -qF -- "$want" err.txt || fail "stderr lacks '$want'"
+  grep -qF -- "--help" err.txt || fail "stderr does not point to --help"
+}
+
+has() { grep -qF -- "$1" "${2:-out.txt}" || fail "${2:-stdout} lacks '$1'"; }
+
+file_size() { wc -c <"$1" | tr -d ' '; }
+
+# The float32 values of an .npy file written by cnnc (a 128-byte header), one per line.
+npy_values() { od -An -v -t f4 -j 128 "$1" | tr -s ' ' '\n' | sed '/^$/d'; }
+
+# Checks that F holds a ROWS x 10 float32 array whose rows are probability distributions.
+check_softmax_npy() {
+  local f=$1 rows=$2
+  [[ $(file_size "$f") -eq $((128 + rows * 40)) ]] || fail "$f is $(file_size "$f") bytes, expected $((128 + rows * 40))"
+  [[ $(head -c 6 "$f" | od -An -t x1 | tr -d ' \n') == 934e554d5059 ]] || fail "$f lacks the npy magic"
+  head -c 128 "$f" | grep -qF "'descr': '<f4', 'fortran_order': False, 'shape': ($rows, 10), }" ||
+    fail "$f: header is not float32 ($rows, 10)"
+  npy_values "$f" | awk -v rows="$rows" '
+    { v = $1 + 0; if (v < 0 || v > 1) bad = 1; s[int((NR - 1) / 10)] += v; n++ }
+    END {
+      if (n != rows * 10 || bad) exit 1
+      for (r = 0; r < rows; r++) if (s[r] < 0.9999 || s[r] > 1.0001) exit 1
+    }' || fail "$f: rows are not softmax outputs: $(npy_values "$f" | tr '\n' ' ')"
+}
+
+# An .npy header (format 1.0, 128 bytes) for float32 of the shape given as a Python tuple.
+npy_header() {
+  printf '\x93NUMPY\x01\x00\x76\x00'
+  printf '%-117s\n' "{'descr': '<f4', 'fortran_order': False, 'shape': $1, }"
+}
+
+# N float32 values of 0.5 (00 00 00 3f).
+halves() { local i; for ((i = 0; i < $1; i++)); do printf '\x00\x00\x00\x3f'; done; }
+
+# N bytes of fixed pseudo-random garbage (an LCG, so the file is the same on every run).
+garbage() {
+  local i o x=12345 out=""
+  for ((i = 0; i < $1; i++)); do
+    x=$(( (x * 1103515245 + 12345) % 2147483648 ))
+    printf -v o '\\%03o' $(( (x >> 16) & 255 ))
+    out+=$o
+  done
+  printf "$out"
+}
+
+write_net() {  # write_net FILE LINE...
+  local f=$1
+  shift
+  printf '%s\n' "$@" >"$f"
+}
+
+case $CASE in
+  # ---- summary --------------------------------------------------------------------------------
+  summary_seed_layer)
+    expect_ok summary "$M/seed_layer.cnn"
+    has "(None, 32, 32, 10)"
+    grep -E "^conv \(conv2d\) +\(None, 32, 32, 10\) +760 " out.txt >/dev/null || fail "no conv row with 760 params"
+    has "Total params: 760 "
+    ;;
+  summary_lenet5)
+    expect_ok summary "$M/lenet5.cnn"
+    has "Total params: 61,706"
+    has "(None, 10)"
+    ;;
+  summary_vgg16)
+    expect_ok summary "$M/vgg16.cnn"
+    has "Total params: 138,357,544"
+    ;;
+
+  # ---- run ------------------------------------------------------------------------------------
+  run_output)
+    expect_ok run "$M/lenet5.cnn" --seed 3 -o out.npy
+    [[ -f out.npy ]] || fail "no out.npy"
+    check_softmax_npy out.npy 1
+    grep -E "^  \[0\] argmax [0-9] \(" out.txt >/dev/null || fail "no argmax line"
+    has "written to out.npy"
+    [[ ! -s err.txt ]] || fail "stderr is not empty"
+    ;;
+  run_deterministic)
+    expect_ok run "$M/lenet5.cnn" --seed 3 -o a.npy
+    expect_ok run "$M/lenet5.cnn" --seed 3 -o b.npy
+    cmp -s a.npy b.npy || fail "two runs with --seed 3 differ"
+    # Another seed, other numbers (on the one-layer network, which compiles faster).
+    expect_ok run "$M/seed_layer.cnn" --seed 3 -o c.npy
+    expect_ok run "$M/seed_layer.cnn" --seed 4 -o d.npy
+    ! cmp -s c.npy d.npy || fail "--seed 3 and --seed 4 give the same output"
+    ;;
+  run_weights_roundtrip)
+    # A fixed input (all 0.5), so that only the weights differ between the runs.
+    { npy_header "(1, 32, 32, 1)"; halves 1024; } >in.npy
+    expect_ok run "$M/lenet5.cnn" --seed 5 --input in.npy --save-weights w.cnnw -o a.npy
+    [[ -f w.cnnw && ! -e w.cnnw.tmp ]] || fail "--save-weights left no w.cnnw, or a w.cnnw.tmp"
+    # 61,706 float32 weights plus the header.
+    (( $(file_size w.cnnw) > 61706 * 4 )) || fail "w.cnnw is too small"
+    expect_ok run "$M/lenet5.cnn" --seed 9 --input in.npy --weights w.cnnw -o b.npy
+    cmp -s a.npy b.npy || fail "the saved weights give another output"
+    expect_ok run "$M/lenet5.cnn" --seed 9 --input in.npy -o c.npy
+    ! cmp -s a.npy c.npy || fail "--weights had no effect (seed 9's own weights give the same output)"
+    check_softmax_npy b.npy 1
+    ;;
+  run_batch)
+    expect_ok run "$M/lenet5.cnn" --seed 3 --batch 3 -o out.npy
+    check_softmax_npy out.npy 3
+    has "batch 3"
+    has "output 'output.softmax' 3x10:"
+    for b in 0 1 2; do grep -E "^  \[$b\] argmax " out.txt >/dev/null || fail "no row $b"; done
+    ;;
+  run_wrong_input_shape)
+    { npy_header "(1, 28, 28, 1)"; halves 784; } >in.npy
+    expect_error "1x28x28x1" "1x32x32x1" "lenet5.cnn" "'image'" -- run "$M/lenet5.cnn" --input in.npy
+    [[ ! -e out.npy ]] || fail "an output was written"
+    ;;
+
+  # ---- bench ----------------------------------------------------------------------------------
+  bench)
+    expect_ok bench "$M/layers/conv3x3_56x56x64.cnn" --min-time 0 --min-runs 2 --threads 2
+    has "GFLOP/s"
+    has "latency:"
+    grep -qF "% of the FMA peak" out.txt || grep -qF "no AVX2+FMA" out.txt || fail "no '% of the FMA peak'"
+    ;;
+
+  # ---- bad network files ----------------------------------------------------------------------
+  bad_missing_file)
+    expect_error "nope.cnn" "no such file" -- summary nope.cnn
+    expect_error "nope.cnn" "no such file" -- run nope.cnn
+    ;;
+  bad_directory)
+    mkdir d.cnn
+    expect_error "d.cnn" "is a directory" -- summary d.cnn
+    expect_error "$T" "is a directory" -- run "$T"
+    ;;
+  bad_extension)
+    cp "$M/lenet5.cnn" net.onnx
+    expect_error "net.onnx" "'.onnx'" "not supported" "accepted: .cnn" -- summary net.onnx
+    cp "$M/lenet5.cnn" net.txt
+    expect_error "net.txt" "unknown format '.txt'" "accepted: .cnn" -- run net.txt
+    ;;
+  bad_layer_type)
+    write_net bad.cnn "input x shape=8x8x3" "conv3d c filters=3 kernel=3"
+    expect_error "bad.cnn:2:" "unknown layer type 'conv3d'" "accepted are:" "conv2d" -- summary bad.cnn
+    ;;
+  bad_attribute)
+    write_net bad.cnn "input x shape=8x8x3" "conv2d c filters=3 kernel=3 colour=red"
+    expect_error "bad.cnn:2:" "layer 'c' (conv2d)" "unknown attribute 'colour'" "accepted:" "filters" -- summary bad.cnn
+    ;;
+  bad_conv_shape)
+    write_net bad.cnn "input x shape=8x8x3" "conv2d ok filters=4 kernel=3" "conv2d big filters=3 kernel=9"
+    expect_error "bad.cnn:3:" "layer 'big' (conv2d)" "larger than" -- summary bad.cnn
+    expect_error "bad.cnn:3:" "layer 'big' (conv2d)" -- run bad.cnn
+    ;;
+  bad_duplicate_name)
+    write_net bad.cnn "input x shape=8x8x3" "conv2d c filters=3 kernel=3" "relu r" "conv2d c filters=3 kernel=3"
+    expect_error "bad.cnn:4:" "layer 'c'" "already used" -- summary bad.cnn
+    ;;
+  bad_unknown_input)
+    write_net bad.cnn "input x shape=8x8x3" "conv2d a filters=3 kernel=3" "add s <- a, b"
+    expect_error "bad.cnn:3:" "layer 's' (add)" "unknown input 'b'" -- summary bad.cnn
+    ;;
+  bad_binary_garbage)
+    garbage 2000 >garbage.cnn
+    [[ $(file_size garbage.cnn) -eq 2000 ]] || fail "the garbage generator wrote $(file_size garbage.cnn) bytes"
+    expect_error "garbage.cnn:" -- summary garbage.cnn
+    expect_error "garbage.cnn:" -- run garbage.cnn
+    # Garbage with a good first line, and a NUL in the middle of a line.
+    { echo "input x shape=4x4x1"; printf 'relu r\0x\n'; } >nul.cnn
+    expect_error "nul.cnn:2:" "control character" -- summary nul.cnn
+    ;;
+  bad_empty_file)
+    : >empty.cnn
+    expect_error "empty.cnn" "no layers" -- summary empty.cnn
+    printf '# only a comment\n\n   \n' >comment.cnn
+    expect_error "comment.cnn" "no layers" -- run comment.cnn
+    ;;
+
+  # ---- bad weights and input files ------------------------------------------------------------
+  bad_weights_other_network)
+    expect_ok run "$M/seed_layer.cnn" --save-weights seed.cnnw
+    expect_error "seed.cnnw" "layer 'c1'" "missing" "network 'seed_layer'" -- run "$M/lenet5.cnn" --weights seed.cnnw
+    # Same layer names, other shapes: seed_layer's conv with 12 filters instead of 10.
+    sed 's/filters=10/filters=12/' "$M/seed_layer.cnn" >wide.cnn
+    expect_error "seed.cnnw" "layer 'conv'" "5x5x3x10" "5x5x3x12" -- run wide.cnn --weights seed.cnnw
+    ;;
+  bad_weights_corrupt)
+    expect_ok run "$M/seed_layer.cnn" --save-weights w.cnnw
+    size=$(file_size w.cnnw)
+    for cut in 0 5 16 40 $((size / 2)) $((size - 1)); do
+      head -c "$cut" w.cnnw >cut.cnnw
+      expect_error "cut.cnnw" -- run "$M/seed_layer.cnn" --weights cut.cnnw
+    done
+    head -c "$((size / 2))" w.cnnw >cut.cnnw
+    expect_error "cut.cnnw" "truncated" -- run "$M/seed_layer.cnn" --weights cut.cnnw
+    garbage 3000 >garbage.cnnw
+    expect_error "garbage.cnnw" "not a cnnc weights file" -- run "$M/seed_layer.cnn" --weights garbage.cnnw
+    # A damaged JSON header: the right magic and length, braces replaced.
+    { head -c 16 w.cnnw; tail -c +17 w.cnnw | tr '{}' '[]'; } >json.cnnw
+    expect_error "json.cnnw" -- run "$M/seed_layer.cnn" --weights json.cnnw
+    ;;
+  bad_weights_missing)
+    expect_error "nope.cnnw" "cannot open" -- run "$M/seed_layer.cnn" --weights nope.cnnw
+    ;;
+  bad_npy_not_npy)
+    expect_error "lenet5.cnn" "not a .npy file" -- run "$M/lenet5.cnn" --input "$M/lenet5.cnn"
+    expect_error "nope.npy" -- run "$M/lenet5.cnn" --input nope.npy
+    { printf '\x93NUMPY\x01\x00\x76\x00'; printf '%-117s\n' "{'descr': '<i4', 'fortran_order': False, 'shape': (1, 32, 32, 1), }"; halves 1024; } >int.npy
+    expect_error "int.npy" "<i4" "float32 (<f4)" -- run "$M/lenet5.cnn" --input int.npy
+    { npy_header "(1, 32, 32, 1)"; halves 10; } >short.npy
+    expect_error "short.npy" "truncated" -- run "$M/lenet5.cnn" --input short.npy
+    { npy_header "(99999999999, 99999999999)"; halves 10; } >absurd.npy
+    expect_error "absurd.npy" "too large" -- run "$M/lenet5.cnn" --input absurd.npy
+    ;;
+
+  # ---- bad usage ------------------------------------------------------------------------------
+  usage_unknown_subcommand)
+    expect_usage_error "unknown command 'frobnicate'; accepted: summary, run, bench" frobnicate "$M/lenet5.cnn"
+    expect_usage_error "--frobnicate" run "$M/lenet5.cnn" --frobnicate
+    expect_usage_error "subcommand" # no arguments at all
+    ;;
+  usage_batch_zero)
+    expect_usage_error "--batch" run "$M/lenet5.cnn" --batch 0
+    expect_usage_error "--batch" run "$M/lenet5.cnn" --batch -3
+    expect_usage_error "--batch" run "$M/lenet5.cnn" --batch lots
+    expect_usage_error "--batch" bench "$M/lenet5.cnn" --batch 0
+    ;;
+  usage_missing_net)
+    expect_usage_error "NET" run
+    expect_usage_error "NET" summary
+    expect_usage_error "NET" bench --min-runs 2
+    ;;
+  *)
+    echo "cli_test.sh: unknown case '$CASE'" >&2
+    exit 2
+    ;;
+esac
+echo "ok [$CASE]"
