@@ -8,7 +8,7 @@ namespace cnnc::bench {
 // repetitions of about `seconds` each.
 double measure_fma_peak_gflops(int threads, double seconds = 0.1);
 
-// Sustained memory bandwidth in GB/s (a streaming read of a buffer much larger than the caches).
-double measure_memory_bandwidth_gbs(int threads, double seconds = 0.1);
+// Sustained memory bandwidth in GB/s: the best of 5 streaming reads of 64 MiB per thread.
+double measure_memory_bandwidth_gbs(int threads);
 
 }  // namespace cnnc::bench

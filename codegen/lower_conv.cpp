@@ -97,7 +97,8 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
     while (ig % kc) --kc;
     // Rows per task: enough pixels (~128) to reuse each weight chunk, few enough (<= 256) that
     // the task's accumulators stay in L1.
-    const int rows = std::clamp(128 / s.out_w, 1, std::min(s.out_h, std::max(1, 256 / s.out_w)));
+    int rows = std::clamp(128 / s.out_w, 1, std::min(s.out_h, std::max(1, 256 / s.out_w)));
+    rows = (s.out_h + (s.out_h + rows - 1) / rows - 1) / ((s.out_h + rows - 1) / rows);  // even blocks
     Var yo("yo"), yi("yi");
     l.out.split(c, co, ci, tile_c)
         .split(x, xo, xi, tile_x)
