@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # libjpeg/libpng: the Halide CMake package looks for them (its image I/O components).
-APT_PACKAGES=(build-essential ccache doctest-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev libjpeg-dev libpng-dev)
+APT_PACKAGES=(build-essential ccache doctest-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev libjpeg-dev libpng-dev
+              libhdf5-dev libzip-dev pkg-config)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

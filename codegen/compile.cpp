@@ -39,7 +39,8 @@ int vector_width(int channels, const Target& t) {
 }
 
 bool is_view(ir::OpKind op) {
-  return op == ir::OpKind::Input || op == ir::OpKind::Flatten || op == ir::OpKind::Dropout;
+  return op == ir::OpKind::Input || op == ir::OpKind::Flatten || op == ir::OpKind::Reshape ||
+         op == ir::OpKind::Dropout;
 }
 
 namespace {
@@ -97,18 +98,25 @@ Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t) {
     case ir::OpKind::MaxPool2D:
     case ir::OpKind::AvgPool2D: return lower_pool(g, n, t);
     case ir::OpKind::GlobalAvgPool2D:
+    case ir::OpKind::GlobalMaxPool2D:
     case ir::OpKind::BatchNorm:
+    case ir::OpKind::Affine:
     case ir::OpKind::ReLU:
     case ir::OpKind::ReLU6:
     case ir::OpKind::LeakyReLU:
     case ir::OpKind::Sigmoid:
     case ir::OpKind::Tanh:
+    case ir::OpKind::Swish:
+    case ir::OpKind::HardSigmoid:
     case ir::OpKind::Softmax:
     case ir::OpKind::Add:
+    case ir::OpKind::Multiply:
     case ir::OpKind::Concat:
-    case ir::OpKind::ZeroPadding2D: return lower_elementwise(g, n, t);
+    case ir::OpKind::ZeroPadding2D:
+    case ir::OpKind::Cropping2D: return lower_elementwise(g, n, t);
     case ir::OpKind::Input:
     case ir::OpKind::Flatten:
+    case ir::OpKind::Reshape:
     case ir::OpKind::Dropout: break;
   }
   throw Error("internal: " + g.where(n) + " is a view and has no kernel");

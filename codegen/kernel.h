@@ -31,7 +31,7 @@ struct CompiledNode {
 };
 
 struct CompiledGraph {
-  // Nodes in graph order; views (input, flatten, dropout) have no kernel.
+  // Nodes in graph order; views (input, flatten, reshape, dropout) have no kernel.
   std::vector<CompiledNode> kernels;
   double compile_seconds = 0;
 };

@@ -1,5 +1,7 @@
-// Ops that map each output element to a few input elements: activations, batch norm, add,
-// concat, zero padding, and the channel reductions softmax and global average pooling.
+// Ops that map each output element to a few input elements: activations, batch norm, affine,
+// add, multiply, concat, zero padding, cropping, and the reductions softmax and global pooling.
+#include <cmath>
+
 #include "codegen/lower.h"
 #include "ir/error.h"
 
@@ -54,13 +56,30 @@ Lowered lower_elementwise(const ir::Graph& g, const ir::Node& node, const Target
   l.schedule = "vectorised over channels, parallel over rows x batch";
 
   switch (node.op) {
-    case ir::OpKind::ReLU: out(v) = max(x, 0.f); break;
+    case ir::OpKind::ReLU: {
+      const auto& a = node.attr<ir::ReLUAttrs>();
+      if (a == ir::ReLUAttrs{}) {
+        out(v) = max(x, 0.f);
+        break;
+      }
+      // Keras' ReLU; the max_value test only when finite (no infinite constants in the code).
+      Expr below = a.negative_slope == 0.f ? Expr(0.f) : a.negative_slope * (x - a.threshold);
+      Expr y = select(x >= a.threshold, x, below);
+      if (std::isfinite(a.max_value)) y = select(x >= a.max_value, a.max_value, y);
+      out(v) = y;
+      break;
+    }
     case ir::OpKind::ReLU6: out(v) = clamp(x, 0.f, 6.f); break;
     case ir::OpKind::LeakyReLU:
       out(v) = select(x > 0.f, x, node.attr<ir::LeakyReLUAttrs>().alpha * x);
       break;
     case ir::OpKind::Sigmoid: out(v) = 1.f / (1.f + exp(-x)); break;
     case ir::OpKind::Tanh: out(v) = tanh(x); break;
+    case ir::OpKind::Swish: out(v) = x / (1.f + exp(-x)); break;
+    case ir::OpKind::HardSigmoid: out(v) = clamp(x + 3.f, 0.f, 6.f) / 6.f; break;
+    case ir::OpKind::Affine:  // params: scale, shift
+      out(v) = x * l.args[1](v[0]) + l.args[2](v[0]);
+      break;
     case ir::OpKind::BatchNorm: {
       // params: gamma, beta, moving_mean, moving_variance
       const float eps = node.attr<ir::BatchNormAttrs>().epsilon;
@@ -77,6 +96,24 @@ Lowered lower_elementwise(const ir::Graph& g, const ir::Node& node, const Target
       Expr s = x;
       for (size_t i = 1; i < node.inputs.size(); ++i) s += l.args[i](at);
       out(v) = s;
+      break;
+    }
+    case ir::OpKind::Multiply: {
+      // An input with size 1 where the output is larger is read at index 0 (broadcast).
+      Expr p;
+      for (size_t i = 0; i < node.inputs.size(); ++i) {
+        std::vector<Expr> idx = at;
+        for (int d = 0; d < rank; ++d)
+          if (l.arg_dims[i][d] == 1) idx[d] = 0;
+        Expr e = l.args[i](idx);
+        p = i == 0 ? e : p * e;
+      }
+      out(v) = p;
+      break;
+    }
+    case ir::OpKind::Cropping2D: {
+      const auto& p = node.attr<ir::CropAttrs>().crop;
+      out(v) = in(v[0], v[1] + static_cast<int>(p.left), v[2] + static_cast<int>(p.top), v[3]);
       break;
     }
     case ir::OpKind::ZeroPadding2D: {
@@ -135,24 +172,30 @@ Lowered lower_elementwise(const ir::Graph& g, const ir::Node& node, const Target
       l.schedule = "one row of channels at a time";
       return l;
     }
-    case ir::OpKind::GlobalAvgPool2D: {
+    case ir::OpKind::GlobalAvgPool2D:
+    case ir::OpKind::GlobalMaxPool2D: {
+      const bool is_max = node.op == ir::OpKind::GlobalMaxPool2D;
       const auto& src = l.arg_dims[0];  // c, x, y, n
       RDom r(0, src[1], 0, src[2]);
-      Func total("total");
+      Func total(is_max ? "most" : "total");
       Var c("c"), n("n");
-      total(c, n) = 0.f;
-      total(c, n) += in(c, r.x, r.y, n);
-      const float inv = 1.f / static_cast<float>(src[1] * src[2]);
-      if (rank == 4)
-        out(v) = total(v[0], v[3]) * inv;
-      else
-        out(v) = total(v[0], v[1]) * inv;
+      if (is_max) {
+        // Starts from the first pixel rather than a sentinel, so -inf inputs come out exact.
+        total(c, n) = in(c, 0, 0, n);
+        total(c, n) = max(total(c, n), in(c, r.x, r.y, n));
+      } else {
+        total(c, n) = 0.f;
+        total(c, n) += in(c, r.x, r.y, n);
+      }
+      Expr result = rank == 4 ? total(v[0], v[3]) : total(v[0], v[1]);
+      out(v) = is_max ? result : result * (1.f / static_cast<float>(src[1] * src[2]));
       bound_output(out, l.out_dims);
       const int vec = vector_width(channels, t);
       total.compute_at(out, v[rank - 1]).vectorize(c, vec);
-      total.update().reorder(c, r.x, r.y).vectorize(c, vec);
+      // Guarded: rounding the channels up (the default for an update) would read past the input.
+      total.update().reorder(c, r.x, r.y).vectorize(c, vec, TailStrategy::GuardWithIf);
       out.vectorize(v[0], vec);
-      l.schedule = "sum over pixels vectorised over channels";
+      l.schedule = std::string(is_max ? "max" : "sum") + " over pixels vectorised over channels";
       return l;
     }
     default:

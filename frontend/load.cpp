@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "frontend/keras/keras.h"
 #include "frontend/native/native.h"
 #include "ir/error.h"
 
@@ -32,10 +33,12 @@ ir::Graph load(const std::string& path, int64_t batch) {
   if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a directory, not a network file (.cnn)");
   const std::string ext = std::filesystem::path(path).extension().string();
   if (ext == ".cnn") return native::load(path, batch);
-  if (ext == ".keras" || ext == ".h5" || ext == ".json" || ext == ".onnx")
-    throw Error(path + ": '" + ext + "' models are not supported yet (Keras and ONNX import are " +
-                "not built); accepted: .cnn (docs/format.md)");
-  throw Error(path + ": unknown format '" + ext + "'; accepted: .cnn (docs/format.md)");
+  if (ext == ".keras" || ext == ".h5" || ext == ".json") {
+    if (!std::filesystem::exists(path)) throw Error(path + ": no such file");
+    return keras::load(path, batch);
+  }
+  if (ext == ".onnx") throw Error(path + ": ONNX import is not built yet; accepted: .cnn, .keras, .h5, .json");
+  throw Error(path + ": unknown format '" + ext + "'; accepted: .cnn (docs/format.md), .keras, .h5, .json (Keras)");
 }
 
 }  // namespace cnnc::frontend

@@ -1,6 +1,7 @@
 #pragma once
 // Op kinds, their attribute structs and static facts, all generated from ops.def.
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -99,10 +100,34 @@ struct LeakyReLUAttrs {
   template <class V> void visit(V& v) { v("alpha", alpha); }
   bool operator==(const LeakyReLUAttrs&) const = default;
 };
+// Keras' ReLU: max_value above, the identity from threshold, a slope below. The defaults are
+// max(x, 0), so a plain `relu` prints without attributes.
+struct ReLUAttrs {
+  float max_value = std::numeric_limits<float>::infinity();
+  float negative_slope = 0.f;
+  float threshold = 0.f;
+  template <class V> void visit(V& v) {
+    v("max_value", max_value);
+    v("negative_slope", negative_slope);
+    v("threshold", threshold);
+  }
+  bool operator==(const ReLUAttrs&) const = default;
+};
 struct PadAttrs {
   Padding pad{Padding::Explicit, 1, 1, 1, 1};
   template <class V> void visit(V& v) { v("pad", pad); }
   bool operator==(const PadAttrs&) const = default;
+};
+struct CropAttrs {
+  Padding crop{Padding::Explicit, 0, 0, 0, 0};
+  template <class V> void visit(V& v) { v("crop", crop); }
+  bool operator==(const CropAttrs&) const = default;
+};
+// The shape without the batch: HxWxC or C.
+struct ReshapeAttrs {
+  Shape shape;
+  template <class V> void visit(V& v) { v("shape", shape, kRequired); }
+  bool operator==(const ReshapeAttrs&) const = default;
 };
 struct DropoutAttrs {
   float rate = 0.5f;
@@ -125,7 +150,8 @@ constexpr int kNumOps = 0
 enum class PatternKind { ElemWise, Broadcast, Injective, Reduction, OutEWiseFusable, Opaque };
 
 using Attrs = std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs,
-                           GlobalPoolAttrs, BatchNormAttrs, LeakyReLUAttrs, PadAttrs, DropoutAttrs>;
+                           GlobalPoolAttrs, BatchNormAttrs, LeakyReLUAttrs, ReLUAttrs, PadAttrs,
+                           CropAttrs, ReshapeAttrs, DropoutAttrs>;
 
 struct OpInfo {
   OpKind kind;

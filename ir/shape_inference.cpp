@@ -1,6 +1,7 @@
 #include "ir/shape_inference.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "ir/error.h"
@@ -162,7 +163,8 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
       break;
     }
     case OpKind::GlobalAvgPool2D:
-      expect_rank(in[0], 4, "globalavgpool2d");
+    case OpKind::GlobalMaxPool2D:
+      expect_rank(in[0], 4, std::string(n.info().text).c_str());
       r.type.shape = n.attr<GlobalPoolAttrs>().keepdims ? Shape{x[0], 1, 1, x[3]}
                                                          : Shape{x[0], x[3]};
       break;
@@ -173,6 +175,33 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
                             role == "gamma" || role == "moving_variance" ? Init::Ones : Init::Zeros});
       if (!(n.attr<BatchNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
       break;
+    case OpKind::Affine:
+      r.type = in[0];
+      r.params.push_back({"scale", {x.back()}, Init::Ones});
+      r.params.push_back({"shift", {x.back()}, Init::Zeros});
+      break;
+    case OpKind::Multiply: {
+      // numpy broadcasting within one rank: every pair of inputs agrees in each dimension or
+      // has 1 there (checking pairs lets the message name the two inputs that disagree).
+      r.type.shape = x;
+      for (size_t i = 1; i < in.size(); ++i) {
+        const Shape& s = in[i].shape;
+        for (size_t j = 0; j < i; ++j) {
+          const Shape& t = in[j].shape;
+          bool ok = s.size() == t.size();
+          for (size_t d = 0; ok && d < s.size(); ++d) ok = s[d] == t[d] || s[d] == 1 || t[d] == 1;
+          if (!ok) {
+            const bool batch = s.size() == t.size() && s[0] != t[0];  // only code can build these
+            fail("input " + std::to_string(j + 1) + " is " + shape_to_string(t, batch) + ", input " +
+                 std::to_string(i + 1) + " is " + shape_to_string(s, batch) +
+                 ": inputs must have one rank and, in each dimension, equal sizes or 1 "
+                 "(e.g. 1x1xC times HxWxC scales the channels)");
+          }
+        }
+        for (size_t d = 0; d < s.size(); ++d) r.type.shape[d] = std::max(r.type.shape[d], s[d]);
+      }
+      break;
+    }
     case OpKind::Add:
       for (size_t i = 1; i < in.size(); ++i)
         if (in[i].shape != x)
@@ -195,6 +224,35 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
     case OpKind::Flatten:
       r.type.shape = {x[0], Tensor::count(x) / x[0]};
       break;
+    case OpKind::Reshape: {
+      const Shape& s = n.attr<ReshapeAttrs>().shape;
+      if (s.size() != 3 && s.size() != 1)
+        fail("shape must be HxWxC or C (without the batch), got " +
+             (s.empty() ? std::string("nothing") : shape_to_string(s, true)));
+      r.type.shape = {x[0]};
+      r.type.shape.insert(r.type.shape.end(), s.begin(), s.end());
+      // Checked first so that the products below cannot overflow.
+      const int64_t want = checked_elements(r.type.shape) / x[0], have = Tensor::count(x) / x[0];
+      if (want != have)
+        fail("shape=" + shape_to_string(s, true) + " has " + std::to_string(want) +
+             " elements, the input " + shape_to_string(x) + " has " + std::to_string(have) +
+             "; the element count must not change (e.g. shape=" + std::to_string(have) + ")");
+      break;
+    }
+    case OpKind::Cropping2D: {
+      expect_rank(in[0], 4, "cropping2d");
+      const auto& p = n.attr<CropAttrs>().crop;
+      if (p.mode != Padding::Explicit || p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0)
+        fail("crop must be explicit non-negative amounts: crop=P or crop=top,bottom,left,right");
+      // Compared one by one, so that huge amounts cannot overflow the sums.
+      if (p.top >= x[1] || p.bottom >= x[1] - p.top || p.left >= x[2] || p.right >= x[2] - p.left)
+        fail("crop=" + std::to_string(p.top) + "," + std::to_string(p.bottom) + "," +
+             std::to_string(p.left) + "," + std::to_string(p.right) + " leaves nothing of the " +
+             shape_to_string(x) + " input; crop at most " + std::to_string(x[1] - 1) +
+             " rows (top + bottom) and " + std::to_string(x[2] - 1) + " columns (left + right)");
+      r.type.shape = {x[0], x[1] - p.top - p.bottom, x[2] - p.left - p.right, x[3]};
+      break;
+    }
     case OpKind::ZeroPadding2D: {
       expect_rank(in[0], 4, "zeropadding2d");
       const auto& p = n.attr<PadAttrs>().pad;
@@ -206,9 +264,24 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
       r.type.shape = {x[0], x[1] + p.top + p.bottom, x[2] + p.left + p.right, x[3]};
       break;
     }
+    case OpKind::ReLU: {
+      const auto& a = n.attr<ReLUAttrs>();
+      // Keras' own limits; NaN fails every comparison. threshold above max_value is refused
+      // because Keras clips before it subtracts the slope term there, which the formula
+      // max_value / x / slope * (x - threshold) does not say.
+      if (!(a.max_value >= 0) || !(a.negative_slope >= 0) || !(a.threshold >= 0) ||
+          std::isinf(a.negative_slope) || std::isinf(a.threshold))
+        fail("max_value, negative_slope and threshold must be >= 0 (max_value may be inf, "
+             "the default; the others finite)");
+      if (a.threshold > a.max_value)
+        fail("threshold must not exceed max_value");
+      r.type = in[0];
+      break;
+    }
     case OpKind::LeakyReLU:
-    case OpKind::ReLU:
     case OpKind::ReLU6:
+    case OpKind::Swish:
+    case OpKind::HardSigmoid:
     case OpKind::Sigmoid:
     case OpKind::Tanh:
     case OpKind::Softmax:

@@ -167,7 +167,8 @@ std::vector<std::string_view> words(std::string_view s) {
 // Activations that conv2d and dense accept as `activation=`, expanded into their own layer.
 const std::map<std::string_view, OpKind> kActivations = {
     {"relu", OpKind::ReLU},       {"relu6", OpKind::ReLU6}, {"sigmoid", OpKind::Sigmoid},
-    {"tanh", OpKind::Tanh},       {"softmax", OpKind::Softmax}, {"leakyrelu", OpKind::LeakyReLU}};
+    {"tanh", OpKind::Tanh},       {"softmax", OpKind::Softmax}, {"leakyrelu", OpKind::LeakyReLU},
+    {"swish", OpKind::Swish},     {"hardsigmoid", OpKind::HardSigmoid}};
 
 // The most layers (activation layers from `activation=` included) a network may have.
 constexpr int kMaxLayers = 10000;
@@ -305,7 +306,8 @@ Graph parse(std::string_view text, const std::string& source, int64_t batch) {
       if (takes_activation && key == "activation") {
         if (value != "linear" && !kActivations.count(value))
           fail_layer("activation '" + std::string(value) +
-                     "' is not known; accepted: linear, relu, relu6, sigmoid, tanh, softmax, leakyrelu");
+                     "' is not known; accepted: linear, relu, relu6, sigmoid, tanh, softmax, leakyrelu, "
+                     "swish, hardsigmoid");
         activation = std::string(value);
         continue;
       }

@@ -28,6 +28,7 @@ void init_weights(ir::Graph& g, uint64_t seed) {
     const auto specs = ir::infer(n, ir::input_types(g, n), g.batch()).params;
     for (size_t k = 0; k < n.params.size(); ++k) {
       ir::Tensor& t = n.params[k].value;
+      if (static_cast<int64_t>(t.data.size()) == t.elements()) continue;  // already set (e.g. from a model file)
       t.data.assign(static_cast<size_t>(t.elements()), 0.f);
       const auto& spec = specs.at(k);
       if (spec.init == ir::Init::Ones) std::fill(t.data.begin(), t.data.end(), 1.f);

@@ -7,7 +7,7 @@
 
 namespace cnnc::runtime {
 
-// Sets every weight of the graph: kernels Glorot-uniform (Keras' default for Conv2D and Dense),
+// Sets every weight of the graph that is not set yet: kernels Glorot-uniform (Keras' default for Conv2D and Dense),
 // biases and betas 0, gammas 1, BatchNorm statistics mean 0 / variance 1. Each tensor's values
 // depend only on the seed, the layer name and the role, not on the order of layers.
 void init_weights(ir::Graph& g, uint64_t seed);

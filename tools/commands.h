@@ -13,5 +13,6 @@ Action add_run(CLI::App& app);
 Action add_bench(CLI::App& app);
 Action add_ops(CLI::App& app);
 Action add_compile(CLI::App& app);
+Action add_compare(CLI::App& app);
 
 }  // namespace cnnc::tools

@@ -9,7 +9,7 @@ int main(int argc, char** argv) {
   CLI::App app{"cnnc: a compiler for convolutional networks (native .cnn format, Halide CPU kernels)"};
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, cnnc::tools::Action>> commands;
-  for (auto add : {cnnc::tools::add_summary, cnnc::tools::add_run, cnnc::tools::add_bench, cnnc::tools::add_compile,
+  for (auto add : {cnnc::tools::add_summary, cnnc::tools::add_run, cnnc::tools::add_bench, cnnc::tools::add_compile, cnnc::tools::add_compare,
                    cnnc::tools::add_ops}) {
     const size_t before = app.get_subcommands({}).size();
     auto action = add(app);

@@ -126,15 +126,20 @@ Tensor pool2d(const Node& n, const Tensor& in, bool is_max) {
   return out;
 }
 
-Tensor global_avg_pool(const Node& n, const Tensor& in) {
+Tensor global_pool(const Node& n, const Tensor& in, bool is_max) {
   Tensor out(n.type.shape);  // [N, C] or [N, 1, 1, C]: the same row-major data
   const Shape& is = in.shape;
   for (int64_t b = 0; b < is[0]; ++b)
     for (int64_t c = 0; c < is[3]; ++c) {
-      double sum = 0;
+      double sum = 0, best = -std::numeric_limits<double>::infinity();
       for (int64_t y = 0; y < is[1]; ++y)
-        for (int64_t x = 0; x < is[2]; ++x) sum += in.data[at4(is, b, y, x, c)];
-      out.data[static_cast<size_t>(b * is[3] + c)] = static_cast<float>(sum / (is[1] * is[2]));
+        for (int64_t x = 0; x < is[2]; ++x) {
+          const double v = in.data[at4(is, b, y, x, c)];
+          sum += v;
+          best = std::max(best, v);
+        }
+      out.data[static_cast<size_t>(b * is[3] + c)] =
+          static_cast<float>(is_max ? best : sum / (is[1] * is[2]));
     }
   return out;
 }
@@ -153,6 +158,18 @@ Tensor batch_norm(const Node& n, const Tensor& in) {
     out.data[i] = static_cast<float>(double(gamma.data[c]) * (x - double(mean.data[c])) /
                                          std::sqrt(double(var.data[c]) + eps) +
                                      double(beta.data[c]));
+  }
+  return out;
+}
+
+Tensor affine(const Node& n, const Tensor& in) {
+  const Tensor& scale = weights(n, "scale");
+  const Tensor& shift = weights(n, "shift");
+  Tensor out(n.type.shape);
+  const int64_t channels = in.shape.back();
+  for (size_t i = 0; i < in.data.size(); ++i) {
+    const size_t c = i % static_cast<size_t>(channels);
+    out.data[i] = static_cast<float>(double(in.data[i]) * double(scale.data[c]) + double(shift.data[c]));
   }
   return out;
 }
@@ -190,6 +207,29 @@ Tensor add(const Node& n, const std::vector<const Tensor*>& ins) {
   return out;
 }
 
+// Broadcasting: an input with size 1 in a dimension is read at index 0 there.
+Tensor multiply(const Node& n, const std::vector<const Tensor*>& ins) {
+  Tensor out(n.type.shape);
+  const Shape& os = out.shape;
+  std::vector<int64_t> idx(os.size());
+  for (size_t i = 0; i < out.data.size(); ++i) {
+    int64_t rest = static_cast<int64_t>(i);  // i as a multi-index, the last axis fastest
+    for (size_t d = os.size(); d-- > 0;) {
+      idx[d] = rest % os[d];
+      rest /= os[d];
+    }
+    double product = 1;
+    for (const Tensor* t : ins) {
+      int64_t offset = 0;
+      for (size_t d = 0; d < os.size(); ++d)
+        offset = offset * t->shape[d] + (t->shape[d] == 1 ? 0 : idx[d]);
+      product *= t->data[static_cast<size_t>(offset)];
+    }
+    out.data[i] = static_cast<float>(product);
+  }
+  return out;
+}
+
 Tensor concat(const Node& n, const std::vector<const Tensor*>& ins) {
   Tensor out(n.type.shape);
   const int64_t c_out = out.shape.back(), rows = out.elements() / c_out;
@@ -212,6 +252,18 @@ Tensor zero_padding(const Node& n, const Tensor& in) {
       for (int64_t x = 0; x < is[2]; ++x)
         for (int64_t c = 0; c < is[3]; ++c)
           out.data[at4(out.shape, b, y + p.top, x + p.left, c)] = in.data[at4(is, b, y, x, c)];
+  return out;
+}
+
+Tensor cropping(const Node& n, const Tensor& in) {
+  const auto& p = n.attr<ir::CropAttrs>().crop;
+  Tensor out(n.type.shape);
+  const Shape& os = out.shape;
+  for (int64_t b = 0; b < os[0]; ++b)
+    for (int64_t y = 0; y < os[1]; ++y)
+      for (int64_t x = 0; x < os[2]; ++x)
+        for (int64_t c = 0; c < os[3]; ++c)
+          out.data[at4(os, b, y, x, c)] = in.data[at4(in.shape, b, y + p.top, x + p.left, c)];
   return out;
 }
 
@@ -262,11 +314,20 @@ Tensor run_node(const Node& n, const std::vector<const Tensor*>& inputs) {
     case OpKind::AvgPool2D:
       return pool2d(n, x, /*is_max=*/false);
     case OpKind::GlobalAvgPool2D:
-      return global_avg_pool(n, x);
+      return global_pool(n, x, /*is_max=*/false);
+    case OpKind::GlobalMaxPool2D:
+      return global_pool(n, x, /*is_max=*/true);
     case OpKind::BatchNorm:
       return batch_norm(n, x);
-    case OpKind::ReLU:
-      return elementwise(n, x, [](double v) { return std::max(v, 0.0); });
+    case OpKind::Affine:
+      return affine(n, x);
+    case OpKind::ReLU: {
+      const auto& a = n.attr<ir::ReLUAttrs>();
+      const double top = a.max_value, slope = a.negative_slope, threshold = a.threshold;
+      return elementwise(n, x, [=](double v) {
+        return v >= top ? top : v >= threshold ? v : slope * (v - threshold);
+      });
+    }
     case OpKind::ReLU6:
       return elementwise(n, x, [](double v) { return std::min(std::max(v, 0.0), 6.0); });
     case OpKind::LeakyReLU: {
@@ -277,17 +338,26 @@ Tensor run_node(const Node& n, const std::vector<const Tensor*>& inputs) {
       return elementwise(n, x, [](double v) { return 1.0 / (1.0 + std::exp(-v)); });
     case OpKind::Tanh:
       return elementwise(n, x, [](double v) { return std::tanh(v); });
+    case OpKind::Swish:
+      return elementwise(n, x, [](double v) { return v / (1.0 + std::exp(-v)); });
+    case OpKind::HardSigmoid:
+      return elementwise(n, x, [](double v) { return std::min(std::max(v + 3, 0.0), 6.0) / 6; });
     case OpKind::Softmax:
       return softmax(n, x);
     case OpKind::Add:
       return add(n, inputs);
+    case OpKind::Multiply:
+      return multiply(n, inputs);
     case OpKind::Concat:
       return concat(n, inputs);
     case OpKind::Flatten:
+    case OpKind::Reshape:
     case OpKind::Dropout:  // identity at inference
       return same_data(n, x);
     case OpKind::ZeroPadding2D:
       return zero_padding(n, x);
+    case OpKind::Cropping2D:
+      return cropping(n, x);
   }
   fail(n, "unknown op");
 }

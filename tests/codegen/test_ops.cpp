@@ -142,7 +142,7 @@ TEST_CASE("max and average pooling match the reference, including Keras 'same' p
 
 TEST_CASE("elementwise ops, batch norm, softmax and global pooling match the reference") {
   check_random(
-      24, 4,
+      36, 4,
       [](std::mt19937& rng) {
         std::ostringstream os;
         const bool vector_input = pick(rng, {0, 0, 1});
@@ -153,7 +153,11 @@ TEST_CASE("elementwise ops, batch norm, softmax and global pooling match the ref
         std::string op = pick<std::string>(rng, {"relu", "relu6", "leakyrelu alpha=0.1", "leakyrelu",
                                                  "sigmoid", "tanh", "softmax", "batchnorm epsilon=0.01",
                                                  "batchnorm", "dropout rate=0.3", "globalavgpool2d",
-                                                 "globalavgpool2d keepdims=true", "flatten"});
+                                                 "globalavgpool2d keepdims=true", "flatten", "swish",
+                                                 "hardsigmoid", "affine", "globalmaxpool2d",
+                                                 "globalmaxpool2d keepdims=true", "relu max_value=6",
+                                                 "relu threshold=0.5",
+                                                 "relu max_value=2.5 negative_slope=0.2 threshold=0.25"});
         // Scale up so that relu6 and the saturating functions see large values too.
         os << "batchnorm scale\n";
         const auto space = op.find(' ');
@@ -178,6 +182,50 @@ TEST_CASE("add, concat and zero padding match the reference on branching graphs"
         return os.str();
       },
       [](std::mt19937& rng) { return pick<int64_t>(rng, {1, 2}); });
+}
+
+TEST_CASE("multiply with broadcasting, cropping2d and reshape match the reference") {
+  check_random(
+      14, 6,
+      [](std::mt19937& rng) {
+        std::ostringstream os;
+        const int h = pick(rng, {1, 3, 6}), w = pick(rng, {2, 5, 7}), c = pick(rng, {1, 3, 8, 13});
+        os << "input x shape=" << h << "x" << w << "x" << c << "\n";
+        switch (pick(rng, {0, 1, 2, 3})) {
+          case 0:  // squeeze-and-excitation: a 1x1xC gate scales the channels
+            os << "globalavgpool2d g keepdims=true\nsigmoid s\nmultiply m <- x, s\n";
+            break;
+          case 1:  // a row and a column broadcast against each other and a full tensor
+            os << "input r shape=" << h << "x1x1\ninput k shape=1x" << w << "x" << c << "\n"
+               << pick<std::string>(rng, {"multiply m <- r, k", "multiply m <- x, r, k", "multiply m <- k, x"})
+               << "\n";
+            break;
+          case 2:
+            os << "cropping2d cr crop=" << pick<std::string>(rng, {"0", "1", "0,1,1,0", "2,0,0,3"}) << "\n"
+               << "tanh t\n";
+            break;
+          default:  // reshape is a view: the consumer reads the producer's buffer in its new shape
+            os << "relu r\nreshape rs shape="
+               << pick<std::string>(rng, {std::to_string(h * w * c), std::to_string(w) + "x" + std::to_string(h) +
+                                                                         "x" + std::to_string(c)})
+               << "\naffine a\n";
+            break;
+        }
+        return os.str();
+      },
+      [](std::mt19937& rng) { return pick<int64_t>(rng, {1, 2, 3}); });
+}
+
+TEST_CASE("reshape as the output, a Keras SE block, three-way broadcasting, global max pooling") {
+  std::mt19937 rng(10);
+  CHECK(check_network("input x shape=5x6x3\ninput r shape=5x1x1\ninput k shape=1x6x3\nmultiply m <- x, r, k\n",
+                      rng, 3));
+  CHECK(check_network("input x shape=4x5x13\nglobalmaxpool2d g keepdims=true\n", rng, 2));
+  CHECK(check_network("input x shape=3x4x5\nreshape r shape=60\n", rng, 2));
+  CHECK(check_network(
+      "input x shape=7x7x24\nglobalavgpool2d g\ndense d units=6\nswish d.s\ndense e units=24\n"
+      "hardsigmoid e.h\nreshape r shape=1x1x24\nmultiply m <- x, r\n",
+      rng, 2));
 }
 
 TEST_CASE("the example models compile and match the reference end to end") {

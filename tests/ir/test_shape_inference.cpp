@@ -259,6 +259,92 @@ TEST_CASE("batchnorm, activations, dropout, padding and flatten") {
   CHECK(shape_of(net(one_layer("6x6x64", "flatten f")), "f") == ir::Shape{1, 2304});
 }
 
+TEST_CASE("the Keras Applications' ops: affine, swish, hardsigmoid, relu's attributes, global max pool") {
+  auto g = net(one_layer("8x8x16", "affine a"));
+  CHECK(shape_of(g, "a") == ir::Shape{1, 8, 8, 16});
+  CHECK(params(g, "a") == 2 * 16);
+  const ir::Inferred inf = ir::infer(layer(g, "a"), {ir::TensorType{{1, 8, 8, 16}}}, 1);
+  REQUIRE(inf.params.size() == 2);
+  CHECK(inf.params[0].role == "scale");
+  CHECK(inf.params[0].init == ir::Init::Ones);  // the identity until weights are loaded
+  CHECK(inf.params[1].role == "shift");
+  CHECK(inf.params[1].init == ir::Init::Zeros);
+  CHECK(shape_of(net(one_layer("10", "affine a")), "a") == ir::Shape{1, 10});
+
+  for (const char* op : {"swish a", "hardsigmoid a", "relu a max_value=6 negative_slope=0.1 threshold=0.5"}) {
+    CAPTURE(op);
+    auto a = net(one_layer("3x5x7", op));
+    CHECK(shape_of(a, "a") == ir::Shape{1, 3, 5, 7});
+    CHECK(params(a, "a") == 0);
+  }
+  check_contains(error_of(one_layer("4", "relu r max_value=-1")), {"layer 'r' (relu)", "must be >= 0"});
+  check_contains(error_of(one_layer("4", "relu r negative_slope=-0.1")), {"must be >= 0"});
+  check_contains(error_of(one_layer("4", "relu r threshold=nan")), {"must be >= 0"});
+  check_contains(error_of(one_layer("4", "relu r threshold=inf")), {"the others finite"});
+  check_contains(error_of(one_layer("4", "relu r max_value=1 threshold=2")), {"threshold must not exceed max_value"});
+
+  CHECK(shape_of(net(one_layer("7x5x3", "globalmaxpool2d p")), "p") == ir::Shape{1, 3});
+  CHECK(shape_of(net(one_layer("7x5x3", "globalmaxpool2d p keepdims=true")), "p") == ir::Shape{1, 1, 1, 3});
+  check_contains(error_of(one_layer("3", "globalmaxpool2d p")), {"globalmaxpool2d needs a rank-4 input"});
+}
+
+TEST_CASE("cropping2d and reshape") {
+  CHECK(shape_of(net(one_layer("7x9x2", "cropping2d c crop=1,2,3,4")), "c") == ir::Shape{1, 4, 2, 2});
+  CHECK(shape_of(net(one_layer("7x9x2", "cropping2d c crop=3")), "c") == ir::Shape{1, 1, 3, 2});
+  CHECK(shape_of(net(one_layer("7x9x2", "cropping2d c")), "c") == ir::Shape{1, 7, 9, 2});  // crop=0
+  check_contains(error_of(one_layer("4x6x2", "cropping2d c crop=2,2,0,0")),
+                 {"layer 'c' (cropping2d)", "leaves nothing of the 4x6x2 input", "crop at most 3 rows",
+                  "5 columns"});
+  check_contains(error_of(one_layer("4x6x2", "cropping2d c crop=0,0,9223372036854775807,9223372036854775807")),
+                 {"leaves nothing"});
+  check_contains(error_of(one_layer("4x6x2", "cropping2d c crop=same")), {"crop must be explicit"});
+  check_contains(error_of(one_layer("12", "cropping2d c crop=1")), {"cropping2d needs a rank-4 input"});
+
+  CHECK(shape_of(net(one_layer("64", "reshape r shape=1x1x64"), 3), "r") == ir::Shape{3, 1, 1, 64});
+  CHECK(shape_of(net(one_layer("2x3x4", "reshape r shape=24")), "r") == ir::Shape{1, 24});
+  CHECK(shape_of(net(one_layer("2x3x4", "reshape r shape=4x3x2")), "r") == ir::Shape{1, 4, 3, 2});
+  check_contains(error_of(one_layer("2x3x4", "reshape r shape=5x5x1")),
+                 {"layer 'r' (reshape)", "shape=5x5x1 has 25 elements, the input 2x3x4 has 24",
+                  "e.g. shape=24"});
+  check_contains(error_of(one_layer("2x3x4", "reshape r shape=4x6")), {"shape must be HxWxC or C", "got 4x6"});
+  check_contains(error_of(one_layer("2x3x4", "reshape r")), {"missing required attribute 'shape'"});
+  check_contains(error_of(one_layer("2x3x4", "reshape r shape=4294967296x4294967296x4")),
+                 {"more than 2^31 - 1 elements"});
+}
+
+TEST_CASE("multiply broadcasts dimensions of size 1") {
+  auto g = net(
+      "input x shape=8x8x3\n"
+      "globalavgpool2d s keepdims=true\n"
+      "input r shape=8x1x1\n"
+      "multiply se <- x, s\n"
+      "multiply rs <- s, x, r\n"
+      "multiply m <- x, x\n");
+  CHECK(shape_of(g, "se") == ir::Shape{1, 8, 8, 3});
+  CHECK(shape_of(g, "rs") == ir::Shape{1, 8, 8, 3});
+  CHECK(shape_of(g, "m") == ir::Shape{1, 8, 8, 3});
+  CHECK(params(g, "se") == 0);
+  // 1x1xC and Hx1x1 broadcast to HxWxC, and vectors too.
+  CHECK(shape_of(net("input a shape=1x1x3\ninput b shape=5x1x1\nmultiply m <- a, b\n"), "m") == ir::Shape{1, 5, 1, 3});
+  CHECK(shape_of(net("input a shape=1\ninput b shape=6\nmultiply m <- a, b\n"), "m") == ir::Shape{1, 6});
+
+  check_contains(error_of("input x shape=8x8x3\ninput y shape=4x4x3\nmultiply m <- x, y\n"),
+                 {"t.cnn:3", "layer 'm' (multiply)", "input 1 is 8x8x3, input 2 is 4x4x3", "equal sizes or 1"});
+  check_contains(error_of("input x shape=8x8x3\ninput y shape=1x1x3\ninput z shape=1x1x2\nmultiply m <- x, y, z\n"),
+                 {"input 1 is 8x8x3, input 3 is 1x1x2"});
+  check_contains(error_of("input x shape=8x8x3\ninput y shape=3\nmultiply m <- x, y\n"),
+                 {"input 1 is 8x8x3, input 2 is 3", "one rank"});
+  check_contains(error_of("input x shape=3\nmultiply m\n"), {"takes at least 2 input(s), got 1"});
+  // The batch must match or be 1 (only graphs built in code can have other batches).
+  ir::Node m;
+  m.name = "m";
+  m.op = ir::OpKind::Multiply;
+  CHECK(ir::infer(m, {ir::TensorType{{1, 1, 1, 3}}, ir::TensorType{{4, 2, 2, 3}}}, 4).type.shape ==
+        ir::Shape{4, 2, 2, 3});
+  CHECK_THROWS_WITH_AS(ir::infer(m, {ir::TensorType{{2, 1, 1, 3}}, ir::TensorType{{4, 2, 2, 3}}}, 4),
+                       doctest::Contains("input 1 is 2x1x1x3, input 2 is 4x2x2x3"), cnnc::Error);
+}
+
 TEST_CASE("add and concat check their input shapes") {
   auto g = net(
       "input x shape=8x8x3\n"

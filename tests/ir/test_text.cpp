@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -84,6 +85,17 @@ relu6 r6
 leakyrelu lr alpha=0.1
 sigmoid sg
 tanh th
+affine af <- bn
+swish sw
+hardsigmoid hs
+relu rl max_value=6 negative_slope=0.1 threshold=0.5
+relu ri max_value=inf negative_slope=0 threshold=0
+globalmaxpool2d gmp keepdims=true <- bn
+multiply mu <- ri, gmp, hs
+cropping2d cr crop=1,0,2,1
+reshape rs shape=13x15x8
+globalmaxpool2d gm2 keepdims=false
+reshape rv shape=2x2x2
 add s <- th, c2.leakyrelu, mp
 concat cat <- s, bn
 globalavgpool2d gap keepdims=true
@@ -112,6 +124,17 @@ relu6 r6                                                          # 16x16x8
 leakyrelu lr alpha=0.1                                            # 16x16x8
 sigmoid sg                                                        # 16x16x8
 tanh th                                                           # 16x16x8
+affine af <- bn                                                   # 16x16x8
+swish sw                                                          # 16x16x8
+hardsigmoid hs                                                    # 16x16x8
+relu rl max_value=6 negative_slope=0.1 threshold=0.5              # 16x16x8
+relu ri                                                           # 16x16x8
+globalmaxpool2d gmp keepdims=true <- bn                           # 1x1x8
+multiply mu <- ri, gmp, hs                                        # 16x16x8
+cropping2d cr crop=1,0,2,1                                        # 15x13x8
+reshape rs shape=13x15x8                                          # 13x15x8
+globalmaxpool2d gm2                                               # 8
+reshape rv shape=2x2x2                                            # 2x2x2
 add s <- th, c2.leakyrelu, mp                                     # 16x16x8
 concat cat <- s, bn                                               # 16x16x16
 globalavgpool2d gap keepdims=true                                 # 1x1x16
@@ -224,7 +247,7 @@ TEST_CASE("every op and attribute: the canonical form, golden") {
     ++ops;
     start = end + 2;
   }
-  CHECK(ops >= 18);  // a new op must be added to kAllAttrs above
+  CHECK(ops >= 25);  // a new op must be added to kAllAttrs above
   // The attributes read what was written.
   const auto& c1 = g.node(g.find("c1")).attr<ir::Conv2DAttrs>();
   CHECK(c1.kernel == ir::Pair{3, 5});
@@ -237,6 +260,14 @@ TEST_CASE("every op and attribute: the canonical form, golden") {
   CHECK(g.node(g.find("lr")).attr<ir::LeakyReLUAttrs>().alpha == 0.1f);
   CHECK(g.node(g.find("c2.leakyrelu")).attr<ir::LeakyReLUAttrs>().alpha == 0.3f);  // Keras' default
   CHECK(g.node(g.find("dr")).attr<ir::DropoutAttrs>().rate == 0.25f);
+  const auto& rl = g.node(g.find("rl")).attr<ir::ReLUAttrs>();
+  CHECK(rl.max_value == 6.f);
+  CHECK(rl.negative_slope == 0.1f);
+  CHECK(rl.threshold == 0.5f);
+  CHECK(g.node(g.find("ri")).attr<ir::ReLUAttrs>() == ir::ReLUAttrs{});
+  CHECK(g.node(g.find("cr")).attr<ir::CropAttrs>().crop == ir::Padding{ir::Padding::Explicit, 1, 0, 2, 1});
+  CHECK(g.node(g.find("rs")).attr<ir::ReshapeAttrs>().shape == ir::Shape{13, 15, 8});
+  CHECK(g.node(g.find("rv")).type.shape == ir::Shape{1, 2, 2, 2});
   CHECK(g.node(g.find("ap")).attr<ir::Pool2DAttrs>().effective_strides() == ir::Pair{2, 2});
   CHECK(g.node(g.find("mp")).attr<ir::Pool2DAttrs>().effective_strides() == ir::Pair{1, 1});
   // activation=linear adds no layer.
@@ -293,6 +324,29 @@ TEST_CASE("canonical form: defaults dropped, shorthand expanded, inputs written 
   check_round_trip(pads);
   // The last layer as the only output needs no output statement.
   CHECK(ir::print(ir::parse("input x shape=4\nrelu r\noutput r\n", "t.cnn")).find("output") == std::string::npos);
+}
+
+TEST_CASE("relu's attributes: defaults not printed, infinity reads and prints back") {
+  // max_value's default is +infinity: written or not, a plain relu prints as `relu r`.
+  for (const char* written : {"relu r", "relu r max_value=inf", "relu r max_value=infinity threshold=0"}) {
+    CAPTURE(written);
+    ir::Graph g = ir::parse(std::string("input x shape=4\n") + written + "\n", "t.cnn");
+    CHECK(ir::print(g).find("relu r  ") != std::string::npos);
+    CHECK(g.node(1).attr<ir::ReLUAttrs>().max_value == std::numeric_limits<float>::infinity());
+    check_round_trip(g);
+  }
+  // Finite values print in their shortest form and read back to the same float.
+  ir::Graph g = ir::parse("input x shape=4\nrelu r max_value=6.0 negative_slope=0.3 threshold=1e-3\n", "t.cnn");
+  CHECK(ir::print(g).find("relu r max_value=6 negative_slope=0.3 threshold=0.001  ") != std::string::npos);
+  check_round_trip(g);
+  // The new activations have the shorthand too.
+  ir::Graph sw = ir::parse("input x shape=4\ndense d units=2 activation=swish\ndense e units=2 activation=hardsigmoid\n",
+                           "t.cnn");
+  CHECK(sw.node(sw.find("d.swish")).op == ir::OpKind::Swish);
+  CHECK(sw.node(sw.find("e.hardsigmoid")).op == ir::OpKind::HardSigmoid);
+  // A plain relu by the activation shorthand is the default relu.
+  ir::Graph c = ir::parse("input x shape=4x4x1\nconv2d c filters=1 kernel=1 activation=relu\n", "t.cnn");
+  CHECK(c.node(2).attr<ir::ReLUAttrs>() == ir::ReLUAttrs{});
 }
 
 TEST_CASE("comments, blank lines, tabs, CRLF and spacing do not matter") {
@@ -399,8 +453,17 @@ TEST_CASE("parse errors name source:line and what is accepted") {
         "e.cnn:2: layer 'c' (conv2d): attribute 'kernel' is given twice");
   CHECK(error_of("input x shape=4x4x1\nconv2d c filters=1 kernel=1 activation=gelu\n")
             .find("activation 'gelu' is not known; accepted: linear, relu") != std::string::npos);
+  CHECK(error_of("input x shape=4x4x1\nrelu6 r activation=relu\n") ==
+        "e.cnn:2: layer 'r' (relu6): unknown attribute 'activation'; accepted: none");
   CHECK(error_of("input x shape=4x4x1\nrelu r activation=relu\n") ==
-        "e.cnn:2: layer 'r' (relu): unknown attribute 'activation'; accepted: none");
+        "e.cnn:2: layer 'r' (relu): unknown attribute 'activation'; accepted: max_value, negative_slope, "
+        "threshold");
+  CHECK(error_of("input x shape=4x4x1\nrelu r max_value=six\n") ==
+        "e.cnn:2: layer 'r' (relu): attribute 'max_value': 'six' is not a number");
+  CHECK(error_of("input x shape=4x4x1\nreshape r shape=4x-4\n").find("is not positive sizes") !=
+        std::string::npos);
+  CHECK(error_of("input x shape=4x4x1\ncropping2d c crop=1,2\n").find("is not valid, same, P, or") !=
+        std::string::npos);
   CHECK(error_of("input x shape=4x4x1\nconv2d c filters=1 kernel=1 padding=full\n") ==
         "e.cnn:2: layer 'c' (conv2d): attribute 'padding': 'full' is not valid, same, P, or top,bottom,left,right");
   CHECK(error_of("input x shape=4x4x1\nconv2d c filters=1 kernel=1 use_bias=1\n").find("is not true or false") !=

@@ -236,6 +236,15 @@ TEST_SUITE("reference: pooling") {
     auto k = net("input x shape=2x2x2\nglobalavgpool2d p keepdims=true", 2);
     check_close(apply(k, "p", {x}), tensor({2, 1, 1, 2}, {2.5, 25, 6.5, -1}));
   }
+
+  TEST_CASE("global max pool: the largest over H and W, also when all are negative") {
+    // Sample 0: channel 0 = 1,2,3,4, channel 1 = 10,20,30,40. Sample 1: 5..8 and -5,-1,-3,-4.
+    const auto x = tensor({2, 2, 2, 2}, {1, 10, 2, 20, 3, 30, 4, 40, 5, -5, 6, -1, 7, -3, 8, -4});
+    auto g = net("input x shape=2x2x2\nglobalmaxpool2d p", 2);
+    check_close(apply(g, "p", {x}), tensor({2, 2}, {4, 40, 8, -1}));
+    auto k = net("input x shape=2x2x2\nglobalmaxpool2d p keepdims=true", 2);
+    check_close(apply(k, "p", {x}), tensor({2, 1, 1, 2}, {4, 40, 8, -1}));
+  }
 }
 
 TEST_SUITE("reference: normalisation and activations") {
@@ -272,6 +281,19 @@ TEST_SUITE("reference: normalisation and activations") {
     check_close(activation("relu a", {-2, -0.5, 0, 3}), tensor({1, 4}, {0, 0, 0, 3}));
   }
 
+  TEST_CASE("relu with Keras' max_value, negative_slope and threshold") {
+    // max_value=6 is relu6.
+    check_close(activation("relu a max_value=6", {-1, 3, 6, 7.5}), tensor({1, 4}, {0, 3, 6, 6}));
+    // threshold 2: below it 0, from it the identity.
+    check_close(activation("relu a threshold=2", {1, 1.9f, 2, 3}), tensor({1, 4}, {0, 0, 2, 3}));
+    // All three: -1 -> 0.1 * (-1 - 1) = -0.2; 0.5 -> 0.1 * (0.5 - 1) = -0.05; 1 and 3 pass;
+    // 4 and 10 -> max_value 4.
+    check_close(activation("relu a max_value=4 negative_slope=0.1 threshold=1", {-1, 0.5, 1, 3, 4, 10}),
+                tensor({1, 6}, {-0.2f, -0.05f, 1, 3, 4, 4}), 1e-6);
+    // negative_slope alone is a leaky relu.
+    check_close(activation("relu a negative_slope=0.5", {-4, 2}), tensor({1, 2}, {-2, 2}));
+  }
+
   TEST_CASE("relu6") {
     check_close(activation("relu6 a", {-1, 3, 6, 7.5}), tensor({1, 4}, {0, 3, 6, 6}));
   }
@@ -291,6 +313,26 @@ TEST_SUITE("reference: normalisation and activations") {
     const float ln2 = std::log(2.f);  // tanh(ln 2) = (2 - 1/2) / (2 + 1/2) = 0.6
     check_close(activation("tanh a", {0, ln2, -ln2, 0.5493061443f}),
                 tensor({1, 4}, {0, 0.6f, -0.6f, 0.5f}), 1e-6);
+  }
+
+  TEST_CASE("swish: x * sigmoid(x)") {
+    // sigmoid(ln 3) = 3/4, sigmoid(-ln 3) = 1/4; far below zero the product vanishes.
+    const float ln3 = std::log(3.f);
+    check_close(activation("swish a", {0, ln3, -ln3, 30, -100}),
+                tensor({1, 5}, {0, 0.75f * ln3, -0.25f * ln3, 30, 0}), 1e-6);
+  }
+
+  TEST_CASE("hardsigmoid: relu6(x + 3) / 6") {
+    check_close(activation("hardsigmoid a", {-4, -3, 0, 1.5, 3, 5}), tensor({1, 6}, {0, 0, 0.5, 0.75, 1, 1}),
+                1e-6);
+  }
+
+  TEST_CASE("affine: x * scale + shift per channel") {
+    // Channel 0: 2x + 1; channel 1: -x + 0.5.
+    auto g = net("input x shape=1x2x2\naffine a");
+    set_weights(g, "a", "scale", {2, -1});
+    set_weights(g, "a", "shift", {1, 0.5});
+    check_close(apply(g, "a", {tensor({1, 1, 2, 2}, {3, 5, -1, -2})}), tensor({1, 1, 2, 2}, {7, -4.5, -1, 2.5}));
   }
 
   TEST_CASE("dropout is the identity at inference") {
@@ -331,6 +373,27 @@ TEST_SUITE("reference: structure") {
                 tensor({1, 2}, {111, -178}));
   }
 
+  TEST_CASE("multiply: the elementwise product of all inputs") {
+    auto g = net("input a shape=2\ninput b shape=2\ninput c shape=2\nmultiply m <- a, b, c");
+    check_close(apply(g, "m", {tensor({1, 2}, {1, 2}), tensor({1, 2}, {10, 20}), tensor({1, 2}, {3, -0.5})}),
+                tensor({1, 2}, {30, -20}));
+  }
+
+  TEST_CASE("multiply broadcasts dimensions of size 1: squeeze-and-excitation scales channels") {
+    // 1x2x2 pixels (1, 2) and (3, 4), scaled per channel by (10, -1).
+    auto g = net("input x shape=1x2x2\ninput s shape=1x1x2\nmultiply m <- x, s");
+    check_close(apply(g, "m", {tensor({1, 1, 2, 2}, {1, 2, 3, 4}), tensor({1, 1, 1, 2}, {10, -1})}),
+                tensor({1, 1, 2, 2}, {10, -2, 30, -4}));
+    // A column times a row is their outer product: 2x1x1 (1, 2) and 1x3x1 (1, 10, 100).
+    auto o = net("input c shape=2x1x1\ninput r shape=1x3x1\nmultiply m <- c, r");
+    check_close(apply(o, "m", {tensor({1, 2, 1, 1}, {1, 2}), tensor({1, 1, 3, 1}, {1, 10, 100})}),
+                tensor({1, 2, 3, 1}, {1, 10, 100, 2, 20, 200}));
+    // A batch of 1 broadcasts over a batch of 2.
+    auto b = net("input x shape=1x1x2\ninput s shape=1x1x2\nmultiply m <- x, s", 2);
+    check_close(apply(b, "m", {tensor({2, 1, 1, 2}, {1, 2, 3, 4}), tensor({1, 1, 1, 2}, {2, 3})}),
+                tensor({2, 1, 1, 2}, {2, 6, 6, 12}));
+  }
+
   TEST_CASE("concat: along the channel axis, inputs in the order written") {
     auto g = net("input a shape=1x2x2\ninput b shape=1x2x1\nconcat k <- b, a");
     check_close(apply(g, "k", {tensor({1, 1, 2, 1}, {10, 20}), tensor({1, 1, 2, 2}, {1, 2, 3, 4})}),
@@ -349,6 +412,28 @@ TEST_SUITE("reference: structure") {
     auto g = net("input x shape=1x1x2\nzeropadding2d z pad=0,0,1,1");
     check_close(apply(g, "z", {tensor({1, 1, 1, 2}, {5, 6})}),
                 tensor({1, 1, 3, 2}, {0, 0, 5, 6, 0, 0}));
+  }
+
+  TEST_CASE("cropping2d: crop=top,bottom,left,right rows and columns removed") {
+    // X without row 0 and columns 2, 3.
+    auto g = net("input x shape=4x4x1\ncropping2d c crop=1,0,0,2");
+    check_close(apply(g, "c", {image4x4()}), tensor({1, 3, 2, 1}, {5, 6, 9, 10, 13, 14}));
+    auto all = net("input x shape=4x4x1\ncropping2d c crop=1");
+    check_close(apply(all, "c", {image4x4()}), tensor({1, 2, 2, 1}, {6, 7, 10, 11}));
+  }
+
+  TEST_CASE("cropping2d keeps the channels of a pixel together") {
+    auto g = net("input x shape=1x3x2\ncropping2d c crop=0,0,1,1");
+    check_close(apply(g, "c", {tensor({1, 1, 3, 2}, {1, 2, 3, 4, 5, 6})}), tensor({1, 1, 1, 2}, {3, 4}));
+  }
+
+  TEST_CASE("reshape: the same row-major data in another shape") {
+    auto g = net("input x shape=1x2x4\nreshape r shape=2x2x2", 2);
+    check_close(apply(g, "r", {tensor({2, 1, 2, 4}, iota(16))}), tensor({2, 2, 2, 2}, iota(16)));
+    auto v = net("input x shape=6\nreshape r shape=1x1x6");
+    check_close(apply(v, "r", {tensor({1, 6}, iota(6))}), tensor({1, 1, 1, 6}, iota(6)));
+    auto f = net("input x shape=2x2x3\nreshape r shape=12");
+    check_close(apply(f, "r", {tensor({1, 2, 2, 3}, iota(12))}), tensor({1, 12}, iota(12)));
   }
 
   TEST_CASE("flatten: the same row-major data as N x (H*W*C)") {

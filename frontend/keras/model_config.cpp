@@ -1,0 +1,177 @@
+#include "frontend/keras/model_config.h"
+
+#include <set>
+
+#include "ir/error.h"
+
+namespace cnnc::frontend::keras {
+
+using nlohmann::json;
+
+namespace {
+
+[[noreturn]] void fail(const std::string& source, const std::string& msg) { throw Error(source + ": " + msg); }
+
+TensorRef ref_from_history(const json& h, const std::string& where) {
+  if (!h.is_array() || h.size() < 3 || !h[0].is_string() || !h[1].is_number_integer() ||
+      !h[2].is_number_integer())
+    throw Error(where + ": a layer reference must be [name, node_index, tensor_index]");
+  return {h[0].get<std::string>(), h[1].get<int>(), h[2].get<int>()};
+}
+
+// Keras 3: {"class_name": "__keras_tensor__", "config": {"keras_history": [name, node, tensor]}}
+// anywhere inside "args"; Keras 2: [[name, node, tensor, kwargs], ...].
+void collect_keras3(const json& v, std::vector<TensorRef>& out, const std::string& where, int depth = 0) {
+  if (depth > 16) throw Error(where + ": inbound_nodes are nested too deeply");
+  if (v.is_object()) {
+    if (v.value("class_name", "") == "__keras_tensor__") {
+      if (!v.contains("config") || !v["config"].contains("keras_history"))
+        throw Error(where + ": a __keras_tensor__ without keras_history");
+      out.push_back(ref_from_history(v["config"]["keras_history"], where));
+      return;
+    }
+    for (const auto& [k, item] : v.items()) collect_keras3(item, out, where, depth + 1);
+  } else if (v.is_array()) {
+    for (const auto& item : v) collect_keras3(item, out, where, depth + 1);
+  }
+}
+
+std::vector<TensorRef> inbound(const json& layer, const std::string& where) {
+  std::vector<TensorRef> refs;
+  if (!layer.contains("inbound_nodes")) return refs;
+  const json& nodes = layer["inbound_nodes"];
+  if (!nodes.is_array()) throw Error(where + ": inbound_nodes must be a list");
+  if (nodes.size() > 1)
+    throw Error(where + ": the layer is called " + std::to_string(nodes.size()) +
+                " times (a shared layer); cnnc imports layers called once");
+  if (nodes.empty()) return refs;
+  const json& node = nodes[0];
+  if (node.is_object()) {  // Keras 3
+    collect_keras3(node.contains("args") ? node["args"] : json::array(), refs, where);
+  } else if (node.is_array()) {  // Keras 2
+    for (const auto& h : node) refs.push_back(ref_from_history(h, where));
+  } else {
+    throw Error(where + ": unrecognised inbound_nodes entry");
+  }
+  return refs;
+}
+
+std::vector<TensorRef> endpoints(const json& v, const std::string& where) {
+  std::vector<TensorRef> refs;
+  if (!v.is_array()) throw Error(where + " must be a list");
+  // A single [name, 0, 0] (Keras 3, one input) or a list of them.
+  if (v.size() == 3 && v[0].is_string()) {
+    refs.push_back(ref_from_history(v, where));
+    return refs;
+  }
+  for (const auto& item : v) refs.push_back(ref_from_history(item, where));
+  return refs;
+}
+
+}  // namespace
+
+ModelConfig parse_model_config(const std::string& text, const std::string& source) {
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::exception& e) {
+    fail(source, std::string("the model config is not valid JSON: ") + e.what());
+  }
+  if (!root.is_object() || !root.contains("class_name") || !root.contains("config") ||
+      !root["class_name"].is_string() || !root["config"].is_object())
+    fail(source, "the model config has no class_name/config (expected the output of model.to_json())");
+  const std::string cls = root["class_name"].get<std::string>();
+  const json& cfg = root["config"];
+  ModelConfig m;
+  m.name = cfg.contains("name") && cfg["name"].is_string() ? cfg["name"].get<std::string>() : "model";
+  if (!cfg.contains("layers") || !cfg["layers"].is_array()) fail(source, "the model config lists no layers");
+  if (cfg["layers"].size() > 100000) fail(source, "more than 100000 layers");
+  const bool sequential = cls == "Sequential";
+  if (!sequential && cls != "Functional" && cls != "Model")
+    fail(source, "model class '" + cls + "' is not supported; accepted: Functional, Model, Sequential");
+
+  std::set<std::string> names;
+  for (const auto& l : cfg["layers"]) {
+    if (!l.is_object() || !l.contains("class_name") || !l["class_name"].is_string())
+      fail(source, "a layer entry without class_name");
+    Layer layer;
+    layer.class_name = l["class_name"].get<std::string>();
+    layer.config = l.contains("config") && l["config"].is_object() ? l["config"] : json::object();
+    if (l.contains("name") && l["name"].is_string())
+      layer.name = l["name"].get<std::string>();
+    else if (layer.config.contains("name") && layer.config["name"].is_string())
+      layer.name = layer.config["name"].get<std::string>();
+    else
+      fail(source, "a " + layer.class_name + " layer has no name");
+    const std::string where = source + ": layer '" + layer.name + "' (" + layer.class_name + ")";
+    if (!names.insert(layer.name).second) throw Error(where + ": the name is used twice");
+    if (layer.class_name == "Functional" || layer.class_name == "Sequential" || layer.class_name == "Model")
+      throw Error(where + ": nested models are not supported; save the inner model's layers inline");
+    if (!sequential) layer.inputs = inbound(l, where);
+    m.layers.push_back(std::move(layer));
+  }
+
+  if (sequential) {
+    // A chain: each layer reads the previous; the input comes from an InputLayer or batch_shape.
+    if (m.layers.empty()) fail(source, "a Sequential model without layers");
+    if (m.layers[0].class_name != "InputLayer") {
+      Layer in;
+      in.class_name = "InputLayer";
+      in.name = m.name + "_input";
+      const json& first = m.layers[0].config;
+      for (const char* key : {"batch_shape", "batch_input_shape"})
+        if (first.contains(key)) in.config["batch_shape"] = first[key];
+      if (!in.config.contains("batch_shape"))
+        fail(source, "the Sequential model's first layer declares no input shape (batch_shape)");
+      m.layers.insert(m.layers.begin(), in);
+    }
+    for (size_t i = 1; i < m.layers.size(); ++i) m.layers[i].inputs = {{m.layers[i - 1].name, 0, 0}};
+    m.inputs = {{m.layers.front().name, 0, 0}};
+    m.outputs = {{m.layers.back().name, 0, 0}};
+    return m;
+  }
+
+  if (!cfg.contains("input_layers") || !cfg.contains("output_layers"))
+    fail(source, "the functional model config has no input_layers/output_layers");
+  m.inputs = endpoints(cfg["input_layers"], source + ": input_layers");
+  m.outputs = endpoints(cfg["output_layers"], source + ": output_layers");
+
+  // Order producers before consumers (Kahn's algorithm); a reference to an unknown layer or a
+  // cycle is an error.
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < m.layers.size(); ++i) index[m.layers[i].name] = i;
+  std::vector<int> pending(m.layers.size(), 0);
+  std::vector<std::vector<size_t>> users(m.layers.size());
+  for (size_t i = 0; i < m.layers.size(); ++i)
+    for (const auto& r : m.layers[i].inputs) {
+      auto it = index.find(r.layer);
+      if (it == index.end())
+        fail(source, "layer '" + m.layers[i].name + "' reads '" + r.layer + "', which is not a layer of the model");
+      if (r.node != 0 || r.tensor != 0)
+        fail(source, "layer '" + m.layers[i].name + "' reads output " + std::to_string(r.tensor) + " of call " +
+                         std::to_string(r.node) + " of '" + r.layer + "'; cnnc imports single-output layers called once");
+      users[it->second].push_back(i);
+      ++pending[i];
+    }
+  std::vector<size_t> ready, order;
+  for (size_t i = 0; i < m.layers.size(); ++i)
+    if (pending[i] == 0) ready.push_back(i);
+  while (!ready.empty()) {
+    const size_t i = ready.front();
+    ready.erase(ready.begin());
+    order.push_back(i);
+    for (size_t u : users[i])
+      if (--pending[u] == 0) ready.push_back(u);
+  }
+  if (order.size() != m.layers.size()) fail(source, "the layers' connections form a cycle");
+  std::vector<Layer> sorted;
+  for (size_t i : order) sorted.push_back(std::move(m.layers[i]));
+  m.layers = std::move(sorted);
+  for (const auto& r : m.outputs)
+    if (!index.count(r.layer)) fail(source, "output_layers names '" + r.layer + "', which is not a layer");
+  for (const auto& r : m.inputs)
+    if (!index.count(r.layer)) fail(source, "input_layers names '" + r.layer + "', which is not a layer");
+  return m;
+}
+
+}  // namespace cnnc::frontend::keras

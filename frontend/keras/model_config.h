@@ -1,0 +1,39 @@
+#pragma once
+// The architecture part of a Keras model: its JSON config (Keras 3, or Keras 2's legacy form)
+// read into layers and their connections, in a topological order.
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "ir/types.h"
+
+namespace cnnc::frontend::keras {
+
+// A tensor produced by a layer: (layer name, call index, output index), Keras' keras_history.
+struct TensorRef {
+  std::string layer;
+  int node = 0, tensor = 0;
+};
+
+struct Layer {
+  std::string class_name, name;
+  nlohmann::json config;
+  std::vector<TensorRef> inputs;  // of the layer's single call
+};
+
+struct ModelConfig {
+  std::string name;
+  std::vector<Layer> layers;  // producers before consumers
+  std::vector<TensorRef> inputs, outputs;
+};
+
+// Parses model.to_json() output or a .keras config.json. Throws cnnc::Error naming `source`
+// and the layer for anything malformed; a model class other than Functional/Model/Sequential,
+// a shared layer (called twice) or a nested model is refused with a message.
+ModelConfig parse_model_config(const std::string& json_text, const std::string& source);
+
+// Weights of each layer in Keras' own order (e.g. kernel, bias), by layer name.
+using LayerWeights = std::map<std::string, std::vector<ir::Tensor>>;
+
+}  // namespace cnnc::frontend::keras
