@@ -17,6 +17,9 @@ using NodeId = int;
 struct Param {
   std::string role;
   Tensor value;
+  // Computed by an importer from a layer's config (e.g. BatchNorm's gamma when Keras' scale is
+  // off), not a weight of the source model: left out of parameter counts.
+  bool derived = false;
 };
 
 struct Node {
@@ -37,6 +40,9 @@ class Graph {
  public:
   std::string name = "network";
   std::string source;  // file the graph was read from, for messages
+  // Weights of the source model that an importer folded into derived ones (Keras
+  // Normalization's mean, variance and count): counted in total_params.
+  int64_t folded_params = 0;
 
   // Appends a layer after checking its name, inputs and shapes; returns its id. Throws
   // cnnc::Error naming file:line, the layer and what would be accepted.

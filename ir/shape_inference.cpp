@@ -314,7 +314,14 @@ int64_t macs(const Node& n, const std::vector<TensorType>& in) {
 
 int64_t param_count(const Node& n) {
   int64_t c = 0;
-  for (const auto& p : n.params) c += p.value.elements();
+  for (const auto& p : n.params)
+    if (!p.derived) c += p.value.elements();
+  return c;
+}
+
+int64_t total_params(const Graph& g) {
+  int64_t c = g.folded_params;
+  for (const auto& n : g.nodes()) c += param_count(n);
   return c;
 }
 

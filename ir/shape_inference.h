@@ -35,8 +35,11 @@ WindowGeometry window_geometry(const Node& n, const TensorType& input);
 
 // Multiply-accumulates a layer performs (0 for layers without weights).
 int64_t macs(const Node& n, const std::vector<TensorType>& inputs);
-// Number of weights of a layer.
+// Number of weights of a layer (derived constants left out).
 int64_t param_count(const Node& n);
+// The model's parameter count as its source framework counts it: every layer's weights plus
+// the weights folded by the importer.
+int64_t total_params(const Graph& g);
 
 // Largest tensor we accept: Halide indexes with 32-bit integers.
 constexpr int64_t kMaxElements = (int64_t{1} << 31) - 1;

@@ -6,6 +6,7 @@ ir::Graph rebuild(ir::Graph g, const std::vector<ir::NodeId>& replacement) {
   ir::Graph out;
   out.name = g.name;
   out.source = g.source;
+  out.folded_params = g.folded_params;
   out.set_batch(g.batch());
   std::vector<ir::NodeId> new_id(g.size(), -1);
   for (int i = 0; i < g.size(); ++i) {

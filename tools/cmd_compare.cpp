@@ -39,10 +39,10 @@ int compare(const CompareFlags& o) {
   r["model"] = g.name;
   int64_t params = 0, weighted = 0, macs = 0;
   for (const auto& n : g.nodes()) {
-    params += ir::param_count(n);
     weighted += !n.params.empty();
     macs += ir::macs(n, ir::input_types(g, n));
   }
+  params = ir::total_params(g);
   r["params"] = params;
   r["layers_with_weights"] = weighted;
   r["ir_nodes"] = g.size();

@@ -40,8 +40,12 @@ int summary(const std::string& path) {
                 with_commas(p).c_str(), with_commas(m).c_str(), from.c_str());
   }
   std::printf("%s\n", rule);
+  params += g.folded_params;
   std::printf("Total params: %s (%s of float32 weights)\n", with_commas(params).c_str(),
               bytes(params * 4).c_str());
+  if (g.folded_params)
+    std::printf("  of which %s were folded into the affine layers above by the importer "
+                "(Keras Normalization statistics)\n", with_commas(g.folded_params).c_str());
   std::printf("MACs per image: %s (%.3f GFLOP at 2 flops per MAC)\n", with_commas(total_macs).c_str(),
               2e-9 * static_cast<double>(total_macs));
   std::printf("Depth: %d weight layers (conv2d and dense); %d layers in all\n", depth, g.size());

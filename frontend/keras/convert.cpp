@@ -203,7 +203,10 @@ class Converter {
   }
   void set_constant(ir::NodeId id, const std::string& role, const std::vector<float>& values) {
     for (auto& p : g.node(id).params)
-      if (p.role == role) p.value.data = values;
+      if (p.role == role) {
+        p.value.data = values;
+        p.derived = true;
+      }
   }
 
  private:
@@ -476,6 +479,7 @@ ir::NodeId normalization(Converter& c, const Layer& l) {
         c.fail(l, "weights mean/variance must hold one value per channel (" + std::to_string(ch) + ")");
     mean = (*w)[0].data;
     var = (*w)[1].data;
+    c.g.folded_params += (*w)[0].elements() + (*w)[1].elements() + (*w)[2].elements();
   }
   std::vector<float> scale(ch), shift(ch);
   for (size_t i = 0; i < ch; ++i) {

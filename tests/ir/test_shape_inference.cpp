@@ -31,11 +31,7 @@ int64_t macs(const ir::Graph& g, const std::string& name) {
   const ir::Node& n = layer(g, name);
   return ir::macs(n, ir::input_types(g, n));
 }
-int64_t total_params(const ir::Graph& g) {
-  int64_t t = 0;
-  for (const auto& n : g.nodes()) t += ir::param_count(n);
-  return t;
-}
+using ir::total_params;
 
 // The message parse() fails with; fails the test when it does not.
 std::string error_of(const std::string& text, int64_t batch = 1) {

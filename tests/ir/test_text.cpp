@@ -32,11 +32,7 @@ ir::Graph model(const std::string& name) {
   return ir::parse(read_text(path), path);
 }
 
-int64_t total_params(const ir::Graph& g) {
-  int64_t t = 0;
-  for (const auto& n : g.nodes()) t += ir::param_count(n);
-  return t;
-}
+using ir::total_params;
 
 int64_t total_macs(const ir::Graph& g) {
   int64_t t = 0;
