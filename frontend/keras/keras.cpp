@@ -65,8 +65,9 @@ LayerWeights read_weights_file(const Hdf5File& h5) {
 // Every layer's weights must be read by some layer of the model: a leftover means the file
 // belongs to another model.
 void check_all_used(const LayerWeights& w, const ModelConfig& m, const std::string& source) {
-  for (const auto& [name, tensors] : w) {
-    if (tensors.empty()) continue;
+  for (const auto& entry : w) {
+    const std::string& name = entry.first;
+    if (entry.second.empty()) continue;
     const bool known = std::any_of(m.layers.begin(), m.layers.end(), [&](const Layer& l) { return l.name == name; });
     if (!known)
       throw Error(source + ": the weights file holds weights of layer '" + name +

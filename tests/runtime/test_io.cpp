@@ -1,6 +1,7 @@
 // The runtime's file I/O: deterministic weight initialisation, the .cnnw weights file and
 // NumPy .npy files, including every kind of bad file (each must be a cnnc::Error naming the
 // file and what is wrong; never a crash, a huge allocation or half-changed weights).
+#include <algorithm>
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -533,4 +534,13 @@ TEST_CASE("write_npy: a failed write is an error, not a silently short file") {
   ir::Tensor t({4, 4});
   CHECK(contains(error_of([&] { rt::write_npy(dir.file("no/such/dir/t.npy"), t); }), "no/such/dir/t.npy"));
   if (fs::exists("/dev/full")) CHECK(contains(error_of([&] { rt::write_npy("/dev/full", t); }), "/dev/full"));
+}
+
+TEST_CASE("init_weights leaves weights that are already set (e.g. read from a model file)") {
+  ir::Graph g = ir::parse("input x shape=4x4x2\nconv2d c filters=2 kernel=3 padding=same\n", "t.cnn");
+  auto& kernel = g.node(1).params[0].value;
+  kernel.data.assign(static_cast<size_t>(kernel.elements()), 0.25f);
+  rt::init_weights(g, 3);
+  CHECK(std::all_of(kernel.data.begin(), kernel.data.end(), [](float v) { return v == 0.25f; }));
+  CHECK(g.node(1).params[1].value.data.size() == 2);  // the bias was empty: now set
 }
