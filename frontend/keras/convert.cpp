@@ -241,17 +241,24 @@ ir::NodeId input_layer(Converter& c, const Layer& l) {
   return c.add(l, l.name, ir::OpKind::Input, a, {});
 }
 
+// A layer with a kernel and an optional bias (Conv2D, DepthwiseConv2D, Dense), then its
+// activation. `reshape_kernel`: Keras' depthwise kernel (kh, kw, C, m) is our (kh, kw, 1, C*m).
+ir::NodeId kernel_layer(Converter& c, const Layer& l, ir::OpKind op, ir::Attrs attrs, ir::NodeId x, bool use_bias,
+                        bool reshape_kernel = false) {
+  const ir::NodeId id = c.add(l, l.name, op, std::move(attrs), {x});
+  if (const auto* w = c.weights(l, use_bias ? 2 : 1)) {
+    c.set(l, id, "kernel", (*w)[0], reshape_kernel);
+    if (use_bias) c.set(l, id, "bias", (*w)[1]);
+  }
+  return c.activation(l, id, l.name + ".act");
+}
+
 ir::NodeId conv2d(Converter& c, const Layer& l) {
   ir::Conv2DAttrs a = conv_attrs(c, l);
   a.filters = c.integer(l, "filters");
   a.groups = c.integer(l, "groups", 1);
   a.use_bias = c.boolean(l, "use_bias", true);
-  const ir::NodeId id = c.add(l, l.name, ir::OpKind::Conv2D, a, {c.input(l)});
-  if (const auto* w = c.weights(l, a.use_bias ? 2 : 1)) {
-    c.set(l, id, "kernel", (*w)[0]);
-    if (a.use_bias) c.set(l, id, "bias", (*w)[1]);
-  }
-  return c.activation(l, id, l.name + ".act");
+  return kernel_layer(c, l, ir::OpKind::Conv2D, a, c.input(l), a.use_bias);
 }
 
 ir::NodeId depthwise_conv2d(Converter& c, const Layer& l) {
@@ -261,12 +268,7 @@ ir::NodeId depthwise_conv2d(Converter& c, const Layer& l) {
   a.groups = channels;
   a.filters = channels * c.integer(l, "depth_multiplier", 1);
   a.use_bias = c.boolean(l, "use_bias", true);
-  const ir::NodeId id = c.add(l, l.name, ir::OpKind::Conv2D, a, {x});
-  if (const auto* w = c.weights(l, a.use_bias ? 2 : 1)) {
-    c.set(l, id, "kernel", (*w)[0], /*reshape=*/true);
-    if (a.use_bias) c.set(l, id, "bias", (*w)[1]);
-  }
-  return c.activation(l, id, l.name + ".act");
+  return kernel_layer(c, l, ir::OpKind::Conv2D, a, x, a.use_bias, /*reshape_kernel=*/true);
 }
 
 ir::NodeId separable_conv2d(Converter& c, const Layer& l) {
@@ -294,12 +296,7 @@ ir::NodeId dense(Converter& c, const Layer& l) {
   ir::DenseAttrs a;
   a.units = c.integer(l, "units");
   a.use_bias = c.boolean(l, "use_bias", true);
-  const ir::NodeId id = c.add(l, l.name, ir::OpKind::Dense, a, {c.input(l)});
-  if (const auto* w = c.weights(l, a.use_bias ? 2 : 1)) {
-    c.set(l, id, "kernel", (*w)[0]);
-    if (a.use_bias) c.set(l, id, "bias", (*w)[1]);
-  }
-  return c.activation(l, id, l.name + ".act");
+  return kernel_layer(c, l, ir::OpKind::Dense, a, c.input(l), a.use_bias);
 }
 
 ir::NodeId batch_norm(Converter& c, const Layer& l) {
