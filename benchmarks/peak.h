@@ -1,7 +1,7 @@
 #pragma once
 // Measures this machine's float32 FMA peak, so speed can be quoted as a fraction of it
-// (never hard-coded): 12 independent 8-wide FMA chains per thread, enough to cover the FMA
-// latency on the AVX2 cores we run on.
+// (never hard-coded): 12 independent FMA chains per thread, enough to cover the FMA latency,
+// 16 floats wide where the CPU has AVX-512 (as Halide's host target then does), else 8.
 namespace cnnc::bench {
 
 // Peak GFLOP/s with `threads` threads busy at once (each FMA counts 2 flops); the best of a few

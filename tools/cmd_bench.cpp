@@ -1,14 +1,26 @@
 // cnnc bench NET: compile time, latency (median, min, p90 after warm-up), throughput, GFLOP/s
 // and the fraction of the FMA peak measured on this machine in the same run.
+//   --profile      each kernel alone, with its place on the roofline
+//   --vs PEERS     side by side with Keras / ONNX Runtime: runs benchmarks/vs_peers.py, which
+//                  drives this same binary in --serve mode (one process per system, so no
+//                  system's thread pool or allocator shares a process with another's)
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <thread>
 
 #include "benchmarks/peak.h"
+#include "ir/error.h"
 #include "ir/shape_inference.h"
 #include "runtime/executor.h"
+#include "runtime/npy.h"
 #include "tools/commands.h"
 #include "tools/format.h"
 #include "tools/prepare.h"
@@ -27,8 +39,13 @@ struct BenchOptions {
   int min_runs = 10;
   uint64_t seed = 0;
   bool profile = false;
+  std::vector<std::string> vs;  // peers for the side-by-side run
+  std::string json_out;         // --vs: where to write the results as JSON
+  bool serve = false;
   PassFlags passes;
 };
+
+const std::vector<std::string> kPeers = {"keras", "onnxruntime"};
 
 double quantile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
@@ -38,8 +55,19 @@ double quantile(std::vector<double> v, double q) {
   return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
 }
 
-// Per-kernel median time over a few runs of each kernel alone, slowest first.
-void print_profile(runtime::CompiledModel& model, double peak) {
+// Bytes a kernel must move at least once: its inputs, its weights and its output.
+int64_t kernel_bytes(const ir::Graph& g, const ir::Node& n) {
+  int64_t elements = n.type.elements();
+  for (const ir::TensorType& t : ir::input_types(g, n)) elements += t.elements();
+  for (const ir::Param& p : n.params) elements += p.value.elements();
+  return elements * static_cast<int64_t>(sizeof(float));
+}
+
+// Per-kernel median time over a few runs of each kernel alone, slowest first, each placed on
+// the roofline of the measured FMA peak and memory bandwidth: a kernel whose arithmetic
+// intensity (FLOP per byte moved) is below peak/bandwidth is memory-bound, and its ceiling is
+// intensity x bandwidth instead of the peak.
+void print_profile(runtime::CompiledModel& model, double peak, double bandwidth) {
   const ir::Graph& g = model.graph();
   struct Row {
     size_t k;
@@ -58,27 +86,127 @@ void print_profile(runtime::CompiledModel& model, double peak) {
     total += rows.back().ms;
   }
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.ms > b.ms; });
-  std::printf("  per kernel (median of runs of each kernel alone; sum %.3f ms):\n", total);
-  std::printf("  %-24s %-16s %-18s %10s %7s %9s %7s  %s\n", "layer", "op", "output", "ms", "share",
-              "GFLOP/s", "%peak", "schedule");
+  const double ridge = bandwidth > 0 ? peak / bandwidth : 0;
+  std::printf("  per kernel (median of runs of each kernel alone; sum %.3f ms)\n", total);
+  std::printf("  roofline: %.1f GFLOP/s peak, %.1f GB/s memory bandwidth (measured now), ridge at %.1f FLOP/byte\n",
+              peak, bandwidth, ridge);
+  std::printf("  %-24s %-16s %-18s %10s %7s %9s %7s %8s %8s %-7s %6s  %s\n", "layer", "op", "output", "ms", "share",
+              "GFLOP/s", "%peak", "GB/s", "FLOP/B", "bound", "%roof", "schedule");
   for (const auto& r : rows) {
     const auto& ck = model.compiled().kernels[r.k];
     const ir::Node& n = g.node(ck.node);
-    const double gf = 2.0 * static_cast<double>(ir::macs(n, ir::input_types(g, n))) / (r.ms * 1e-3) * 1e-9;
-    std::printf("  %-24s %-16s %-18s %10.3f %6.1f%% %9.1f %6.1f%%  %s\n", n.name.c_str(),
-                std::string(n.info().text).c_str(), ir::shape_to_string(n.type.shape, true).c_str(),
-                r.ms, 100 * r.ms / total, gf, peak > 0 ? 100 * gf / peak : 0.0, ck.kernel->schedule().c_str());
+    const double flops = 2.0 * static_cast<double>(ir::macs(n, ir::input_types(g, n)));
+    const double gf = flops / (r.ms * 1e-3) * 1e-9;
+    const double bytes = static_cast<double>(kernel_bytes(g, n));
+    const double gbs = bytes / (r.ms * 1e-3) * 1e-9;
+    const double intensity = flops / bytes;
+    const bool memory_bound = intensity < ridge;
+    // Under the roof's slope, GFLOP/s over intensity x bandwidth is GB/s over bandwidth.
+    const double roof_pct = memory_bound ? (bandwidth > 0 ? 100 * gbs / bandwidth : 0.0) : 100 * gf / peak;
+    std::printf("  %-24s %-16s %-18s %10.3f %6.1f%% %9.1f %6.1f%% %8.1f %8.2f %-7s %5.1f%%  %s\n", n.name.c_str(),
+                std::string(n.info().text).c_str(), ir::shape_to_string(n.type.shape, true).c_str(), r.ms,
+                100 * r.ms / total, gf, peak > 0 ? 100 * gf / peak : 0.0, gbs, intensity,
+                memory_bound ? "memory" : "compute", roof_pct, ck.kernel->schedule().c_str());
   }
+  std::printf("  bytes = inputs + weights + output, each moved once; %%roof = share of the kernel's ceiling\n"
+              "  (the peak if compute-bound, else the DRAM bandwidth: over 100%% means its data came from cache)\n");
+}
+
+// --serve: compile once, then answer one command per stdin line with one JSON line, so a
+// driver (benchmarks/vs_peers.py) can interleave this model's runs with other systems'.
+//   input PATH.npy   set graph input 0 and run once      -> {"ok": true}
+//   output PATH.npy  write output 0 of the last input run -> {"ok": true}
+//   time N           N timed runs on the current input    -> {"ms": [...]}
+//   peak             FMA peak and memory bandwidth now    -> {"fma_peak_gflops": ., "memory_gbs": .}
+//   quit
+int serve(runtime::CompiledModel& model, int threads, int64_t batch, int64_t macs) {
+  using nlohmann::json;
+  auto reply = [](const json& j) { std::cout << j.dump() << std::endl; };
+  std::vector<ir::Tensor> inputs = random_inputs(model.graph(), 0);
+  std::vector<ir::Tensor> outputs = model.run(inputs);
+  reply({{"ready", true},
+         {"model", model.graph().name},
+         {"batch", batch},
+         {"threads", threads},
+         {"kernels", model.compiled().kernels.size()},
+         {"compile_seconds", model.compiled().compile_seconds},
+         {"macs", macs}});
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    const auto space = line.find(' ');
+    const std::string cmd = line.substr(0, space), arg = space == std::string::npos ? "" : line.substr(space + 1);
+    try {
+      if (cmd == "quit") return 0;
+      if (cmd == "input") {
+        inputs = {runtime::read_npy(arg)};
+        outputs = model.run(inputs);
+        reply({{"ok", true}});
+      } else if (cmd == "output") {
+        runtime::write_npy(arg, outputs.at(0));
+        reply({{"ok", true}});
+      } else if (cmd == "time") {
+        const int n = std::max(1, std::atoi(arg.c_str()));
+        std::vector<double> ms;
+        for (int i = 0; i < n; ++i) {
+          const auto t0 = Clock::now();
+          model.rerun();
+          ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        }
+        reply({{"ms", ms}});
+      } else if (cmd == "peak") {
+        reply({{"fma_peak_gflops", bench::measure_fma_peak_gflops(threads)},
+               {"memory_gbs", bench::measure_memory_bandwidth_gbs(threads)}});
+      } else {
+        reply({{"error", "unknown command '" + cmd + "'; accepted: input, output, time, peak, quit"}});
+      }
+    } catch (const std::exception& e) {
+      reply({{"error", e.what()}});
+    }
+  }
+  return 0;
+}
+
+// --vs: hand over to the side-by-side driver, which runs this binary again in --serve mode.
+int run_vs_peers(const BenchOptions& o, int threads) {
+  for (const std::string& p : o.vs)
+    if (std::find(kPeers.begin(), kPeers.end(), p) == kPeers.end())
+      throw Error("cnnc bench: unknown peer '" + p + "' in --vs; accepted: keras, onnxruntime");
+  const char* env_script = std::getenv("CNNC_VS_PEERS");
+  const std::string script = env_script ? env_script : CNNC_BENCHMARKS_DIR "/vs_peers.py";
+  if (access(script.c_str(), R_OK) != 0)
+    throw Error("cnnc bench --vs: the driver " + script + " is missing (set CNNC_VS_PEERS to its path)");
+  char self[4096];
+  const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0) throw Error("cnnc bench --vs: cannot find this program's path in /proc/self/exe");
+  self[len] = 0;
+  std::string peers;
+  for (const std::string& p : o.vs) peers += (peers.empty() ? "" : ",") + p;
+  const char* env_python = std::getenv("CNNC_PYTHON");
+  std::vector<std::string> args = {env_python ? env_python : "python3", script, "--cnnc", self,
+                                   "--model", o.net, "--batch", std::to_string(o.batch),
+                                   "--threads", std::to_string(threads), "--peers", peers,
+                                   "--min-time", std::to_string(o.min_seconds),
+                                   "--min-runs", std::to_string(o.min_runs), "--seed", std::to_string(o.seed)};
+  if (!o.json_out.empty()) args.insert(args.end(), {"--json", o.json_out});
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(stdout);
+  execvp(argv[0], argv.data());
+  throw Error("cnnc bench --vs: cannot run " + args[0] + ": " + std::strerror(errno) +
+              " (the side-by-side run needs Python 3 with TensorFlow: tools/setup_keras.sh)");
 }
 
 int bench(const BenchOptions& o) {
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+  if (!o.vs.empty()) return run_vs_peers(o, threads);
   ir::Graph g = optimize(load_with_weights(o.net, o.batch, "", o.seed), o.passes);
   int64_t macs = 0;
   for (const auto& n : g.nodes()) macs += ir::macs(n, ir::input_types(g, n));
   const auto inputs = random_inputs(g, o.seed);
 
   runtime::CompiledModel model(std::move(g), {.threads = threads});
+  if (o.serve) return serve(model, threads, o.batch, macs);
   model.run(inputs);  // the first run also starts Halide's thread pool
   // Warm-up: at least 3 runs and 0.3 s.
   const auto warm_start = Clock::now();
@@ -111,7 +239,7 @@ int bench(const BenchOptions& o) {
                 gflops, 100.0 * gflops / peak, peak, threads);
   else
     std::printf("  speed:      %.1f GFLOP/s (no AVX2+FMA: peak not measured)\n", gflops);
-  if (o.profile) print_profile(model, peak);
+  if (o.profile) print_profile(model, peak, bench::measure_memory_bandwidth_gbs(threads));
   return 0;
 }
 
@@ -127,6 +255,11 @@ Action add_bench(CLI::App& app) {
   sub->add_option("--min-runs", o->min_runs, "runs to measure, at least")->check(CLI::Range(1, 100000));
   sub->add_option("--seed", o->seed, "seed for weights and input");
   sub->add_flag("--profile", o->profile, "also time each kernel alone, slowest first");
+  sub->add_option("--vs", o->vs, "also run the model in these systems, alternating runs: keras, onnxruntime "
+                                  "(a Keras model file; needs tools/setup_keras.sh)")
+      ->delimiter(',');
+  sub->add_option("--json", o->json_out, "with --vs: write the results to this JSON file");
+  sub->add_flag("--serve", o->serve, "compile, then take commands on stdin (used by benchmarks/vs_peers.py)");
   add_pass_flags(*sub, o->passes);
   return [o] { return bench(*o); };
 }

@@ -6,7 +6,8 @@ Needs TensorFlow + Keras 3 + h5py: tools/setup_keras.sh (optional; not part of s
   tools/keras_export.py zoo --out /work/keras_zoo [--models ResNet50,MobileNetV2] [--batch 1]
       The 19 Keras Applications of /work/shared/reference/keras_applications.csv, built with
       weights=None at their default input size, BatchNormalization statistics (and biases)
-      randomised from the seed. Per model: NAME.keras, NAME.input.npy, NAME.output.npy,
+      randomised from the seed; --models LeNet5,CIFAR10CNN exports the lecture's two small
+      networks (the Keras twins of models/lenet5.cnn and models/cifar10_cnn.cnn). Per model: NAME.keras, NAME.input.npy, NAME.output.npy,
       NAME.logits.npy (the pre-softmax values, when the model ends in a softmax), NAME.json.
 
   tools/keras_export.py fixtures --out tests/fixtures/keras
@@ -114,8 +115,44 @@ def read_zoo_csv():
         return [(r["model"], int(r["input_size"])) for r in csv.DictReader(f)]
 
 
+# The two small networks of the lecture, as Keras users write them; the same networks as
+# models/lenet5.cnn (61,706 params) and models/cifar10_cnn.cnn (1,250,858 params).
+def lenet5(weights=None):
+    x = inp = keras.Input((32, 32, 1), name="image")
+    x = layers.Conv2D(6, 5, activation="tanh", name="c1")(x)
+    x = layers.AveragePooling2D(2, name="s2")(x)
+    x = layers.Conv2D(16, 5, activation="tanh", name="c3")(x)
+    x = layers.AveragePooling2D(2, name="s4")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(120, activation="tanh", name="c5")(x)
+    x = layers.Dense(84, activation="tanh", name="f6")(x)
+    x = layers.Dense(10, activation="softmax", name="output")(x)
+    return keras.Model(inp, x, name="lenet5")
+
+
+def cifar10_cnn(weights=None):
+    x = inp = keras.Input((32, 32, 3), name="image")
+    x = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1")(x)
+    x = layers.Conv2D(32, 3, activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.Dropout(0.25, name="drop1")(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3")(x)
+    x = layers.Conv2D(64, 3, activation="relu", name="conv4")(x)
+    x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = layers.Dropout(0.25, name="drop2")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(512, activation="relu", name="fc1")(x)
+    x = layers.Dropout(0.5, name="drop3")(x)
+    x = layers.Dense(10, activation="softmax", name="predictions")(x)
+    return keras.Model(inp, x, name="cifar10_cnn")
+
+
+# Exported by `zoo --models LeNet5,CIFAR10CNN` (not part of the 19-model default).
+EXTRA_MODELS = {"LeNet5": lenet5, "CIFAR10CNN": cifar10_cnn}
+
+
 def export_zoo_model(name, out, batch, seed, check):
-    ctor = getattr(keras.applications, name)
+    ctor = EXTRA_MODELS.get(name) or getattr(keras.applications, name)
     keras.utils.set_random_seed(name_seed(seed, name))
     t0 = time.time()
     model = ctor(weights=None)
@@ -212,9 +249,10 @@ def cmd_zoo(args):
     names = [n for n, _ in zoo]
     if args.models:
         wanted = [m.strip() for m in args.models.split(",") if m.strip()]
-        unknown = [m for m in wanted if m not in names]
+        unknown = [m for m in wanted if m not in names and m not in EXTRA_MODELS]
         if unknown:
-            print(f"keras_export: unknown model(s) {unknown}; known: {names}", file=sys.stderr)
+            print(f"keras_export: unknown model(s) {unknown}; known: {names + list(EXTRA_MODELS)}",
+                  file=sys.stderr)
             return 2
         names = wanted
     failed = []

@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""Regenerates benchmarks/RESULTS.md and benchmarks/results.png: cnnc side by side with Keras
+(tf.function, and XLA) and ONNX Runtime on the 19 Keras Applications, LeNet-5 and the CIFAR-10
+CNN, at batch 1 and 32, on this machine; plus cnnc's kernels against oneDNN's per layer.
+
+  python3 benchmarks/report.py                      # everything (hours on 2 cores)
+  python3 benchmarks/report.py --models ResNet50,VGG16 --batches 1
+
+Needs TensorFlow, Keras, ONNX Runtime, tf2onnx, matplotlib (tools/setup_keras.sh) and a built
+cnnc (./setup.sh). Models missing from --zoo are exported first by tools/keras_export.py
+(random weights, nothing downloaded). Each measurement is kept in benchmarks/results/ as JSON
+and reused unless --force (or --force-models) asks again, so a long run can be resumed and the
+tables re-rendered without measuring.
+"""
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CSV = os.path.join(ROOT, "..", "shared", "reference", "keras_applications.csv")
+RESULTS = os.path.join(HERE, "results")
+SMALL = ["LeNet5", "CIFAR10CNN"]  # the lecture's two networks, exported by keras_export.py too
+SYSTEMS = [("cnnc", "cnnc"), ("keras", "Keras"), ("keras-xla", "Keras XLA"), ("onnxruntime", "ONNX Runtime")]
+COLORS = {"cnnc": "#1f77b4", "keras": "#ff7f0e", "keras-xla": "#ffbb78", "onnxruntime": "#2ca02c"}
+
+
+def reference_table():
+    with open(CSV) as f:
+        return {r["model"]: r for r in csv.DictReader(f)}
+
+
+def result_path(model, batch):
+    return os.path.join(RESULTS, f"{model}.b{batch}.json")
+
+
+def measure(model, batch, a):
+    path = os.path.join(a.zoo, model + ".keras")
+    if not os.path.exists(path):
+        print(f"report: exporting {model} to {a.zoo}", flush=True)
+        subprocess.run([sys.executable, os.path.join(ROOT, "tools", "keras_export.py"), "zoo", "--out", a.zoo,
+                        "--models", model], check=True)
+    out = result_path(model, batch)
+    cmd = [a.cnnc, "bench", path, "--vs", "keras,onnxruntime", "--batch", str(batch),
+           "--min-time", str(a.min_time), "--min-runs", str(a.min_runs), "--json", out]
+    if a.threads:
+        cmd += ["--threads", str(a.threads)]
+    print("report: " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:  # keep the failure as a result: the table says so
+        with open(out, "w") as f:
+            json.dump({"model": model, "batch": batch, "error": f"cnnc bench --vs exited with {proc.returncode}"}, f)
+
+
+def bench_layers(a):
+    exe = os.path.join(os.path.dirname(a.cnnc), "benchmarks", "bench_layers")
+    out = os.path.join(RESULTS, "bench_layers.json")
+    if not os.path.exists(exe):
+        print(f"report: {exe} not built (needs libdnnl-dev); per-layer table left as it was", file=sys.stderr)
+        return
+    cmd = [exe, "--benchmark_format=console", "--benchmark_out_format=json", "--benchmark_out=" + out]
+    print("report: " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def fmt_ms(s):
+    return f"{s['median_ms']:.3f}" if s["median_ms"] < 10 else f"{s['median_ms']:.1f}"
+
+
+def load(model, batch):
+    p = result_path(model, batch)
+    if not os.path.exists(p):
+        return None
+    with open(p) as f:
+        return json.load(f)
+
+
+def model_rows(models, batch, ref):
+    lines = [
+        f"| model | GFLOP/step | cnnc ms (p10–p90) | Keras ms | Keras XLA ms | ONNX Runtime ms | "
+        f"cnnc/Keras | cnnc/XLA | cnnc/ORT | cnnc GFLOP/s | % peak | compile s | max rel err | "
+        f"keras.io CPU ms (other hw, b32) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    missing = []
+    for m in models:
+        r = load(m, batch)
+        published = ref.get(m, {}).get("keras_cpu_ms", "") or "–"
+        if r is None:
+            missing.append(m)
+            continue
+        if "error" in r:
+            lines.append(f"| {m} | | failed: {r['error']} |" + " |" * 11 + f" {published} |")
+            continue
+        s = r["systems"]
+        c = s["cnnc"]
+
+        def ms(name):
+            x = s.get(name)
+            if x is None:
+                return "–"
+            return "n/a" if "error" in x else fmt_ms(x)
+
+        def ratio(name):
+            x = s.get(name)
+            if x is None or "error" in x:
+                return "–"
+            v = c["median_ms"] / x["median_ms"]
+            return f"**{v:.2f}**" if v < 1 else f"{v:.2f}"
+
+        err = max(x["max_rel_err_vs_keras"] for x in s.values() if "error" not in x)
+        lines.append(
+            f"| {m} | {2e-9 * r['macs']:.3g} | {fmt_ms(c)} ({c['p10_ms']:.3g}–{c['p90_ms']:.3g}) | {ms('keras')} | "
+            f"{ms('keras-xla')} | {ms('onnxruntime')} | {ratio('keras')} | {ratio('keras-xla')} | "
+            f"{ratio('onnxruntime')} | {c['gflops']:.1f} | {c['pct_peak']:.1f}% | "
+            f"{r['cnnc_compile_seconds']:.1f} | {err:.1e} | {published} |")
+    return lines, missing
+
+
+def layer_rows():
+    p = os.path.join(RESULTS, "bench_layers.json")
+    if not os.path.exists(p):
+        return ["Not measured: build `bench_layers` (needs libdnnl-dev, which setup.sh installs)."]
+    with open(p) as f:
+        data = json.load(f)
+    pairs = {}
+    for b in data["benchmarks"]:
+        if b.get("run_type") == "aggregate" or "error_occurred" in b and b["error_occurred"]:
+            continue
+        system, _, shape = b["name"].partition("/")
+        pairs.setdefault(shape, {})[system.replace("BM_", "")] = b
+    lines = ["| layer shape | cnnc GFLOP/s | cnnc % peak | oneDNN GFLOP/s | oneDNN % peak | cnnc/oneDNN time |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for shape, p in pairs.items():
+        c, d = p.get("cnnc"), p.get("onednn")
+        if not c or not d:
+            continue
+        lines.append(f"| {shape} | {c['GFLOP/s'] / 1e9 if c['GFLOP/s'] > 1e6 else c['GFLOP/s']:.1f} | "
+                     f"{c['%peak']:.1f}% | {d['GFLOP/s'] / 1e9 if d['GFLOP/s'] > 1e6 else d['GFLOP/s']:.1f} | "
+                     f"{d['%peak']:.1f}% | {c['real_time'] / d['real_time']:.2f} |")
+    ctx = data.get("context", {})
+    lines.append("")
+    lines.append(f"Google Benchmark {ctx.get('library_version', '')}, {ctx.get('date', '')}; "
+                 f"{ctx.get('num_cpus', '')} CPUs at {ctx.get('mhz_per_cpu', '')} MHz (as reported).")
+    return lines
+
+
+def chart(models, batches, ref, png):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(batches), figsize=(7 * len(batches), 0.42 * len(models) + 2), squeeze=False)
+    for ax, batch in zip(axes[0], batches):
+        seen = set()  # one legend entry per system
+
+        def label(text):
+            if text in seen:
+                return None
+            seen.add(text)
+            return text
+
+        for i, m in enumerate(models):
+            r = load(m, batch)
+            if not r or "error" in r:
+                continue
+            for k, (name, text) in enumerate(SYSTEMS):
+                s = r["systems"].get(name)
+                if s and "error" not in s:
+                    ax.barh(i + (k - 1.5) * 0.2, s["median_ms"], height=0.2, color=COLORS[name], label=label(text))
+            published = ref.get(m, {}).get("keras_cpu_ms")
+            if batch == 32 and published:
+                ax.plot(float(published), i, "kx", label=label("keras.io table (92-core EPYC, other hardware)"))
+        ax.set_yticks(range(len(models)), models)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel("ms per inference step (median; log scale)")
+        ax.set_title(f"batch {batch}")
+        ax.grid(axis="x", alpha=0.3)
+        if seen:
+            ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("cnnc vs Keras and ONNX Runtime, same machine, same threads (shorter is faster)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+
+
+def render(models, batches, ref, a):
+    first = next((load(m, b) for b in batches for m in models if load(m, b) and "error" not in load(m, b)), None)
+    lines = ["# cnnc vs Keras and ONNX Runtime", "",
+             "Generated by `python3 benchmarks/report.py` (data in benchmarks/results/*.json); do not edit.",
+             "Every row was measured on this machine in one side-by-side run per model and batch",
+             "(`cnnc bench MODEL.keras --vs keras,onnxruntime`, see benchmarks/vs_peers.py): the same",
+             "`.keras` file (random weights) and input for every system, the same threads, runs alternating",
+             "between systems after warm-up. Times are per inference step (one batch). Ratios are",
+             "cnnc/peer median times: below 1 (bold) cnnc is faster. % peak is of the FMA peak measured in",
+             "the same run. Max rel err: the worst system's max |output − Keras| / max |Keras|.",
+             "The keras.io column is Keras' own published CPU timing: other hardware (92-core EPYC, batch 32),",
+             "shown for context only.", ""]
+    if first:
+        v = first["versions"]
+        lines += [f"Machine: {first['cpu']}, {first['cores']} cores; {first['threads']} threads for every system; "
+                  f"FMA peak {first['peak_gflops']:.0f} GFLOP/s, memory {first['memory_gbs']:.0f} GB/s (measured). "
+                  f"TensorFlow {v.get('tensorflow')}, Keras {v.get('keras')}, ONNX Runtime {v.get('onnxruntime')}, "
+                  f"tf2onnx {v.get('tf2onnx')}.", ""]
+    lines += ["![cnnc vs Keras and ONNX Runtime](results.png)", ""]
+    for b in batches:
+        rows, missing = model_rows(models, b, ref)
+        lines += [f"## Batch {b}", ""] + rows + [""]
+        if missing:
+            lines += [f"Not measured in this run: {', '.join(missing)} "
+                      f"(`python3 benchmarks/report.py --models {','.join(missing)} --batches {b}`).", ""]
+    lines += ["## Per layer: cnnc's kernel vs oneDNN's", "",
+              "`build/benchmarks/bench_layers` (Google Benchmark; each shape verified against oneDNN before timing;",
+              "oneDNN is what TensorFlow runs on CPUs; both with pre-packed weights, batch 1, same threads).", ""]
+    lines += layer_rows() + [""]
+    with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
+        f.write("\n".join(lines))
+    chart(models, batches, ref, os.path.join(HERE, "results.png"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cnnc", default=os.path.join(ROOT, "build", "cnnc"))
+    ap.add_argument("--zoo", default="/work/keras_zoo", help="where the exported .keras models are (or go)")
+    ap.add_argument("--models", help="comma-separated subset (default: LeNet5, CIFAR10CNN and the 19)")
+    ap.add_argument("--batches", default="1,32")
+    ap.add_argument("--threads", type=int, default=0, help="0: one per core")
+    ap.add_argument("--min-time", type=float, default=2.0)
+    ap.add_argument("--min-runs", type=int, default=10)
+    ap.add_argument("--force", action="store_true", help="measure again even where results exist")
+    ap.add_argument("--render-only", action="store_true", help="only rewrite RESULTS.md and the chart")
+    ap.add_argument("--skip-layers", action="store_true", help="don't run bench_layers")
+    a = ap.parse_args()
+    ref = reference_table()
+    everything = SMALL + list(ref)
+    chosen = [m.strip() for m in a.models.split(",")] if a.models else everything
+    unknown = [m for m in chosen if m not in everything]
+    if unknown:
+        sys.exit(f"report: unknown model(s) {unknown}; known: {', '.join(everything)}")
+    batches = [int(b) for b in a.batches.split(",")]
+    os.makedirs(RESULTS, exist_ok=True)
+    if not a.render_only:
+        for m in chosen:
+            for b in batches:
+                if a.force or load(m, b) is None:
+                    measure(m, b, a)
+        if not a.skip_layers:
+            bench_layers(a)
+    render(everything, [1, 32], ref, a)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
