@@ -261,7 +261,7 @@ def main():
     result = {
         "model": os.path.splitext(os.path.basename(a.model))[0], "path": a.model, "batch": a.batch,
         "threads": a.threads, "macs": cnnc.ready["macs"], "cnnc_kernels": cnnc.ready["kernels"],
-        "cnnc_compile_seconds": cnnc.ready["compile_seconds"], "peak_gflops": peak["fma_peak_gflops"],
+        "cnnc_compile_seconds": cnnc.ready["compile_seconds"], "cnnc_distinct_kernels": cnnc.ready.get("compiled"), "peak_gflops": peak["fma_peak_gflops"],
         "memory_gbs": peak["memory_gbs"], "cpu": cpu_name(), "cores": os.cpu_count(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(), "input_range": [lo, hi], "seed": a.seed, **extra, "systems": {},

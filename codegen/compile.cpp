@@ -1,10 +1,14 @@
 // codegen::compile: every node of the graph to one JIT-compiled Halide pipeline.
 #include <chrono>
 #include <cstdlib>
+#include <functional>
+#include <map>
+#include <mutex>
 
 #include "codegen/kernel.h"
 #include "codegen/lower.h"
 #include "ir/error.h"
+#include "ir/text.h"
 
 namespace cnnc::codegen {
 
@@ -128,6 +132,24 @@ void set_num_threads(int threads) {
   if (threads > 0) setenv("HL_NUM_THREADS", std::to_string(threads).c_str(), 1);
 }
 
+// The in-memory kernel cache of this process: a kernel depends only on its layer's signature
+// and the target (weights are arguments), so repeated blocks (ResNet's bottlenecks) and
+// repeated compiles (batch sweeps, tests) compile once.
+std::shared_ptr<const Kernel> cached_kernel(const std::string& key,
+                                            const std::function<std::shared_ptr<const Kernel>()>& make,
+                                            bool& hit) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<const Kernel>> cache;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = cache.find(key); it != cache.end()) return hit = true, it->second;
+  }
+  hit = false;
+  auto k = make();
+  std::lock_guard<std::mutex> lock(mutex);
+  return cache.emplace(key, std::move(k)).first->second;
+}
+
 CompiledGraph compile(const ir::Graph& g, const CompileOptions& opts) {
   set_num_threads(opts.threads);
   const Target target = resolve_target(opts.target);
@@ -138,12 +160,17 @@ CompiledGraph compile(const ir::Graph& g, const CompileOptions& opts) {
     if (is_view(n.op)) continue;
     const auto t0 = std::chrono::steady_clock::now();
     try {
-      Lowered l = lower(g, n, target);
-      std::vector<Argument> args(l.args.begin(), l.args.end());
-      Callable c = Pipeline(l.out).compile_to_callable(args, target);
-      CompiledNode cn{id, std::make_unique<HalideKernel>(std::move(c), std::move(l))};
-      cn.compile_seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      CompiledNode cn{id, nullptr};
+      cn.kernel = cached_kernel(target.to_string() + " " + ir::signature(g, n), [&] {
+        Lowered l = lower(g, n, target);
+        std::vector<Argument> args(l.args.begin(), l.args.end());
+        Callable c = Pipeline(l.out).compile_to_callable(args, target);
+        return std::make_shared<const HalideKernel>(std::move(c), std::move(l));
+      }, cn.cached);
+      if (!cn.cached) {
+        cn.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        ++cg.compiled;
+      }
       cg.kernels.push_back(std::move(cn));
     } catch (const Halide::Error& e) {
       throw Error(g.where(n) + ": Halide could not compile this layer: " + e.what());

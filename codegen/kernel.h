@@ -26,14 +26,17 @@ struct CompileOptions {
 
 struct CompiledNode {
   ir::NodeId node;
-  std::unique_ptr<Kernel> kernel;
-  double compile_seconds = 0;
+  // Shared by all layers with the same signature (ir::signature) and target.
+  std::shared_ptr<const Kernel> kernel;
+  double compile_seconds = 0;  // 0 when the kernel came from the cache
+  bool cached = false;
 };
 
 struct CompiledGraph {
   // Nodes in graph order; views (input, flatten, reshape, dropout) have no kernel.
   std::vector<CompiledNode> kernels;
   double compile_seconds = 0;
+  size_t compiled = 0;  // kernels compiled now; the others came from the in-memory cache
 };
 
 // Ops that need no code: their output is their input's data, seen with another shape.

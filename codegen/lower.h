@@ -29,6 +29,9 @@ std::vector<int> halide_dims(const ir::Shape& s);
 // two not above the channel count.
 int vector_width(int channels, const Halide::Target& t);
 
+// The parameter-free activations (ir::is_epilogue_activation) as Halide expressions.
+Halide::Expr activation(ir::OpKind k, Halide::Expr x);
+
 Lowered lower_conv(const ir::Graph& g, const ir::Node& n, const Halide::Target& t);
 Lowered lower_dense(const ir::Graph& g, const ir::Node& n, const Halide::Target& t);
 Lowered lower_pool(const ir::Graph& g, const ir::Node& n, const Halide::Target& t);
@@ -41,6 +44,7 @@ struct ConvSpec {
   int kh, kw, sh, sw, dh, dw, pad_top, pad_left;
   int groups;
   bool bias;
+  ir::Epilogue epilogue;  // add: a residual input of the output's dims, after the input
 };
 Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Halide::Target& t);
 

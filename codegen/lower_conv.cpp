@@ -24,10 +24,19 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
   const int ig = s.in_c / s.groups, og = s.out_c / s.groups;
   const std::vector<int> in_dims{s.in_c, s.in_w, s.in_h, s.n};
   const std::vector<int> w_dims{s.out_c, ig, s.kw, s.kh};
+  const std::vector<int> out_dims{s.out_c, s.out_w, s.out_h, s.n};
   ImageParam in = make_input(name + "_in", in_dims);
+  l.args = {in};
+  l.arg_dims = {in_dims};
+  ImageParam residual;
+  if (s.epilogue.add) {  // the executor passes inputs before weights
+    residual = make_input(name + "_residual", out_dims);
+    l.args.push_back(residual);
+    l.arg_dims.push_back(out_dims);
+  }
   ImageParam w = make_input(name + "_kernel", w_dims);
-  l.args = {in, w};
-  l.arg_dims = {in_dims, w_dims};
+  l.args.push_back(w);
+  l.arg_dims.push_back(w_dims);
   ImageParam b;
   if (s.bias) {
     b = make_input(name + "_bias", {s.out_c});
@@ -61,9 +70,13 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
     Expr ic = s.groups == 1 ? Expr(r.z) : (c / og) * ig + r.z;
     conv(c, x, y, n) += w(c, r.z, r.x, r.y) * padded(ic, ix, iy, n);
   }
+  // The epilogue runs on each register tile as it leaves the accumulators.
+  Expr result = conv(c, x, y, n);
+  if (s.epilogue.add) result += residual(c, x, y, n);
+  if (s.epilogue.has_activation) result = activation(s.epilogue.activation, result);
   l.out = Func(name);
-  l.out(c, x, y, n) = conv(c, x, y, n);
-  l.out_dims = {s.out_c, s.out_w, s.out_h, s.n};
+  l.out(c, x, y, n) = result;
+  l.out_dims = out_dims;
   bound_output(l.out, l.out_dims);
 
   const int vec = vector_width(s.out_c, t);
@@ -128,6 +141,7 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
     padded.compute_root().parallel(y).vectorize(c, vector_width(s.in_c, t));
     os << "; padding computed once";
   }
+  if (s.epilogue.add || s.epilogue.has_activation) os << "; epilogue applied per tile";
   l.schedule = os.str();
   return l;
 }
@@ -148,6 +162,7 @@ Lowered lower_conv(const ir::Graph& g, const ir::Node& node, const Target& t) {
   s.pad_top = static_cast<int>(geo.pad_top), s.pad_left = static_cast<int>(geo.pad_left);
   s.groups = static_cast<int>(a.groups);
   s.bias = a.use_bias;
+  s.epilogue = a.epilogue;
   return lower_conv_core(s, "conv", t);
 }
 
@@ -164,6 +179,7 @@ Lowered lower_dense(const ir::Graph& g, const ir::Node& node, const Target& t) {
   s.kh = s.kw = s.sh = s.sw = s.dh = s.dw = 1;
   s.groups = 1;
   s.bias = a.use_bias;
+  s.epilogue = a.epilogue;
   Lowered l = lower_conv_core(s, "dense", t);
   // The executor passes the ir shapes; this kernel sees the same memory as one image row.
   return l;

@@ -33,6 +33,18 @@ std::vector<Expr> exprs(const std::vector<Var>& v) { return {v.begin(), v.end()}
 
 }  // namespace
 
+Expr activation(ir::OpKind k, Expr x) {
+  switch (k) {
+    case ir::OpKind::ReLU: return max(x, 0.f);
+    case ir::OpKind::ReLU6: return clamp(x, 0.f, 6.f);
+    case ir::OpKind::Sigmoid: return 1.f / (1.f + exp(-x));
+    case ir::OpKind::Tanh: return tanh(x);
+    case ir::OpKind::Swish: return x / (1.f + exp(-x));
+    case ir::OpKind::HardSigmoid: return clamp(x + 3.f, 0.f, 6.f) / 6.f;
+    default: throw Error("internal: " + std::string(ir::op_info(k).text) + " is not an epilogue activation");
+  }
+}
+
 Lowered lower_elementwise(const ir::Graph& g, const ir::Node& node, const Target& t) {
   Lowered l;
   for (size_t i = 0; i < node.inputs.size(); ++i) {
@@ -59,7 +71,7 @@ Lowered lower_elementwise(const ir::Graph& g, const ir::Node& node, const Target
     case ir::OpKind::ReLU: {
       const auto& a = node.attr<ir::ReLUAttrs>();
       if (a == ir::ReLUAttrs{}) {
-        out(v) = max(x, 0.f);
+        out(v) = activation(ir::OpKind::ReLU, x);
         break;
       }
       // Keras' ReLU; the max_value test only when finite (no infinite constants in the code).
@@ -69,14 +81,14 @@ Lowered lower_elementwise(const ir::Graph& g, const ir::Node& node, const Target
       out(v) = y;
       break;
     }
-    case ir::OpKind::ReLU6: out(v) = clamp(x, 0.f, 6.f); break;
+    case ir::OpKind::ReLU6:
+    case ir::OpKind::Sigmoid:
+    case ir::OpKind::Tanh:
+    case ir::OpKind::Swish:
+    case ir::OpKind::HardSigmoid: out(v) = activation(node.op, x); break;
     case ir::OpKind::LeakyReLU:
       out(v) = select(x > 0.f, x, node.attr<ir::LeakyReLUAttrs>().alpha * x);
       break;
-    case ir::OpKind::Sigmoid: out(v) = 1.f / (1.f + exp(-x)); break;
-    case ir::OpKind::Tanh: out(v) = tanh(x); break;
-    case ir::OpKind::Swish: out(v) = x / (1.f + exp(-x)); break;
-    case ir::OpKind::HardSigmoid: out(v) = clamp(x + 3.f, 0.f, 6.f) / 6.f; break;
     case ir::OpKind::Affine:  // params: scale, shift
       out(v) = x * l.args[1](v[0]) + l.args[2](v[0]);
       break;

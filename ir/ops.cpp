@@ -1,5 +1,7 @@
 #include "ir/ops.h"
 
+#include <utility>
+
 #include <array>
 
 namespace cnnc::ir {
@@ -52,5 +54,17 @@ const char* pattern_name(PatternKind p) {
   }
   return "?";
 }
+
+bool is_epilogue_activation(OpKind k) {
+  return k == OpKind::ReLU || k == OpKind::ReLU6 || k == OpKind::Sigmoid || k == OpKind::Tanh ||
+         k == OpKind::Swish || k == OpKind::HardSigmoid;
+}
+
+const Epilogue* epilogue_of(const Attrs& a) {
+  if (const auto* c = std::get_if<Conv2DAttrs>(&a)) return &c->epilogue;
+  if (const auto* d = std::get_if<DenseAttrs>(&a)) return &d->epilogue;
+  return nullptr;
+}
+Epilogue* epilogue_of(Attrs& a) { return const_cast<Epilogue*>(epilogue_of(std::as_const(a))); }
 
 }  // namespace cnnc::ir

@@ -28,6 +28,18 @@ struct Padding {
 // lecture says to avoid such cases) or dropping the last partial window (floor, Keras' behaviour).
 enum class Rounding { Exact, Floor };
 
+enum class OpKind;
+
+// What a conv2d or dense does to its result before storing it, set by the fusion pass so the
+// result is finished while it is still in registers: add the layer's second input (a residual
+// connection), then apply an activation op (one of epilogue_activations(), default attributes).
+struct Epilogue {
+  bool add = false;
+  bool has_activation = false;
+  OpKind activation{};
+  bool operator==(const Epilogue&) const = default;
+};
+
 // Attribute structs. visit() lists the fields once, in printing order, for the printer, the
 // parser and equality; `required` fields have no default and must be written.
 constexpr bool kRequired = true;
@@ -50,6 +62,7 @@ struct Conv2DAttrs {
   int64_t groups = 1;
   bool use_bias = true;
   Rounding round = Rounding::Exact;
+  Epilogue epilogue;
   template <class V> void visit(V& v) {
     v("filters", filters, kRequired);
     v("kernel", kernel, kRequired);
@@ -59,15 +72,18 @@ struct Conv2DAttrs {
     v("groups", groups);
     v("use_bias", use_bias);
     v("round", round);
+    v("epilogue", epilogue);
   }
   bool operator==(const Conv2DAttrs&) const = default;
 };
 struct DenseAttrs {
   int64_t units = 0;
   bool use_bias = true;
+  Epilogue epilogue;
   template <class V> void visit(V& v) {
     v("units", units, kRequired);
     v("use_bias", use_bias);
+    v("epilogue", epilogue);
   }
   bool operator==(const DenseAttrs&) const = default;
 };
@@ -169,5 +185,10 @@ std::string op_names();
 // A default-constructed attribute struct of the op's kind.
 Attrs default_attrs(OpKind k);
 const char* pattern_name(PatternKind p);
+// The activations a conv2d/dense epilogue can apply (relu only with its default attributes).
+bool is_epilogue_activation(OpKind k);
+// The epilogue of a conv2d or dense node's attributes; nullptr for other ops.
+const Epilogue* epilogue_of(const Attrs& a);
+Epilogue* epilogue_of(Attrs& a);
 
 }  // namespace cnnc::ir

@@ -111,6 +111,16 @@ WindowGeometry window_geometry(const Node& n, const TensorType& input) {
           kernel, strides, dilation};
 }
 
+// A second input exactly when the epilogue adds one, of the layer's own output type.
+void check_epilogue(const Epilogue& e, const std::vector<TensorType>& in, const TensorType& out) {
+  if (!e.add && in.size() != 1)
+    fail("takes one input; a second one is the residual of epilogue=add (or add+ACT)");
+  if (e.add && in.size() != 2) fail("epilogue=add needs a second input, the residual to add");
+  if (e.add && in[1] != out)
+    fail("the residual input has shape " + shape_to_string(in[1].shape, true) + ", the layer's output is " +
+         shape_to_string(out.shape, true));
+}
+
 Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) {
   Inferred r;
   const Shape x = in.empty() ? Shape{} : in[0].shape;
@@ -133,6 +143,7 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
              std::to_string(cin) + ") and filters (" + std::to_string(a.filters) + ")");
       const auto g = window_geometry(n, in[0]);
       r.type.shape = {x[0], g.out_h, g.out_w, a.filters};
+      check_epilogue(a.epilogue, in, r.type);
       const int64_t ig = cin / a.groups, rf = a.kernel.h * a.kernel.w;
       r.params.push_back(glorot("kernel", {a.kernel.h, a.kernel.w, ig, a.filters}, rf * ig,
                                 rf * a.filters / a.groups));
@@ -145,6 +156,7 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
       if (in[0].rank() != 2 && in[0].rank() != 4)
         fail("dense needs a rank-2 or rank-4 input, got " + shape_to_string(x, true));
       r.type.shape = with_channels(x, a.units);
+      check_epilogue(a.epilogue, in, r.type);
       r.params.push_back(glorot("kernel", {x.back(), a.units}, x.back(), a.units));
       if (a.use_bias) r.params.push_back({"bias", {a.units}, Init::Zeros});
       break;

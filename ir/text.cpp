@@ -24,6 +24,11 @@ std::string to_text(float v) {
 std::string to_text(const Pair& p) { return std::to_string(p.h) + "x" + std::to_string(p.w); }
 std::string to_text(const Shape& s) { return shape_to_string(s, /*with_batch=*/true); }
 std::string to_text(Rounding r) { return r == Rounding::Exact ? "exact" : "floor"; }
+std::string to_text(const Epilogue& e) {
+  if (!e.add && !e.has_activation) return "none";
+  const std::string act = e.has_activation ? std::string(op_info(e.activation).text) : "";
+  return e.add ? (act.empty() ? "add" : "add+" + act) : act;
+}
 std::string to_text(const Padding& p) {
   if (p.mode == Padding::Valid) return "valid";
   if (p.mode == Padding::Same) return "same";
@@ -91,6 +96,19 @@ bool from_text(std::string_view s, Rounding& r) {
   if (s == "floor") return r = Rounding::Floor, true;
   return false;
 }
+bool from_text(std::string_view s, Epilogue& e) {
+  e = Epilogue{};
+  if (s == "none") return true;
+  auto parts = split(s, '+');
+  size_t i = 0;
+  if (parts[0] == "add") e.add = true, ++i;
+  if (i == parts.size()) return e.add;
+  const OpInfo* op = find_op(parts[i]);
+  if (!op || !is_epilogue_activation(op->kind) || i + 1 != parts.size()) return false;
+  e.has_activation = true;
+  e.activation = op->kind;
+  return true;
+}
 bool from_text(std::string_view s, Padding& p) {
   if (s == "valid") return p = Padding{}, true;
   if (s == "same") return p = Padding{Padding::Same}, true;
@@ -111,6 +129,9 @@ const char* accepted(Pair*) { return "HxW like 3x3, or one number for both"; }
 const char* accepted(Shape*) { return "positive sizes like 32x32x3"; }
 const char* accepted(Rounding*) { return "exact or floor"; }
 const char* accepted(Padding*) { return "valid, same, P, or top,bottom,left,right"; }
+const char* accepted(Epilogue*) {
+  return "none, add, ACT or add+ACT with ACT one of relu, relu6, sigmoid, tanh, swish, hardsigmoid";
+}
 
 // Sets one field by key; collects the field names and which required ones were seen.
 struct AttrSetter {
@@ -175,22 +196,33 @@ constexpr int kMaxLayers = 10000;
 
 }  // namespace
 
+std::string print_attrs(const Node& n) {
+  return std::visit(
+      [&](const auto& a) {
+        using A = std::decay_t<decltype(a)>;
+        AttrPrinter<A> p;
+        p.self = &a;
+        const_cast<A&>(a).visit(p);
+        return p.out;
+      },
+      n.attrs);
+}
+
+std::string signature(const Graph& g, const Node& n) {
+  std::string s = std::string(n.info().text) + print_attrs(n) + " in";
+  for (NodeId in : n.inputs) s += " " + shape_to_string(g.node(in).type.shape, true);
+  s += " out " + shape_to_string(n.type.shape, true) + " params";
+  for (const Param& p : n.params) s += " " + p.role + ":" + shape_to_string(p.value.shape, true);
+  return s;
+}
+
 std::string print(const Graph& g) {
   std::ostringstream os;
   os << "network " << g.name << "\n";
   std::vector<std::string> lines, comments;
   for (int i = 0; i < g.size(); ++i) {
     const Node& n = g.node(i);
-    std::string line = std::string(n.info().text) + " " + n.name;
-    std::visit(
-        [&](const auto& a) {
-          using A = std::decay_t<decltype(a)>;
-          AttrPrinter<A> p;
-          p.self = &a;
-          const_cast<A&>(a).visit(p);
-          line += p.out;
-        },
-        n.attrs);
+    std::string line = std::string(n.info().text) + " " + n.name + print_attrs(n);
     if (!n.inputs.empty() && !(n.inputs.size() == 1 && n.inputs[0] == i - 1)) {
       line += " <-";
       for (size_t k = 0; k < n.inputs.size(); ++k)

@@ -11,6 +11,11 @@
 namespace cnnc::ir {
 
 std::string print(const Graph& g);
+// A layer's non-default attributes as printed (" filters=64 kernel=3x3 ...").
+std::string print_attrs(const Node& n);
+// What a layer's kernel depends on: op, attributes, input/output/weight shapes, not names or
+// weight values. Layers with equal signatures can share one compiled kernel.
+std::string signature(const Graph& g, const Node& n);
 
 // Parses the network format. `source` names the file in messages ("file:line: ...").
 // Throws cnnc::Error on any malformed line, unknown layer or attribute, or impossible shape.

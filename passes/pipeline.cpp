@@ -2,7 +2,12 @@
 
 #include "ir/error.h"
 #include "ir/text.h"
+#include <chrono>
+
 #include "passes/dead_code_elimination.h"
+#include "passes/fold_batchnorm.h"
+#include "passes/fuse_epilogues.h"
+#include "passes/fuse_padding.h"
 #include "passes/remove_identities.h"
 
 namespace cnnc::passes {
@@ -39,11 +44,13 @@ ir::Graph optimize(ir::Graph g, const PipelineOptions& opts) {
   for (const auto& p : kPasses) {
     if (opts.disabled.count(p.name)) continue;
     const std::string before = opts.after_pass ? ir::print(g) : std::string();
+    const auto t0 = std::chrono::steady_clock::now();
     g = p.run(std::move(g));
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 #ifndef NDEBUG
     ir::verify(g);
 #endif
-    if (opts.after_pass) opts.after_pass(p.name, g, ir::print(g) != before);
+    if (opts.after_pass) opts.after_pass({p.name, g, ir::print(g) != before, seconds});
   }
   return g;
 }

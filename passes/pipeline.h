@@ -10,9 +10,14 @@ namespace cnnc::passes {
 
 struct PipelineOptions {
   std::set<std::string> disabled;  // pass names to skip
-  // Called after each pass that ran with its name and the IR; `changed` is false when the pass
-  // left the graph as it was.
-  std::function<void(const std::string& pass, const ir::Graph& g, bool changed)> after_pass;
+  // Called after each pass that ran; `changed` is false when the pass left the graph as it was.
+  struct PassRun {
+    const std::string& pass;
+    const ir::Graph& graph;
+    bool changed;
+    double seconds;
+  };
+  std::function<void(const PassRun&)> after_pass;
 };
 
 ir::Graph optimize(ir::Graph g, const PipelineOptions& opts = {});

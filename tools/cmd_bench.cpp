@@ -129,6 +129,7 @@ int serve(runtime::CompiledModel& model, int threads, int64_t batch, int64_t mac
          {"batch", batch},
          {"threads", threads},
          {"kernels", model.compiled().kernels.size()},
+         {"compiled", model.compiled().compiled},
          {"compile_seconds", model.compiled().compile_seconds},
          {"macs", macs}});
   std::string line;
@@ -227,8 +228,8 @@ int bench(const BenchOptions& o) {
 
   std::printf("%s (%s), batch %lld, %d thread(s)\n", model.graph().name.c_str(), o.net.c_str(),
               static_cast<long long>(o.batch), threads);
-  std::printf("  compile:    %.2f s for %zu kernels (Halide JIT, host CPU)\n",
-              model.compiled().compile_seconds, model.compiled().kernels.size());
+  std::printf("  compile:    %.2f s for %zu kernels, %zu distinct (Halide JIT, host CPU)\n",
+              model.compiled().compile_seconds, model.compiled().kernels.size(), model.compiled().compiled);
   std::printf("  latency:    median %.3f ms, min %.3f ms, p90 %.3f ms over %zu runs\n", median,
               quantile(ms, 0.0), quantile(ms, 0.9), ms.size());
   std::printf("  throughput: %.1f images/s\n", static_cast<double>(o.batch) / (median * 1e-3));

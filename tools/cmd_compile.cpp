@@ -2,7 +2,6 @@
 #include <cstdio>
 
 #include "codegen/kernel.h"
-#include "frontend/load.h"
 #include "ir/text.h"
 #include "tools/commands.h"
 #include "tools/prepare.h"
@@ -18,18 +17,20 @@ struct CompileFlags {
 };
 
 int compile(const CompileFlags& o) {
-  ir::Graph g = optimize(frontend::load(o.net, o.batch), o.passes);
+  // With weights: folding needs their values (a .cnn without weights gets the seeded ones).
+  ir::Graph g = optimize(load_with_weights(o.net, o.batch, "", 0), o.passes);
   if (o.emit == "graph") {
     std::printf("%s", ir::print(g).c_str());
     return 0;
   }
-  // Kernels compile from shapes and schedules; the weights' values do not matter here.
   const codegen::CompiledGraph cg = codegen::compile(g);
-  std::printf("# %zu kernels compiled in %.2f s\n", cg.kernels.size(), cg.compile_seconds);
+  std::printf("# %zu kernels, %zu compiled (the others reuse a kernel of the same signature) in %.2f s\n",
+              cg.kernels.size(), cg.compiled, cg.compile_seconds);
   for (const auto& k : cg.kernels) {
     const ir::Node& n = g.node(k.node);
-    std::printf("%-24s %-16s %6.2f s  %s\n", n.name.c_str(), std::string(n.info().text).c_str(),
-                k.compile_seconds, k.kernel->schedule().c_str());
+    std::printf("%-24s %-16s %s  %s\n", n.name.c_str(), std::string(n.info().text).c_str(),
+                k.cached ? "  cached" : (std::to_string(k.compile_seconds).substr(0, 6) + " s").c_str(),
+                k.kernel->schedule().c_str());
   }
   return 0;
 }

@@ -24,6 +24,8 @@ ir::Graph load_with_weights(const std::string& net, int64_t batch, const std::st
 void add_pass_flags(CLI::App& sub, PassFlags& flags) {
   sub.add_option("--disable-pass", flags.disabled, "skip this optimisation pass (repeatable)");
   sub.add_option("--print-after", flags.print_after, "print the IR after this pass ('all': after each)");
+  sub.add_flag("--print-ir", flags.print_ir, "print the IR that reaches codegen (after all passes)");
+  sub.add_flag("--time-passes", flags.time_passes, "print each pass's time to stderr");
 }
 
 ir::Graph optimize(ir::Graph g, const PassFlags& flags) {
@@ -33,13 +35,18 @@ ir::Graph optimize(ir::Graph g, const PassFlags& flags) {
   if (!flags.print_after.empty() && flags.print_after != "all" &&
       std::find(names.begin(), names.end(), flags.print_after) == names.end())
     throw Error("--print-after: unknown pass '" + flags.print_after + "'; use 'all' or one of the passes listed by --help");
-  if (!flags.print_after.empty())
-    opts.after_pass = [&](const std::string& pass, const ir::Graph& after, bool changed) {
-      if (flags.print_after != "all" && flags.print_after != pass) return;
-      std::printf("# IR after %s%s\n%s", pass.c_str(), changed ? "" : " (unchanged)",
-                  changed ? ir::print(after).c_str() : "");
+  if (!flags.print_after.empty() || flags.time_passes)
+    opts.after_pass = [&](const passes::PipelineOptions::PassRun& r) {
+      if (flags.time_passes)
+        std::fprintf(stderr, "pass %-22s %9.3f ms%s\n", r.pass.c_str(), 1e3 * r.seconds,
+                     r.changed ? "" : " (unchanged)");
+      if (flags.print_after.empty() || (flags.print_after != "all" && flags.print_after != r.pass)) return;
+      std::printf("# IR after %s%s\n%s", r.pass.c_str(), r.changed ? "" : " (unchanged)",
+                  r.changed ? ir::print(r.graph).c_str() : "");
     };
-  return passes::optimize(std::move(g), opts);
+  g = passes::optimize(std::move(g), opts);
+  if (flags.print_ir) std::printf("# IR after all passes\n%s", ir::print(g).c_str());
+  return g;
 }
 
 std::vector<ir::Tensor> random_inputs(const ir::Graph& g, uint64_t seed) {

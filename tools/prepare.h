@@ -19,6 +19,8 @@ ir::Graph load_with_weights(const std::string& net, int64_t batch, const std::st
 struct PassFlags {
   std::vector<std::string> disabled;
   std::string print_after;  // a pass name, or "all"
+  bool print_ir = false;     // the final IR
+  bool time_passes = false;
 };
 void add_pass_flags(CLI::App& sub, PassFlags& flags);
 // passes::optimize with the flags; IR printed to stdout after the passes asked for.

@@ -174,6 +174,30 @@ Tensor affine(const Node& n, const Tensor& in) {
   return out;
 }
 
+// The parameter-free activations (the ones an epilogue can apply; relu at its defaults).
+double activate(OpKind k, double v) {
+  switch (k) {
+    case OpKind::ReLU: return std::max(v, 0.0);
+    case OpKind::ReLU6: return std::min(std::max(v, 0.0), 6.0);
+    case OpKind::Sigmoid: return 1.0 / (1.0 + std::exp(-v));
+    case OpKind::Tanh: return std::tanh(v);
+    case OpKind::Swish: return v / (1.0 + std::exp(-v));
+    case OpKind::HardSigmoid: return std::min(std::max(v + 3, 0.0), 6.0) / 6;
+    default: throw Error("internal: " + std::string(ir::op_info(k).text) + " is not an epilogue activation");
+  }
+}
+
+// A fused conv2d/dense: the layer's result, plus the residual, through the activation, exactly
+// as the separate add and activation layers would compute it.
+Tensor with_epilogue(const Node& n, Tensor out, const std::vector<const Tensor*>& inputs) {
+  const ir::Epilogue& e = *ir::epilogue_of(n.attrs);
+  for (size_t i = 0; i < out.data.size(); ++i) {
+    if (e.add) out.data[i] = static_cast<float>(double(out.data[i]) + double(inputs[1]->data[i]));
+    if (e.has_activation) out.data[i] = static_cast<float>(activate(e.activation, out.data[i]));
+  }
+  return out;
+}
+
 template <class F>
 Tensor elementwise(const Node& n, const Tensor& in, F f) {
   Tensor out(n.type.shape);
@@ -306,9 +330,9 @@ Tensor run_node(const Node& n, const std::vector<const Tensor*>& inputs) {
     case OpKind::Input:
       break;  // handled above
     case OpKind::Conv2D:
-      return conv2d(n, x);
+      return with_epilogue(n, conv2d(n, x), inputs);
     case OpKind::Dense:
-      return dense(n, x);
+      return with_epilogue(n, dense(n, x), inputs);
     case OpKind::MaxPool2D:
       return pool2d(n, x, /*is_max=*/true);
     case OpKind::AvgPool2D:
@@ -328,20 +352,16 @@ Tensor run_node(const Node& n, const std::vector<const Tensor*>& inputs) {
         return v >= top ? top : v >= threshold ? v : slope * (v - threshold);
       });
     }
-    case OpKind::ReLU6:
-      return elementwise(n, x, [](double v) { return std::min(std::max(v, 0.0), 6.0); });
     case OpKind::LeakyReLU: {
       const double alpha = n.attr<ir::LeakyReLUAttrs>().alpha;
       return elementwise(n, x, [alpha](double v) { return v > 0 ? v : alpha * v; });
     }
+    case OpKind::ReLU6:
     case OpKind::Sigmoid:
-      return elementwise(n, x, [](double v) { return 1.0 / (1.0 + std::exp(-v)); });
     case OpKind::Tanh:
-      return elementwise(n, x, [](double v) { return std::tanh(v); });
     case OpKind::Swish:
-      return elementwise(n, x, [](double v) { return v / (1.0 + std::exp(-v)); });
     case OpKind::HardSigmoid:
-      return elementwise(n, x, [](double v) { return std::min(std::max(v + 3, 0.0), 6.0) / 6; });
+      return elementwise(n, x, [k = n.op](double v) { return activate(k, v); });
     case OpKind::Softmax:
       return softmax(n, x);
     case OpKind::Add:

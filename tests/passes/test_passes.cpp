@@ -48,9 +48,12 @@ TEST_CASE("a disabled pass does not run; an unknown pass name is an error naming
 TEST_CASE("after_pass sees each pass and whether it changed the graph") {
   passes::PipelineOptions opts;
   std::vector<std::pair<std::string, bool>> seen;
-  opts.after_pass = [&](const std::string& p, const ir::Graph&, bool changed) { seen.emplace_back(p, changed); };
+  opts.after_pass = [&](const passes::PipelineOptions::PassRun& r) { seen.emplace_back(r.pass, r.changed); };
   passes::optimize(ir::parse("input x shape=4\ndropout d\nrelu r\n", "t.cnn"), opts);
   CHECK(seen == std::vector<std::pair<std::string, bool>>{{"remove_identities", true},
+                                                          {"fold_batchnorm", false},
+                                                          {"fuse_padding", false},
+                                                          {"fuse_epilogues", false},
                                                           {"dead_code_elimination", false}});
 }
 
@@ -69,6 +72,7 @@ TEST_CASE("the pipeline preserves the outputs of the example models") {
     const auto before = runtime::reference::run(g, inputs);
     const auto after = runtime::reference::run(passes::optimize(g), inputs);
     REQUIRE(before.size() == after.size());
-    for (size_t i = 0; i < before.size(); ++i) test::check_close(after[i], before[i], 0);
+    // Folding batchnorm rounds the folded weights once more: not bit-identical.
+    for (size_t i = 0; i < before.size(); ++i) test::check_close(after[i], before[i], 1e-5);
   }
 }

@@ -1,0 +1,79 @@
+#include "passes/fuse_epilogues.h"
+
+#include "passes/rewrite.h"
+
+namespace cnnc::passes {
+
+namespace {
+
+struct Uses {
+  std::vector<std::vector<ir::NodeId>> readers;
+  std::vector<bool> is_output;
+  // The one node reading `id`, or -1 when several do, none does, or it is a graph output.
+  ir::NodeId sole_reader(ir::NodeId id) const {
+    return readers[id].size() == 1 && !is_output[id] ? readers[id][0] : -1;
+  }
+};
+
+Uses find_uses(const ir::Graph& g) {
+  Uses u{std::vector<std::vector<ir::NodeId>>(g.size()), std::vector<bool>(g.size(), false)};
+  for (int i = 0; i < g.size(); ++i)
+    for (ir::NodeId in : g.node(i).inputs) u.readers[in].push_back(i);
+  for (ir::NodeId o : g.outputs()) u.is_output[o] = true;
+  return u;
+}
+
+bool is_anchor(const ir::Node& n) {
+  const ir::Epilogue* e = ir::epilogue_of(n.attrs);
+  return n.info().pattern == ir::PatternKind::OutEWiseFusable && e && *e == ir::Epilogue{};
+}
+
+// An activation the epilogue computes exactly as the layer would.
+bool is_fusable_activation(const ir::Node& n) {
+  if (!ir::is_epilogue_activation(n.op)) return false;
+  return n.op != ir::OpKind::ReLU || n.attr<ir::ReLUAttrs>() == ir::ReLUAttrs{};
+}
+
+}  // namespace
+
+ir::Graph fuse_epilogues(ir::Graph g) {
+  const Uses uses = find_uses(g);
+  std::vector<ir::NodeId> replacement(g.size());
+  for (int i = 0; i < g.size(); ++i) replacement[i] = i;
+
+  for (int a = 0; a < g.size(); ++a) {
+    if (replacement[a] != a || !is_anchor(g.node(a))) continue;
+    ir::Epilogue e;
+    ir::NodeId residual = -1, last = a;
+    std::vector<ir::NodeId> absorbed;
+    ir::NodeId next = uses.sole_reader(a);
+    if (next >= 0 && replacement[next] == next && g.node(next).op == ir::OpKind::Add &&
+        g.node(next).inputs.size() == 2) {
+      const auto& ins = g.node(next).inputs;
+      residual = ins[0] == last ? ins[1] : ins[0];
+      if (residual != last) {  // not x + x
+        e.add = true;
+        absorbed.push_back(last = next);
+        next = uses.sole_reader(last);
+      }
+    }
+    if (next >= 0 && replacement[next] == next && is_fusable_activation(g.node(next))) {
+      e.has_activation = true;
+      e.activation = g.node(next).op;
+      absorbed.push_back(last = next);
+    }
+    if (absorbed.empty()) continue;
+
+    // The anchor moves into the chain's last slot: every input it reads comes before it there.
+    ir::Node fused = std::move(g.node(a));
+    *ir::epilogue_of(fused.attrs) = e;
+    if (e.add) fused.inputs.push_back(residual);
+    replacement[a] = -1;
+    for (ir::NodeId id : absorbed) replacement[id] = -1;
+    replacement[last] = last;
+    g.node(last) = std::move(fused);
+  }
+  return rebuild(std::move(g), replacement);
+}
+
+}  // namespace cnnc::passes

@@ -1,0 +1,34 @@
+#include "passes/fuse_padding.h"
+
+#include "ir/shape_inference.h"
+#include "passes/rewrite.h"
+
+namespace cnnc::passes {
+
+ir::Graph fuse_padding(ir::Graph g) {
+  std::vector<int> readers(g.size(), 0);
+  for (const auto& n : g.nodes())
+    for (ir::NodeId in : n.inputs) ++readers[in];
+  for (ir::NodeId o : g.outputs()) ++readers[o];
+
+  std::vector<ir::NodeId> replacement(g.size());
+  for (int i = 0; i < g.size(); ++i) {
+    replacement[i] = i;
+    ir::Node& conv = g.node(i);
+    if (conv.op != ir::OpKind::Conv2D) continue;
+    const ir::NodeId p = conv.inputs[0];
+    const ir::Node& pad = g.node(p);
+    if (pad.op != ir::OpKind::ZeroPadding2D || readers[p] != 1) continue;
+    // The conv's own padding as four amounts ('same' resolved against the padded input).
+    const auto geo = ir::window_geometry(conv, pad.type);
+    const ir::Padding& extra = pad.attr<ir::PadAttrs>().pad;
+    auto& a = std::get<ir::Conv2DAttrs>(conv.attrs);
+    a.padding = {ir::Padding::Explicit, geo.pad_top + extra.top, geo.pad_bottom + extra.bottom,
+                 geo.pad_left + extra.left, geo.pad_right + extra.right};
+    conv.inputs[0] = pad.inputs[0];
+    replacement[p] = -1;
+  }
+  return rebuild(std::move(g), replacement);
+}
+
+}  // namespace cnnc::passes
