@@ -1,0 +1,182 @@
+// BatchNorm folding, padding folding and epilogue fusion: golden IR for what they decide, and
+// outputs preserved on random graphs (reference before vs reference and Halide after).
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include "ir/error.h"
+#include "ir/shape_inference.h"
+#include "ir/text.h"
+#include "passes/fold_batchnorm.h"
+#include "passes/fuse_epilogues.h"
+#include "passes/fuse_padding.h"
+#include "passes/pipeline.h"
+#include "runtime/executor.h"
+#include "runtime/reference/reference.h"
+#include "tests/util.h"
+
+using namespace cnnc;
+
+namespace {
+
+// Parses at batch 2 with random weights (variances positive) so folding has values to fold.
+ir::Graph with_weights(const std::string& text, unsigned seed = 1) {
+  ir::Graph g = ir::parse(text, "t.cnn", 2);
+  std::mt19937 rng(seed);
+  for (auto& n : g.nodes())
+    for (auto& p : n.params) p.value = test::random_tensor(p.value.shape, rng, 0.5f, 1.5f);
+  return g;
+}
+
+// The IR lines after the header, without the shape comments.
+std::string body(const ir::Graph& g) {
+  std::string out, text = ir::print(g);
+  size_t pos = text.find('\n') + 1;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    std::string line = text.substr(pos, end - pos);
+    line = line.substr(0, line.find("  #"));
+    line = line.substr(0, line.find_last_not_of(' ') + 1);
+    out += line + "\n";
+    pos = end + 1;
+  }
+  return out;
+}
+
+std::vector<ir::Tensor> random_inputs(const ir::Graph& g, std::mt19937& rng) {
+  std::vector<ir::Tensor> in;
+  for (ir::NodeId id : g.inputs()) in.push_back(test::random_tensor(g.node(id).type.shape, rng));
+  return in;
+}
+
+}  // namespace
+
+TEST_CASE("fold_batchnorm: into the conv before it, adding a bias it did not have") {
+  ir::Graph g = with_weights("input x shape=6x6x3\nconv2d c filters=4 kernel=3x3 use_bias=false\nbatchnorm bn\n");
+  const int64_t params = ir::total_params(g);
+  ir::Graph f = passes::fold_batchnorm(g);
+  CHECK(body(f) == "input x shape=6x6x3\nconv2d c filters=4 kernel=3x3\n");
+  CHECK(f.node(1).param("bias")->derived);
+  CHECK(ir::total_params(f) == params);  // the folded statistics still count as the model's
+  std::mt19937 rng(3);
+  const auto x = random_inputs(g, rng);
+  test::check_close(runtime::reference::run(f, x)[0], runtime::reference::run(g, x)[0], 1e-5);
+}
+
+TEST_CASE("fold_batchnorm: dense and affine fold; a shared or output producer keeps its batchnorm") {
+  CHECK(body(passes::fold_batchnorm(with_weights("input x shape=5\ndense d units=3\naffine a\n"))) ==
+        "input x shape=5\ndense d units=3\n");
+  // The conv's raw output is also read by the add: folding would change what the add sees.
+  CHECK(body(passes::fold_batchnorm(with_weights(
+            "input x shape=4x4x2\nconv2d c filters=2 kernel=1x1\nbatchnorm bn\nadd s <- bn, c\n"))) ==
+        "input x shape=4x4x2\nconv2d c filters=2 kernel=1x1\nbatchnorm bn\nadd s <- bn, c\n");
+  CHECK(body(passes::fold_batchnorm(with_weights(
+            "input x shape=4x4x2\nconv2d c filters=2 kernel=1x1\nbatchnorm bn\noutput c, bn\n"))) ==
+        "input x shape=4x4x2\nconv2d c filters=2 kernel=1x1\nbatchnorm bn\noutput c, bn\n");
+  // A batchnorm after a pooling layer has nothing to fold into.
+  CHECK(body(passes::fold_batchnorm(with_weights("input x shape=4x4x2\nmaxpool2d p pool=2x2\nbatchnorm bn\n"))) ==
+        "input x shape=4x4x2\nmaxpool2d p pool=2x2\nbatchnorm bn\n");
+}
+
+TEST_CASE("fuse_padding: a zeropadding2d becomes the conv's explicit padding") {
+  // 8x8 padded to 11x11; 'same' at stride 2 pads that by one on each side: 2,3,4,1 in all.
+  const ir::Graph g = with_weights(
+      "input x shape=8x8x3\nzeropadding2d p pad=1,2,3,0\nconv2d c filters=4 kernel=3x3 strides=2x2 padding=same\n");
+  const ir::Graph f = passes::fuse_padding(g);
+  CHECK(body(f) == "input x shape=8x8x3\nconv2d c filters=4 kernel=3x3 strides=2x2 padding=2,3,4,1\n");
+  std::mt19937 rng(5);
+  const auto x = random_inputs(g, rng);
+  test::check_close(runtime::reference::run(f, x)[0], runtime::reference::run(g, x)[0], 0);
+  // Padding read by something else stays.
+  CHECK(body(passes::fuse_padding(with_weights(
+            "input x shape=8x8x3\nzeropadding2d p pad=1\nconv2d c filters=4 kernel=3x3\nmaxpool2d m pool=2x2 <- p\n"
+            "output c, m\n"))) ==
+        "input x shape=8x8x3\nzeropadding2d p\nconv2d c filters=4 kernel=3x3\nmaxpool2d m pool=2x2 <- p\n"
+        "output c, m\n");
+}
+
+TEST_CASE("fuse_epilogues: residual add and activation join the conv; the anchor's name stays") {
+  CHECK(body(passes::fuse_epilogues(with_weights(
+            "input x shape=6x6x4\nconv2d a filters=4 kernel=3x3 padding=same\nrelu r\n"
+            "conv2d b filters=4 kernel=3x3 padding=same\nadd s <- b, r\nrelu out\n"))) ==
+        "input x shape=6x6x4\nconv2d a filters=4 kernel=3x3 padding=same epilogue=relu\n"
+        "conv2d b filters=4 kernel=3x3 padding=same epilogue=add+relu <- a, a\n");
+  // Only an add, or only an activation; dense too.
+  CHECK(body(passes::fuse_epilogues(with_weights(
+            "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nadd s <- a, x\n"))) ==
+        "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1 epilogue=add <- x, x\n");
+  CHECK(body(passes::fuse_epilogues(with_weights("input x shape=5\ndense d units=3\nsigmoid s\n"))) ==
+        "input x shape=5\ndense d units=3 epilogue=sigmoid\n");
+}
+
+TEST_CASE("fuse_epilogues leaves what an epilogue cannot compute exactly") {
+  const char* unchanged[] = {
+      // leakyrelu and a relu with attributes are not epilogue activations
+      "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nleakyrelu r\n",
+      "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nrelu r max_value=6\n",
+      // the conv's output is read twice, or is a graph output
+      "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nrelu r\nadd s <- a, r\n",
+      "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nrelu r\noutput a, r\n",
+      // an add of three, and x + x
+      "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nadd s <- a, x, x\n",
+      "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nadd s <- a, a\n",
+  };
+  for (const char* text : unchanged) {
+    CAPTURE(text);
+    const ir::Graph g = with_weights(text);
+    CHECK(body(passes::fuse_epilogues(with_weights(text))) == body(g));
+  }
+}
+
+TEST_CASE("epilogue: the IR round-trips and bad values are explained") {
+  const std::string text = "input x shape=4x4x2\ninput y shape=4x4x3\nconv2d c filters=3 kernel=1x1 epilogue=add+swish <- x, y\n";
+  CHECK(body(ir::parse(text, "t.cnn")) == text);
+  CHECK_THROWS_WITH_AS(ir::parse("input x shape=4x4x2\nconv2d c filters=3 kernel=1x1 epilogue=add+softmax\n", "t.cnn"),
+                       doctest::Contains("is not none, add, ACT or add+ACT"), Error);
+  CHECK_THROWS_WITH_AS(ir::parse("input x shape=4x4x2\nconv2d c filters=3 kernel=1x1 epilogue=add\n", "t.cnn"),
+                       doctest::Contains("epilogue=add needs a second input"), Error);
+  CHECK_THROWS_WITH_AS(ir::parse("input x shape=4x4x2\nconv2d c filters=3 kernel=1x1 epilogue=add <- x, x\n", "t.cnn"),
+                       doctest::Contains("the residual input has shape 1x4x4x2, the layer's output is 1x4x4x3"), Error);
+  CHECK_THROWS_WITH_AS(ir::parse("input x shape=4x4x2\nconv2d c filters=2 kernel=1x1 <- x, x\n", "t.cnn"),
+                       doctest::Contains("a second one is the residual of epilogue=add"), Error);
+}
+
+// Random residual networks of one shape: conv (after zero padding, or padded 'same'),
+// batchnorm, adds of x or the previous block, activations, so that every pass has work and
+// some links are not fusable. Failures print the seed and the network.
+TEST_CASE("the optimised graph computes what the original does (reference and Halide, random graphs)") {
+  const char* acts[] = {"relu", "relu6", "sigmoid", "tanh", "swish", "hardsigmoid", "leakyrelu"};
+  for (unsigned seed = 1; seed <= 12; ++seed) {
+    CAPTURE(seed);
+    std::mt19937 rng(seed);
+    auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+    const std::string c = std::to_string(4 + 4 * pick(3)), hw = std::to_string(6 + pick(6));
+    std::string t = "input x shape=" + hw + "x" + hw + "x" + c + "\n", prev = "x";
+    for (int b = 0; b < 4; ++b) {
+      const std::string id = std::to_string(b);
+      if (pick(3) == 0)  // pad 1 + valid 3x3 keeps the size
+        t += "zeropadding2d p" + id + " pad=1 <- " + prev + "\nconv2d q" + id + " filters=" + c + " kernel=3x3\n";
+      else
+        t += "conv2d q" + id + " filters=" + c + " kernel=" + (pick(2) ? "3x3" : "1x1") + " padding=same use_bias=" +
+             (pick(2) ? "true" : "false") + " <- " + prev + "\n";
+      std::string last = "q" + id;
+      if (pick(4)) t += "batchnorm n" + id + "\n", last = "n" + id;
+      if (pick(2)) {
+        const std::string other = pick(2) ? "x" : prev;
+        t += "add s" + id + " <- " + (pick(2) ? last + ", " + other : other + ", " + last) + "\n";
+        last = "s" + id;
+      }
+      if (pick(4)) t += std::string(acts[pick(7)]) + " a" + id + " <- " + last + "\n", last = "a" + id;
+      prev = last;
+    }
+    CAPTURE(t);
+    ir::Graph g = with_weights(t, seed);
+    const auto x = random_inputs(g, rng);
+    const auto want = runtime::reference::run(g, x);
+    ir::Graph f = passes::optimize(g);
+    CAPTURE(ir::print(f));
+    test::check_close(runtime::reference::run(f, x)[0], want[0], 1e-5);
+    runtime::CompiledModel m(std::move(f));
+    test::check_close(m.run(x)[0], want[0], 1e-4);
+  }
+}
