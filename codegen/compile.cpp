@@ -42,6 +42,16 @@ int vector_width(int channels, const Target& t) {
   return v;
 }
 
+std::vector<float> pack_weights(const ir::Tensor& kernel, int block) {
+  const int64_t out = kernel.shape.back(), rows = kernel.elements() / out;  // rows: h*w*in
+  if (block <= 0 || out % block) throw Error("internal: cannot pack " + std::to_string(out) + " channels in blocks of " + std::to_string(block));
+  std::vector<float> packed(kernel.data.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < out; ++o)
+      packed[static_cast<size_t>(((o / block) * rows + r) * block + o % block)] = kernel.data[static_cast<size_t>(r * out + o)];
+  return packed;
+}
+
 bool is_view(ir::OpKind op) {
   return op == ir::OpKind::Input || op == ir::OpKind::Flatten || op == ir::OpKind::Reshape ||
          op == ir::OpKind::Dropout;
@@ -56,7 +66,7 @@ class HalideKernel final : public Kernel {
  public:
   HalideKernel(Callable c, Lowered l)
       : callable_(std::move(c)), arg_dims_(std::move(l.arg_dims)), out_dims_(std::move(l.out_dims)),
-        schedule_(std::move(l.schedule)) {}
+        schedule_(std::move(l.schedule)), weight_block_(l.weight_block) {}
 
   void run(const std::vector<const float*>& args, float* out) const override {
     if (args.size() != arg_dims_.size())
@@ -76,12 +86,14 @@ class HalideKernel final : public Kernel {
       throw Error("kernel failed: " + last_error);
   }
   std::string schedule() const override { return schedule_; }
+  int weight_block() const override { return weight_block_; }
 
  private:
   Callable callable_;
   std::vector<std::vector<int>> arg_dims_;
   std::vector<int> out_dims_;
   std::string schedule_;
+  int weight_block_;
 };
 
 Target resolve_target(const std::string& name) {

@@ -17,7 +17,15 @@ class Kernel {
   virtual void run(const std::vector<const float*>& args, float* out) const = 0;
   // The schedule applied, in words (for `cnnc bench` and --emit).
   virtual std::string schedule() const = 0;
+  // > 0: the kernel reads its "kernel" weights pre-packed in blocks of this many output
+  // channels, [out/B][kh][kw][in][B] (pack_weights), so each register tile's weights are one
+  // contiguous stream instead of B floats every `out` floats.
+  virtual int weight_block() const { return 0; }
 };
+
+// Packs HWIO (or dense (in, out)) weights into blocks of `block` output channels:
+// [out/block][h][w][in][block]. `out` must be a multiple of `block`.
+std::vector<float> pack_weights(const ir::Tensor& kernel, int block);
 
 struct CompileOptions {
   std::string target = "host";  // a Halide target string; "host" is this machine's CPU

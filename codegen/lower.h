@@ -17,6 +17,7 @@ struct Lowered {
   Halide::Func out;
   std::vector<int> out_dims;
   std::string schedule;  // in words
+  int weight_block = 0;  // see Kernel::weight_block
 };
 
 // Creates an input with fixed, dense bounds: dims innermost first.

@@ -34,9 +34,23 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
     l.args.push_back(residual);
     l.arg_dims.push_back(out_dims);
   }
-  ImageParam w = make_input(name + "_kernel", w_dims);
-  l.args.push_back(w);
-  l.arg_dims.push_back(w_dims);
+  // Pre-packed weights for the register-tiled path of a dense (not grouped) conv: each tile of
+  // tile_c output channels then streams its weights contiguously (see Kernel::weight_block).
+  const int vec = vector_width(s.out_c, t);
+  const bool gemv = s.groups == 1 && s.out_w < 4;
+  const int tile_c = vec * std::clamp(s.out_c / vec, 1, 2);
+  l.weight_block = !gemv && s.groups == 1 && s.out_c % tile_c == 0 && s.out_c > tile_c ? tile_c : 0;
+  const std::vector<int> w_store = l.weight_block
+      ? std::vector<int>{l.weight_block, ig, s.kw, s.kh, s.out_c / l.weight_block} : w_dims;
+  ImageParam w_in = make_input(name + "_kernel", w_store);
+  l.args.push_back(w_in);
+  l.arg_dims.push_back(w_store);
+  Func w(name + "_weights");
+  Var wc("wc"), wi("wi"), wx("wx"), wy("wy");
+  if (l.weight_block)
+    w(wc, wi, wx, wy) = w_in(wc % l.weight_block, wi, wx, wy, wc / l.weight_block);
+  else
+    w(wc, wi, wx, wy) = w_in(wc, wi, wx, wy);
   ImageParam b;
   if (s.bias) {
     b = make_input(name + "_bias", {s.out_c});
@@ -79,7 +93,6 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
   l.out_dims = out_dims;
   bound_output(l.out, l.out_dims);
 
-  const int vec = vector_width(s.out_c, t);
   const int pixels = s.out_w;
   Var co("co"), ci("ci"), xo("xo"), xi("xi"), task("task");
   RVar rzo("rzo"), rzi("rzi");
@@ -99,8 +112,7 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
     // Register tile: tile_c channels (whole vectors) x tile_x pixels of one row, accumulated
     // over a chunk of kc input channels; a whole row of tiles is swept per chunk and tap, so
     // the kc x tile_c weights of a tap stay in L1 while they are reused across the row.
-    const int vectors = std::clamp(s.out_c / vec, 1, 2);
-    const int tile_c = vec * vectors;
+    const int vectors = tile_c / vec;
     // Pixels per tile: the width (from 4 up to the register budget) that wastes the least on a
     // row's last, rounded-up tile; the wider on a tie.
     int tile_x = std::clamp(kAccumulators / vectors, 1, s.out_w);
@@ -142,6 +154,7 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
     os << "; padding computed once";
   }
   if (s.epilogue.add || s.epilogue.has_activation) os << "; epilogue applied per tile";
+  if (l.weight_block) os << "; weights pre-packed in blocks of " << l.weight_block << " channels";
   l.schedule = os.str();
   return l;
 }

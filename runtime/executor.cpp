@@ -11,6 +11,11 @@ CompiledModel::CompiledModel(ir::Graph g, const codegen::CompileOptions& opts)
       if (static_cast<int64_t>(p.value.data.size()) != p.value.elements())
         throw Error(graph_.where(n) + ": weights '" + p.role + "' are not set");
   compiled_ = codegen::compile(graph_, opts);
+  // Weights in the layout each kernel reads, packed once here rather than on every run.
+  packed_.resize(graph_.size());
+  for (const auto& ck : compiled_.kernels)
+    if (const int block = ck.kernel->weight_block(); block > 0)
+      packed_[ck.node] = codegen::pack_weights(graph_.node(ck.node).param("kernel")->value, block);
   storage_.resize(graph_.size());
   data_.resize(graph_.size());
   for (int i = 0; i < graph_.size(); ++i) {
@@ -27,7 +32,9 @@ CompiledModel::CompiledModel(ir::Graph g, const codegen::CompileOptions& opts)
 std::vector<const float*> CompiledModel::kernel_args(const ir::Node& n) const {
   std::vector<const float*> args;
   for (ir::NodeId in : n.inputs) args.push_back(data_[in]);
-  for (const auto& p : n.params) args.push_back(p.value.data.data());
+  const auto& packed = packed_[static_cast<size_t>(&n - graph_.nodes().data())];
+  for (const auto& p : n.params)
+    args.push_back(p.role == "kernel" && !packed.empty() ? packed.data() : p.value.data.data());
   return args;
 }
 

@@ -32,6 +32,7 @@ class CompiledModel {
   ir::Graph graph_;
   codegen::CompiledGraph compiled_;
   std::vector<std::vector<float>> storage_;  // per node; empty for views
+  std::vector<std::vector<float>> packed_;   // per node: its kernel weights as its kernel reads them
   std::vector<float*> data_;                  // per node: its storage or the viewed input's
 };
 
