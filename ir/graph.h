@@ -30,6 +30,9 @@ struct Node {
   TensorType type;
   std::vector<Param> params;
   int line = 0;  // where it was declared in its source file (0: built in code)
+  // Layers the passes merged into this one, in order (folded batchnorm, fused add, ...): shown
+  // by `cnnc compile --dump-graph`; not part of the textual IR.
+  std::vector<std::string> absorbed;
 
   template <class A> const A& attr() const { return std::get<A>(attrs); }
   const Param* param(std::string_view role) const;

@@ -95,6 +95,7 @@ ir::Graph fold_batchnorm(ir::Graph g) {
     ir::Node& bn = g.node(i);
     if (!cannot_fold(g, bn, uses, is_output).empty()) continue;
     fold_into(g.node(bn.inputs[0]), scale_shift(bn));
+    g.node(bn.inputs[0]).absorbed.push_back(bn.name);
     // The folded weights still count as the source model's parameters.
     g.folded_params += counted_params(bn);
     replacement[i] = bn.inputs[0];

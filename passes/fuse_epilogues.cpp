@@ -68,6 +68,7 @@ ir::Graph fuse_epilogues(ir::Graph g) {
     ir::Node fused = std::move(g.node(a));
     *ir::epilogue_of(fused.attrs) = e;
     if (e.add) fused.inputs.push_back(residual);
+    for (ir::NodeId id : absorbed) fused.absorbed.push_back(g.node(id).name);
     replacement[a] = -1;
     for (ir::NodeId id : absorbed) replacement[id] = -1;
     replacement[last] = last;

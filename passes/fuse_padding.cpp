@@ -26,6 +26,7 @@ ir::Graph fuse_padding(ir::Graph g) {
     a.padding = {ir::Padding::Explicit, geo.pad_top + extra.top, geo.pad_bottom + extra.bottom,
                  geo.pad_left + extra.left, geo.pad_right + extra.right};
     conv.inputs[0] = pad.inputs[0];
+    conv.absorbed.insert(conv.absorbed.begin(), pad.name);
     replacement[p] = -1;
   }
   return rebuild(std::move(g), replacement);

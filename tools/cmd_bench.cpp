@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -130,6 +131,8 @@ int serve(runtime::CompiledModel& model, int threads, int64_t batch, int64_t mac
          {"threads", threads},
          {"kernels", model.compiled().kernels.size()},
          {"compiled", model.compiled().compiled},
+         {"arena_bytes", model.memory_plan().arena_bytes},
+         {"unshared_bytes", model.memory_plan().unshared_bytes},
          {"compile_seconds", model.compiled().compile_seconds},
          {"macs", macs}});
   std::string line;
@@ -172,6 +175,10 @@ int run_vs_peers(const BenchOptions& o, int threads) {
   for (const std::string& p : o.vs)
     if (std::find(kPeers.begin(), kPeers.end(), p) == kPeers.end())
       throw Error("cnnc bench: unknown peer '" + p + "' in --vs; accepted: keras, onnxruntime");
+  const std::string ext = std::filesystem::path(o.net).extension().string();
+  if (ext != ".keras" && ext != ".h5")
+    throw Error("cnnc bench --vs: " + o.net + ": Keras and ONNX Runtime need the model as a Keras file (.keras or .h5); "
+                "tools/keras_export.py writes the zoo, LeNet5 and CIFAR10CNN as .keras");
   const char* env_script = std::getenv("CNNC_VS_PEERS");
   const std::string script = env_script ? env_script : CNNC_BENCHMARKS_DIR "/vs_peers.py";
   if (access(script.c_str(), R_OK) != 0)
@@ -233,6 +240,8 @@ int bench(const BenchOptions& o) {
   std::printf("  latency:    median %.3f ms, min %.3f ms, p90 %.3f ms over %zu runs\n", median,
               quantile(ms, 0.0), quantile(ms, 0.9), ms.size());
   std::printf("  throughput: %.1f images/s\n", static_cast<double>(o.batch) / (median * 1e-3));
+  std::printf("  memory:     %s of activations in one arena (%s with a buffer per value)\n",
+              bytes(model.memory_plan().arena_bytes).c_str(), bytes(model.memory_plan().unshared_bytes).c_str());
   std::printf("  work:       %s MACs per batch = %.3f GFLOP\n", with_commas(macs).c_str(),
               2e-9 * static_cast<double>(macs));
   if (peak > 0)

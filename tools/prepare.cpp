@@ -1,7 +1,10 @@
 #include "tools/prepare.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 
 #include "frontend/load.h"
 #include "ir/error.h"
@@ -47,6 +50,26 @@ ir::Graph optimize(ir::Graph g, const PassFlags& flags) {
   g = passes::optimize(std::move(g), opts);
   if (flags.print_ir) std::printf("# IR after all passes\n%s", ir::print(g).c_str());
   return g;
+}
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    if (!f) throw Error(path + ": cannot write " + tmp + ": " + std::strerror(errno));
+    f.write(text.data(), static_cast<std::streamsize>(text.size()));
+    f.close();
+    if (!f) {
+      const std::string why = std::strerror(errno);
+      std::remove(tmp.c_str());
+      throw Error(path + ": write failed: " + why);
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    std::remove(tmp.c_str());
+    throw Error(path + ": cannot replace: " + why);
+  }
 }
 
 std::vector<ir::Tensor> random_inputs(const ir::Graph& g, uint64_t seed) {

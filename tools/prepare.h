@@ -26,6 +26,9 @@ void add_pass_flags(CLI::App& sub, PassFlags& flags);
 // passes::optimize with the flags; IR printed to stdout after the passes asked for.
 ir::Graph optimize(ir::Graph g, const PassFlags& flags);
 
+// Writes `text` to `path` through a temporary file and a rename: never a half-written file.
+void write_file_atomically(const std::string& path, const std::string& text);
+
 // Deterministic inputs in [0, 1) for every graph input (like a normalised image).
 std::vector<ir::Tensor> random_inputs(const ir::Graph& g, uint64_t seed);
 

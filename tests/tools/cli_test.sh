@@ -184,6 +184,22 @@ case $CASE in
     grep -qF "% of the FMA peak" out.txt || grep -qF "no AVX2+FMA" out.txt || fail "no '% of the FMA peak'"
     ;;
 
+  bench_vs_native)
+    expect_error "models/lenet5.cnn" "need the model as a Keras file (.keras or .h5)" -- bench "$M/lenet5.cnn" --vs keras
+    ;;
+  bench_vs_unknown_peer)
+    expect_error "unknown peer 'pytorch'" "accepted: keras, onnxruntime" -- bench "$M/lenet5.cnn" --vs keras,pytorch
+    ;;
+  compile_dump_graph)
+    expect_ok compile "$M/resnet_mini.cnn" --dump-graph graph.dot --print-ir --time-passes
+    has "epilogue=add+relu"
+    has "pass fold_batchnorm" err.txt
+    has "cluster_group" graph.dot
+    has 'label="one kernel: res1_conv2"' graph.dot
+    has 'label="res1_bn2"' graph.dot
+    has "before the passes: 34 layers" graph.dot
+    ;;
+
   # ---- bad network files ----------------------------------------------------------------------
   bad_missing_file)
     expect_error "nope.cnn" "no such file" -- summary nope.cnn
