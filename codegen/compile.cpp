@@ -107,9 +107,9 @@ Target resolve_target(const std::string& name) {
   return t;
 }
 
-Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t) {
+Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t, const CompileOptions& opts) {
   switch (n.op) {
-    case ir::OpKind::Conv2D: return lower_conv(g, n, t);
+    case ir::OpKind::Conv2D: return lower_conv(g, n, t, opts.pack_weights);
     case ir::OpKind::Dense: return lower_dense(g, n, t);
     case ir::OpKind::MaxPool2D:
     case ir::OpKind::AvgPool2D: return lower_pool(g, n, t);
@@ -173,8 +173,9 @@ CompiledGraph compile(const ir::Graph& g, const CompileOptions& opts) {
     const auto t0 = std::chrono::steady_clock::now();
     try {
       CompiledNode cn{id, nullptr};
-      cn.kernel = cached_kernel(target.to_string() + " " + ir::signature(g, n), [&] {
-        Lowered l = lower(g, n, target);
+      const std::string key = target.to_string() + (opts.pack_weights ? "" : " unpacked") + " " + ir::signature(g, n);
+      cn.kernel = cached_kernel(key, [&] {
+        Lowered l = lower(g, n, target, opts);
         std::vector<Argument> args(l.args.begin(), l.args.end());
         Callable c = Pipeline(l.out).compile_to_callable(args, target);
         return std::make_shared<const HalideKernel>(std::move(c), std::move(l));

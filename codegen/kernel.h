@@ -30,6 +30,9 @@ std::vector<float> pack_weights(const ir::Tensor& kernel, int block);
 struct CompileOptions {
   std::string target = "host";  // a Halide target string; "host" is this machine's CPU
   int threads = 0;              // worker threads at run time; 0: one per core
+  // Off only to measure what they gain (`--no-weight-packing`, `--no-memory-reuse`):
+  bool pack_weights = true;     // conv weights pre-packed per register tile (Kernel::weight_block)
+  bool reuse_memory = true;     // the runtime's memory plan shares bytes between dead and new values
 };
 
 struct CompiledNode {

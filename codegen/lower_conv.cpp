@@ -45,7 +45,7 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
   const int vec = vector_width(s.out_c, t);
   const bool gemv = s.groups == 1 && s.out_w < 4;
   const int tile_c = vec * std::clamp(s.out_c / vec, 1, 2);
-  l.weight_block = !gemv && s.groups == 1 && s.out_c % tile_c == 0 && s.out_c > tile_c ? tile_c : 0;
+  l.weight_block = s.pack_weights && !gemv && s.groups == 1 && s.out_c % tile_c == 0 && s.out_c > tile_c ? tile_c : 0;
   const std::vector<int> w_store = l.weight_block
       ? std::vector<int>{l.weight_block, ig, s.kw, s.kh, s.out_c / l.weight_block} : w_dims;
   ImageParam w_in = make_input(name + "_kernel", w_store);
@@ -165,7 +165,7 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
   return l;
 }
 
-Lowered lower_conv(const ir::Graph& g, const ir::Node& node, const Target& t) {
+Lowered lower_conv(const ir::Graph& g, const ir::Node& node, const Target& t, bool pack_weights) {
   const auto& a = node.attr<ir::Conv2DAttrs>();
   const ir::TensorType& in = g.node(node.inputs[0]).type;
   const auto geo = ir::window_geometry(node, in);
@@ -182,6 +182,7 @@ Lowered lower_conv(const ir::Graph& g, const ir::Node& node, const Target& t) {
   s.groups = static_cast<int>(a.groups);
   s.bias = a.use_bias;
   s.epilogue = a.epilogue;
+  s.pack_weights = pack_weights;
   return lower_conv_core(s, "conv", t);
 }
 

@@ -39,7 +39,7 @@ CompiledModel::CompiledModel(ir::Graph g, const codegen::CompileOptions& opts)
   for (const auto& ck : compiled_.kernels)
     if (const int block = ck.kernel->weight_block(); block > 0)
       packed_[ck.node] = codegen::pack_weights(graph_.node(ck.node).param("kernel")->value, block);
-  plan_ = plan_memory(graph_);
+  plan_ = plan_memory(graph_, opts.reuse_memory);
   arena_ = Arena(static_cast<size_t>(plan_.arena_bytes));
   data_.resize(graph_.size());
   for (int i = 0; i < graph_.size(); ++i) {

@@ -7,7 +7,7 @@
 
 namespace cnnc::runtime {
 
-MemoryPlan plan_memory(const ir::Graph& g) {
+MemoryPlan plan_memory(const ir::Graph& g, bool reuse) {
   const int n = g.size();
   MemoryPlan p;
   p.offset.assign(n, -1);
@@ -42,7 +42,7 @@ MemoryPlan plan_memory(const ir::Graph& g) {
     // lowest that overlaps none of them.
     std::vector<std::pair<int64_t, int64_t>> busy;  // [begin, end) of live placed buffers
     for (int j : placed)
-      if (p.first[j] <= p.last[i] && p.first[i] <= p.last[j]) busy.push_back({p.offset[j], p.offset[j] + p.bytes[j]});
+      if (!reuse || (p.first[j] <= p.last[i] && p.first[i] <= p.last[j])) busy.push_back({p.offset[j], p.offset[j] + p.bytes[j]});
     std::sort(busy.begin(), busy.end());
     int64_t at = 0;
     for (const auto& [begin, end] : busy) {

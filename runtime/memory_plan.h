@@ -20,6 +20,7 @@ struct MemoryPlan {
 // Plans the buffers of `g`'s non-view nodes (codegen::is_view). A view's readers keep the
 // viewed buffer alive; graph inputs live throughout, graph outputs to the end. Greedy by
 // size (largest first, lowest offset that fits beside the live ones), as TFLite's planner.
-MemoryPlan plan_memory(const ir::Graph& g);
+// reuse = false gives every buffer its own bytes (to measure what reuse saves).
+MemoryPlan plan_memory(const ir::Graph& g, bool reuse = true);
 
 }  // namespace cnnc::runtime

@@ -213,7 +213,7 @@ int bench(const BenchOptions& o) {
   for (const auto& n : g.nodes()) macs += ir::macs(n, ir::input_types(g, n));
   const auto inputs = random_inputs(g, o.seed);
 
-  runtime::CompiledModel model(std::move(g), {.threads = threads});
+  runtime::CompiledModel model(std::move(g), compile_options(o.passes, threads));
   if (o.serve) return serve(model, threads, o.batch, macs);
   model.run(inputs);  // the first run also starts Halide's thread pool
   // Warm-up: at least 3 runs and 0.3 s.

@@ -50,7 +50,7 @@ int compare(const CompareFlags& o) {
   r["macs_per_batch"] = macs;
   r["load_seconds"] = load_s;
   g = optimize(std::move(g), o.passes);
-  runtime::CompiledModel model(std::move(g), {.threads = o.threads});
+  runtime::CompiledModel model(std::move(g), compile_options(o.passes, o.threads));
   r["compile_seconds"] = model.compiled().compile_seconds;
   r["kernels"] = model.compiled().kernels.size();
   const auto t0 = Clock::now();

@@ -32,10 +32,11 @@ int compile(const CompileFlags& o) {
     std::printf("%s", ir::print(g).c_str());
     return 0;
   }
-  const codegen::CompiledGraph cg = codegen::compile(g);
+  const codegen::CompileOptions options = compile_options(o.passes, 0);
+  const codegen::CompiledGraph cg = codegen::compile(g, options);
   std::printf("# %zu kernels, %zu compiled (the others reuse a kernel of the same signature) in %.2f s\n",
               cg.kernels.size(), cg.compiled, cg.compile_seconds);
-  const runtime::MemoryPlan plan = runtime::plan_memory(g);
+  const runtime::MemoryPlan plan = runtime::plan_memory(g, options.reuse_memory);
   std::printf("# activations: %s in one arena (%s with a buffer per value)\n", bytes(plan.arena_bytes).c_str(),
               bytes(plan.unshared_bytes).c_str());
   for (const auto& k : cg.kernels) {

@@ -43,7 +43,7 @@ int run(const RunOptions& o) {
                   " inputs; --input gives one (leave it out for random inputs)");
     inputs.push_back(std::move(given));
   }
-  runtime::CompiledModel model(std::move(g), {.threads = o.threads});
+  runtime::CompiledModel model(std::move(g), compile_options(o.passes, o.threads));
   const auto t0 = std::chrono::steady_clock::now();
   auto outputs = model.run(inputs);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

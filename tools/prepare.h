@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "codegen/kernel.h"
 #include "ir/graph.h"
 
 namespace cnnc::tools {
@@ -21,10 +22,13 @@ struct PassFlags {
   std::string print_after;  // a pass name, or "all"
   bool print_ir = false;     // the final IR
   bool time_passes = false;
+  bool no_weight_packing = false, no_memory_reuse = false;
 };
 void add_pass_flags(CLI::App& sub, PassFlags& flags);
 // passes::optimize with the flags; IR printed to stdout after the passes asked for.
 ir::Graph optimize(ir::Graph g, const PassFlags& flags);
+// Codegen and runtime options from the flags (and the thread count).
+codegen::CompileOptions compile_options(const PassFlags& flags, int threads);
 
 // Writes `text` to `path` through a temporary file and a rename: never a half-written file.
 void write_file_atomically(const std::string& path, const std::string& text);
