@@ -4,7 +4,9 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 
+#include "codegen/disk_cache.h"
 #include "codegen/kernel.h"
 #include "codegen/lower.h"
 #include "ir/error.h"
@@ -62,11 +64,11 @@ namespace {
 thread_local std::string last_error;
 void capture_error(JITUserContext*, const char* msg) { last_error = msg; }
 
+// A kernel JIT-compiled in memory (a Callable) or loaded from the disk cache (an AOT function).
 class HalideKernel final : public Kernel {
  public:
-  HalideKernel(Callable c, Lowered l)
-      : callable_(std::move(c)), arg_dims_(std::move(l.arg_dims)), out_dims_(std::move(l.out_dims)),
-        schedule_(std::move(l.schedule)), weight_block_(l.weight_block) {}
+  HalideKernel(Callable c, const Lowered& l) : callable_(std::move(c)) { describe(l); }
+  HalideKernel(AotFunction f, const Lowered& l) : aot_(f) { describe(l); }
 
   void run(const std::vector<const float*>& args, float* out) const override {
     if (args.size() != arg_dims_.size())
@@ -76,24 +78,38 @@ class HalideKernel final : public Kernel {
     in.reserve(args.size());
     for (size_t i = 0; i < args.size(); ++i) in.emplace_back(args[i], arg_dims_[i]);
     Runtime::Buffer<float> result(out, out_dims_);
+    if (aot_) {
+      std::vector<void*> argv;
+      for (auto& b : in) argv.push_back(b.raw_buffer());
+      argv.push_back(result.raw_buffer());
+      if (aot_(argv.data()) != 0) throw Error("kernel failed: " + DiskCache::last_error());
+      return;
+    }
     JITUserContext ctx;
     ctx.handlers.custom_error = capture_error;
     JITUserContext* ctx_ptr = &ctx;
     std::vector<const void*> argv{&ctx_ptr};
     for (auto& b : in) argv.push_back(b.raw_buffer());
     argv.push_back(result.raw_buffer());
-    if (callable_.call_argv_fast(argv.size(), argv.data()) != 0)
+    if (callable_->call_argv_fast(argv.size(), argv.data()) != 0)
       throw Error("kernel failed: " + last_error);
   }
   std::string schedule() const override { return schedule_; }
   int weight_block() const override { return weight_block_; }
 
  private:
-  Callable callable_;
+  void describe(const Lowered& l) {
+    arg_dims_ = l.arg_dims;
+    out_dims_ = l.out_dims;
+    schedule_ = l.schedule;
+    weight_block_ = l.weight_block;
+  }
+  std::optional<Callable> callable_;
+  AotFunction aot_ = nullptr;
   std::vector<std::vector<int>> arg_dims_;
   std::vector<int> out_dims_;
   std::string schedule_;
-  int weight_block_;
+  int weight_block_ = 0;
 };
 
 Target resolve_target(const std::string& name) {
@@ -174,13 +190,20 @@ CompiledGraph compile(const ir::Graph& g, const CompileOptions& opts) {
     try {
       CompiledNode cn{id, nullptr};
       const std::string key = target.to_string() + (opts.pack_weights ? "" : " unpacked") + " " + ir::signature(g, n);
-      cn.kernel = cached_kernel(key, [&] {
+      bool from_disk = false;
+      cn.kernel = cached_kernel(key, [&]() -> std::shared_ptr<const Kernel> {
         Lowered l = lower(g, n, target, opts);
         std::vector<Argument> args(l.args.begin(), l.args.end());
-        Callable c = Pipeline(l.out).compile_to_callable(args, target);
-        return std::make_shared<const HalideKernel>(std::move(c), std::move(l));
+        if (DiskCache* disk = opts.disk_cache ? DiskCache::instance() : nullptr) {
+          AotFunction f = disk->load_or_build(key, target, [&](const std::string& object, const std::string& function) {
+            Pipeline(l.out).compile_to_object(object, args, function, target.with_feature(Target::NoRuntime));
+          }, from_disk);
+          return std::make_shared<const HalideKernel>(f, l);
+        }
+        return std::make_shared<const HalideKernel>(Pipeline(l.out).compile_to_callable(args, target), l);
       }, cn.cached);
-      if (!cn.cached) {
+      cg.from_disk += from_disk;
+      if (!cn.cached && !from_disk) {
         cn.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         ++cg.compiled;
       }

@@ -33,6 +33,7 @@ struct CompileOptions {
   // Off only to measure what they gain (`--no-weight-packing`, `--no-memory-reuse`):
   bool pack_weights = true;     // conv weights pre-packed per register tile (Kernel::weight_block)
   bool reuse_memory = true;     // the runtime's memory plan shares bytes between dead and new values
+  bool disk_cache = true;       // kernels through the on-disk cache (CNNC_CACHE_DIR; "off" disables)
 };
 
 struct CompiledNode {
@@ -47,7 +48,8 @@ struct CompiledGraph {
   // Nodes in graph order; views (input, flatten, reshape, dropout) have no kernel.
   std::vector<CompiledNode> kernels;
   double compile_seconds = 0;
-  size_t compiled = 0;  // kernels compiled now; the others came from the in-memory cache
+  size_t compiled = 0;   // kernels compiled now
+  size_t from_disk = 0;  // kernels loaded from the on-disk cache; the rest reused one in memory
 };
 
 // Ops that need no code: their output is their input's data, seen with another shape.

@@ -131,6 +131,7 @@ int serve(runtime::CompiledModel& model, int threads, int64_t batch, int64_t mac
          {"threads", threads},
          {"kernels", model.compiled().kernels.size()},
          {"compiled", model.compiled().compiled},
+         {"from_disk", model.compiled().from_disk},
          {"arena_bytes", model.memory_plan().arena_bytes},
          {"unshared_bytes", model.memory_plan().unshared_bytes},
          {"compile_seconds", model.compiled().compile_seconds},
@@ -235,8 +236,10 @@ int bench(const BenchOptions& o) {
 
   std::printf("%s (%s), batch %lld, %d thread(s)\n", model.graph().name.c_str(), o.net.c_str(),
               static_cast<long long>(o.batch), threads);
-  std::printf("  compile:    %.2f s for %zu kernels, %zu distinct (Halide JIT, host CPU)\n",
-              model.compiled().compile_seconds, model.compiled().kernels.size(), model.compiled().compiled);
+  const auto& cg = model.compiled();
+  std::printf("  compile:    %.2f s for %zu kernels: %zu compiled, %zu from the disk cache, %zu reused (Halide, host CPU)\n",
+              cg.compile_seconds, cg.kernels.size(), cg.compiled, cg.from_disk,
+              cg.kernels.size() - cg.compiled - cg.from_disk);
   std::printf("  latency:    median %.3f ms, min %.3f ms, p90 %.3f ms over %zu runs\n", median,
               quantile(ms, 0.0), quantile(ms, 0.9), ms.size());
   std::printf("  throughput: %.1f images/s\n", static_cast<double>(o.batch) / (median * 1e-3));

@@ -34,8 +34,9 @@ int compile(const CompileFlags& o) {
   }
   const codegen::CompileOptions options = compile_options(o.passes, 0);
   const codegen::CompiledGraph cg = codegen::compile(g, options);
-  std::printf("# %zu kernels, %zu compiled (the others reuse a kernel of the same signature) in %.2f s\n",
-              cg.kernels.size(), cg.compiled, cg.compile_seconds);
+  std::printf("# %zu kernels: %zu compiled, %zu from the disk cache, %zu reusing one of the same signature; %.2f s\n",
+              cg.kernels.size(), cg.compiled, cg.from_disk, cg.kernels.size() - cg.compiled - cg.from_disk,
+              cg.compile_seconds);
   const runtime::MemoryPlan plan = runtime::plan_memory(g, options.reuse_memory);
   std::printf("# activations: %s in one arena (%s with a buffer per value)\n", bytes(plan.arena_bytes).c_str(),
               bytes(plan.unshared_bytes).c_str());

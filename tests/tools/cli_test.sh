@@ -200,6 +200,25 @@ case $CASE in
     has "before the passes: 34 layers" graph.dot
     ;;
 
+  kernel_cache)
+    # A second process loads every kernel the first compiled; outputs equal the JIT's.
+    export CNNC_CACHE_DIR=$T/cache
+    expect_ok compile "$M/lenet5.cnn" --emit schedule
+    has "# 8 kernels: 8 compiled, 0 from the disk cache"
+    [[ -n $(ls "$T/cache/kernels/"*.so) ]] || fail "no kernel libraries in $T/cache/kernels"
+    expect_ok compile "$M/lenet5.cnn" --emit schedule
+    has "# 8 kernels: 0 compiled, 8 from the disk cache"
+    expect_ok run "$M/lenet5.cnn" --seed 3 -o cached.npy
+    CNNC_CACHE_DIR=off expect_ok run "$M/lenet5.cnn" --seed 3 -o jit.npy
+    cmp -s cached.npy jit.npy || fail "the cached kernels and the JIT ones give different outputs"
+    # Corrupt libraries (a full disk, a crash while copying) are built again, not trusted.
+    for f in "$T/cache/kernels/"*.so; do echo garbage >"$f"; done
+    expect_ok run "$M/lenet5.cnn" --seed 3 -o rebuilt.npy
+    cmp -s rebuilt.npy jit.npy || fail "the rebuilt kernels give other outputs"
+    expect_ok compile "$M/lenet5.cnn" --emit schedule
+    has "# 8 kernels: 0 compiled, 8 from the disk cache"
+    ;;
+
   # ---- bad network files ----------------------------------------------------------------------
   bad_missing_file)
     expect_error "nope.cnn" "no such file" -- summary nope.cnn
