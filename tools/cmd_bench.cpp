@@ -253,6 +253,16 @@ int bench(const BenchOptions& o) {
   else
     std::printf("  speed:      %.1f GFLOP/s (no AVX2+FMA: peak not measured)\n", gflops);
   if (o.profile) print_profile(model, peak, bench::measure_memory_bandwidth_gbs(threads));
+  if (!o.json_out.empty()) {
+    const nlohmann::json j = {{"model", model.graph().name}, {"net", o.net}, {"batch", o.batch}, {"threads", threads},
+                              {"median_ms", median}, {"p10_ms", quantile(ms, 0.1)}, {"p90_ms", quantile(ms, 0.9)},
+                              {"runs", ms.size()}, {"macs", macs}, {"gflops", gflops}, {"peak_gflops", peak},
+                              {"compile_seconds", cg.compile_seconds}, {"kernels", cg.kernels.size()},
+                              {"compiled", cg.compiled}, {"from_disk", cg.from_disk},
+                              {"arena_bytes", model.memory_plan().arena_bytes},
+                              {"unshared_bytes", model.memory_plan().unshared_bytes}};
+    write_file_atomically(o.json_out, j.dump(1) + "\n");
+  }
   return 0;
 }
 
@@ -261,7 +271,7 @@ int bench(const BenchOptions& o) {
 Action add_bench(CLI::App& app) {
   auto* sub = app.add_subcommand("bench", "Measure latency, throughput, GFLOP/s and % of the FMA peak");
   auto o = std::make_shared<BenchOptions>();
-  sub->add_option("NET", o->net, "network file (.cnn)")->required();
+  sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json)")->required();
   sub->add_option("--batch", o->batch, "batch size")->check(CLI::Range(int64_t{1}, int64_t{4096}));
   sub->add_option("--threads", o->threads, "worker threads (0: one per core)")->check(CLI::Range(0, 256));
   sub->add_option("--min-time", o->min_seconds, "seconds to measure for, at least")->check(CLI::Range(0.0, 600.0));
@@ -271,7 +281,7 @@ Action add_bench(CLI::App& app) {
   sub->add_option("--vs", o->vs, "also run the model in these systems, alternating runs: keras, onnxruntime "
                                   "(a Keras model file; needs tools/setup_keras.sh)")
       ->delimiter(',');
-  sub->add_option("--json", o->json_out, "with --vs: write the results to this JSON file");
+  sub->add_option("--json", o->json_out, "also write the results to this JSON file");
   sub->add_flag("--serve", o->serve, "compile, then take commands on stdin (used by benchmarks/vs_peers.py)");
   add_pass_flags(*sub, o->passes);
   return [o] { return bench(*o); };
