@@ -8,6 +8,7 @@
 
 #include "codegen/disk_cache.h"
 #include "codegen/kernel.h"
+#include "codegen/thread_pool.h"
 #include "codegen/lower.h"
 #include "ir/error.h"
 #include "ir/text.h"
@@ -87,6 +88,11 @@ class HalideKernel final : public Kernel {
     }
     JITUserContext ctx;
     ctx.handlers.custom_error = capture_error;
+    ctx.handlers.custom_do_par_for = [](JITUserContext* uc, int (*task)(JITUserContext*, int, uint8_t*), int min,
+                                        int size, uint8_t* closure) {
+      // The same ABI as Halide's AOT task type, whose user context is a void*.
+      return pool_do_par_for(uc, reinterpret_cast<int (*)(void*, int, uint8_t*)>(task), min, size, closure);
+    };
     JITUserContext* ctx_ptr = &ctx;
     std::vector<const void*> argv{&ctx_ptr};
     for (auto& b : in) argv.push_back(b.raw_buffer());
@@ -158,6 +164,7 @@ Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t, const Comp
 
 void set_num_threads(int threads) {
   if (threads > 0) setenv("HL_NUM_THREADS", std::to_string(threads).c_str(), 1);
+  set_pool_threads(threads);
 }
 
 // The in-memory kernel cache of this process: a kernel depends only on its layer's signature

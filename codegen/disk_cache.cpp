@@ -13,6 +13,7 @@
 #include <iostream>
 #include <mutex>
 
+#include "codegen/thread_pool.h"
 #include "ir/error.h"
 
 extern char** environ;
@@ -21,8 +22,6 @@ namespace cnnc::codegen {
 
 namespace {
 
-// Bump when lowering or scheduling changes what a signature compiles to.
-constexpr const char* kCodegenVersion = "cnnc-codegen-3";
 #define CNNC_STR2(x) #x
 #define CNNC_STR(x) CNNC_STR2(x)
 constexpr const char* kHalideVersion = "halide-" CNNC_STR(HALIDE_VERSION_MAJOR) "." CNNC_STR(
@@ -35,6 +34,24 @@ uint64_t fnv1a(const std::string& s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
   return h;
+}
+
+// The compiler's identity: a hash of the binary holding this code (cnnc, or a test), so any
+// rebuild that could change what a signature lowers to (a schedule, a lowering) misses the
+// entries of the old build instead of loading stale kernels.
+const std::string& compiler_id() {
+  static const std::string id = [] {
+    Dl_info info{};
+    std::string bytes;
+    if (dladdr(reinterpret_cast<void*>(&fnv1a), &info) && info.dli_fname)
+      if (std::ifstream f(info.dli_fname, std::ios::binary); f)
+        bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    if (bytes.empty()) bytes = __DATE__ " " __TIME__;  // unreadable binary: this build's time
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a(bytes)));
+    return std::string(buf);
+  }();
+  return id;
 }
 
 std::string hex(uint64_t v) {
@@ -117,6 +134,12 @@ void DiskCache::load_runtime(const Halide::Target& target) {
   }
   using SetHandler = void* (*)(void (*)(void*, const char*));
   if (auto set = reinterpret_cast<SetHandler>(dlsym(h, "halide_set_error_handler"))) set(report_error);
+  // Parallel loops on cnnc's workers, as in the JIT (codegen/thread_pool.h).
+  using ParFor = int (*)(void*, int (*)(void*, int, uint8_t*), int, int, uint8_t*);
+  using SetParFor = ParFor (*)(ParFor);
+  auto set_par_for = reinterpret_cast<SetParFor>(dlsym(h, "halide_set_custom_do_par_for"));
+  if (!set_par_for) throw Error(lib + " lacks halide_set_custom_do_par_for");
+  set_par_for(pool_do_par_for);
   runtime_target_ = t;
 }
 
@@ -125,7 +148,7 @@ AotFunction DiskCache::load_or_build(
     const std::function<void(const std::string&, const std::string&)>& write_object, bool& hit) {
   std::lock_guard<std::mutex> lock(mutex);
   load_runtime(target);
-  const std::string full = std::string(kCodegenVersion) + " " + kHalideVersion + " " + key;
+  const std::string full = "cnnc-" + compiler_id() + " " + kHalideVersion + " " + key;
   const std::string id = hex(fnv1a(full)), function = "cnnc_kernel_" + id;
   const std::string lib = dir_ + "/" + id + ".so", meta = dir_ + "/" + id + ".key";
   // A hit needs the library and its key file with the same key (a hash collision is a miss),

@@ -1,7 +1,8 @@
 #pragma once
 // The on-disk kernel cache (codegen-internal): each kernel compiled ahead of time into a shared
-// object, keyed by a hash of its signature, schedule options, target, Halide version and
-// cnnc's codegen version, and loaded with dlopen when a later process needs the same kernel.
+// object, keyed by a hash of its signature, schedule options, target, Halide version and the
+// compiler build (a hash of the binary), and loaded with dlopen when a later process needs the
+// same kernel.
 // All kernels share one Halide runtime library, built once per target.
 #include <Halide.h>
 

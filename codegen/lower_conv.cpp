@@ -155,7 +155,12 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
        << "px; " << (depthwise ? "taps" : "in-channel chunks of " + std::to_string(kc) + ", taps")
        << " outside a sweep of " << rows << " row(s); parallel over channel blocks x row blocks x batch";
   }
-  if (padded_input) {
+  if (padded_input && depthwise && pixels >= 4) {
+    // A depthwise task reads only its own channels and rows: pad just those, inside the task,
+    // while they are in cache (a padded copy of the whole input costs more than the conv).
+    padded.compute_at(l.out, task).vectorize(c, vector_width(s.in_c, t), TailStrategy::GuardWithIf);
+    os << "; padding per task";
+  } else if (padded_input) {
     padded.compute_root().parallel(y).vectorize(c, vector_width(s.in_c, t));
     os << "; padding computed once";
   }

@@ -1,5 +1,7 @@
 #include "passes/fuse_epilogues.h"
 
+#include <optional>
+
 #include "passes/rewrite.h"
 
 namespace cnnc::passes {
@@ -28,10 +30,17 @@ bool is_anchor(const ir::Node& n) {
   return n.info().pattern == ir::PatternKind::OutEWiseFusable && e && *e == ir::Epilogue{};
 }
 
-// An activation the epilogue computes exactly as the layer would.
-bool is_fusable_activation(const ir::Node& n) {
-  if (!ir::is_epilogue_activation(n.op)) return false;
-  return n.op != ir::OpKind::ReLU || n.attr<ir::ReLUAttrs>() == ir::ReLUAttrs{};
+// The epilogue activation that computes exactly what layer n does, if there is one: its own op,
+// or for a relu with attributes, relu6 when they say min(max(x, 0), 6) (Keras' ReLU(6.0)).
+std::optional<ir::OpKind> epilogue_activation(const ir::Node& n) {
+  if (!ir::is_epilogue_activation(n.op)) return std::nullopt;
+  if (n.op != ir::OpKind::ReLU) return n.op;
+  const auto& a = n.attr<ir::ReLUAttrs>();
+  if (a == ir::ReLUAttrs{}) return ir::OpKind::ReLU;
+  ir::ReLUAttrs relu6;
+  relu6.max_value = 6.f;
+  if (a == relu6) return ir::OpKind::ReLU6;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -57,9 +66,9 @@ ir::Graph fuse_epilogues(ir::Graph g) {
         next = uses.sole_reader(last);
       }
     }
-    if (next >= 0 && replacement[next] == next && is_fusable_activation(g.node(next))) {
+    if (next >= 0 && replacement[next] == next && epilogue_activation(g.node(next))) {
       e.has_activation = true;
-      e.activation = g.node(next).op;
+      e.activation = *epilogue_activation(g.node(next));
       absorbed.push_back(last = next);
     }
     if (absorbed.empty()) continue;

@@ -107,13 +107,17 @@ TEST_CASE("fuse_epilogues: residual add and activation join the conv; the anchor
         "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1 epilogue=add <- x, x\n");
   CHECK(body(passes::fuse_epilogues(with_weights("input x shape=5\ndense d units=3\nsigmoid s\n"))) ==
         "input x shape=5\ndense d units=3 epilogue=sigmoid\n");
+  // Keras' ReLU(6.0), as MobileNetV2 writes it, is relu6.
+  CHECK(body(passes::fuse_epilogues(with_weights("input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nrelu r max_value=6\n"))) ==
+        "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1 epilogue=relu6\n");
 }
 
 TEST_CASE("fuse_epilogues leaves what an epilogue cannot compute exactly") {
   const char* unchanged[] = {
       // leakyrelu and a relu with attributes are not epilogue activations
       "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nleakyrelu r\n",
-      "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nrelu r max_value=6\n",
+      "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nrelu r max_value=5\n",
+      "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nrelu r max_value=6 negative_slope=0.1\n",
       // the conv's output is read twice, or is a graph output
       "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nrelu r\nadd s <- a, r\n",
       "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nrelu r\noutput a, r\n",

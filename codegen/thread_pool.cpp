@@ -1,0 +1,141 @@
+#include "codegen/thread_pool.h"
+
+#include <immintrin.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace cnnc::codegen {
+
+namespace {
+
+constexpr auto kSpin = std::chrono::milliseconds(2);
+
+struct Job {
+  int (*task)(void*, int, uint8_t*);
+  void* user_context;
+  uint8_t* closure;
+  int min, size;
+  std::atomic<int> next{0}, done{0}, status{0};
+
+  void work() {
+    for (int i; (i = next.fetch_add(1)) < size;) {
+      if (int r = task(user_context, min + i, closure)) {
+        int zero = 0;
+        status.compare_exchange_strong(zero, r);
+      }
+      done.fetch_add(1);
+    }
+  }
+};
+
+thread_local bool inside_pool = false;  // nested loops run serially in the thread that meets them
+
+class Pool {
+ public:
+  ~Pool() { resize(0); }
+
+  void resize(int workers) {
+    std::lock_guard<std::mutex> caller(caller_mutex_);
+    {
+      std::lock_guard<std::mutex> lock(sleep_mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    stop_ = false;
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { worker(); });
+  }
+
+  int run(void* uc, int (*task)(void*, int, uint8_t*), int min, int size, uint8_t* closure) {
+    if (inside_pool || size <= 1 || threads_.empty()) return serial(uc, task, min, size, closure);
+    std::lock_guard<std::mutex> caller(caller_mutex_);
+    Job job;
+    job.task = task, job.user_context = uc, job.closure = closure, job.min = min, job.size = size;
+    job_.store(&job);
+    generation_.fetch_add(1);
+    if (sleepers_.load() > 0) {
+      std::lock_guard<std::mutex> lock(sleep_mutex_);
+      wake_.notify_all();
+    }
+    inside_pool = true;
+    job.work();
+    inside_pool = false;
+    while (job.done.load() < size) _mm_pause();
+    // No worker may still hold the job when it goes out of scope: unpublish it, then wait for
+    // those that took it before (a worker announces itself before reading job_).
+    job_.store(nullptr);
+    while (in_flight_.load() > 0) _mm_pause();
+    return job.status.load();
+  }
+
+ private:
+  static int serial(void* uc, int (*task)(void*, int, uint8_t*), int min, int size, uint8_t* closure) {
+    for (int i = min; i < min + size; ++i)
+      if (int r = task(uc, i, closure)) return r;
+    return 0;
+  }
+
+  void worker() {
+    inside_pool = true;
+    uint64_t seen = generation_.load();
+    for (;;) {
+      // Spin for the next loop; sleep when none comes for a while.
+      auto idle_since = std::chrono::steady_clock::now();
+      while (generation_.load() == seen && !stop_.load()) {
+        _mm_pause();
+        if (std::chrono::steady_clock::now() - idle_since > kSpin) {
+          std::unique_lock<std::mutex> lock(sleep_mutex_);
+          ++sleepers_;
+          wake_.wait(lock, [&] { return generation_.load() != seen || stop_.load(); });
+          --sleepers_;
+          idle_since = std::chrono::steady_clock::now();
+        }
+      }
+      if (stop_.load()) return;
+      seen = generation_.load();
+      in_flight_.fetch_add(1);
+      if (Job* job = job_.load()) job->work();
+      in_flight_.fetch_sub(1);
+    }
+  }
+
+  std::mutex caller_mutex_;  // one loop at a time from outside the pool
+  std::vector<std::thread> threads_;
+  std::atomic<Job*> job_{nullptr};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> in_flight_{0}, sleepers_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex sleep_mutex_;
+  std::condition_variable wake_;
+};
+
+Pool& pool() {
+  static Pool* p = [] {
+    auto* created = new Pool;  // never destroyed: kernels may run from static destructors
+    created->resize(static_cast<int>(std::thread::hardware_concurrency()) - 1);
+    return created;
+  }();
+  return *p;
+}
+
+}  // namespace
+
+void set_pool_threads(int threads) {
+  const int n = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+  static int current = -1;
+  if (n == current) return;
+  current = n;
+  pool().resize(n - 1);
+}
+
+int pool_do_par_for(void* uc, int (*task)(void*, int, uint8_t*), int min, int size, uint8_t* closure) {
+  return pool().run(uc, task, min, size, closure);
+}
+
+}  // namespace cnnc::codegen
