@@ -61,7 +61,7 @@ def bench_layers(a):
     if not os.path.exists(exe):
         print(f"report: {exe} not built (needs libdnnl-dev); per-layer table left as it was", file=sys.stderr)
         return
-    cmd = [exe, "--benchmark_format=console", "--benchmark_out_format=json", "--benchmark_out=" + out]
+    cmd = [exe, "--benchmark_min_time=0.5", "--benchmark_out_format=json", "--benchmark_out=" + out]
     print("report: " + " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
 
@@ -125,25 +125,27 @@ def layer_rows():
         return ["Not measured: build `bench_layers` (needs libdnnl-dev, which setup.sh installs)."]
     with open(p) as f:
         data = json.load(f)
-    pairs = {}
+    pairs = {}  # "shape/batch:N" -> {"cnnc": run, "onednn": run}
     for b in data["benchmarks"]:
-        if b.get("run_type") == "aggregate" or "error_occurred" in b and b["error_occurred"]:
-            continue
         system, _, shape = b["name"].partition("/")
-        pairs.setdefault(shape, {})[system.replace("BM_", "")] = b
-    lines = ["| layer shape | cnnc GFLOP/s | cnnc % peak | oneDNN GFLOP/s | oneDNN % peak | cnnc/oneDNN time |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for shape, p in pairs.items():
+        pairs.setdefault(shape.replace("/real_time", ""), {})[system] = b
+    lines = ["| layer shape | batch | cnnc ms | oneDNN ms | cnnc GFLOP/s | cnnc % peak | oneDNN GFLOP/s | oneDNN % peak | "
+             "cnnc/oneDNN time |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, p in pairs.items():
+        shape, _, batch = key.partition("/batch:")
         c, d = p.get("cnnc"), p.get("onednn")
         if not c or not d:
             continue
-        lines.append(f"| {shape} | {c['GFLOP/s'] / 1e9 if c['GFLOP/s'] > 1e6 else c['GFLOP/s']:.1f} | "
-                     f"{c['%peak']:.1f}% | {d['GFLOP/s'] / 1e9 if d['GFLOP/s'] > 1e6 else d['GFLOP/s']:.1f} | "
-                     f"{d['%peak']:.1f}% | {c['real_time'] / d['real_time']:.2f} |")
+        if c.get("error_occurred") or d.get("error_occurred"):
+            lines.append(f"| {shape} | {batch} | {c.get('error_message') or d.get('error_message')} |" + " |" * 6)
+            continue
+        ratio = c["real_time"] / d["real_time"]
+        lines.append(f"| {shape} | {batch} | {c['real_time']:.3f} | {d['real_time']:.3f} | {c['GFLOP/s']:.1f} | "
+                     f"{c['%peak']:.1f}% | {d['GFLOP/s']:.1f} | {d['%peak']:.1f}% | "
+                     + (f"**{ratio:.2f}**" if ratio < 1 else f"{ratio:.2f}") + " |")
     ctx = data.get("context", {})
-    lines.append("")
-    lines.append(f"Google Benchmark {ctx.get('library_version', '')}, {ctx.get('date', '')}; "
-                 f"{ctx.get('num_cpus', '')} CPUs at {ctx.get('mhz_per_cpu', '')} MHz (as reported).")
+    lines += ["", f"Google Benchmark, {ctx.get('date', '')}; {ctx.get('num_cpus', '')} CPUs; times per call "
+              "(real time, ms). Below 1 (bold): cnnc's kernel is faster."]
     return lines
 
 
