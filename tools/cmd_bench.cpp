@@ -41,7 +41,7 @@ struct BenchOptions {
   uint64_t seed = 0;
   bool profile = false;
   std::vector<std::string> vs;  // peers for the side-by-side run
-  std::string json_out;         // --vs: where to write the results as JSON
+  std::string json_out;         // where to write the results as JSON
   bool serve = false;
   PassFlags passes;
 };
