@@ -137,19 +137,40 @@ def keras_systems(model, x, threads, xla):
     return out
 
 
-def onnxruntime_system(model, x, threads, tmp):
-    import onnxruntime as ort
+def convert_to_onnx(model_path, onnx_path):
+    """--convert-onnx: MODEL.keras to ONNX (any batch), in its own process: tf2onnx can take far
+    more memory than the model (VGG16: over 20 GB), and the system may kill it for that."""
+    import keras
     import tensorflow as tf
     import tf2onnx
 
-    spec = [tf.TensorSpec(x.shape, tf.float32, name="input")]
+    model = keras.models.load_model(model_path, compile=False)
+    spec = [tf.TensorSpec([None] + list(model.input_shape[1:]), tf.float32, name="input")]
     f = tf.function(lambda t: model(t, training=False), input_signature=spec)
-    t0 = time.perf_counter()
     proto, _ = tf2onnx.convert.from_function(f, input_signature=spec, opset=17)
-    convert_s = time.perf_counter() - t0
-    path = os.path.join(tmp, "model.onnx")
-    with open(path, "wb") as fh:
+    tmp = onnx_path + ".tmp"
+    with open(tmp, "wb") as fh:
         fh.write(proto.SerializeToString())
+    os.replace(tmp, onnx_path)
+
+
+def onnx_file(model_path):
+    """MODEL.onnx beside the model, converted once (and again when the model is newer)."""
+    path = os.path.splitext(model_path)[0] + ".onnx"
+    if os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(model_path):
+        return path, 0.0
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--convert-onnx", model_path, path],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        why = "killed (out of memory?)" if proc.returncode < 0 else (proc.stderr.strip().splitlines() or ["?"])[-1]
+        raise RuntimeError(f"tf2onnx could not convert the model: {why[:200]}")
+    return path, time.perf_counter() - t0
+
+
+def onnxruntime_system(path, x, threads):
+    import onnxruntime as ort
+
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
@@ -157,7 +178,7 @@ def onnxruntime_system(model, x, threads, tmp):
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     feed = {sess.get_inputs()[0].name: x}
-    return Timed("onnxruntime", lambda: sess.run(None, feed)[0]), convert_s
+    return Timed("onnxruntime", lambda: sess.run(None, feed)[0])
 
 
 def input_range(model_path):
@@ -189,6 +210,9 @@ def measure(systems, min_time, min_runs, max_time):
 
 
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--convert-onnx":
+        convert_to_onnx(sys.argv[2], sys.argv[3])
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cnnc", required=True, help="path of the cnnc binary")
     ap.add_argument("--model", required=True, help="a Keras model file (.keras or .h5)")
@@ -230,6 +254,12 @@ def main():
     cnnc = Cnnc(a.cnnc, a.model, a.batch, a.threads)  # compiles first, alone on the machine
     try:
         systems.append(cnnc)
+        onnx = None
+        if "onnxruntime" in peers:  # before Keras loads the model: the conversion needs the memory
+            try:
+                onnx, extra["onnx_convert_seconds"] = onnx_file(a.model)
+            except RuntimeError as e:
+                errors["onnxruntime"] = str(e)
         model = keras.models.load_model(a.model, compile=False)
         x = rng.uniform(lo, hi, [a.batch] + list(model.input_shape[1:])).astype("float32")
         in_path = os.path.join(tmp, "input.npy")
@@ -241,11 +271,10 @@ def main():
                     systems.append(system)
                 else:
                     errors[name] = err
-        if "onnxruntime" in peers:
+        if onnx:
             try:
-                system, extra["onnx_convert_seconds"] = onnxruntime_system(model, x, a.threads, tmp)
-                systems.append(system)
-            except Exception as e:  # noqa: BLE001 - a model that does not convert is a result
+                systems.append(onnxruntime_system(onnx, x, a.threads))
+            except Exception as e:  # noqa: BLE001 - a model ONNX Runtime cannot load is a result
                 errors["onnxruntime"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
 
         reference = np.asarray(model(x, training=False))
