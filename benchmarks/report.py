@@ -16,6 +16,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -64,7 +65,7 @@ def bench_layers(a):
     if not os.path.exists(exe):
         print(f"report: {exe} not built (needs libdnnl-dev); per-layer table left as it was", file=sys.stderr)
         return
-    cmd = [exe, "--benchmark_min_time=0.5", "--benchmark_out_format=json", "--benchmark_out=" + out]
+    cmd = [exe, "--benchmark_min_time=0.3", "--benchmark_out_format=json", "--benchmark_out=" + out]
     print("report: " + " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
 
@@ -132,23 +133,27 @@ def layer_rows():
     for b in data["benchmarks"]:
         system, _, shape = b["name"].partition("/")
         pairs.setdefault(shape.replace("/real_time", ""), {})[system] = b
-    lines = ["| layer shape | batch | cnnc ms | oneDNN ms | cnnc GFLOP/s | cnnc % peak | oneDNN GFLOP/s | oneDNN % peak | "
-             "cnnc/oneDNN time |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| layer shape | batch | threads | cnnc ms | oneDNN ms | cnnc GFLOP/s | cnnc % peak | oneDNN GFLOP/s | "
+             "oneDNN % peak | cnnc/oneDNN time |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for key, p in pairs.items():
-        shape, _, batch = key.partition("/batch:")
+        m = re.fullmatch(r"(.+)/batch:(\d+)/threads:(\d+)", key)
+        if not m:
+            continue
+        shape, batch, threads = m.groups()
         c, d = p.get("cnnc"), p.get("onednn")
         if not c or not d:
             continue
         if c.get("error_occurred") or d.get("error_occurred"):
-            lines.append(f"| {shape} | {batch} | {c.get('error_message') or d.get('error_message')} |" + " |" * 6)
+            lines.append(f"| {shape} | {batch} | {threads} | {c.get('error_message') or d.get('error_message')} |" + " |" * 6)
             continue
         ratio = c["real_time"] / d["real_time"]
-        lines.append(f"| {shape} | {batch} | {c['real_time']:.3f} | {d['real_time']:.3f} | {c['GFLOP/s']:.1f} | "
+        lines.append(f"| {shape} | {batch} | {threads} | {c['real_time']:.3f} | {d['real_time']:.3f} | {c['GFLOP/s']:.1f} | "
                      f"{c['%peak']:.1f}% | {d['GFLOP/s']:.1f} | {d['%peak']:.1f}% | "
                      + (f"**{ratio:.2f}**" if ratio < 1 else f"{ratio:.2f}") + " |")
     ctx = data.get("context", {})
     lines += ["", f"Google Benchmark, {ctx.get('date', '')}; {ctx.get('num_cpus', '')} CPUs; times per call "
-              "(real time, ms). Below 1 (bold): cnnc's kernel is faster."]
+              "(real time, ms). Below 1 (bold): cnnc's kernel is faster. % peak above 100: MACs include the",
+              "zero-padding taps of 'same' padding, which oneDNN skips at the borders."]
     return lines
 
 
