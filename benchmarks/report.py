@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 
+from machine import cpu_name
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CSV = os.path.join(ROOT, "..", "shared", "reference", "keras_applications.csv")
@@ -53,10 +55,13 @@ def measure(model, batch, a):
     print("report: " + " ".join(cmd), flush=True)
     # An empty kernel cache: the compile time shown is a first compile, not a cache hit.
     with tempfile.TemporaryDirectory(prefix="cnnc_cache_") as cache:
-        proc = subprocess.run(cmd, env=dict(os.environ, CNNC_CACHE_DIR=cache))
-    if proc.returncode != 0:  # keep the failure as a result: the table says so
+        proc = subprocess.run(cmd, env=dict(os.environ, CNNC_CACHE_DIR=cache), stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(proc.stderr)
+    if proc.returncode != 0:  # keep the failure, with its reason, as a result: the table says so
+        reason = next((l.strip() for l in reversed(proc.stderr.splitlines()) if l.strip()), "")
         with open(out, "w") as f:
-            json.dump({"model": model, "batch": batch, "error": f"cnnc bench --vs exited with {proc.returncode}"}, f)
+            json.dump({"model": model, "batch": batch,
+                       "error": f"cnnc bench --vs exited with {proc.returncode}: {reason[:300]}"}, f)
 
 
 def bench_layers(a):
@@ -65,7 +70,8 @@ def bench_layers(a):
     if not os.path.exists(exe):
         print(f"report: {exe} not built (needs libdnnl-dev); per-layer table left as it was", file=sys.stderr)
         return
-    cmd = [exe, "--benchmark_min_time=0.3", "--benchmark_out_format=json", "--benchmark_out=" + out]
+    cmd = [exe, "--benchmark_min_time=0.3", "--benchmark_out_format=json", "--benchmark_out=" + out,
+           "--benchmark_context=cpu=" + cpu_name()]
     print("report: " + " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
 
@@ -82,12 +88,24 @@ def load(model, batch):
         return json.load(f)
 
 
-def model_rows(models, batch, ref):
+def machines(models, batches):
+    """Each CPU the results were measured on, by letter, with the first result from it."""
+    found = {}
+    for b in batches:
+        for m in models:
+            r = load(m, b)
+            if r and "error" not in r and r["cpu"] not in found:
+                found[r["cpu"]] = r
+    return {cpu: (chr(ord("A") + i), r) for i, (cpu, r) in enumerate(sorted(found.items()))}
+
+
+def model_rows(models, batch, ref, machine_letters):
+    several = len(machine_letters) > 1
     lines = [
-        f"| model | GFLOP/step | cnnc ms (p10–p90) | Keras ms | Keras XLA ms | ONNX Runtime ms | "
-        f"cnnc/Keras | cnnc/XLA | cnnc/ORT | cnnc GFLOP/s | % peak | compile s | max rel err | "
+        f"| model |{' machine |' if several else ''} GFLOP/step | cnnc ms (p10–p90) | Keras ms | Keras XLA ms | "
+        f"ONNX Runtime ms | cnnc/Keras | cnnc/XLA | cnnc/ORT | cnnc GFLOP/s | % peak | compile s | max rel err | "
         f"keras.io CPU ms (other hw, b32) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        "|---|" + ("---|" if several else "") + "---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     missing = []
     for m in models:
         r = load(m, batch)
@@ -96,7 +114,7 @@ def model_rows(models, batch, ref):
             missing.append(m)
             continue
         if "error" in r:
-            lines.append(f"| {m} | | failed: {r['error']} |" + " |" * 11 + f" {published} |")
+            lines.append(f"| {m} |{' |' if several else ''} | failed: {r['error']} |" + " |" * 11 + f" {published} |")
             continue
         s = r["systems"]
         c = s["cnnc"]
@@ -116,7 +134,7 @@ def model_rows(models, batch, ref):
 
         err = max(x["max_rel_err_vs_keras"] for x in s.values() if "error" not in x)
         lines.append(
-            f"| {m} | {2e-9 * r['macs']:.3g} | {fmt_ms(c)} ({c['p10_ms']:.3g}–{c['p90_ms']:.3g}) | {ms('keras')} | "
+            f"| {m} |{' ' + machine_letters[r['cpu']][0] + ' |' if several else ''} {2e-9 * r['macs']:.3g} | {fmt_ms(c)} ({c['p10_ms']:.3g}–{c['p90_ms']:.3g}) | {ms('keras')} | "
             f"{ms('keras-xla')} | {ms('onnxruntime')} | {ratio('keras')} | {ratio('keras-xla')} | "
             f"{ratio('onnxruntime')} | {c['gflops']:.1f} | {c['pct_peak']:.1f}% | "
             f"{r['cnnc_compile_seconds']:.1f} | {err:.1e} | {published} |")
@@ -151,7 +169,8 @@ def layer_rows():
                      f"{c['%peak']:.1f}% | {d['GFLOP/s']:.1f} | {d['%peak']:.1f}% | "
                      + (f"**{ratio:.2f}**" if ratio < 1 else f"{ratio:.2f}") + " |")
     ctx = data.get("context", {})
-    lines += ["", f"Google Benchmark, {ctx.get('date', '')}; {ctx.get('num_cpus', '')} CPUs; times per call "
+    lines += ["", f"Google Benchmark, {ctx.get('date', '')}; {ctx.get('cpu', 'CPU not recorded')}, "
+              f"{ctx.get('num_cpus', '')} CPUs; times per call "
               "(real time, ms). Below 1 (bold): cnnc's kernel is faster. % peak above 100: MACs include the",
               "zero-padding taps of 'same' padding, which oneDNN skips at the borders."]
     return lines
@@ -198,10 +217,10 @@ def chart(models, batches, ref, png):
 
 
 def render(models, batches, ref, a):
-    first = next((load(m, b) for b in batches for m in models if load(m, b) and "error" not in load(m, b)), None)
+    found = machines(models, batches)
     lines = ["# cnnc vs Keras and ONNX Runtime", "",
              "Generated by `python3 benchmarks/report.py` (data in benchmarks/results/*.json); do not edit.",
-             "Every row was measured on this machine in one side-by-side run per model and batch",
+             "Every row is one side-by-side run on one machine",
              "(`cnnc bench MODEL.keras --vs keras,onnxruntime`, see benchmarks/vs_peers.py): the same",
              "`.keras` file (random weights) and input for every system, the same threads, runs alternating",
              "between systems after warm-up. Times are per inference step (one batch). Ratios are",
@@ -209,15 +228,18 @@ def render(models, batches, ref, a):
              "the same run. Max rel err: the worst system's max |output − Keras| / max |Keras|.",
              "The keras.io column is Keras' own published CPU timing: other hardware (92-core EPYC, batch 32),",
              "shown for context only.", ""]
-    if first:
-        v = first["versions"]
-        lines += [f"Machine: {first['cpu']}, {first['cores']} cores; {first['threads']} threads for every system; "
-                  f"FMA peak {first['peak_gflops']:.0f} GFLOP/s, memory {first['memory_gbs']:.0f} GB/s (measured). "
-                  f"TensorFlow {v.get('tensorflow')}, Keras {v.get('keras')}, ONNX Runtime {v.get('onnxruntime')}, "
-                  f"tf2onnx {v.get('tf2onnx')}.", ""]
+    if len(found) > 1:
+        lines += ["Rows come from more than one machine (column *machine*): compare ratios across rows, and",
+                  "times only between rows of the same machine.", ""]
+    for cpu, (letter, r) in found.items():
+        v = r["versions"]
+        lines += [f"Machine{' ' + letter if len(found) > 1 else ''}: {cpu}, {r['cores']} cores; "
+                  f"{r['threads']} threads for every system; FMA peak {r['peak_gflops']:.0f} GFLOP/s, "
+                  f"memory {r['memory_gbs']:.0f} GB/s (measured). TensorFlow {v.get('tensorflow')}, "
+                  f"Keras {v.get('keras')}, ONNX Runtime {v.get('onnxruntime')}, tf2onnx {v.get('tf2onnx')}.", ""]
     lines += ["![cnnc vs Keras and ONNX Runtime](results.png)", ""]
     for b in batches:
-        rows, missing = model_rows(models, b, ref)
+        rows, missing = model_rows(models, b, ref, found)
         lines += [f"## Batch {b}", ""] + rows + [""]
         if missing:
             lines += [f"Not measured in this run: {', '.join(missing)} "

@@ -35,6 +35,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np
 
+from machine import cpu_name
+
 BLOCK_SECONDS = 0.25
 PAUSE_SECONDS = 0.02
 PEERS = ("keras", "onnxruntime")
@@ -42,17 +44,6 @@ PEERS = ("keras", "onnxruntime")
 
 def percentile(ms, q):
     return float(np.percentile(np.asarray(ms), q))
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 class Cnnc:
@@ -177,7 +168,11 @@ def onnxruntime_system(path, x, threads):
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    feed = {sess.get_inputs()[0].name: x}
+    names = [i.name for i in sess.get_inputs()]
+    if len(names) != 1:  # e.g. tf2onnx turns a Normalization layer's statistics into inputs
+        raise ValueError(f"the converted model wants {len(names)} inputs ({', '.join(names)}), not just the image")
+    feed = {names[0]: x}
+    sess.run(None, feed)  # a model ONNX Runtime cannot run fails here, not in the timed loop
     return Timed("onnxruntime", lambda: sess.run(None, feed)[0])
 
 

@@ -132,7 +132,7 @@ Target resolve_target(const std::string& name) {
 Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t, const CompileOptions& opts) {
   switch (n.op) {
     case ir::OpKind::Conv2D: return lower_conv(g, n, t, opts.pack_weights);
-    case ir::OpKind::Dense: return lower_dense(g, n, t);
+    case ir::OpKind::Dense: return lower_dense(g, n, t, opts.pack_weights);
     case ir::OpKind::MaxPool2D:
     case ir::OpKind::AvgPool2D: return lower_pool(g, n, t);
     case ir::OpKind::GlobalAvgPool2D:

@@ -31,9 +31,12 @@ struct CompileOptions {
   std::string target = "host";  // a Halide target string; "host" is this machine's CPU
   int threads = 0;              // worker threads at run time; 0: one per core
   // Off only to measure what they gain (`--no-weight-packing`, `--no-memory-reuse`):
-  bool pack_weights = true;     // conv weights pre-packed per register tile (Kernel::weight_block)
+  bool pack_weights = true;     // conv/dense weights pre-packed per register tile (Kernel::weight_block)
   bool reuse_memory = true;     // the runtime's memory plan shares bytes between dead and new values
   bool disk_cache = true;       // kernels through the on-disk cache (CNNC_CACHE_DIR; "off" disables)
+  // Images per pass through the network (runtime::CompiledModel): 0 lets the runtime choose,
+  // N runs the batch N images at a time (N must divide it).
+  int64_t micro_batch = 0;
 };
 
 struct CompiledNode {

@@ -34,7 +34,7 @@ int vector_width(int channels, const Halide::Target& t);
 Halide::Expr activation(ir::OpKind k, Halide::Expr x);
 
 Lowered lower_conv(const ir::Graph& g, const ir::Node& n, const Halide::Target& t, bool pack_weights);
-Lowered lower_dense(const ir::Graph& g, const ir::Node& n, const Halide::Target& t);
+Lowered lower_dense(const ir::Graph& g, const ir::Node& n, const Halide::Target& t, bool pack_weights);
 Lowered lower_pool(const ir::Graph& g, const ir::Node& n, const Halide::Target& t);
 Lowered lower_elementwise(const ir::Graph& g, const ir::Node& n, const Halide::Target& t);
 

@@ -45,7 +45,16 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
   const int vec = vector_width(s.out_c, t);
   const bool gemv = s.groups == 1 && s.out_w < 4;
   const int tile_c = vec * std::clamp(s.out_c / vec, 1, 2);
-  l.weight_block = s.pack_weights && !gemv && s.groups == 1 && s.out_c % tile_c == 0 && s.out_c > tile_c ? tile_c : 0;
+  // Matrix-vector shape: as many output channels per task as the accumulator registers hold
+  // (for every pixel), the largest such block that divides the channels.
+  int gemv_block = 0;
+  if (gemv)
+    for (int v = std::max(1, accumulators(t) / s.out_w); v >= 4 && !gemv_block; --v)
+      if (s.out_c % (v * vec) == 0) gemv_block = v * vec;
+  if (gemv)
+    l.weight_block = s.pack_weights && gemv_block && s.out_c > gemv_block ? gemv_block : 0;
+  else
+    l.weight_block = s.pack_weights && s.groups == 1 && s.out_c % tile_c == 0 && s.out_c > tile_c ? tile_c : 0;
   const std::vector<int> w_store = l.weight_block
       ? std::vector<int>{l.weight_block, ig, s.kw, s.kh, s.out_c / l.weight_block} : w_dims;
   ImageParam w_in = make_input(name + "_kernel", w_store);
@@ -103,7 +112,16 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
   Var co("co"), ci("ci"), xo("xo"), xi("xi"), task("task");
   RVar rzo("rzo"), rzi("rzi");
   std::ostringstream os;
-  if (!depthwise && pixels < 4) {
+  if (!depthwise && pixels < 4 && l.weight_block) {
+    // Matrix-vector shape (a dense layer at batch 1): memory-bound on the weights. Each task
+    // keeps a block of output channels in registers and streams that block's pre-packed
+    // weights, one contiguous run, over the whole reduction.
+    l.out.split(c, co, ci, l.weight_block).reorder(ci, x, co, y, n).fuse(co, y, task).fuse(task, n, task)
+        .parallel(task).vectorize(ci, vec).unroll(ci);
+    conv.compute_at(l.out, task).vectorize(c, vec).unroll(c).unroll(x);
+    conv.update().reorder(c, x, r.z, r.x, r.y, y, n).vectorize(c, vec).unroll(c).unroll(x);
+    os << "matrix-vector: a task's output channels in registers, their weights streamed";
+  } else if (!depthwise && pixels < 4) {
     // Matrix-vector shape (a dense layer at batch 1): memory-bound on the weights, so stream
     // them in their storage order, a block of output channels per task, accumulators in L1.
     const int block = std::min(s.out_c, 1024);
@@ -191,7 +209,7 @@ Lowered lower_conv(const ir::Graph& g, const ir::Node& node, const Target& t, bo
   return lower_conv_core(s, "conv", t);
 }
 
-Lowered lower_dense(const ir::Graph& g, const ir::Node& node, const Target& t) {
+Lowered lower_dense(const ir::Graph& g, const ir::Node& node, const Target& t, bool pack_weights) {
   // The (in, units) kernel is the HWIO kernel of a 1x1 conv; the rows of the input are the
   // pixels of a one-row image, so the batch (or H*W*N) is blocked like pixels are.
   const auto& a = node.attr<ir::DenseAttrs>();
@@ -205,6 +223,7 @@ Lowered lower_dense(const ir::Graph& g, const ir::Node& node, const Target& t) {
   s.groups = 1;
   s.bias = a.use_bias;
   s.epilogue = a.epilogue;
+  s.pack_weights = pack_weights;
   Lowered l = lower_conv_core(s, "dense", t);
   // The executor passes the ir shapes; this kernel sees the same memory as one image row.
   return l;

@@ -134,6 +134,7 @@ int serve(runtime::CompiledModel& model, int threads, int64_t batch, int64_t mac
          {"from_disk", model.compiled().from_disk},
          {"arena_bytes", model.memory_plan().arena_bytes},
          {"unshared_bytes", model.memory_plan().unshared_bytes},
+         {"micro_batch", model.micro_batch()},
          {"compile_seconds", model.compiled().compile_seconds},
          {"macs", macs}});
   std::string line;
@@ -240,6 +241,8 @@ int bench(const BenchOptions& o) {
   std::printf("  compile:    %.2f s for %zu kernels: %zu compiled, %zu from the disk cache, %zu reused (Halide, host CPU)\n",
               cg.compile_seconds, cg.kernels.size(), cg.compiled, cg.from_disk,
               cg.kernels.size() - cg.compiled - cg.from_disk);
+  if (model.micro_batch() < o.batch)
+    std::printf("  micro-batch: %lld images per pass through the network\n", static_cast<long long>(model.micro_batch()));
   std::printf("  latency:    median %.3f ms, min %.3f ms, p90 %.3f ms over %zu runs\n", median,
               quantile(ms, 0.0), quantile(ms, 0.9), ms.size());
   std::printf("  throughput: %.1f images/s\n", static_cast<double>(o.batch) / (median * 1e-3));
@@ -260,7 +263,8 @@ int bench(const BenchOptions& o) {
                               {"compile_seconds", cg.compile_seconds}, {"kernels", cg.kernels.size()},
                               {"compiled", cg.compiled}, {"from_disk", cg.from_disk},
                               {"arena_bytes", model.memory_plan().arena_bytes},
-                              {"unshared_bytes", model.memory_plan().unshared_bytes}};
+                              {"unshared_bytes", model.memory_plan().unshared_bytes},
+                              {"micro_batch", model.micro_batch()}};
     write_file_atomically(o.json_out, j.dump(1) + "\n");
   }
   return 0;

@@ -4,6 +4,7 @@
 #include "codegen/kernel.h"
 #include "ir/dot.h"
 #include "ir/text.h"
+#include "runtime/executor.h"
 #include "runtime/memory_plan.h"
 #include "tools/format.h"
 #include "tools/commands.h"
@@ -33,6 +34,12 @@ int compile(const CompileFlags& o) {
     return 0;
   }
   const codegen::CompileOptions options = compile_options(o.passes, 0);
+  // The kernels are compiled for one micro-batch, as `run` and `bench` would.
+  const int64_t batch = g.batch(), micro = runtime::choose_micro_batch(g, options.micro_batch);
+  g.set_batch(micro);
+  if (micro < batch)
+    std::printf("# micro-batch %lld of batch %lld: kernels and memory are for %lld image(s) per pass\n",
+                static_cast<long long>(micro), static_cast<long long>(batch), static_cast<long long>(micro));
   const codegen::CompiledGraph cg = codegen::compile(g, options);
   std::printf("# %zu kernels: %zu compiled, %zu from the disk cache, %zu reusing one of the same signature; %.2f s\n",
               cg.kernels.size(), cg.compiled, cg.from_disk, cg.kernels.size() - cg.compiled - cg.from_disk,

@@ -29,8 +29,11 @@ void add_pass_flags(CLI::App& sub, PassFlags& flags) {
   sub.add_option("--print-after", flags.print_after, "print the IR after this pass ('all': after each)");
   sub.add_flag("--print-ir", flags.print_ir, "print the IR that reaches codegen (after all passes)");
   sub.add_flag("--time-passes", flags.time_passes, "print each pass's time to stderr");
-  sub.add_flag("--no-weight-packing", flags.no_weight_packing, "keep conv weights in their stored layout (to measure packing)");
+  sub.add_flag("--no-weight-packing", flags.no_weight_packing, "keep conv and dense weights in their stored layout (to measure packing)");
   sub.add_flag("--no-memory-reuse", flags.no_memory_reuse, "give every activation its own buffer (to measure the memory plan)");
+  sub.add_option("--micro-batch", flags.micro_batch,
+                 "images per pass through the network, a divisor of the batch (0: cnnc chooses, up to 4)")
+      ->check(CLI::Range(int64_t{0}, int64_t{4096}));
 }
 
 codegen::CompileOptions compile_options(const PassFlags& flags, int threads) {
@@ -38,6 +41,7 @@ codegen::CompileOptions compile_options(const PassFlags& flags, int threads) {
   o.threads = threads;
   o.pack_weights = !flags.no_weight_packing;
   o.reuse_memory = !flags.no_memory_reuse;
+  o.micro_batch = flags.micro_batch;
   return o;
 }
 

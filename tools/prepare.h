@@ -23,6 +23,7 @@ struct PassFlags {
   bool print_ir = false;     // the final IR
   bool time_passes = false;
   bool no_weight_packing = false, no_memory_reuse = false;
+  int64_t micro_batch = 0;
 };
 void add_pass_flags(CLI::App& sub, PassFlags& flags);
 // passes::optimize with the flags; IR printed to stdout after the passes asked for.
