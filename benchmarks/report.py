@@ -106,7 +106,7 @@ def model_rows(models, batch, ref, machine_letters):
         f"ONNX Runtime ms | cnnc/Keras | cnnc/XLA | cnnc/ORT | cnnc GFLOP/s | % peak | compile s | max rel err | "
         f"keras.io CPU ms (other hw, b32) |",
         "|---|" + ("---|" if several else "") + "---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    missing = []
+    missing, why = [], []
     for m in models:
         r = load(m, batch)
         published = ref.get(m, {}).get("keras_cpu_ms", "") or "–"
@@ -133,11 +133,14 @@ def model_rows(models, batch, ref, machine_letters):
             return f"**{v:.2f}**" if v < 1 else f"{v:.2f}"
 
         err = max(x["max_rel_err_vs_keras"] for x in s.values() if "error" not in x)
+        why += [f"{m}, {label}: {s[name]['error']}" for name, label in SYSTEMS if "error" in s.get(name, {})]
         lines.append(
             f"| {m} |{' ' + machine_letters[r['cpu']][0] + ' |' if several else ''} {2e-9 * r['macs']:.3g} | {fmt_ms(c)} ({c['p10_ms']:.3g}–{c['p90_ms']:.3g}) | {ms('keras')} | "
             f"{ms('keras-xla')} | {ms('onnxruntime')} | {ratio('keras')} | {ratio('keras-xla')} | "
             f"{ratio('onnxruntime')} | {c['gflops']:.1f} | {c['pct_peak']:.1f}% | "
             f"{r['cnnc_compile_seconds']:.1f} | {err:.1e} | {published} |")
+    if why:
+        lines += ["", "n/a, why:", ""] + [f"- {w}" for w in why]
     return lines, missing
 
 
@@ -176,7 +179,7 @@ def layer_rows():
     return lines
 
 
-def chart(models, batches, ref, png):
+def chart(models, batches, ref, png, machine_letters):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -203,15 +206,22 @@ def chart(models, batches, ref, png):
             published = ref.get(m, {}).get("keras_cpu_ms")
             if batch == 32 and published:
                 ax.plot(float(published), i, "kx", label=label("keras.io table (92-core EPYC, other hardware)"))
-        ax.set_yticks(range(len(models)), models)
+        ticks = models
+        if len(machine_letters) > 1:  # each row's machine, as in the tables
+            ticks = [m + "".join(f" ({machine_letters[r['cpu']][0]})" for r in [load(m, batch)]
+                                 if r and "error" not in r) for m in models]
+        ax.set_yticks(range(len(models)), ticks)
         ax.invert_yaxis()
         ax.set_xscale("log")
         ax.set_xlabel("ms per inference step (median; log scale)")
         ax.set_title(f"batch {batch}")
         ax.grid(axis="x", alpha=0.3)
         if seen:
-            ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle("cnnc vs Keras and ONNX Runtime, same machine, same threads (shorter is faster)")
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=3)
+    title = "cnnc vs Keras and ONNX Runtime, each row on one machine, same threads (shorter is faster)"
+    if len(machine_letters) > 1:
+        title += "\n" + "; ".join(f"{letter}: {cpu}" for cpu, (letter, _) in machine_letters.items())
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
 
@@ -242,7 +252,7 @@ def render(models, batches, ref, a):
         rows, missing = model_rows(models, b, ref, found)
         lines += [f"## Batch {b}", ""] + rows + [""]
         if missing:
-            lines += [f"Not measured in this run: {', '.join(missing)} "
+            lines += [f"Not measured yet: {', '.join(missing)} "
                       f"(`python3 benchmarks/report.py --models {','.join(missing)} --batches {b}`).", ""]
     lines += ["## Per layer: cnnc's kernel vs oneDNN's", "",
               "`build/benchmarks/bench_layers` (Google Benchmark; each shape verified against oneDNN before timing;",
@@ -250,7 +260,7 @@ def render(models, batches, ref, a):
     lines += layer_rows() + [""]
     with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
         f.write("\n".join(lines))
-    chart(models, batches, ref, os.path.join(HERE, "results.png"))
+    chart(models, batches, ref, os.path.join(HERE, "results.png"), found)
 
 
 def main():
