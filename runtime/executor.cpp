@@ -30,8 +30,8 @@ Arena& Arena::operator=(Arena&& o) noexcept {
 
 // Four images per pass (or the largest divisor of the batch below that): measured at batch 32
 // on a 2-core Zen 4, interleaved (benchmarks/vs_peers.py's blocks), against the whole batch per
-// layer: DenseNet121 1111 vs 1395 ms, VGG16 4943 vs 5237, ResNet50 1276 (8 per pass) vs 1295;
-// one image per pass was slower than four on all three. A rule from the cache sizes did not
+// layer: DenseNet121 1111 vs 1395 ms, VGG16 4943 vs 5237, ResNet50 1259-1276 (2 or 8 per pass)
+// vs 1295; one image per pass was slower than four on DenseNet121 and VGG16. A rule from the cache sizes did not
 // predict this (VGG16's first layers exceed every cache either way), so it stays a measured
 // default until the autotuner chooses it per model and machine.
 static int64_t auto_micro_batch(const ir::Graph& g) {

@@ -169,6 +169,9 @@ case $CASE in
     has "batch 3"
     has "output 'output.softmax' 3x10:"
     for b in 0 1 2; do grep -E "^  \[$b\] argmax " out.txt >/dev/null || fail "no row $b"; done
+    expect_ok run "$M/lenet5.cnn" --seed 3 --batch 3 --micro-batch 1 -o out1.npy
+    check_softmax_npy out1.npy 3
+    expect_error "micro-batch 2 does not divide the batch 3" "a divisor" -- run "$M/lenet5.cnn" --batch 3 --micro-batch 2
     ;;
   run_wrong_input_shape)
     { npy_header "(1, 28, 28, 1)"; halves 784; } >in.npy
