@@ -72,13 +72,13 @@ def bench_steps(a, model, batch):
     round's median kept beside it."""
     paths = {step: os.path.join(OUT, f"{model}.b{batch}.{step}.json") for step, _ in STEPS}
     if a.force or not all(os.path.exists(p) for p in paths.values()):
-        best = {}
+        best, cpu = {}, cpu_name()
         for _ in range(a.rounds):
             for step, _ in STEPS:
                 if step == "micro_batch" and batch == 1:
                     continue  # one image: nothing to split
                 r = bench_once(a, model, batch, step)
-                r["cpu"] = cpu_name()
+                r["cpu"] = cpu
                 medians = best.get(step, {}).get("round_medians_ms", []) + [r["median_ms"]]
                 if step not in best or r["median_ms"] < best[step]["median_ms"]:
                     best[step] = r

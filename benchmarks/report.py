@@ -99,6 +99,11 @@ def machines(models, batches):
     return {cpu: (chr(ord("A") + i), r) for i, (cpu, r) in enumerate(sorted(found.items()))}
 
 
+def machine_letter(r, machine_letters):
+    """A result's machine, as the tables and the chart name it; None for a failed run."""
+    return machine_letters[r["cpu"]][0] if r and "error" not in r else None
+
+
 def model_rows(models, batch, ref, machine_letters):
     several = len(machine_letters) > 1
     lines = [
@@ -135,7 +140,7 @@ def model_rows(models, batch, ref, machine_letters):
         err = max(x["max_rel_err_vs_keras"] for x in s.values() if "error" not in x)
         why += [f"{m}, {label}: {s[name]['error']}" for name, label in SYSTEMS if "error" in s.get(name, {})]
         lines.append(
-            f"| {m} |{' ' + machine_letters[r['cpu']][0] + ' |' if several else ''} {2e-9 * r['macs']:.3g} | {fmt_ms(c)} ({c['p10_ms']:.3g}–{c['p90_ms']:.3g}) | {ms('keras')} | "
+            f"| {m} |{' ' + machine_letter(r, machine_letters) + ' |' if several else ''} {2e-9 * r['macs']:.3g} | {fmt_ms(c)} ({c['p10_ms']:.3g}–{c['p90_ms']:.3g}) | {ms('keras')} | "
             f"{ms('keras-xla')} | {ms('onnxruntime')} | {ratio('keras')} | {ratio('keras-xla')} | "
             f"{ratio('onnxruntime')} | {c['gflops']:.1f} | {c['pct_peak']:.1f}% | "
             f"{r['cnnc_compile_seconds']:.1f} | {err:.1e} | {published} |")
@@ -208,8 +213,8 @@ def chart(models, batches, ref, png, machine_letters):
                 ax.plot(float(published), i, "kx", label=label("keras.io table (92-core EPYC, other hardware)"))
         ticks = models
         if len(machine_letters) > 1:  # each row's machine, as in the tables
-            ticks = [m + "".join(f" ({machine_letters[r['cpu']][0]})" for r in [load(m, batch)]
-                                 if r and "error" not in r) for m in models]
+            letters = [machine_letter(load(m, batch), machine_letters) for m in models]
+            ticks = [f"{m} ({x})" if x else m for m, x in zip(models, letters)]
         ax.set_yticks(range(len(models)), ticks)
         ax.invert_yaxis()
         ax.set_xscale("log")

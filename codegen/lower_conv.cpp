@@ -47,14 +47,14 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
   const int tile_c = vec * std::clamp(s.out_c / vec, 1, 2);
   // Matrix-vector shape: as many output channels per task as the accumulator registers hold
   // (for every pixel), the largest such block that divides the channels.
-  int gemv_block = 0;
-  if (gemv)
+  if (gemv) {
+    int gemv_block = 0;
     for (int v = std::max(1, accumulators(t) / s.out_w); v >= 4 && !gemv_block; --v)
       if (s.out_c % (v * vec) == 0) gemv_block = v * vec;
-  if (gemv)
     l.weight_block = s.pack_weights && gemv_block && s.out_c > gemv_block ? gemv_block : 0;
-  else
+  } else {
     l.weight_block = s.pack_weights && s.groups == 1 && s.out_c % tile_c == 0 && s.out_c > tile_c ? tile_c : 0;
+  }
   const std::vector<int> w_store = l.weight_block
       ? std::vector<int>{l.weight_block, ig, s.kw, s.kh, s.out_c / l.weight_block} : w_dims;
   ImageParam w_in = make_input(name + "_kernel", w_store);
@@ -112,7 +112,7 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
   Var co("co"), ci("ci"), xo("xo"), xi("xi"), task("task");
   RVar rzo("rzo"), rzi("rzi");
   std::ostringstream os;
-  if (!depthwise && pixels < 4 && l.weight_block) {
+  if (gemv && l.weight_block) {
     // Matrix-vector shape (a dense layer at batch 1): memory-bound on the weights. Each task
     // keeps a block of output channels in registers and streams that block's pre-packed
     // weights, one contiguous run, over the whole reduction.

@@ -103,18 +103,19 @@ void CompiledModel::run_slice(int64_t s) {
     const size_t n = batch_in_[i].size() / static_cast<size_t>(slices_);
     std::copy_n(batch_in_[i].data() + static_cast<size_t>(s) * n, n, data_[ins[i]]);
   }
-  for (const auto& ck : compiled_.kernels) ck.kernel->run(kernel_args(graph_.node(ck.node)), data_[ck.node]);
+  run_kernels();
   for (size_t o = 0; o < outs.size(); ++o) {
     const size_t n = batch_out_[o].size() / static_cast<size_t>(slices_);
     std::copy_n(data_[outs[o]], n, batch_out_[o].data() + static_cast<size_t>(s) * n);
   }
 }
 
+void CompiledModel::run_kernels() {
+  for (const auto& ck : compiled_.kernels) ck.kernel->run(kernel_args(graph_.node(ck.node)), data_[ck.node]);
+}
+
 void CompiledModel::rerun() {
-  if (slices_ == 1) {  // inputs and outputs live in the arena
-    for (const auto& ck : compiled_.kernels) ck.kernel->run(kernel_args(graph_.node(ck.node)), data_[ck.node]);
-    return;
-  }
+  if (slices_ == 1) return run_kernels();  // inputs and outputs live in the arena
   for (int64_t s = 0; s < slices_; ++s) run_slice(s);
 }
 

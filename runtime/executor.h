@@ -56,6 +56,7 @@ class CompiledModel {
 
  private:
   std::vector<const float*> kernel_args(const ir::Node& n) const;
+  void run_kernels();  // every kernel once, on the micro-batch in the arena
   void run_slice(int64_t s);
 
   ir::Graph graph_;
