@@ -29,6 +29,7 @@
 #include "benchmarks/peak.h"
 #include "ir/shape_inference.h"
 #include "ir/text.h"
+#include "passes/choose_tiles.h"
 #include "runtime/executor.h"
 
 namespace {
@@ -101,6 +102,9 @@ Layer make_layer(const Shape& s, int batch) {
     }
   l.input = ir::Tensor(l.graph.node(0).type.shape);
   for (auto& v : l.input.data) v = u(rng);
+  // The schedule cnnc would give this layer on this machine, at the batch its kernel runs.
+  const passes::TilingOptions tiling{codegen::describe_target("host"), runtime::choose_micro_batch(l.graph, 0), true};
+  l.graph = passes::choose_tiles(std::move(l.graph), tiling);
   const ir::Node& n = l.graph.node(1);
   l.macs = ir::macs(n, ir::input_types(l.graph, n));
   return l;

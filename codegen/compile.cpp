@@ -6,6 +6,8 @@
 #include <mutex>
 #include <optional>
 
+#include <unistd.h>
+
 #include "codegen/disk_cache.h"
 #include "codegen/kernel.h"
 #include "codegen/thread_pool.h"
@@ -129,10 +131,10 @@ Target resolve_target(const std::string& name) {
   return t;
 }
 
-Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t, const CompileOptions& opts) {
+Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t) {
   switch (n.op) {
-    case ir::OpKind::Conv2D: return lower_conv(g, n, t, opts.pack_weights);
-    case ir::OpKind::Dense: return lower_dense(g, n, t, opts.pack_weights);
+    case ir::OpKind::Conv2D: return lower_conv(g, n, t);
+    case ir::OpKind::Dense: return lower_dense(g, n, t);
     case ir::OpKind::MaxPool2D:
     case ir::OpKind::AvgPool2D: return lower_pool(g, n, t);
     case ir::OpKind::GlobalAvgPool2D:
@@ -161,6 +163,17 @@ Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t, const Comp
 }
 
 }  // namespace
+
+ir::MachineInfo describe_target(const std::string& name) {
+  const Target t = resolve_target(name);
+  ir::MachineInfo m;
+  m.vector_lanes = t.natural_vector_size<float>();
+  m.vector_registers = t.arch == Target::X86 && !t.has_feature(Target::AVX512) ? 16 : 32;
+  // The host's L1 from the OS; for another target, the common 32 KiB.
+  const long l1 = name == "host" ? sysconf(_SC_LEVEL1_DCACHE_SIZE) : 0;
+  if (l1 > 0) m.l1_bytes = l1;
+  return m;
+}
 
 void set_num_threads(int threads) {
   if (threads > 0) setenv("HL_NUM_THREADS", std::to_string(threads).c_str(), 1);
@@ -196,10 +209,10 @@ CompiledGraph compile(const ir::Graph& g, const CompileOptions& opts) {
     const auto t0 = std::chrono::steady_clock::now();
     try {
       CompiledNode cn{id, nullptr};
-      const std::string key = target.to_string() + (opts.pack_weights ? "" : " unpacked") + " " + ir::signature(g, n);
+      const std::string key = target.to_string() + " " + ir::signature(g, n);
       bool from_disk = false;
       cn.kernel = cached_kernel(key, [&]() -> std::shared_ptr<const Kernel> {
-        Lowered l = lower(g, n, target, opts);
+        Lowered l = lower(g, n, target);
         std::vector<Argument> args(l.args.begin(), l.args.end());
         if (DiskCache* disk = opts.disk_cache ? DiskCache::instance() : nullptr) {
           AotFunction f = disk->load_or_build(key, target, [&](const std::string& object, const std::string& function) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "ir/machine.h"
 
 namespace cnnc::codegen {
 
@@ -30,8 +31,7 @@ std::vector<float> pack_weights(const ir::Tensor& kernel, int block);
 struct CompileOptions {
   std::string target = "host";  // a Halide target string; "host" is this machine's CPU
   int threads = 0;              // worker threads at run time; 0: one per core
-  // Off only to measure what they gain (`--no-weight-packing`, `--no-memory-reuse`):
-  bool pack_weights = true;     // conv/dense weights pre-packed per register tile (Kernel::weight_block)
+  // Off only to measure what it gains (`--no-memory-reuse`):
   bool reuse_memory = true;     // the runtime's memory plan shares bytes between dead and new values
   bool disk_cache = true;       // kernels through the on-disk cache (CNNC_CACHE_DIR; "off" disables)
   // Images per pass through the network (runtime::CompiledModel): 0 lets the runtime choose,
@@ -61,6 +61,10 @@ bool is_view(ir::OpKind op);
 // Compiles every node of the graph for the target. Throws cnnc::Error naming the layer if a
 // layer cannot be compiled.
 CompiledGraph compile(const ir::Graph& g, const CompileOptions& opts = {});
+
+// The vector registers and L1 size of a target (a Halide target string, "host" for this
+// machine) for the tiling pass. Throws cnnc::Error on an unknown target.
+ir::MachineInfo describe_target(const std::string& target);
 
 // Sets the number of worker threads Halide's runtime uses (0: one per core). Must be called
 // before the first kernel runs.

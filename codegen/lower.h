@@ -33,8 +33,8 @@ int vector_width(int channels, const Halide::Target& t);
 // The parameter-free activations (ir::is_epilogue_activation) as Halide expressions.
 Halide::Expr activation(ir::OpKind k, Halide::Expr x);
 
-Lowered lower_conv(const ir::Graph& g, const ir::Node& n, const Halide::Target& t, bool pack_weights);
-Lowered lower_dense(const ir::Graph& g, const ir::Node& n, const Halide::Target& t, bool pack_weights);
+Lowered lower_conv(const ir::Graph& g, const ir::Node& n, const Halide::Target& t);
+Lowered lower_dense(const ir::Graph& g, const ir::Node& n, const Halide::Target& t);
 Lowered lower_pool(const ir::Graph& g, const ir::Node& n, const Halide::Target& t);
 Lowered lower_elementwise(const ir::Graph& g, const ir::Node& n, const Halide::Target& t);
 
@@ -46,7 +46,7 @@ struct ConvSpec {
   int groups;
   bool bias;
   ir::Epilogue epilogue;  // add: a residual input of the output's dims, after the input
-  bool pack_weights = true;
+  ir::Schedule schedule;  // as recorded by the tiling pass; checked by lower_conv/lower_dense
 };
 Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Halide::Target& t);
 

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "codegen/lower.h"
+#include "ir/error.h"
 #include "ir/shape_inference.h"
 
 namespace cnnc::codegen {
@@ -14,13 +15,51 @@ using namespace Halide;
 
 namespace {
 
-// How many vector accumulators the register tile uses: 12 of AVX2's 16 ymm registers, or 20
-// of AVX-512's 32 zmm registers (best of 12..28 on Zen 5 for ResNet50 and a 56x56x64 conv),
-// leaving room for the weight vectors and the broadcast input.
-int accumulators(const Target& t) {
-  const char* env = std::getenv("CNNC_ACCUMULATORS");  // for schedule experiments only
-  if (env) return std::max(1, std::atoi(env));
-  return t.has_feature(Target::AVX512) ? 20 : 12;
+// Why a recorded schedule cannot be applied to this layer, or "" when it can. Schedules come
+// from the tiling pass, the tuner, or a user's IR text, so they are checked, not trusted.
+std::string schedule_error(const ConvSpec& s) {
+  const ir::Schedule& sc = s.schedule;
+  if (sc.kind == ir::Schedule::None) return "";
+  const int ig = s.in_c / s.groups;
+  const bool depthwise = ig == 1 && s.groups > 1;
+  const int64_t v = sc.vector;
+  if (v < 1 || v > 64 || (v & (v - 1))) return "v (vector lanes) must be a power of two from 1 to 64";
+  if (sc.channels < 1 || (sc.kind != ir::Schedule::Stream && sc.channels % v))
+    return "c (output channels per tile) must be a positive multiple of v";
+  if (sc.kind != ir::Schedule::Stream && sc.channels > s.out_c)
+    return "c (output channels per tile) must not exceed the layer's " + std::to_string(s.out_c);
+  if (sc.pack && (s.groups != 1 || sc.pack != sc.channels || s.out_c % sc.pack))
+    return "p (packed block) must equal c and divide the output channels (" + std::to_string(s.out_c) +
+           "), on a conv that is not grouped";
+  switch (sc.kind) {
+    case ir::Schedule::None: break;
+    case ir::Schedule::Tile:
+      if (sc.pixels < 1 || sc.rows < 1) return "tile needs x (pixels per tile) and r (rows per task)";
+      if (sc.channels / v * std::min<int64_t>(sc.pixels, s.out_w) > 64)
+        return "the register tile (c/v x x) may hold at most 64 vectors";
+      if (depthwise ? sc.chunk != 0 : (sc.chunk < 1 || ig % sc.chunk))
+        return depthwise ? "a depthwise conv takes no k (chunk)"
+                         : "k (input channels per chunk) must divide the input channels per group (" + std::to_string(ig) + ")";
+      break;
+    case ir::Schedule::Gemv:
+      if (depthwise || s.groups != 1 || sc.pack != sc.channels || sc.pixels || sc.chunk || sc.rows)
+        return "gemv takes only v, c and p = c, on a conv that is not grouped";
+      [[fallthrough]];
+    case ir::Schedule::Stream:
+      if (depthwise) return "a depthwise conv cannot stream its weights";
+      if (s.out_w > 16) return "gemv and stream are for rows of at most 16 pixels (here " + std::to_string(s.out_w) + ")";
+      if (sc.kind == ir::Schedule::Stream && (sc.pack || sc.pixels || sc.chunk || sc.rows))
+        return "stream takes only v and c";
+      break;
+  }
+  return "";
+}
+
+void check_schedule(const ir::Graph& g, const ir::Node& node, const ConvSpec& s) {
+  const std::string why = schedule_error(s);
+  if (!why.empty())
+    throw Error(g.where(node) + ": cannot apply its schedule: " + why +
+                "; leave it out (schedule=none) to let the tiling pass choose one");
 }
 
 }  // namespace
@@ -40,21 +79,10 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
     l.args.push_back(residual);
     l.arg_dims.push_back(out_dims);
   }
-  // Pre-packed weights for the register-tiled path of a dense (not grouped) conv: each tile of
-  // tile_c output channels then streams its weights contiguously (see Kernel::weight_block).
-  const int vec = vector_width(s.out_c, t);
-  const bool gemv = s.groups == 1 && s.out_w < 4;
-  const int tile_c = vec * std::clamp(s.out_c / vec, 1, 2);
-  // Matrix-vector shape: as many output channels per task as the accumulator registers hold
-  // (for every pixel), the largest such block that divides the channels.
-  if (gemv) {
-    int gemv_block = 0;
-    for (int v = std::max(1, accumulators(t) / s.out_w); v >= 4 && !gemv_block; --v)
-      if (s.out_c % (v * vec) == 0) gemv_block = v * vec;
-    l.weight_block = s.pack_weights && gemv_block && s.out_c > gemv_block ? gemv_block : 0;
-  } else {
-    l.weight_block = s.pack_weights && s.groups == 1 && s.out_c % tile_c == 0 && s.out_c > tile_c ? tile_c : 0;
-  }
+  const ir::Schedule& sc = s.schedule;
+  // Pre-packed weights (see Kernel::weight_block): each tile's or task's block of output
+  // channels then streams its weights contiguously.
+  l.weight_block = static_cast<int>(sc.pack);
   const std::vector<int> w_store = l.weight_block
       ? std::vector<int>{l.weight_block, ig, s.kw, s.kh, s.out_c / l.weight_block} : w_dims;
   ImageParam w_in = make_input(name + "_kernel", w_store);
@@ -108,72 +136,83 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
   l.out_dims = out_dims;
   bound_output(l.out, l.out_dims);
 
-  const int pixels = s.out_w;
   Var co("co"), ci("ci"), xo("xo"), xi("xi"), task("task");
   RVar rzo("rzo"), rzi("rzi");
+  const int vec = static_cast<int>(sc.vector);
   std::ostringstream os;
-  if (gemv && l.weight_block) {
-    // Matrix-vector shape (a dense layer at batch 1): memory-bound on the weights. Each task
-    // keeps a block of output channels in registers and streams that block's pre-packed
-    // weights, one contiguous run, over the whole reduction.
-    l.out.split(c, co, ci, l.weight_block).reorder(ci, x, co, y, n).fuse(co, y, task).fuse(task, n, task)
-        .parallel(task).vectorize(ci, vec).unroll(ci);
-    conv.compute_at(l.out, task).vectorize(c, vec).unroll(c).unroll(x);
-    conv.update().reorder(c, x, r.z, r.x, r.y, y, n).vectorize(c, vec).unroll(c).unroll(x);
-    os << "matrix-vector: a task's output channels in registers, their weights streamed";
-  } else if (!depthwise && pixels < 4) {
-    // Matrix-vector shape (a dense layer at batch 1): memory-bound on the weights, so stream
-    // them in their storage order, a block of output channels per task, accumulators in L1.
-    const int block = std::min(s.out_c, 1024);
-    l.out.split(c, co, ci, block).reorder(ci, x, co, y, n).fuse(co, y, task).fuse(task, n, task)
-        .parallel(task).vectorize(ci, vec);
-    // An accumulation must not run twice on an element, so a partial last vector is masked.
-    const TailStrategy tail = block % vec ? TailStrategy::GuardWithIf : TailStrategy::RoundUp;
-    conv.compute_at(l.out, task).vectorize(c, vec, tail);
-    conv.update().reorder(c, x, r.z, r.x, r.y, y, n).vectorize(c, vec, tail).unroll(x);
-    os << "weights streamed in order, " << block << " output channels per task";
-  } else {
-    // Register tile: tile_c channels (whole vectors) x tile_x pixels of one row, accumulated
-    // over a chunk of kc input channels; a whole row of tiles is swept per chunk and tap, so
-    // the kc x tile_c weights of a tap stay in L1 while they are reused across the row.
-    const int vectors = tile_c / vec;
-    // Pixels per tile: the width (from 4 up to the register budget) that wastes the least on a
-    // row's last, rounded-up tile; the wider on a tie.
-    int tile_x = std::clamp(accumulators(t) / vectors, 1, s.out_w);
-    for (int tx = tile_x - 1; tx >= std::min(tile_x, 4); --tx)
-      if ((s.out_w + tx - 1) / tx * tx < (s.out_w + tile_x - 1) / tile_x * tile_x) tile_x = tx;
-    int kc = std::min(ig, 64);
-    while (ig % kc) --kc;
-    // Rows per task: enough pixels (~128) to reuse each weight chunk, few enough (<= 256) that
-    // the task's accumulators stay in L1.
-    int rows = std::clamp(128 / s.out_w, 1, std::min(s.out_h, std::max(1, 256 / s.out_w)));
-    rows = (s.out_h + (s.out_h + rows - 1) / rows - 1) / ((s.out_h + rows - 1) / rows);  // even blocks
-    Var yo("yo"), yi("yi");
-    l.out.split(c, co, ci, tile_c)
-        .split(x, xo, xi, tile_x)
-        .split(y, yo, yi, rows)
-        .reorder(ci, xi, xo, yi, co, yo, n)
-        .fuse(co, yo, task)
-        .fuse(task, n, task)
-        .parallel(task)
-        .vectorize(ci, vec)
-        .unroll(ci)
-        .unroll(xi);
-    conv.compute_at(l.out, task).vectorize(c, vec).unroll(c);
-    Stage u = conv.update();
-    u.split(x, xo, xi, tile_x, TailStrategy::RoundUp);
-    if (depthwise) {
-      u.reorder(c, xi, r.x, r.y, xo, y, n);
-    } else {
-      u.split(r.z, rzo, rzi, kc).reorder(c, xi, rzi, xo, y, r.x, r.y, rzo, n);
-      if (kc % 2 == 0) u.unroll(rzi, 2);
+  switch (sc.kind) {
+    case ir::Schedule::None: {
+      // No schedule recorded (the tiling pass did not run): vectorised over the output
+      // channels, one pixel at a time, parallel over rows; no register tiling.
+      const int v = vector_width(s.out_c, t);
+      const TailStrategy tail = s.out_c % v ? TailStrategy::GuardWithIf : TailStrategy::RoundUp;
+      l.out.fuse(y, n, task).parallel(task).vectorize(c, v);
+      conv.compute_at(l.out, x).vectorize(c, v, tail);
+      conv.update().vectorize(c, v, tail);
+      os << "plain: vectorised over channels, one pixel at a time, parallel over rows (no tiling)";
+      break;
     }
-    u.vectorize(c, vec).unroll(c).unroll(xi);
-    os << (depthwise ? "depthwise, " : "") << "register tile " << tile_c << "c x " << tile_x
-       << "px; " << (depthwise ? "taps" : "in-channel chunks of " + std::to_string(kc) + ", taps")
-       << " outside a sweep of " << rows << " row(s); parallel over channel blocks x row blocks x batch";
+    case ir::Schedule::Gemv: {
+      // Matrix-vector shape (a dense layer at batch 1): memory-bound on the weights. Each task
+      // keeps a block of output channels in registers and streams that block's pre-packed
+      // weights, one contiguous run, over the whole reduction.
+      l.out.split(c, co, ci, static_cast<int>(sc.channels)).reorder(ci, x, co, y, n).fuse(co, y, task).fuse(task, n, task)
+          .parallel(task).vectorize(ci, vec).unroll(ci);
+      conv.compute_at(l.out, task).vectorize(c, vec).unroll(c).unroll(x);
+      conv.update().reorder(c, x, r.z, r.x, r.y, y, n).vectorize(c, vec).unroll(c).unroll(x);
+      os << "matrix-vector: " << sc.channels << " output channels per task in registers, their weights streamed";
+      break;
+    }
+    case ir::Schedule::Stream: {
+      // Matrix-vector shape without a block that fits the registers: stream the weights in
+      // their storage order, a block of output channels per task, accumulators in L1.
+      const int block = static_cast<int>(std::min<int64_t>(s.out_c, sc.channels));
+      const int v = std::min(vec, block);
+      l.out.split(c, co, ci, block).reorder(ci, x, co, y, n).fuse(co, y, task).fuse(task, n, task)
+          .parallel(task).vectorize(ci, v);
+      // An accumulation must not run twice on an element, so a partial last vector is masked.
+      const TailStrategy tail = block % v ? TailStrategy::GuardWithIf : TailStrategy::RoundUp;
+      conv.compute_at(l.out, task).vectorize(c, v, tail);
+      conv.update().reorder(c, x, r.z, r.x, r.y, y, n).vectorize(c, v, tail).unroll(x);
+      os << "weights streamed in order, " << block << " output channels per task";
+      break;
+    }
+    case ir::Schedule::Tile: {
+      // Register tile: `channels` (whole vectors) x `pixels` of one row, accumulated over a
+      // chunk of input channels; a whole row of tiles is swept per chunk and tap, so the
+      // chunk's weights for a tap stay in L1 while they are reused across the row.
+      const int tile_c = static_cast<int>(sc.channels);
+      const int tile_x = static_cast<int>(std::min<int64_t>(sc.pixels, s.out_w));
+      const int rows = static_cast<int>(std::min<int64_t>(sc.rows, s.out_h));
+      const int kc = static_cast<int>(sc.chunk);
+      Var yo("yo"), yi("yi");
+      l.out.split(c, co, ci, tile_c)
+          .split(x, xo, xi, tile_x)
+          .split(y, yo, yi, rows)
+          .reorder(ci, xi, xo, yi, co, yo, n)
+          .fuse(co, yo, task)
+          .fuse(task, n, task)
+          .parallel(task)
+          .vectorize(ci, vec)
+          .unroll(ci)
+          .unroll(xi);
+      conv.compute_at(l.out, task).vectorize(c, vec).unroll(c);
+      Stage u = conv.update();
+      u.split(x, xo, xi, tile_x, TailStrategy::RoundUp);
+      if (depthwise) {
+        u.reorder(c, xi, r.x, r.y, xo, y, n);
+      } else {
+        u.split(r.z, rzo, rzi, kc).reorder(c, xi, rzi, xo, y, r.x, r.y, rzo, n);
+        if (kc % 2 == 0) u.unroll(rzi, 2);
+      }
+      u.vectorize(c, vec).unroll(c).unroll(xi);
+      os << (depthwise ? "depthwise, " : "") << "register tile " << tile_c << "c x " << tile_x
+         << "px; " << (depthwise ? "taps" : "in-channel chunks of " + std::to_string(kc) + ", taps")
+         << " outside a sweep of " << rows << " row(s); parallel over channel blocks x row blocks x batch";
+      break;
+    }
   }
-  if (padded_input && depthwise && pixels >= 4) {
+  if (padded_input && depthwise && sc.kind == ir::Schedule::Tile) {
     // A depthwise task reads only its own channels and rows: pad just those, inside the task,
     // while they are in cache (a padded copy of the whole input costs more than the conv).
     padded.compute_at(l.out, task).vectorize(c, vector_width(s.in_c, t), TailStrategy::GuardWithIf);
@@ -188,7 +227,7 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
   return l;
 }
 
-Lowered lower_conv(const ir::Graph& g, const ir::Node& node, const Target& t, bool pack_weights) {
+Lowered lower_conv(const ir::Graph& g, const ir::Node& node, const Target& t) {
   const auto& a = node.attr<ir::Conv2DAttrs>();
   const ir::TensorType& in = g.node(node.inputs[0]).type;
   const auto geo = ir::window_geometry(node, in);
@@ -205,11 +244,12 @@ Lowered lower_conv(const ir::Graph& g, const ir::Node& node, const Target& t, bo
   s.groups = static_cast<int>(a.groups);
   s.bias = a.use_bias;
   s.epilogue = a.epilogue;
-  s.pack_weights = pack_weights;
+  s.schedule = a.schedule;
+  check_schedule(g, node, s);
   return lower_conv_core(s, "conv", t);
 }
 
-Lowered lower_dense(const ir::Graph& g, const ir::Node& node, const Target& t, bool pack_weights) {
+Lowered lower_dense(const ir::Graph& g, const ir::Node& node, const Target& t) {
   // The (in, units) kernel is the HWIO kernel of a 1x1 conv; the rows of the input are the
   // pixels of a one-row image, so the batch (or H*W*N) is blocked like pixels are.
   const auto& a = node.attr<ir::DenseAttrs>();
@@ -223,7 +263,8 @@ Lowered lower_dense(const ir::Graph& g, const ir::Node& node, const Target& t, b
   s.groups = 1;
   s.bias = a.use_bias;
   s.epilogue = a.epilogue;
-  s.pack_weights = pack_weights;
+  s.schedule = a.schedule;
+  check_schedule(g, node, s);
   Lowered l = lower_conv_core(s, "dense", t);
   // The executor passes the ir shapes; this kernel sees the same memory as one image row.
   return l;

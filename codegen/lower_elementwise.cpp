@@ -45,6 +45,14 @@ Expr activation(ir::OpKind k, Expr x) {
   }
 }
 
+namespace {
+// y through the node's epilogue activation, if it has one (a fused batchnorm or affine).
+Expr with_activation(const ir::Node& node, Expr y) {
+  const ir::Epilogue* e = ir::epilogue_of(node.attrs);
+  return e && e->has_activation ? activation(e->activation, y) : y;
+}
+}  // namespace
+
 Lowered lower_elementwise(const ir::Graph& g, const ir::Node& node, const Target& t) {
   Lowered l;
   for (size_t i = 0; i < node.inputs.size(); ++i) {
@@ -90,7 +98,7 @@ Lowered lower_elementwise(const ir::Graph& g, const ir::Node& node, const Target
       out(v) = select(x > 0.f, x, node.attr<ir::LeakyReLUAttrs>().alpha * x);
       break;
     case ir::OpKind::Affine:  // params: scale, shift
-      out(v) = x * l.args[1](v[0]) + l.args[2](v[0]);
+      out(v) = with_activation(node, x * l.args[1](v[0]) + l.args[2](v[0]));
       break;
     case ir::OpKind::BatchNorm: {
       // params: gamma, beta, moving_mean, moving_variance
@@ -101,7 +109,7 @@ Lowered lower_elementwise(const ir::Graph& g, const ir::Node& node, const Target
       shift(k) = l.args[2](k) - l.args[3](k) * scale(k);
       scale.compute_root();
       shift.compute_root();
-      out(v) = x * scale(v[0]) + shift(v[0]);
+      out(v) = with_activation(node, x * scale(v[0]) + shift(v[0]));
       break;
     }
     case ir::OpKind::Add: {

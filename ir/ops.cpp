@@ -63,8 +63,17 @@ bool is_epilogue_activation(OpKind k) {
 const Epilogue* epilogue_of(const Attrs& a) {
   if (const auto* c = std::get_if<Conv2DAttrs>(&a)) return &c->epilogue;
   if (const auto* d = std::get_if<DenseAttrs>(&a)) return &d->epilogue;
+  if (const auto* b = std::get_if<BatchNormAttrs>(&a)) return &b->epilogue;
+  if (const auto* f = std::get_if<AffineAttrs>(&a)) return &f->epilogue;
   return nullptr;
 }
 Epilogue* epilogue_of(Attrs& a) { return const_cast<Epilogue*>(epilogue_of(std::as_const(a))); }
+
+const Schedule* schedule_of(const Attrs& a) {
+  if (const auto* c = std::get_if<Conv2DAttrs>(&a)) return &c->schedule;
+  if (const auto* d = std::get_if<DenseAttrs>(&a)) return &d->schedule;
+  return nullptr;
+}
+Schedule* schedule_of(Attrs& a) { return const_cast<Schedule*>(schedule_of(std::as_const(a))); }
 
 }  // namespace cnnc::ir

@@ -30,14 +30,31 @@ enum class Rounding { Exact, Floor };
 
 enum class OpKind;
 
-// What a conv2d or dense does to its result before storing it, set by the fusion pass so the
-// result is finished while it is still in registers: add the layer's second input (a residual
-// connection), then apply an activation op (one of epilogue_activations(), default attributes).
+// What a layer does to its result before storing it, set by the fusion pass so the result is
+// finished while it is still in registers: add the layer's second input (a residual connection;
+// conv2d and dense only), then apply an activation op (is_epilogue_activation, defaults).
 struct Epilogue {
   bool add = false;
   bool has_activation = false;
   OpKind activation{};
   bool operator==(const Epilogue&) const = default;
+};
+
+// How a conv2d or dense kernel is tiled: plain data, proposed by the tiling pass
+// (passes/choose_tiles) from shapes, registers and cache sizes, applied by codegen, and meant to
+// be searched by the tuner. `none` (the default): codegen's plain schedule, vectorised over
+// channels and parallel over rows, with no register tiling.
+struct Schedule {
+  enum Kind { None, Tile, Gemv, Stream } kind = None;
+  int64_t vector = 0;  // lanes per vector
+  // tile: a register tile of `channels` output channels x `pixels` of a row, the reduction in
+  //   chunks of `chunk` input channels (0: depthwise, no chunks), `rows` output rows per task;
+  // gemv: `channels` output channels per task held in registers (matrix-vector shape);
+  // stream: `channels` output channels per task, accumulators in L1, weights in storage order.
+  int64_t channels = 0, pixels = 0, chunk = 0, rows = 0;
+  // Output channels per block of pre-packed weights (Kernel::weight_block); 0: stored layout.
+  int64_t pack = 0;
+  bool operator==(const Schedule&) const = default;
 };
 
 // Attribute structs. visit() lists the fields once, in printing order, for the printer, the
@@ -63,6 +80,7 @@ struct Conv2DAttrs {
   bool use_bias = true;
   Rounding round = Rounding::Exact;
   Epilogue epilogue;
+  Schedule schedule;
   template <class V> void visit(V& v) {
     v("filters", filters, kRequired);
     v("kernel", kernel, kRequired);
@@ -73,6 +91,7 @@ struct Conv2DAttrs {
     v("use_bias", use_bias);
     v("round", round);
     v("epilogue", epilogue);
+    v("schedule", schedule);
   }
   bool operator==(const Conv2DAttrs&) const = default;
 };
@@ -80,10 +99,12 @@ struct DenseAttrs {
   int64_t units = 0;
   bool use_bias = true;
   Epilogue epilogue;
+  Schedule schedule;
   template <class V> void visit(V& v) {
     v("units", units, kRequired);
     v("use_bias", use_bias);
     v("epilogue", epilogue);
+    v("schedule", schedule);
   }
   bool operator==(const DenseAttrs&) const = default;
 };
@@ -108,8 +129,17 @@ struct GlobalPoolAttrs {
 };
 struct BatchNormAttrs {
   float epsilon = 1e-3f;  // Keras' default
-  template <class V> void visit(V& v) { v("epsilon", epsilon); }
+  Epilogue epilogue;      // an activation only (fuse_epilogues)
+  template <class V> void visit(V& v) {
+    v("epsilon", epsilon);
+    v("epilogue", epilogue);
+  }
   bool operator==(const BatchNormAttrs&) const = default;
+};
+struct AffineAttrs {
+  Epilogue epilogue;  // an activation only (fuse_epilogues)
+  template <class V> void visit(V& v) { v("epilogue", epilogue); }
+  bool operator==(const AffineAttrs&) const = default;
 };
 struct LeakyReLUAttrs {
   float alpha = 0.3f;  // Keras' default negative slope
@@ -166,7 +196,7 @@ constexpr int kNumOps = 0
 enum class PatternKind { ElemWise, Broadcast, Injective, Reduction, OutEWiseFusable, Opaque };
 
 using Attrs = std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs,
-                           GlobalPoolAttrs, BatchNormAttrs, LeakyReLUAttrs, ReLUAttrs, PadAttrs,
+                           GlobalPoolAttrs, BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs, PadAttrs,
                            CropAttrs, ReshapeAttrs, DropoutAttrs>;
 
 struct OpInfo {
@@ -187,7 +217,11 @@ Attrs default_attrs(OpKind k);
 const char* pattern_name(PatternKind p);
 // The activations a conv2d/dense epilogue can apply (relu only with its default attributes).
 bool is_epilogue_activation(OpKind k);
-// The epilogue of a conv2d or dense node's attributes; nullptr for other ops.
+// The schedule of a conv2d or dense node's attributes; nullptr for other ops.
+const Schedule* schedule_of(const Attrs& a);
+Schedule* schedule_of(Attrs& a);
+// The epilogue of a conv2d, dense, batchnorm or affine node's attributes; nullptr for other ops.
+// A batchnorm's or affine's epilogue is an activation only.
 const Epilogue* epilogue_of(const Attrs& a);
 Epilogue* epilogue_of(Attrs& a);
 

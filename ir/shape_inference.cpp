@@ -111,6 +111,9 @@ WindowGeometry window_geometry(const Node& n, const TensorType& input) {
           kernel, strides, dilation};
 }
 
+constexpr const char* kActivationOnly =
+    "epilogue: a normalisation applies an activation only (epilogue=ACT); add is for conv2d and dense";
+
 // A second input exactly when the epilogue adds one, of the layer's own output type.
 void check_epilogue(const Epilogue& e, const std::vector<TensorType>& in, const TensorType& out) {
   if (!e.add && in.size() != 1)
@@ -181,6 +184,7 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
                                                          : Shape{x[0], x[3]};
       break;
     case OpKind::BatchNorm:
+      if (n.attr<BatchNormAttrs>().epilogue.add) fail(kActivationOnly);
       r.type = in[0];
       for (std::string_view role : {"gamma", "beta", "moving_mean", "moving_variance"})
         r.params.push_back({std::string(role), {x.back()},
@@ -188,6 +192,7 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
       if (!(n.attr<BatchNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
       break;
     case OpKind::Affine:
+      if (n.attr<AffineAttrs>().epilogue.add) fail(kActivationOnly);
       r.type = in[0];
       r.params.push_back({"scale", {x.back()}, Init::Ones});
       r.params.push_back({"shift", {x.back()}, Init::Zeros});

@@ -29,6 +29,17 @@ std::string to_text(const Epilogue& e) {
   const std::string act = e.has_activation ? std::string(op_info(e.activation).text) : "";
   return e.add ? (act.empty() ? "add" : "add+" + act) : act;
 }
+// none, or KIND:FIELDS with the fields that are set as a letter and a number, e.g.
+// tile:v16,c32,x10,k64,r2,p32 (v vector, c channels, x pixels, k chunk, r rows, p pack).
+constexpr const char* kScheduleKinds[] = {"none", "tile", "gemv", "stream"};
+std::string to_text(const Schedule& sc) {
+  std::string s = kScheduleKinds[sc.kind];
+  char sep = ':';
+  for (auto [letter, v] : {std::pair{'v', sc.vector}, {'c', sc.channels}, {'x', sc.pixels},
+                           {'k', sc.chunk}, {'r', sc.rows}, {'p', sc.pack}})
+    if (v) s += sep + std::string(1, letter) + std::to_string(v), sep = ',';
+  return s;
+}
 std::string to_text(const Padding& p) {
   if (p.mode == Padding::Valid) return "valid";
   if (p.mode == Padding::Same) return "same";
@@ -109,6 +120,26 @@ bool from_text(std::string_view s, Epilogue& e) {
   e.activation = op->kind;
   return true;
 }
+bool from_text(std::string_view s, Schedule& sc) {
+  sc = Schedule{};
+  const auto colon = s.find(':');
+  const std::string_view kind = s.substr(0, colon);
+  int k = 0;
+  while (k < 4 && kind != kScheduleKinds[k]) ++k;
+  if (k == 4) return false;
+  sc.kind = static_cast<Schedule::Kind>(k);
+  if (colon == std::string_view::npos) return true;
+  if (sc.kind == Schedule::None) return false;
+  for (auto field : split(s.substr(colon + 1), ',')) {
+    int64_t v;
+    if (field.size() < 2 || !parse_int(field.substr(1), v) || v < 1) return false;
+    int64_t* slot = field[0] == 'v' ? &sc.vector : field[0] == 'c' ? &sc.channels : field[0] == 'x' ? &sc.pixels
+                  : field[0] == 'k' ? &sc.chunk : field[0] == 'r' ? &sc.rows : field[0] == 'p' ? &sc.pack : nullptr;
+    if (!slot || *slot) return false;  // unknown or repeated
+    *slot = v;
+  }
+  return true;
+}
 bool from_text(std::string_view s, Padding& p) {
   if (s == "valid") return p = Padding{}, true;
   if (s == "same") return p = Padding{Padding::Same}, true;
@@ -129,6 +160,10 @@ const char* accepted(Pair*) { return "HxW like 3x3, or one number for both"; }
 const char* accepted(Shape*) { return "positive sizes like 32x32x3"; }
 const char* accepted(Rounding*) { return "exact or floor"; }
 const char* accepted(Padding*) { return "valid, same, P, or top,bottom,left,right"; }
+const char* accepted(Schedule*) {
+  return "none, or tile/gemv/stream followed by :v,c,x,k,r,p fields with positive sizes "
+         "(e.g. tile:v16,c32,x10,k64,r2,p32)";
+}
 const char* accepted(Epilogue*) {
   return "none, add, ACT or add+ACT with ACT one of relu, relu6, sigmoid, tanh, swish, hardsigmoid";
 }

@@ -1,7 +1,9 @@
 #include "passes/fold_batchnorm.h"
 
 #include <cmath>
+#include <stdexcept>
 
+#include "ir/shape_inference.h"
 #include "passes/rewrite.h"
 
 namespace cnnc::passes {
@@ -43,6 +45,7 @@ bool weights_set(const ir::Node& n) {
 std::string cannot_fold(const ir::Graph& g, const ir::Node& bn, const std::vector<int>& uses,
                         const std::vector<bool>& is_output) {
   if (bn.op != ir::OpKind::BatchNorm && bn.op != ir::OpKind::Affine) return "not a normalisation";
+  if (!(*ir::epilogue_of(bn.attrs) == ir::Epilogue{})) return "it applies an activation (epilogue)";
   const ir::NodeId p = bn.inputs[0];
   const ir::Node& producer = g.node(p);
   if (producer.op != ir::OpKind::Conv2D && producer.op != ir::OpKind::Dense) return "producer is not conv2d/dense";
@@ -51,26 +54,71 @@ std::string cannot_fold(const ir::Graph& g, const ir::Node& bn, const std::vecto
   return "";
 }
 
-void fold_into(ir::Node& producer, const ScaleShift& s) {
-  ir::Param* kernel = nullptr;
-  for (auto& p : producer.params)
-    if (p.role == "kernel") kernel = &p;
-  // HWIO conv kernels and (in, units) dense kernels both keep the output channel innermost.
-  const size_t out_c = s.scale.size();
-  for (size_t i = 0; i < kernel->value.data.size(); ++i)
-    kernel->value.data[i] = static_cast<float>(kernel->value.data[i] * s.scale[i % out_c]);
-  bool* use_bias = producer.op == ir::OpKind::Conv2D ? &std::get<ir::Conv2DAttrs>(producer.attrs).use_bias
-                                                     : &std::get<ir::DenseAttrs>(producer.attrs).use_bias;
+// Why the normalisation node `bn` cannot be folded into the conv/dense that reads it, or "".
+// Exact only where the consumer pads nothing: a padded border is zero after the normalisation,
+// which a shifted bias would not reproduce.
+std::string cannot_fold_forward(const ir::Graph& g, ir::NodeId id, const std::vector<ir::NodeId>& reader,
+                                const std::vector<bool>& is_output) {
+  const ir::Node& bn = g.node(id);
+  if (bn.op != ir::OpKind::BatchNorm && bn.op != ir::OpKind::Affine) return "not a normalisation";
+  if (!(*ir::epilogue_of(bn.attrs) == ir::Epilogue{})) return "it applies an activation (epilogue)";
+  if (reader[id] < 0 || is_output[id]) return "not read by exactly one layer";
+  const ir::Node& consumer = g.node(reader[id]);
+  if (consumer.op != ir::OpKind::Conv2D && consumer.op != ir::OpKind::Dense) return "reader is not conv2d/dense";
+  if (consumer.inputs[0] != id) return "it is the reader's residual, not its input";
+  if (consumer.op == ir::OpKind::Conv2D) {
+    const auto geo = ir::window_geometry(consumer, bn.type);
+    if (geo.pad_top || geo.pad_bottom || geo.pad_left || geo.pad_right) return "the reading conv pads its input";
+  }
+  if (!weights_set(consumer) || !weights_set(bn)) return "weights not set";
+  return "";
+}
+
+// The layer's bias, added (zero, derived: parameter counts stay the model's) if it had none.
+ir::Param& bias_of(ir::Node& n, size_t out_c) {
+  bool* use_bias = n.op == ir::OpKind::Conv2D ? &std::get<ir::Conv2DAttrs>(n.attrs).use_bias
+                                              : &std::get<ir::DenseAttrs>(n.attrs).use_bias;
   if (!*use_bias) {
-    // A bias the source model did not have: derived, so parameter counts stay the model's.
-    producer.params.push_back({"bias", ir::Tensor({static_cast<int64_t>(out_c)}), true});
-    producer.params.back().value.data.assign(out_c, 0.f);
+    n.params.push_back({"bias", ir::Tensor({static_cast<int64_t>(out_c)}), true});
+    n.params.back().value.data.assign(out_c, 0.f);
     *use_bias = true;
   }
-  for (auto& p : producer.params)
-    if (p.role == "bias")
-      for (size_t c = 0; c < out_c; ++c)
-        p.value.data[c] = static_cast<float>(p.value.data[c] * s.scale[c] + s.shift[c]);
+  for (auto& p : n.params)
+    if (p.role == "bias") return p;
+  throw std::logic_error("unreachable: bias added above");
+}
+
+ir::Param& kernel_of(ir::Node& n) {
+  for (auto& p : n.params)
+    if (p.role == "kernel") return p;
+  throw std::logic_error("conv2d/dense without a kernel");
+}
+
+// x -> conv(scale * x + shift): each weight scaled by its input channel's scale, and the bias
+// shifted by what the shifts contribute through the weights (computed in double).
+void fold_into_reader(ir::Node& reader, const ScaleShift& s) {
+  std::vector<float>& w = kernel_of(reader).value.data;
+  const size_t in_c = s.scale.size(), out_c = static_cast<size_t>(reader.type.channels());
+  // HWIO (or (in, out) for dense): of a group of `og` outputs, input i is channel g * ig + i.
+  const size_t groups = reader.op == ir::OpKind::Conv2D ? static_cast<size_t>(reader.attr<ir::Conv2DAttrs>().groups) : 1;
+  const size_t ig = in_c / groups, og = out_c / groups;
+  std::vector<double> shift_sum(out_c, 0.0);
+  for (size_t k = 0; k < w.size(); ++k) {
+    const size_t o = k % out_c, c = (o / og) * ig + (k / out_c) % ig;
+    shift_sum[o] += double(w[k]) * s.shift[c];
+    w[k] = static_cast<float>(w[k] * s.scale[c]);
+  }
+  std::vector<float>& b = bias_of(reader, out_c).value.data;
+  for (size_t o = 0; o < out_c; ++o) b[o] = static_cast<float>(b[o] + shift_sum[o]);
+}
+
+void fold_into(ir::Node& producer, const ScaleShift& s) {
+  std::vector<float>& w = kernel_of(producer).value.data;
+  // HWIO conv kernels and (in, units) dense kernels both keep the output channel innermost.
+  const size_t out_c = s.scale.size();
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(w[i] * s.scale[i % out_c]);
+  std::vector<float>& b = bias_of(producer, out_c).value.data;
+  for (size_t c = 0; c < out_c; ++c) b[c] = static_cast<float>(b[c] * s.scale[c] + s.shift[c]);
 }
 
 int64_t counted_params(const ir::Node& n) {
@@ -84,8 +132,9 @@ int64_t counted_params(const ir::Node& n) {
 
 ir::Graph fold_batchnorm(ir::Graph g) {
   std::vector<int> uses(g.size(), 0);
-  for (const auto& n : g.nodes())
-    for (ir::NodeId in : n.inputs) ++uses[in];
+  std::vector<ir::NodeId> reader(g.size(), -1);  // the one reader, or -1 (none or several)
+  for (int i = 0; i < g.size(); ++i)
+    for (ir::NodeId in : g.node(i).inputs) reader[in] = ++uses[in] == 1 ? i : -1;
   std::vector<bool> is_output(g.size(), false);
   for (ir::NodeId o : g.outputs()) is_output[o] = true;
 
@@ -93,9 +142,17 @@ ir::Graph fold_batchnorm(ir::Graph g) {
   for (int i = 0; i < g.size(); ++i) {
     replacement[i] = i;
     ir::Node& bn = g.node(i);
-    if (!cannot_fold(g, bn, uses, is_output).empty()) continue;
-    fold_into(g.node(bn.inputs[0]), scale_shift(bn));
-    g.node(bn.inputs[0]).absorbed.push_back(bn.name);
+    ir::Node* into = nullptr;
+    if (cannot_fold(g, bn, uses, is_output).empty()) {
+      into = &g.node(bn.inputs[0]);
+      fold_into(*into, scale_shift(bn));
+    } else if (cannot_fold_forward(g, i, reader, is_output).empty()) {
+      into = &g.node(reader[i]);
+      fold_into_reader(*into, scale_shift(bn));
+    } else {
+      continue;
+    }
+    into->absorbed.push_back(bn.name);
     // The folded weights still count as the source model's parameters.
     g.folded_params += counted_params(bn);
     replacement[i] = bn.inputs[0];

@@ -25,10 +25,15 @@ Uses find_uses(const ir::Graph& g) {
   return u;
 }
 
+// A layer that can take an epilogue and has none yet.
 bool is_anchor(const ir::Node& n) {
   const ir::Epilogue* e = ir::epilogue_of(n.attrs);
-  return n.info().pattern == ir::PatternKind::OutEWiseFusable && e && *e == ir::Epilogue{};
+  return e && *e == ir::Epilogue{};
 }
+
+// Only a conv-like anchor (out-elementwise-fusable) also absorbs a residual add: a broadcast
+// anchor (a normalisation) takes an activation only, so it stays one pass over its input.
+bool absorbs_add(const ir::Node& n) { return n.info().pattern == ir::PatternKind::OutEWiseFusable; }
 
 // The epilogue activation that computes exactly what layer n does, if there is one: its own op,
 // or for a relu with attributes, relu6 when they say min(max(x, 0), 6) (Keras' ReLU(6.0)).
@@ -56,7 +61,7 @@ ir::Graph fuse_epilogues(ir::Graph g) {
     ir::NodeId residual = -1, last = a;
     std::vector<ir::NodeId> absorbed;
     ir::NodeId next = uses.sole_reader(a);
-    if (next >= 0 && replacement[next] == next && g.node(next).op == ir::OpKind::Add &&
+    if (next >= 0 && absorbs_add(g.node(a)) && replacement[next] == next && g.node(next).op == ir::OpKind::Add &&
         g.node(next).inputs.size() == 2) {
       const auto& ins = g.node(next).inputs;
       residual = ins[0] == last ? ins[1] : ins[0];

@@ -1,9 +1,12 @@
 #include "passes/pipeline.h"
 
+#include <chrono>
+#include <type_traits>
+
 #include "ir/error.h"
 #include "ir/text.h"
-#include <chrono>
 
+#include "passes/choose_tiles.h"
 #include "passes/dead_code_elimination.h"
 #include "passes/fold_batchnorm.h"
 #include "passes/fuse_epilogues.h"
@@ -15,11 +18,19 @@ namespace cnnc::passes {
 namespace {
 struct PassInfo {
   const char* name;
-  ir::Graph (*run)(ir::Graph);
+  ir::Graph (*run)(ir::Graph, const PipelineOptions&);
   const char* doc;
 };
+// A pass takes the graph, and the tiling options if it needs them.
+template <auto Pass>
+ir::Graph run_pass(ir::Graph g, const PipelineOptions& opts) {
+  if constexpr (std::is_invocable_v<decltype(Pass), ir::Graph, const TilingOptions&>)
+    return Pass(std::move(g), opts.tiling);
+  else
+    return Pass(std::move(g));
+}
 const PassInfo kPasses[] = {
-#define CNNC_PASS(name, fn, doc) {#name, fn, doc},
+#define CNNC_PASS(name, fn, doc) {#name, run_pass<fn>, doc},
 #include "passes/passes.def"
 #undef CNNC_PASS
 };
@@ -45,7 +56,7 @@ ir::Graph optimize(ir::Graph g, const PipelineOptions& opts) {
     if (opts.disabled.count(p.name)) continue;
     const std::string before = opts.after_pass ? ir::print(g) : std::string();
     const auto t0 = std::chrono::steady_clock::now();
-    g = p.run(std::move(g));
+    g = p.run(std::move(g), opts);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 #ifndef NDEBUG
     ir::verify(g);

@@ -5,11 +5,13 @@
 #include <string>
 
 #include "ir/graph.h"
+#include "passes/choose_tiles.h"
 
 namespace cnnc::passes {
 
 struct PipelineOptions {
   std::set<std::string> disabled;  // pass names to skip
+  TilingOptions tiling;             // the machine and batch the schedules are chosen for
   // Called after each pass that ran; `changed` is false when the pass left the graph as it was.
   struct PassRun {
     const std::string& pass;

@@ -10,6 +10,7 @@
 #include "ir/error.h"
 #include "ir/text.h"
 #include "passes/pipeline.h"
+#include "runtime/executor.h"
 #include "runtime/weights.h"
 
 namespace cnnc::tools {
@@ -39,7 +40,6 @@ void add_pass_flags(CLI::App& sub, PassFlags& flags) {
 codegen::CompileOptions compile_options(const PassFlags& flags, int threads) {
   codegen::CompileOptions o;
   o.threads = threads;
-  o.pack_weights = !flags.no_weight_packing;
   o.reuse_memory = !flags.no_memory_reuse;
   o.micro_batch = flags.micro_batch;
   return o;
@@ -48,6 +48,10 @@ codegen::CompileOptions compile_options(const PassFlags& flags, int threads) {
 ir::Graph optimize(ir::Graph g, const PassFlags& flags) {
   passes::PipelineOptions opts;
   opts.disabled = {flags.disabled.begin(), flags.disabled.end()};
+  // Schedules for this machine, at the batch each kernel will be called with.
+  opts.tiling.machine = codegen::describe_target("host");
+  opts.tiling.kernel_batch = runtime::choose_micro_batch(g, flags.micro_batch);
+  opts.tiling.pack_weights = !flags.no_weight_packing;
   const auto names = passes::pass_names();
   if (!flags.print_after.empty() && flags.print_after != "all" &&
       std::find(names.begin(), names.end(), flags.print_after) == names.end())

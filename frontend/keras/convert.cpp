@@ -448,7 +448,7 @@ std::vector<float> per_channel(Converter& c, const Layer& l, const char* key, do
 
 ir::NodeId affine(Converter& c, const Layer& l, const std::string& name, ir::NodeId x, std::vector<float> scale,
                   std::vector<float> shift) {
-  const ir::NodeId id = c.add(l, name, ir::OpKind::Affine, ir::NoAttrs{}, {x});
+  const ir::NodeId id = c.add(l, name, ir::OpKind::Affine, ir::AffineAttrs{}, {x});
   c.set_constant(id, "scale", scale);
   c.set_constant(id, "shift", shift);
   return id;

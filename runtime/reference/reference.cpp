@@ -187,8 +187,8 @@ double activate(OpKind k, double v) {
   }
 }
 
-// A fused conv2d/dense: the layer's result, plus the residual, through the activation, exactly
-// as the separate add and activation layers would compute it.
+// A fused layer: its result, plus the residual, through the activation, exactly as the
+// separate add and activation layers would compute it.
 Tensor with_epilogue(const Node& n, Tensor out, const std::vector<const Tensor*>& inputs) {
   const ir::Epilogue& e = *ir::epilogue_of(n.attrs);
   for (size_t i = 0; i < out.data.size(); ++i) {
@@ -342,9 +342,9 @@ Tensor run_node(const Node& n, const std::vector<const Tensor*>& inputs) {
     case OpKind::GlobalMaxPool2D:
       return global_pool(n, x, /*is_max=*/true);
     case OpKind::BatchNorm:
-      return batch_norm(n, x);
+      return with_epilogue(n, batch_norm(n, x), inputs);
     case OpKind::Affine:
-      return affine(n, x);
+      return with_epilogue(n, affine(n, x), inputs);
     case OpKind::ReLU: {
       const auto& a = n.attr<ir::ReLUAttrs>();
       const double top = a.max_value, slope = a.negative_slope, threshold = a.threshold;

@@ -9,6 +9,7 @@
 
 #include "ir/error.h"
 #include "ir/text.h"
+#include "passes/choose_tiles.h"
 #include "runtime/executor.h"
 #include "runtime/reference/reference.h"
 #include "runtime/weights.h"
@@ -27,9 +28,14 @@ void random_weights(ir::Graph& g, std::mt19937& rng) {
     }
 }
 
+// Which schedules the conv2d and dense layers get: the tiling pass's (with or without weight
+// packing), or none recorded (codegen's plain schedule).
+enum class Schedules { Tiled, Unpacked, Plain };
+
 // Compiles and runs `text` and compares it with the reference. Returns false when the network
 // is not a valid one (shape inference refused it), so random generators can skip it.
-bool check_network(const std::string& text, std::mt19937& rng, int64_t batch = 1, int64_t micro_batch = 0) {
+bool check_network(const std::string& text, std::mt19937& rng, int64_t batch = 1, int64_t micro_batch = 0,
+                   Schedules schedules = Schedules::Tiled) {
   ir::Graph g;
   try {
     g = ir::parse(text, "generated.cnn", batch);
@@ -40,6 +46,11 @@ bool check_network(const std::string& text, std::mt19937& rng, int64_t batch = 1
   std::vector<ir::Tensor> inputs;
   for (ir::NodeId id : g.inputs()) inputs.push_back(test::random_tensor(g.node(id).type.shape, rng));
   const auto want = runtime::reference::run(g, inputs);
+  if (schedules != Schedules::Plain) {
+    const passes::TilingOptions tiling{codegen::describe_target("host"), runtime::choose_micro_batch(g, micro_batch),
+                                       schedules == Schedules::Tiled};
+    g = passes::choose_tiles(std::move(g), tiling);
+  }
   codegen::CompileOptions opts;
   opts.micro_batch = micro_batch;
   runtime::CompiledModel model(g, opts);
@@ -60,13 +71,14 @@ T pick(std::mt19937& rng, std::initializer_list<T> options) {
 
 // Runs `make` until `count` valid random networks were checked.
 void check_random(int count, uint32_t seed, const std::function<std::string(std::mt19937&)>& make,
-                  const std::function<int64_t(std::mt19937&)>& batch = nullptr) {
+                  const std::function<int64_t(std::mt19937&)>& batch = nullptr,
+                  Schedules schedules = Schedules::Tiled) {
   std::mt19937 rng(seed);
   int checked = 0;
   for (int attempt = 0; checked < count && attempt < count * 20; ++attempt) {
     const std::string text = make(rng);
     CAPTURE(seed);
-    if (check_network(text, rng, batch ? batch(rng) : 1)) ++checked;
+    if (check_network(text, rng, batch ? batch(rng) : 1, 0, schedules)) ++checked;
   }
   CHECK(checked == count);
 }
@@ -78,27 +90,60 @@ std::string input_line(std::mt19937& rng, std::initializer_list<int> sizes,
   return os.str();
 }
 
+// A random conv2d: kernels, strides, dilations, paddings, groups (depthwise too), bias.
+std::string random_conv(std::mt19937& rng) {
+  const int cin = pick(rng, {1, 3, 4, 8, 16});
+  const int k = pick(rng, {1, 2, 3, 5});
+  std::ostringstream os;
+  os << "input x shape=" << pick(rng, {5, 7, 9, 12}) << "x" << pick(rng, {4, 6, 11}) << "x" << cin << "\n";
+  const int groups = pick(rng, {1, 1, cin, cin > 1 && cin % 2 == 0 ? 2 : 1});
+  const int filters = groups * pick(rng, {1, 2, 3, 8, 16});
+  os << "conv2d c filters=" << filters << " kernel=" << k << "x" << pick(rng, {1, 3})
+     << " strides=" << pick(rng, {1, 2, 3}) << "x" << pick(rng, {1, 2})
+     << " dilation=" << pick(rng, {1, 1, 2}) << "x" << pick(rng, {1, 2})
+     << " padding=" << pick<std::string>(rng, {"valid", "same", "1", "0,1,2,1"})
+     << " groups=" << groups << " use_bias=" << pick<std::string>(rng, {"true", "false"})
+     << " round=floor\n";
+  return os.str();
+}
+
+int64_t small_batch(std::mt19937& rng) { return pick<int64_t>(rng, {1, 1, 2, 3}); }
+
 }  // namespace
 
 TEST_CASE("conv2d matches the reference: strides, paddings, dilations, groups, batches") {
-  check_random(
-      24, 1,
-      [](std::mt19937& rng) {
-        const int cin = pick(rng, {1, 3, 4, 8, 16});
-        const int k = pick(rng, {1, 2, 3, 5});
-        std::ostringstream os;
-        os << "input x shape=" << pick(rng, {5, 7, 9, 12}) << "x" << pick(rng, {4, 6, 11}) << "x" << cin << "\n";
-        const int groups = pick(rng, {1, 1, cin, cin > 1 && cin % 2 == 0 ? 2 : 1});
-        const int filters = groups * pick(rng, {1, 2, 3, 8, 16});
-        os << "conv2d c filters=" << filters << " kernel=" << k << "x" << pick(rng, {1, 3})
-           << " strides=" << pick(rng, {1, 2, 3}) << "x" << pick(rng, {1, 2})
-           << " dilation=" << pick(rng, {1, 1, 2}) << "x" << pick(rng, {1, 2})
-           << " padding=" << pick<std::string>(rng, {"valid", "same", "1", "0,1,2,1"})
-           << " groups=" << groups << " use_bias=" << pick<std::string>(rng, {"true", "false"})
-           << " round=floor\n";
-        return os.str();
-      },
-      [](std::mt19937& rng) { return pick<int64_t>(rng, {1, 1, 2, 3}); });
+  check_random(24, 1, random_conv, small_batch);
+}
+
+TEST_CASE("conv2d and dense without the tiling pass (plain schedule) or without packed weights") {
+  check_random(6, 21, random_conv, small_batch, Schedules::Plain);
+  check_random(6, 22, random_conv, small_batch, Schedules::Unpacked);
+  std::mt19937 rng(23);
+  for (auto schedules : {Schedules::Plain, Schedules::Unpacked})
+    for (int64_t batch : {1, 5}) CHECK(check_network("input x shape=300\ndense d units=512\n", rng, batch, 0, schedules));
+}
+
+TEST_CASE("a recorded schedule is applied as written, and one that cannot apply is a clear error") {
+  std::mt19937 rng(24);
+  const std::string conv = "input x shape=9x9x16\nconv2d c filters=48 kernel=3x3 padding=same ";
+  // Any valid tile computes the same result: a narrow one with a partial last tile, uneven rows.
+  CHECK(check_network(conv + "schedule=tile:v8,c16,x4,k4,r2,p16\n", rng, 2));
+  CHECK(check_network(conv + "schedule=tile:v16,c48,x1,k16,r9\n", rng));
+  CHECK(check_network("input x shape=64\ndense d units=64 schedule=gemv:v8,c32,p32\n", rng, 2));
+  CHECK(check_network("input x shape=64\ndense d units=40 schedule=stream:v4,c24\n", rng, 3));
+  for (auto [schedule, why] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"tile:v16,c32,x4,k5,r1", "k (input channels per chunk) must divide the input channels per group (16)"},
+           {"tile:v16,c64,x4,k4,r1", "c (output channels per tile) must not exceed the layer's 48"},
+           {"tile:v12,c24,x4,k4,r1", "v (vector lanes) must be a power of two"},
+           {"tile:v4,c32,x40,k4,r1", "the register tile (c/v x x) may hold at most 64 vectors"},
+           {"tile:v16,c16,x4,k4,r1,p32", "p (packed block) must equal c"},
+           {"stream:v16,c16,p16", "stream takes only v and c"}}) {
+    CAPTURE(schedule);
+    ir::Graph g = ir::parse(conv + "schedule=" + schedule + "\n", "t.cnn");
+    random_weights(g, rng);
+    const std::string message = std::string("t.cnn:2: layer 'c' (conv2d): cannot apply its schedule: ") + why;
+    CHECK_THROWS_WITH_AS(runtime::CompiledModel{g}, doctest::Contains(message.c_str()), Error);
+  }
 }
 
 TEST_CASE("conv2d at a realistic size: 3x3, 56x56, 64 -> 64 with same padding") {

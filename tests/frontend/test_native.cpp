@@ -136,7 +136,7 @@ TEST_CASE("malformed networks: file:line, the layer, and what is accepted") {
   SUBCASE("unknown attribute") {
     const std::string p = bad(img + "conv2d c filters=1 kernel=3 stride=2\n");
     check_contains(load_error(p), {p + ":3:", "layer 'c' (conv2d)", "unknown attribute 'stride'",
-                                   "accepted: filters, kernel, strides, padding, dilation, groups, use_bias, round, epilogue, "
+                                   "accepted: filters, kernel, strides, padding, dilation, groups, use_bias, round, epilogue, schedule, "
                                    "activation"});
   }
   SUBCASE("bad attribute value") {

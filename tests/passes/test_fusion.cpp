@@ -78,6 +78,31 @@ TEST_CASE("fold_batchnorm: dense and affine fold; a shared or output producer ke
         "input x shape=4x4x2\nmaxpool2d p pool=2x2\nbatchnorm bn\n");
 }
 
+TEST_CASE("fold_batchnorm: into the conv or dense after it where that pads nothing, grouped convs too") {
+  const char* folds[] = {
+      "input x shape=6x6x4\nmaxpool2d p pool=2x2\nbatchnorm bn\nconv2d c filters=3 kernel=3x3 use_bias=false\n",
+      "input x shape=6x6x4\nmaxpool2d p pool=2x2\nbatchnorm bn\nconv2d c filters=8 kernel=2x2 strides=1x2 round=floor groups=2\n",
+      "input x shape=6x6x4\nmaxpool2d p pool=2x2\nbatchnorm bn\nconv2d c filters=8 kernel=1x1 padding=same groups=4\n",
+      "input x shape=5\nrelu r\naffine a\ndense d units=3\n",
+  };
+  for (const char* text : folds) {
+    CAPTURE(text);
+    ir::Graph g = with_weights(text);
+    ir::Graph f = passes::fold_batchnorm(g);
+    CHECK(f.size() == g.size() - 1);
+    CHECK(f.node(f.size() - 1).absorbed.size() == 1);
+    std::mt19937 rng(4);
+    const auto x = random_inputs(g, rng);
+    test::check_close(runtime::reference::run(f, x)[0], runtime::reference::run(g, x)[0], 1e-5);
+  }
+  // A conv that pads its input would see zeros where the normalised border is not zero.
+  const char* padded = "input x shape=6x6x4\nmaxpool2d p pool=2x2\nbatchnorm bn\nconv2d c filters=3 kernel=3x3 padding=same\n";
+  CHECK(body(passes::fold_batchnorm(with_weights(padded))) == body(with_weights(padded)));
+  // Read by two layers, or as a residual: stays.
+  const char* shared = "input x shape=4x4x2\nrelu r\nbatchnorm bn\nconv2d c filters=2 kernel=1x1\nadd s <- bn, c\n";
+  CHECK(body(passes::fold_batchnorm(with_weights(shared))) == body(with_weights(shared)));
+}
+
 TEST_CASE("fuse_padding: a zeropadding2d becomes the conv's explicit padding") {
   // 8x8 padded to 11x11; 'same' at stride 2 pads that by one on each side: 2,3,4,1 in all.
   const ir::Graph g = with_weights(
@@ -110,6 +135,25 @@ TEST_CASE("fuse_epilogues: residual add and activation join the conv; the anchor
   // Keras' ReLU(6.0), as MobileNetV2 writes it, is relu6.
   CHECK(body(passes::fuse_epilogues(with_weights("input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nrelu r max_value=6\n"))) ==
         "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1 epilogue=relu6\n");
+}
+
+TEST_CASE("fuse_epilogues: an activation joins a batchnorm or affine that did not fold; an add does not") {
+  // DenseNet's pattern: concat -> batchnorm -> relu -> conv; the batchnorm has no conv before it.
+  CHECK(body(passes::optimize(with_weights(
+            "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nconcat k <- x, a\nbatchnorm n\nrelu r\n"
+            "conv2d b filters=4 kernel=1x1\n"), {.disabled = {"choose_tiles"}})) ==
+        "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nconcat k <- x, a\nbatchnorm n epilogue=relu\n"
+        "conv2d b filters=4 kernel=1x1\n");
+  CHECK(body(passes::fuse_epilogues(with_weights("input x shape=6x6x4\naffine f\nswish s\n"))) ==
+        "input x shape=6x6x4\naffine f epilogue=swish\n");
+  // A normalisation takes no residual add: the add stays, and so does the relu after it.
+  const char* add_after = "input x shape=6x6x4\nbatchnorm n\nadd s <- n, x\nrelu r\n";
+  CHECK(body(passes::fuse_epilogues(with_weights(add_after))) == body(with_weights(add_after)));
+  CHECK_THROWS_WITH_AS(ir::parse("input x shape=4x4x2\nbatchnorm n epilogue=add+relu\n", "t.cnn"),
+                       doctest::Contains("a normalisation applies an activation only"), Error);
+  // A batchnorm with an activation does not fold into the conv before it (the activation would be lost).
+  const char* fused_bn = "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nbatchnorm n epilogue=relu\n";
+  CHECK(body(passes::fold_batchnorm(with_weights(fused_bn))) == body(with_weights(fused_bn)));
 }
 
 TEST_CASE("fuse_epilogues leaves what an epilogue cannot compute exactly") {
@@ -158,6 +202,8 @@ TEST_CASE("the optimised graph computes what the original does (reference and Ha
     std::string t = "input x shape=" + hw + "x" + hw + "x" + c + "\n", prev = "x";
     for (int b = 0; b < 4; ++b) {
       const std::string id = std::to_string(b);
+      // A batchnorm before the conv: folds forward into a 1x1, stays before a padded 3x3.
+      if (pick(5) == 0) t += "batchnorm f" + id + " <- " + prev + "\n", prev = "f" + id;
       if (pick(3) == 0)  // pad 1 + valid 3x3 keeps the size
         t += "zeropadding2d p" + id + " pad=1 <- " + prev + "\nconv2d q" + id + " filters=" + c + " kernel=3x3\n";
       else
@@ -169,6 +215,7 @@ TEST_CASE("the optimised graph computes what the original does (reference and Ha
         const std::string other = pick(2) ? "x" : prev;
         t += "add s" + id + " <- " + (pick(2) ? last + ", " + other : other + ", " + last) + "\n";
         last = "s" + id;
+        if (pick(3) == 0) t += "batchnorm m" + id + "\n", last = "m" + id;  // pre-activation: cannot fold
       }
       if (pick(4)) t += std::string(acts[pick(7)]) + " a" + id + " <- " + last + "\n", last = "a" + id;
       prev = last;

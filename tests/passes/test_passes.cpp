@@ -54,7 +54,8 @@ TEST_CASE("after_pass sees each pass and whether it changed the graph") {
                                                           {"fold_batchnorm", false},
                                                           {"fuse_padding", false},
                                                           {"fuse_epilogues", false},
-                                                          {"dead_code_elimination", false}});
+                                                          {"dead_code_elimination", false},
+                                                          {"choose_tiles", false}});
 }
 
 TEST_CASE("the pipeline preserves the outputs of the example models") {

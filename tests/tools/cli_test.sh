@@ -203,6 +203,17 @@ case $CASE in
     has "before the passes: 34 layers" graph.dot
     ;;
 
+  compile_schedules)
+    # The tiling pass records each conv/dense schedule in the IR; without it, codegen's plain one.
+    expect_ok compile "$M/lenet5.cnn" --print-ir --emit schedule
+    has "schedule=tile:v"
+    has "register tile"
+    expect_ok compile "$M/lenet5.cnn" --disable-pass choose_tiles --emit schedule
+    has "plain: vectorised over channels"
+    write_net bad.cnn "input x shape=8x8x16" "conv2d c filters=32 kernel=3x3 schedule=tile:v8,c16,x4,k5,r2"
+    expect_error "bad.cnn:2:" "layer 'c' (conv2d)" "cannot apply its schedule" "k (input channels per chunk) must divide" -- run bad.cnn
+    ;;
+
   kernel_cache)
     # A second process loads every kernel the first compiled; outputs equal the JIT's.
     export CNNC_CACHE_DIR=$T/cache

@@ -1,0 +1,102 @@
+#include "passes/choose_tiles.h"
+
+#include <algorithm>
+
+namespace cnnc::passes {
+
+namespace {
+
+// The layer as a convolution: dense is a 1x1 conv over a one-row image of all its input rows.
+struct ConvShape {
+  int64_t out_c, out_w, out_h, in_per_group, groups;
+};
+
+ConvShape conv_shape(const ir::Graph& g, const ir::Node& n, int64_t kernel_batch) {
+  const ir::TensorType& in = g.node(n.inputs[0]).type;
+  if (n.op == ir::OpKind::Dense) {
+    const int64_t rows = in.elements() / in.channels() / g.batch() * kernel_batch;
+    return {n.type.channels(), rows, 1, in.channels(), 1};
+  }
+  const int64_t groups = n.attr<ir::Conv2DAttrs>().groups;
+  return {n.type.shape[3], n.type.shape[2], n.type.shape[1], in.channels() / groups, groups};
+}
+
+// f32 lanes per vector for `channels` outputs: the machine's width, or the largest power of
+// two not above the channels.
+int64_t vector_for(int64_t channels, int lanes) {
+  int64_t v = lanes;
+  while (v > 1 && v > channels) v /= 2;
+  return v;
+}
+
+}  // namespace
+
+ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts) {
+  const int64_t kernel_batch = opts.kernel_batch > 0 ? opts.kernel_batch : g.batch();
+  const ConvShape s = conv_shape(g, n, kernel_batch);
+  const ir::MachineInfo& m = opts.machine;
+  ir::Schedule sc;
+  sc.vector = vector_for(s.out_c, m.vector_lanes);
+  // Accumulators of the register tile: 12 of AVX2's 16 registers, 20 of AVX-512's 32 (best of
+  // 12..28 on Zen 5 for ResNet50 and a 56x56x64 conv), leaving room for the weight vectors and
+  // the broadcast input.
+  const int64_t accumulators = m.vector_registers >= 32 ? 20 : 12;
+  const bool depthwise = s.in_per_group == 1 && s.groups > 1;
+
+  if (!depthwise && s.out_w < 4) {
+    // Matrix-vector shape (a dense layer at batch 1): memory-bound on the weights. Best: as
+    // many output channels per task as the accumulators hold for every row, the largest such
+    // block (at least 4 vectors) that divides the channels, its weights packed contiguously.
+    int64_t block = 0;
+    for (int64_t v = std::max<int64_t>(1, accumulators / s.out_w); v >= 4 && !block; --v)
+      if (s.out_c % (v * sc.vector) == 0) block = v * sc.vector;
+    if (opts.pack_weights && s.groups == 1 && block && s.out_c > block) {
+      sc.kind = ir::Schedule::Gemv;
+      sc.channels = sc.pack = block;
+    } else {  // no such block: stream the weights in storage order, accumulators in L1
+      sc.kind = ir::Schedule::Stream;
+      sc.channels = std::min<int64_t>(s.out_c, 1024);
+    }
+    return sc;
+  }
+
+  sc.kind = ir::Schedule::Tile;
+  // Register tile: up to two vectors of output channels x as many pixels of a row as the
+  // remaining accumulators allow; of the widths from 4 up, the one wasting least on a row's
+  // last, rounded-up tile (the wider on a tie).
+  sc.channels = sc.vector * std::clamp<int64_t>(s.out_c / sc.vector, 1, 2);
+  const int64_t vectors = sc.channels / sc.vector;
+  int64_t tile_x = std::clamp<int64_t>(accumulators / vectors, 1, s.out_w);
+  auto rounded = [&](int64_t tx) { return (s.out_w + tx - 1) / tx * tx; };
+  for (int64_t tx = tile_x - 1; tx >= std::min<int64_t>(tile_x, 4); --tx)
+    if (rounded(tx) < rounded(tile_x)) tile_x = tx;
+  sc.pixels = tile_x;
+  const int64_t tile_bytes = sc.channels * 4;
+  // Input channels per reduction chunk: the chunk's weights for one tap (chunk x channels)
+  // take at most a quarter of L1, so they stay there while a whole row of tiles reuses them.
+  if (!depthwise) {
+    int64_t chunk = std::clamp<int64_t>(m.l1_bytes / 4 / tile_bytes, 1, s.in_per_group);
+    while (s.in_per_group % chunk) --chunk;
+    sc.chunk = chunk;
+  }
+  // Rows per task: enough pixels to reuse each weight chunk well (accumulators filling half of
+  // L1), few enough that they fit in L1; then evened out over the rows.
+  const int64_t max_rows = std::max<int64_t>(1, m.l1_bytes / tile_bytes / s.out_w);
+  int64_t rows = std::clamp<int64_t>(m.l1_bytes / 2 / tile_bytes / s.out_w, 1, std::min(s.out_h, max_rows));
+  const int64_t tasks = (s.out_h + rows - 1) / rows;
+  sc.rows = (s.out_h + tasks - 1) / tasks;
+  // Pre-packed weights stream contiguously per tile; one tile's worth needs no packing.
+  if (opts.pack_weights && s.groups == 1 && s.out_c % sc.channels == 0 && s.out_c > sc.channels)
+    sc.pack = sc.channels;
+  return sc;
+}
+
+ir::Graph choose_tiles(ir::Graph g, const TilingOptions& opts) {
+  for (auto& n : g.nodes()) {
+    ir::Schedule* sc = ir::schedule_of(n.attrs);
+    if (sc && sc->kind == ir::Schedule::None) *sc = tile_schedule(g, n, opts);
+  }
+  return g;
+}
+
+}  // namespace cnnc::passes

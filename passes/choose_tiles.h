@@ -1,0 +1,23 @@
+#pragma once
+#include "ir/graph.h"
+#include "ir/machine.h"
+
+namespace cnnc::passes {
+
+struct TilingOptions {
+  ir::MachineInfo machine;
+  // Images per kernel call (the runtime's micro-batch), which sets a dense layer's rows;
+  // 0: the graph's batch.
+  int64_t kernel_batch = 0;
+  bool pack_weights = true;  // false: every schedule reads weights in their stored layout
+};
+
+// Records a schedule on every conv2d and dense that has none (ir::Schedule): the register tile,
+// reduction chunk, rows per task and weight packing, from the layer's shapes, the machine's
+// vector registers and its L1 size. Safe: a schedule changes how a layer is computed, not what.
+ir::Graph choose_tiles(ir::Graph g, const TilingOptions& opts);
+
+// The schedule choose_tiles gives one layer.
+ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts);
+
+}  // namespace cnnc::passes

@@ -1,0 +1,66 @@
+// The tiling pass: golden schedules for layers of the example networks on a fixed machine, the
+// IR round trip of a schedule, and the options that change what it records.
+#include <doctest/doctest.h>
+
+#include "ir/error.h"
+#include "ir/text.h"
+#include "passes/choose_tiles.h"
+
+using namespace cnnc;
+
+namespace {
+
+// An AVX-512 machine with a 32 KiB L1 (Zen 4, Skylake-SP).
+passes::TilingOptions avx512(int64_t kernel_batch = 0, bool pack = true) {
+  return {{16, 32, 32 << 10}, kernel_batch, pack};
+}
+
+// The schedule recorded on the graph's last layer, as the IR writes it.
+std::string schedule_of(const std::string& text, const passes::TilingOptions& opts, int64_t batch = 1) {
+  ir::Graph g = passes::choose_tiles(ir::parse(text, "t.cnn", batch), opts);
+  const std::string line = ir::print_attrs(g.node(g.size() - 1));
+  const size_t at = line.find("schedule=");
+  return at == std::string::npos ? "" : line.substr(at + 9, line.find(' ', at) - at - 9);
+}
+
+}  // namespace
+
+TEST_CASE("choose_tiles: register tiles, chunks and rows from the shapes, registers and L1") {
+  // ResNet50's 3x3 on 56x56: 2 vectors x 8 pixels (8 divides 56: no rounded-up last tile),
+  // 64-channel chunks (a tap's chunk of weights is 8 KiB, a quarter of L1), 2 rows (112 pixels).
+  CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n", avx512()) ==
+        "tile:v16,c32,x8,k64,r2,p32");
+  // A depthwise conv takes no chunk and is never packed.
+  CHECK(schedule_of("input x shape=112x112x32\nconv2d c filters=32 kernel=3x3 padding=same groups=32\n", avx512()) ==
+        "tile:v16,c32,x8,r1");
+  // Fewer channels than a vector: the vector narrows to them.
+  CHECK(schedule_of("input x shape=8x8x3\nconv2d c filters=6 kernel=3x3\n", avx512()) == "tile:v4,c4,x6,k3,r6");
+  // On AVX2 (8 lanes, 16 registers) the same layer gets 12 accumulators: 2 vectors x 6 pixels,
+  // narrowed to 4 that divide the row; 4 rows, as 16-channel tiles take half the L1 bytes.
+  CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n",
+                    {{8, 16, 32 << 10}, 0, true}) == "tile:v8,c16,x4,k64,r4,p16");
+}
+
+TEST_CASE("choose_tiles: dense layers by their rows per kernel call") {
+  // One row: matrix-vector, 256 channels per task in registers, weights packed by that block.
+  CHECK(schedule_of("input x shape=512\ndense d units=4096\n", avx512()) == "gemv:v16,c256,p256");
+  // No block of 4+ vectors divides 1000 classes: the weights stream in their stored order.
+  CHECK(schedule_of("input x shape=2048\ndense d units=1000\n", avx512()) == "stream:v16,c1000");
+  // Batch 32 run 4 images per call: a register tile over 4 rows.
+  CHECK(schedule_of("input x shape=2048\ndense d units=1000\n", avx512(4), 32) == "tile:v16,c32,x4,k64,r1");
+  // Without weight packing: no p, and no matrix-vector schedule (it needs the packed blocks).
+  CHECK(schedule_of("input x shape=512\ndense d units=4096\n", avx512(0, false)) == "stream:v16,c1024");
+}
+
+TEST_CASE("choose_tiles keeps a recorded schedule; schedules round-trip and bad ones are explained") {
+  const std::string text = "input x shape=8x8x16\nconv2d c filters=32 kernel=3x3 schedule=tile:v8,c16,x4,k8,r2\n";
+  CHECK(schedule_of(text, avx512()) == "tile:v8,c16,x4,k8,r2");
+  const std::string printed = ir::print(ir::parse(text, "t.cnn"));
+  CHECK(ir::print(ir::parse(printed, "t.cnn")) == printed);
+  for (const char* bad : {"tile:v8,v8", "tile:q4", "tile:v0", "none:v8", "blocked"}) {
+    CAPTURE(bad);
+    const std::string net = "input x shape=8x8x16\nconv2d c filters=32 kernel=3x3 schedule=" + std::string(bad) + "\n";
+    const std::string why = "attribute 'schedule': '" + std::string(bad) + "' is not none, or tile/gemv/stream";
+    CHECK_THROWS_WITH_AS(ir::parse(net, "t.cnn"), doctest::Contains(why.c_str()), Error);
+  }
+}
