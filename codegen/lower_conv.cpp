@@ -40,6 +40,8 @@ std::string schedule_error(const ConvSpec& s) {
       if (depthwise ? sc.chunk != 0 : (sc.chunk < 1 || ig % sc.chunk))
         return depthwise ? "a depthwise conv takes no k (chunk)"
                          : "k (input channels per chunk) must divide the input channels per group (" + std::to_string(ig) + ")";
+      if (sc.taps_inside && (depthwise || sc.taps_inside != 1 || sc.chunk != ig))
+        return "t1 (taps inside the tile) needs k equal to the input channels per group, and no depthwise conv";
       break;
     case ir::Schedule::Gemv:
       if (depthwise || s.groups != 1 || sc.pack != sc.channels || sc.pixels || sc.chunk || sc.rows)
@@ -48,6 +50,7 @@ std::string schedule_error(const ConvSpec& s) {
     case ir::Schedule::Stream:
       if (depthwise) return "a depthwise conv cannot stream its weights";
       if (s.out_w > 16) return "gemv and stream are for rows of at most 16 pixels (here " + std::to_string(s.out_w) + ")";
+      if (sc.taps_inside) return "t (taps inside) is for tile schedules";
       if (sc.kind == ir::Schedule::Stream && (sc.pack || sc.pixels || sc.chunk || sc.rows))
         return "stream takes only v and c";
       break;
@@ -201,14 +204,21 @@ Lowered lower_conv_core(const ConvSpec& s, const std::string& name, const Target
       u.split(x, xo, xi, tile_x, TailStrategy::RoundUp);
       if (depthwise) {
         u.reorder(c, xi, r.x, r.y, xo, y, n);
+      } else if (sc.taps_inside) {
+        // The whole reduction inside the tile: its accumulators stay in registers throughout.
+        u.reorder(c, xi, r.z, r.x, r.y, xo, y, n);
+        if (kc <= 4) u.unroll(r.z);
       } else {
         u.split(r.z, rzo, rzi, kc).reorder(c, xi, rzi, xo, y, r.x, r.y, rzo, n);
         if (kc % 2 == 0) u.unroll(rzi, 2);
       }
       u.vectorize(c, vec).unroll(c).unroll(xi);
       os << (depthwise ? "depthwise, " : "") << "register tile " << tile_c << "c x " << tile_x
-         << "px; " << (depthwise ? "taps" : "in-channel chunks of " + std::to_string(kc) + ", taps")
-         << " outside a sweep of " << rows << " row(s); parallel over channel blocks x row blocks x batch";
+         << "px; "
+         << (sc.taps_inside ? "all " + std::to_string(kc) + " in-channels and taps inside the tile, over "
+                            : depthwise ? "taps outside a sweep of "
+                                        : "in-channel chunks of " + std::to_string(kc) + ", taps outside a sweep of ")
+         << rows << " row(s); parallel over channel blocks x row blocks x batch";
       break;
     }
   }

@@ -52,6 +52,9 @@ struct Schedule {
   // gemv: `channels` output channels per task held in registers (matrix-vector shape);
   // stream: `channels` output channels per task, accumulators in L1, weights in storage order.
   int64_t channels = 0, pixels = 0, chunk = 0, rows = 0;
+  // tile, 1: every tap inside the tile (the whole reduction while the tile is in registers),
+  // for convs with few input channels; 0: each chunk and tap swept over a row of tiles.
+  int64_t taps_inside = 0;
   // Output channels per block of pre-packed weights (Kernel::weight_block); 0: stored layout.
   int64_t pack = 0;
   bool operator==(const Schedule&) const = default;

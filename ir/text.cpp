@@ -30,13 +30,14 @@ std::string to_text(const Epilogue& e) {
   return e.add ? (act.empty() ? "add" : "add+" + act) : act;
 }
 // none, or KIND:FIELDS with the fields that are set as a letter and a number, e.g.
-// tile:v16,c32,x10,k64,r2,p32 (v vector, c channels, x pixels, k chunk, r rows, p pack).
+// tile:v16,c32,x10,k64,r2,p32 (v vector, c channels, x pixels, k chunk, r rows, t taps inside,
+// p pack).
 constexpr const char* kScheduleKinds[] = {"none", "tile", "gemv", "stream"};
 std::string to_text(const Schedule& sc) {
   std::string s = kScheduleKinds[sc.kind];
   char sep = ':';
   for (auto [letter, v] : {std::pair{'v', sc.vector}, {'c', sc.channels}, {'x', sc.pixels},
-                           {'k', sc.chunk}, {'r', sc.rows}, {'p', sc.pack}})
+                           {'k', sc.chunk}, {'r', sc.rows}, {'t', sc.taps_inside}, {'p', sc.pack}})
     if (v) s += sep + std::string(1, letter) + std::to_string(v), sep = ',';
   return s;
 }
@@ -134,7 +135,8 @@ bool from_text(std::string_view s, Schedule& sc) {
     int64_t v;
     if (field.size() < 2 || !parse_int(field.substr(1), v) || v < 1) return false;
     int64_t* slot = field[0] == 'v' ? &sc.vector : field[0] == 'c' ? &sc.channels : field[0] == 'x' ? &sc.pixels
-                  : field[0] == 'k' ? &sc.chunk : field[0] == 'r' ? &sc.rows : field[0] == 'p' ? &sc.pack : nullptr;
+                  : field[0] == 'k' ? &sc.chunk : field[0] == 'r' ? &sc.rows : field[0] == 't' ? &sc.taps_inside
+                  : field[0] == 'p' ? &sc.pack : nullptr;
     if (!slot || *slot) return false;  // unknown or repeated
     *slot = v;
   }
@@ -161,7 +163,7 @@ const char* accepted(Shape*) { return "positive sizes like 32x32x3"; }
 const char* accepted(Rounding*) { return "exact or floor"; }
 const char* accepted(Padding*) { return "valid, same, P, or top,bottom,left,right"; }
 const char* accepted(Schedule*) {
-  return "none, or tile/gemv/stream followed by :v,c,x,k,r,p fields with positive sizes "
+  return "none, or tile/gemv/stream followed by :v,c,x,k,r,t,p fields with positive sizes "
          "(e.g. tile:v16,c32,x10,k64,r2,p32)";
 }
 const char* accepted(Epilogue*) {

@@ -129,6 +129,7 @@ TEST_CASE("a recorded schedule is applied as written, and one that cannot apply 
   // Any valid tile computes the same result: a narrow one with a partial last tile, uneven rows.
   CHECK(check_network(conv + "schedule=tile:v8,c16,x4,k4,r2,p16\n", rng, 2));
   CHECK(check_network(conv + "schedule=tile:v16,c48,x1,k16,r9\n", rng));
+  CHECK(check_network(conv + "schedule=tile:v16,c16,x3,k16,r4,t1,p16\n", rng, 2));
   CHECK(check_network("input x shape=64\ndense d units=64 schedule=gemv:v8,c32,p32\n", rng, 2));
   CHECK(check_network("input x shape=64\ndense d units=40 schedule=stream:v4,c24\n", rng, 3));
   for (auto [schedule, why] : std::initializer_list<std::pair<const char*, const char*>>{
@@ -137,7 +138,8 @@ TEST_CASE("a recorded schedule is applied as written, and one that cannot apply 
            {"tile:v12,c24,x4,k4,r1", "v (vector lanes) must be a power of two"},
            {"tile:v4,c32,x40,k4,r1", "the register tile (c/v x x) may hold at most 64 vectors"},
            {"tile:v16,c16,x4,k4,r1,p32", "p (packed block) must equal c"},
-           {"stream:v16,c16,p16", "stream takes only v and c"}}) {
+           {"stream:v16,c16,p16", "stream takes only v and c"},
+           {"tile:v16,c16,x4,k8,r1,t1", "t1 (taps inside the tile) needs k equal to the input channels"}}) {
     CAPTURE(schedule);
     ir::Graph g = ir::parse(conv + "schedule=" + schedule + "\n", "t.cnn");
     random_weights(g, rng);

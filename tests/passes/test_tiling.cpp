@@ -30,15 +30,19 @@ TEST_CASE("choose_tiles: register tiles, chunks and rows from the shapes, regist
   // 64-channel chunks (a tap's chunk of weights is 8 KiB, a quarter of L1), 2 rows (112 pixels).
   CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n", avx512()) ==
         "tile:v16,c32,x8,k64,r2,p32");
+  // ResNet50's stem, 3 input channels: every tap inside the tile (t1), 18.4 KiB of its weights.
+  CHECK(schedule_of("input x shape=224x224x3\nconv2d c filters=64 kernel=7x7 strides=2 padding=same\n", avx512()) ==
+        "tile:v16,c32,x8,k3,r1,t1,p32");
   // A depthwise conv takes no chunk and is never packed.
   CHECK(schedule_of("input x shape=112x112x32\nconv2d c filters=32 kernel=3x3 padding=same groups=32\n", avx512()) ==
         "tile:v16,c32,x8,r1");
   // Fewer channels than a vector: the vector narrows to them.
-  CHECK(schedule_of("input x shape=8x8x3\nconv2d c filters=6 kernel=3x3\n", avx512()) == "tile:v4,c4,x6,k3,r6");
+  CHECK(schedule_of("input x shape=8x8x3\nconv2d c filters=6 kernel=3x3\n", avx512()) == "tile:v4,c4,x6,k3,r6,t1");
   // On AVX2 (8 lanes, 16 registers) the same layer gets 12 accumulators: 2 vectors x 6 pixels,
-  // narrowed to 4 that divide the row; 4 rows, as 16-channel tiles take half the L1 bytes.
+  // narrowed to 4 that divide the row; 4 rows, as 16-channel tiles take half the L1 bytes; and
+  // its tile's weights for all taps (36 KiB) are few enough to keep every tap inside the tile.
   CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n",
-                    {{8, 16, 32 << 10}, 0, true}) == "tile:v8,c16,x4,k64,r4,p16");
+                    {{8, 16, 32 << 10}, 0, true}) == "tile:v8,c16,x4,k64,r4,t1,p16");
 }
 
 TEST_CASE("choose_tiles: dense layers by their rows per kernel call") {
