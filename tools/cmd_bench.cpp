@@ -38,6 +38,7 @@ struct BenchOptions {
   int threads = 0;
   double min_seconds = 2.0;
   int min_runs = 10;
+  int warmup = 3;  // runs after the first, before timing
   uint64_t seed = 0;
   bool profile = false;
   std::vector<std::string> vs;  // peers for the side-by-side run
@@ -218,9 +219,10 @@ int bench(const BenchOptions& o) {
   runtime::CompiledModel model(std::move(g), compile_options(o.passes, threads));
   if (o.serve) return serve(model, threads, o.batch, macs);
   model.run(inputs);  // the first run also starts Halide's thread pool
-  // Warm-up: at least 3 runs and 0.3 s.
+  // Warm-up: --warmup runs (3) and, if any, at least 0.3 s.
   const auto warm_start = Clock::now();
-  for (int i = 0; i < 3 || Clock::now() - warm_start < std::chrono::milliseconds(300); ++i) model.rerun();
+  for (int i = 0; i < o.warmup || (o.warmup > 0 && Clock::now() - warm_start < std::chrono::milliseconds(300)); ++i)
+    model.rerun();
 
   std::vector<double> ms;
   const auto start = Clock::now();
@@ -280,6 +282,8 @@ Action add_bench(CLI::App& app) {
   sub->add_option("--threads", o->threads, "worker threads (0: one per core)")->check(CLI::Range(0, 256));
   sub->add_option("--min-time", o->min_seconds, "seconds to measure for, at least")->check(CLI::Range(0.0, 600.0));
   sub->add_option("--min-runs", o->min_runs, "runs to measure, at least")->check(CLI::Range(1, 100000));
+  sub->add_option("--warmup", o->warmup, "runs before timing, after the first (and, if any, at least 0.3 s)")
+      ->check(CLI::Range(0, 1000));
   sub->add_option("--seed", o->seed, "seed for weights and input");
   sub->add_flag("--profile", o->profile, "also time each kernel alone, slowest first");
   sub->add_option("--vs", o->vs, "also run the model in these systems, alternating runs: keras, onnxruntime "
