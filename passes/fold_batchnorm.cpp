@@ -41,15 +41,20 @@ bool weights_set(const ir::Node& n) {
   return true;
 }
 
-// Why the normalisation node `bn` cannot be folded into its producer, or "" when it can.
-std::string cannot_fold(const ir::Graph& g, const ir::Node& bn, const std::vector<int>& uses,
-                        const std::vector<bool>& is_output) {
+// Why `bn` is not a normalisation that can fold anywhere, or "".
+std::string not_foldable(const ir::Node& bn) {
   if (bn.op != ir::OpKind::BatchNorm && bn.op != ir::OpKind::Affine) return "not a normalisation";
   if (!(*ir::epilogue_of(bn.attrs) == ir::Epilogue{})) return "it applies an activation (epilogue)";
+  return "";
+}
+
+// Why the normalisation node `bn` cannot be folded into its producer, or "" when it can.
+std::string cannot_fold(const ir::Graph& g, const ir::Node& bn, const Uses& uses) {
+  if (auto why = not_foldable(bn); !why.empty()) return why;
   const ir::NodeId p = bn.inputs[0];
   const ir::Node& producer = g.node(p);
   if (producer.op != ir::OpKind::Conv2D && producer.op != ir::OpKind::Dense) return "producer is not conv2d/dense";
-  if (uses[p] != 1 || is_output[p]) return "producer's output is also read elsewhere";
+  if (uses.sole_reader(p) < 0) return "producer's output is also read elsewhere";
   if (!weights_set(producer) || !weights_set(bn)) return "weights not set";
   return "";
 }
@@ -57,13 +62,11 @@ std::string cannot_fold(const ir::Graph& g, const ir::Node& bn, const std::vecto
 // Why the normalisation node `bn` cannot be folded into the conv/dense that reads it, or "".
 // Exact only where the consumer pads nothing: a padded border is zero after the normalisation,
 // which a shifted bias would not reproduce.
-std::string cannot_fold_forward(const ir::Graph& g, ir::NodeId id, const std::vector<ir::NodeId>& reader,
-                                const std::vector<bool>& is_output) {
+std::string cannot_fold_forward(const ir::Graph& g, ir::NodeId id, const Uses& uses) {
   const ir::Node& bn = g.node(id);
-  if (bn.op != ir::OpKind::BatchNorm && bn.op != ir::OpKind::Affine) return "not a normalisation";
-  if (!(*ir::epilogue_of(bn.attrs) == ir::Epilogue{})) return "it applies an activation (epilogue)";
-  if (reader[id] < 0 || is_output[id]) return "not read by exactly one layer";
-  const ir::Node& consumer = g.node(reader[id]);
+  if (auto why = not_foldable(bn); !why.empty()) return why;
+  if (uses.sole_reader(id) < 0) return "not read by exactly one layer";
+  const ir::Node& consumer = g.node(uses.sole_reader(id));
   if (consumer.op != ir::OpKind::Conv2D && consumer.op != ir::OpKind::Dense) return "reader is not conv2d/dense";
   if (consumer.inputs[0] != id) return "it is the reader's residual, not its input";
   if (consumer.op == ir::OpKind::Conv2D) {
@@ -131,23 +134,18 @@ int64_t counted_params(const ir::Node& n) {
 }  // namespace
 
 ir::Graph fold_batchnorm(ir::Graph g) {
-  std::vector<int> uses(g.size(), 0);
-  std::vector<ir::NodeId> reader(g.size(), -1);  // the one reader, or -1 (none or several)
-  for (int i = 0; i < g.size(); ++i)
-    for (ir::NodeId in : g.node(i).inputs) reader[in] = ++uses[in] == 1 ? i : -1;
-  std::vector<bool> is_output(g.size(), false);
-  for (ir::NodeId o : g.outputs()) is_output[o] = true;
+  const Uses uses = find_uses(g);
 
   std::vector<ir::NodeId> replacement(g.size());
   for (int i = 0; i < g.size(); ++i) {
     replacement[i] = i;
     ir::Node& bn = g.node(i);
     ir::Node* into = nullptr;
-    if (cannot_fold(g, bn, uses, is_output).empty()) {
+    if (cannot_fold(g, bn, uses).empty()) {
       into = &g.node(bn.inputs[0]);
       fold_into(*into, scale_shift(bn));
-    } else if (cannot_fold_forward(g, i, reader, is_output).empty()) {
-      into = &g.node(reader[i]);
+    } else if (cannot_fold_forward(g, i, uses).empty()) {
+      into = &g.node(uses.sole_reader(i));
       fold_into_reader(*into, scale_shift(bn));
     } else {
       continue;

@@ -8,23 +8,6 @@ namespace cnnc::passes {
 
 namespace {
 
-struct Uses {
-  std::vector<std::vector<ir::NodeId>> readers;
-  std::vector<bool> is_output;
-  // The one node reading `id`, or -1 when several do, none does, or it is a graph output.
-  ir::NodeId sole_reader(ir::NodeId id) const {
-    return readers[id].size() == 1 && !is_output[id] ? readers[id][0] : -1;
-  }
-};
-
-Uses find_uses(const ir::Graph& g) {
-  Uses u{std::vector<std::vector<ir::NodeId>>(g.size()), std::vector<bool>(g.size(), false)};
-  for (int i = 0; i < g.size(); ++i)
-    for (ir::NodeId in : g.node(i).inputs) u.readers[in].push_back(i);
-  for (ir::NodeId o : g.outputs()) u.is_output[o] = true;
-  return u;
-}
-
 // A layer that can take an epilogue and has none yet.
 bool is_anchor(const ir::Node& n) {
   const ir::Epilogue* e = ir::epilogue_of(n.attrs);

@@ -6,11 +6,7 @@
 namespace cnnc::passes {
 
 ir::Graph fuse_padding(ir::Graph g) {
-  std::vector<int> readers(g.size(), 0);
-  for (const auto& n : g.nodes())
-    for (ir::NodeId in : n.inputs) ++readers[in];
-  for (ir::NodeId o : g.outputs()) ++readers[o];
-
+  const Uses uses = find_uses(g);
   std::vector<ir::NodeId> replacement(g.size());
   for (int i = 0; i < g.size(); ++i) {
     replacement[i] = i;
@@ -18,7 +14,7 @@ ir::Graph fuse_padding(ir::Graph g) {
     if (conv.op != ir::OpKind::Conv2D) continue;
     const ir::NodeId p = conv.inputs[0];
     const ir::Node& pad = g.node(p);
-    if (pad.op != ir::OpKind::ZeroPadding2D || readers[p] != 1) continue;
+    if (pad.op != ir::OpKind::ZeroPadding2D || uses.sole_reader(p) != i) continue;
     // The conv's own padding as four amounts ('same' resolved against the padded input).
     const auto geo = ir::window_geometry(conv, pad.type);
     const ir::Padding& extra = pad.attr<ir::PadAttrs>().pad;

@@ -24,4 +24,12 @@ ir::Graph rebuild(ir::Graph g, const std::vector<ir::NodeId>& replacement) {
   return out;
 }
 
+Uses find_uses(const ir::Graph& g) {
+  Uses u{std::vector<std::vector<ir::NodeId>>(g.size()), std::vector<bool>(g.size(), false)};
+  for (int i = 0; i < g.size(); ++i)
+    for (ir::NodeId in : g.node(i).inputs) u.readers[in].push_back(i);
+  for (ir::NodeId o : g.outputs()) u.is_output[o] = true;
+  return u;
+}
+
 }  // namespace cnnc::passes
