@@ -42,9 +42,7 @@ std::vector<int> halide_dims(const ir::Shape& s) {
 }
 
 int vector_width(int channels, const Target& t) {
-  int v = t.natural_vector_size<float>();
-  while (v > 1 && v > channels) v /= 2;
-  return v;
+  return ir::vector_lanes_for(channels, t.natural_vector_size<float>());
 }
 
 std::vector<float> pack_weights(const ir::Tensor& kernel, int block) {

@@ -12,4 +12,12 @@ struct MachineInfo {
   int64_t l1_bytes = 32 << 10; // L1 data cache per core
 };
 
+// f32 lanes per vector for `channels` outputs: the machine's `lanes`, or the largest power of
+// two not above the channels (so a narrow layer is not all tail).
+inline int vector_lanes_for(int64_t channels, int lanes) {
+  int v = lanes;
+  while (v > 1 && v > channels) v /= 2;
+  return v;
+}
+
 }  // namespace cnnc::ir

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <map>
+#include <iterator>
 #include <sstream>
 
 #include "ir/error.h"
@@ -126,8 +127,9 @@ bool from_text(std::string_view s, Schedule& sc) {
   const auto colon = s.find(':');
   const std::string_view kind = s.substr(0, colon);
   int k = 0;
-  while (k < 4 && kind != kScheduleKinds[k]) ++k;
-  if (k == 4) return false;
+  const int kinds = static_cast<int>(std::size(kScheduleKinds));
+  while (k < kinds && kind != kScheduleKinds[k]) ++k;
+  if (k == kinds) return false;
   sc.kind = static_cast<Schedule::Kind>(k);
   if (colon == std::string_view::npos) return true;
   if (sc.kind == Schedule::None) return false;

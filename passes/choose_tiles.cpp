@@ -21,14 +21,6 @@ ConvShape conv_shape(const ir::Graph& g, const ir::Node& n, int64_t kernel_batch
   return {n.type.shape[3], n.type.shape[2], n.type.shape[1], in.channels() / a.groups, a.groups, a.kernel.h * a.kernel.w};
 }
 
-// f32 lanes per vector for `channels` outputs: the machine's width, or the largest power of
-// two not above the channels.
-int64_t vector_for(int64_t channels, int lanes) {
-  int64_t v = lanes;
-  while (v > 1 && v > channels) v /= 2;
-  return v;
-}
-
 }  // namespace
 
 ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts) {
@@ -36,7 +28,7 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
   const ConvShape s = conv_shape(g, n, kernel_batch);
   const ir::MachineInfo& m = opts.machine;
   ir::Schedule sc;
-  sc.vector = vector_for(s.out_c, m.vector_lanes);
+  sc.vector = ir::vector_lanes_for(s.out_c, m.vector_lanes);
   // Accumulators of the register tile: 12 of AVX2's 16 registers, 20 of AVX-512's 32 (best of
   // 12..28 on Zen 5 for ResNet50 and a 56x56x64 conv), leaving room for the weight vectors and
   // the broadcast input.
