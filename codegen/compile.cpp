@@ -10,6 +10,7 @@
 
 #include "codegen/disk_cache.h"
 #include "codegen/kernel.h"
+#include "codegen/scratch_pool.h"
 #include "codegen/thread_pool.h"
 #include "codegen/lower.h"
 #include "ir/error.h"
@@ -93,6 +94,8 @@ class HalideKernel final : public Kernel {
       // The same ABI as Halide's AOT task type, whose user context is a void*.
       return pool_do_par_for(uc, reinterpret_cast<int (*)(void*, int, uint8_t*)>(task), min, size, closure);
     };
+    ctx.handlers.custom_malloc = [](JITUserContext* uc, size_t bytes) { return scratch_malloc(uc, bytes); };
+    ctx.handlers.custom_free = [](JITUserContext* uc, void* ptr) { scratch_free(uc, ptr); };
     JITUserContext* ctx_ptr = &ctx;
     std::vector<const void*> argv{&ctx_ptr};
     for (auto& b : in) argv.push_back(b.raw_buffer());

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <mutex>
 
+#include "codegen/scratch_pool.h"
 #include "codegen/thread_pool.h"
 #include "ir/error.h"
 
@@ -140,6 +141,16 @@ void DiskCache::load_runtime(const Halide::Target& target) {
   auto set_par_for = reinterpret_cast<SetParFor>(dlsym(h, "halide_set_custom_do_par_for"));
   if (!set_par_for) throw Error(lib + " lacks halide_set_custom_do_par_for");
   set_par_for(pool_do_par_for);
+  // Kernels' own buffers from the scratch pool, as in the JIT (codegen/scratch_pool.h).
+  using Malloc = void* (*)(void*, size_t);
+  using Free = void (*)(void*, void*);
+  using SetMalloc = Malloc (*)(Malloc);
+  using SetFree = Free (*)(Free);
+  auto set_malloc = reinterpret_cast<SetMalloc>(dlsym(h, "halide_set_custom_malloc"));
+  auto set_free = reinterpret_cast<SetFree>(dlsym(h, "halide_set_custom_free"));
+  if (!set_malloc || !set_free) throw Error(lib + " lacks halide_set_custom_malloc/free");
+  set_malloc(scratch_malloc);
+  set_free(scratch_free);
   runtime_target_ = t;
 }
 

@@ -26,13 +26,20 @@ std::string schedule_of(const std::string& text, const passes::TilingOptions& op
 }  // namespace
 
 TEST_CASE("choose_tiles: register tiles, chunks and rows from the shapes, registers and L1") {
-  // ResNet50's 3x3 on 56x56: 2 vectors x 8 pixels (8 divides 56: no rounded-up last tile),
-  // 64-channel chunks (a tap's chunk of weights is 8 KiB, a quarter of L1), 2 rows (112 pixels).
+  // ResNet50's 3x3 on 56x56: 4 vectors x 4 pixels (4 divides 56: no rounded-up last tile),
+  // 64-channel chunks (a tap's chunk of weights is 16 KiB, half of L1), 1 row (the 56 pixels'
+  // accumulators take 14 KiB).
   CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n", avx512()) ==
+        "tile:v16,c64,x4,k64,r1");
+  // Its 3x3 on 14x14 keeps 2 vectors x 7 pixels: 4 pixels would round the row up to 16.
+  CHECK(schedule_of("input x shape=14x14x256\nconv2d c filters=256 kernel=3x3 padding=same\n", avx512()) ==
+        "tile:v16,c32,x7,k128,r7,p32");
+  // A 1x1 conv keeps 2 vectors (the four-vector tile measured slower there).
+  CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=256 kernel=1x1\n", avx512()) ==
         "tile:v16,c32,x8,k64,r2,p32");
-  // ResNet50's stem, 3 input channels: every tap inside the tile (t1), 18.4 KiB of its weights.
+  // ResNet50's stem, 3 input channels: every tap inside the tile (t1), 36.8 KiB of its weights.
   CHECK(schedule_of("input x shape=224x224x3\nconv2d c filters=64 kernel=7x7 strides=2 padding=same\n", avx512()) ==
-        "tile:v16,c32,x8,k3,r1,t1,p32");
+        "tile:v16,c64,x4,k3,r1,t1");
   // A depthwise conv takes no chunk and is never packed.
   CHECK(schedule_of("input x shape=112x112x32\nconv2d c filters=32 kernel=3x3 padding=same groups=32\n", avx512()) ==
         "tile:v16,c32,x8,r1");
@@ -51,7 +58,7 @@ TEST_CASE("choose_tiles: dense layers by their rows per kernel call") {
   // No block of 4+ vectors divides 1000 classes: the weights stream in their stored order.
   CHECK(schedule_of("input x shape=2048\ndense d units=1000\n", avx512()) == "stream:v16,c1000");
   // Batch 32 run 4 images per call: a register tile over 4 rows.
-  CHECK(schedule_of("input x shape=2048\ndense d units=1000\n", avx512(4), 32) == "tile:v16,c32,x4,k64,r1");
+  CHECK(schedule_of("input x shape=2048\ndense d units=1000\n", avx512(4), 32) == "tile:v16,c32,x4,k128,r1");
   // Without weight packing: no p, and no matrix-vector schedule (it needs the packed blocks).
   CHECK(schedule_of("input x shape=512\ndense d units=4096\n", avx512(0, false)) == "stream:v16,c1024");
 }
