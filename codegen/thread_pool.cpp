@@ -15,20 +15,34 @@ namespace {
 
 constexpr auto kSpin = std::chrono::milliseconds(2);
 
+// Each thread's share of a loop: a contiguous range of its iterations.
+struct alignas(64) Range {
+  std::atomic<int> next{0};
+  int end = 0;
+};
+
 struct Job {
   int (*task)(void*, int, uint8_t*);
   void* user_context;
   uint8_t* closure;
   int min, size;
-  std::atomic<int> next{0}, done{0}, status{0};
+  Range* ranges;  // one per thread, caller first
+  int parts;
+  std::atomic<int> done{0}, status{0};
 
-  void work() {
-    for (int i; (i = next.fetch_add(1)) < size;) {
-      if (int r = task(user_context, min + i, closure)) {
-        int zero = 0;
-        status.compare_exchange_strong(zero, r);
+  // Thread `self` runs its own range first, then helps with the others' (from the next one on).
+  // Kernels number their tasks by row band (then image), so a thread takes the same bands in
+  // every kernel and reads what it wrote in the one before from its own cache.
+  void work(int self) {
+    for (int k = 0; k < parts; ++k) {
+      Range& r = ranges[(self + k) % parts];
+      for (int i; (i = r.next.fetch_add(1)) < r.end;) {
+        if (int code = task(user_context, min + i, closure)) {
+          int zero = 0;
+          status.compare_exchange_strong(zero, code);
+        }
+        done.fetch_add(1);
       }
-      done.fetch_add(1);
     }
   }
 };
@@ -49,7 +63,8 @@ class Pool {
     for (auto& t : threads_) t.join();
     threads_.clear();
     stop_ = false;
-    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { worker(); });
+    ranges_ = std::vector<Range>(workers + 1);
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this, i] { worker(i + 1); });
   }
 
   int run(void* uc, int (*task)(void*, int, uint8_t*), int min, int size, uint8_t* closure) {
@@ -57,6 +72,11 @@ class Pool {
     std::lock_guard<std::mutex> caller(caller_mutex_);
     Job job;
     job.task = task, job.user_context = uc, job.closure = closure, job.min = min, job.size = size;
+    job.ranges = ranges_.data(), job.parts = static_cast<int>(ranges_.size());
+    for (int p = 0; p < job.parts; ++p) {
+      ranges_[p].next.store(static_cast<int>(int64_t{size} * p / job.parts));
+      ranges_[p].end = static_cast<int>(int64_t{size} * (p + 1) / job.parts);
+    }
     job_.store(&job);
     generation_.fetch_add(1);
     if (sleepers_.load() > 0) {
@@ -64,7 +84,7 @@ class Pool {
       wake_.notify_all();
     }
     inside_pool = true;
-    job.work();
+    job.work(0);
     inside_pool = false;
     while (job.done.load() < size) _mm_pause();
     // No worker may still hold the job when it goes out of scope: unpublish it, then wait for
@@ -81,7 +101,7 @@ class Pool {
     return 0;
   }
 
-  void worker() {
+  void worker(int self) {
     inside_pool = true;
     uint64_t seen = generation_.load();
     for (;;) {
@@ -100,13 +120,14 @@ class Pool {
       if (stop_.load()) return;
       seen = generation_.load();
       in_flight_.fetch_add(1);
-      if (Job* job = job_.load()) job->work();
+      if (Job* job = job_.load()) job->work(self);
       in_flight_.fetch_sub(1);
     }
   }
 
   std::mutex caller_mutex_;  // one loop at a time from outside the pool
   std::vector<std::thread> threads_;
+  std::vector<Range> ranges_;  // the running job's, reused: one loop at a time
   std::atomic<Job*> job_{nullptr};
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> in_flight_{0}, sleepers_{0};
