@@ -1,5 +1,6 @@
 #include "codegen/scratch_pool.h"
 
+#include <atomic>
 #include <bit>
 #include <cstdint>
 #include <cstdlib>
@@ -31,11 +32,16 @@ size_t size_class(size_t bytes) {
 // Free blocks by class, one cache per thread: kernels allocate per task on the workers, and a
 // shared cache's lock put a worker to sleep (MobileNetV2 at batch 1 ran at half speed). A block
 // freed on another thread than the one that took it joins that thread's cache.
+std::atomic<size_t> held{0};
+
 struct ThreadCache {
   std::map<size_t, std::vector<char*>> free_blocks;
   ~ThreadCache() {
     for (auto& [cls, blocks] : free_blocks)
-      for (char* b : blocks) std::free(b);
+      for (char* b : blocks) {
+        std::free(b);
+        held.fetch_sub(cls + 2 * kGuard);
+      }
   }
 };
 thread_local ThreadCache cache;
@@ -52,6 +58,7 @@ void* scratch_malloc(void*, size_t bytes) {
     base = static_cast<char*>(std::aligned_alloc(kAlign, cls + 2 * kGuard));
     if (!base) return nullptr;  // Halide reports the failed allocation
     *reinterpret_cast<Header*>(base) = {kMagic, cls};
+    held.fetch_add(cls + 2 * kGuard);
   }
   return base + kGuard;
 }
@@ -63,5 +70,7 @@ void scratch_free(void*, void* ptr) {
   if (h.magic != kMagic) return;  // not from this pool: leave it rather than corrupt a heap
   cache.free_blocks[h.size_class].push_back(base);
 }
+
+size_t scratch_bytes_held() { return held.load(); }
 
 }  // namespace cnnc::codegen

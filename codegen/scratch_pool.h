@@ -15,4 +15,8 @@ namespace cnnc::codegen {
 void* scratch_malloc(void* user_context, size_t bytes);
 void scratch_free(void* user_context, void* ptr);
 
+// Bytes the pool holds (handed out or kept for reuse), over all threads: memory outside the
+// memory plan's arena, for `cnnc bench` to report beside it.
+size_t scratch_bytes_held();
+
 }  // namespace cnnc::codegen

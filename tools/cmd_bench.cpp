@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "benchmarks/peak.h"
+#include "codegen/scratch_pool.h"
 #include "ir/error.h"
 #include "ir/shape_inference.h"
 #include "runtime/executor.h"
@@ -248,8 +249,10 @@ int bench(const BenchOptions& o) {
   std::printf("  latency:    median %.3f ms, min %.3f ms, p90 %.3f ms over %zu runs\n", median,
               quantile(ms, 0.0), quantile(ms, 0.9), ms.size());
   std::printf("  throughput: %.1f images/s\n", static_cast<double>(o.batch) / (median * 1e-3));
-  std::printf("  memory:     %s of activations in one arena (%s with a buffer per value)\n",
-              bytes(model.memory_plan().arena_bytes).c_str(), bytes(model.memory_plan().unshared_bytes).c_str());
+  std::printf("  memory:     %s of activations in one arena (%s with a buffer per value); %s more held by\n"
+              "              kernels' own buffers (padded inputs)\n",
+              bytes(model.memory_plan().arena_bytes).c_str(), bytes(model.memory_plan().unshared_bytes).c_str(),
+              bytes(static_cast<int64_t>(codegen::scratch_bytes_held())).c_str());
   std::printf("  work:       %s MACs per batch = %.3f GFLOP\n", with_commas(macs).c_str(),
               2e-9 * static_cast<double>(macs));
   if (peak > 0)
@@ -266,6 +269,7 @@ int bench(const BenchOptions& o) {
                               {"compiled", cg.compiled}, {"from_disk", cg.from_disk},
                               {"arena_bytes", model.memory_plan().arena_bytes},
                               {"unshared_bytes", model.memory_plan().unshared_bytes},
+                              {"scratch_bytes", codegen::scratch_bytes_held()},
                               {"micro_batch", model.micro_batch()}};
     write_file_atomically(o.json_out, j.dump(1) + "\n");
   }

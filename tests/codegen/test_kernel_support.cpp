@@ -62,6 +62,7 @@ TEST_CASE("scratch pool: aligned blocks, kept and handed out again without fault
   const size_t big = size_t{40} << 20;  // above glibc's mmap threshold: malloc would unmap it on free
   auto* a = static_cast<char*>(codegen::scratch_malloc(nullptr, big));
   REQUIRE(a != nullptr);
+  CHECK(codegen::scratch_bytes_held() >= big);  // reported beside the arena by `cnnc bench`
   CHECK(reinterpret_cast<uintptr_t>(a) % 64 == 0);
   std::memset(a, 1, big);
   volatile char around = a[-8];  // Halide may read a few bytes either side
