@@ -30,6 +30,7 @@
 #include "ir/shape_inference.h"
 #include "ir/text.h"
 #include "passes/choose_tiles.h"
+#include "codegen/compile.h"
 #include "runtime/executor.h"
 
 namespace {
@@ -103,7 +104,7 @@ Layer make_layer(const Shape& s, int batch) {
   l.input = ir::Tensor(l.graph.node(0).type.shape);
   for (auto& v : l.input.data) v = u(rng);
   // The schedule cnnc would give this layer on this machine, at the batch its kernel runs.
-  const passes::TilingOptions tiling{codegen::describe_target("host"), runtime::choose_micro_batch(l.graph, 0), true};
+  const passes::TilingOptions tiling{codegen::describe_target("host"), codegen::choose_micro_batch(l.graph, 0), true};
   l.graph = passes::choose_tiles(std::move(l.graph), tiling);
   const ir::Node& n = l.graph.node(1);
   l.macs = ir::macs(n, ir::input_types(l.graph, n));
@@ -198,7 +199,7 @@ double disagreement(const Shape& s, int batch) {
   OneDnnLayer d(s, l);
   d.run();
   const std::vector<float> want = d.output_nhwc();
-  runtime::CompiledModel m(std::move(l.graph), {.threads = all_cores()});
+  runtime::CompiledModel m(codegen::compile(std::move(l.graph)), all_cores());
   const ir::Tensor got = m.run({l.input})[0];
   double diff = 0, scale = 1e-30;
   for (size_t i = 0; i < got.data.size(); ++i) {
@@ -231,7 +232,7 @@ void set_counters(benchmark::State& state, int64_t macs, int threads) {
 void bm_cnnc(benchmark::State& state, const Shape& s, int batch, int threads) {
   if (!verified(state, s, batch)) return;
   Layer l = make_layer(s, batch);
-  runtime::CompiledModel m(std::move(l.graph), {.threads = threads});
+  runtime::CompiledModel m(codegen::compile(std::move(l.graph)), threads);
   m.run({l.input});  // sets the input; warm-up (first touch, worker pool started)
   for (auto _ : state) m.rerun();
   set_counters(state, l.macs, threads);

@@ -1,18 +1,23 @@
-// codegen::compile: every node of the graph to one JIT-compiled Halide pipeline.
+// codegen::compile: every kernel of a graph as an algorithm (codegen/ops/) with its schedule
+// applied (codegen/schedules/), compiled by Halide (JIT in memory, or AOT through the on-disk
+// kernel cache), and the memory plan: a Program for the runtime.
+#include "codegen/compile.h"
+
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
-
-#include <unistd.h>
+#include <thread>
 
 #include "codegen/disk_cache.h"
-#include "codegen/kernel.h"
-#include "codegen/scratch_pool.h"
-#include "codegen/thread_pool.h"
-#include "codegen/lower.h"
+#include "codegen/ops/ops.h"
+#include "codegen/schedules/schedules.h"
 #include "ir/error.h"
 #include "ir/text.h"
 
@@ -20,48 +25,49 @@ namespace cnnc::codegen {
 
 using namespace Halide;
 
-ImageParam make_input(const std::string& name, const std::vector<int>& dims) {
-  ImageParam p(Float(32), static_cast<int>(dims.size()), name);
-  int stride = 1;
-  for (size_t i = 0; i < dims.size(); ++i) {
-    p.dim(static_cast<int>(i)).set_bounds(0, dims[i]).set_stride(stride);
-    stride *= dims[i];
-  }
-  return p;
-}
-
-void bound_output(Func& f, const std::vector<int>& dims) {
-  int stride = 1;
-  for (size_t i = 0; i < dims.size(); ++i) {
-    f.output_buffer().dim(static_cast<int>(i)).set_bounds(0, dims[i]).set_stride(stride);
-    stride *= dims[i];
-  }
-}
-
-std::vector<int> halide_dims(const ir::Shape& s) {
-  return std::vector<int>(s.rbegin(), s.rend());
-}
-
-int vector_width(int channels, const Target& t) {
-  return ir::vector_lanes_for(channels, t.natural_vector_size<float>());
-}
-
-std::vector<float> pack_weights(const ir::Tensor& kernel, int block) {
-  const int64_t out = kernel.shape.back(), rows = kernel.elements() / out;  // rows: h*w*in
-  if (block <= 0 || out % block) throw Error("internal: cannot pack " + std::to_string(out) + " channels in blocks of " + std::to_string(block));
-  std::vector<float> packed(kernel.data.size());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t o = 0; o < out; ++o)
-      packed[static_cast<size_t>(((o / block) * rows + r) * block + o % block)] = kernel.data[static_cast<size_t>(r * out + o)];
-  return packed;
-}
-
-bool is_view(ir::OpKind op) {
-  return op == ir::OpKind::Input || op == ir::OpKind::Flatten || op == ir::OpKind::Reshape ||
-         op == ir::OpKind::Dropout;
-}
-
 namespace {
+
+// A node's algorithm with its schedule applied, ready for Halide to compile.
+struct Lowered {
+  Func out;
+  std::vector<ImageParam> args;
+  std::vector<std::vector<int>> arg_dims;
+  std::vector<int> out_dims;
+  std::string schedule;  // in words
+  int weight_block = 0;
+};
+
+template <class A>
+Lowered take(A& a, std::string schedule) {
+  return {a.out, a.args, a.arg_dims, a.out_dims, std::move(schedule), a.weight_block};
+}
+
+Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t) {
+  const ir::Schedule& sc = n.schedule;
+  if (const std::string why = schedule_error(g, n, sc, ir::TargetFamily::Cpu); !why.empty())
+    throw Error(g.where(n) + ": cannot apply its schedule: " + why + " (schedule=" + ir::to_text(sc) +
+                "); leave it out (schedule=none) to let the tiling pass choose one");
+  switch (ir::kernel_kind(g, n)) {
+    case ir::KernelKind::Conv:
+    case ir::KernelKind::Depthwise: {
+      ConvAlgorithm a = conv_algorithm(conv_spec(g, n), static_cast<int>(sc.pack),
+                                       n.op == ir::OpKind::Dense ? "dense" : "conv");
+      std::string how = schedule_conv_cpu(a, sc, t);
+      return take(a, std::move(how));
+    }
+    case ir::KernelKind::Pool: {
+      Algorithm a = pool_algorithm(g, n);
+      std::string how = schedule_pool_cpu(a, sc, t);
+      return take(a, std::move(how));
+    }
+    case ir::KernelKind::Pointwise: {
+      PointwiseAlgorithm a = pointwise_algorithm(g, n);
+      std::string how = schedule_pointwise_cpu(a, sc, t);
+      return take(a, std::move(how));
+    }
+  }
+  throw InternalError("unknown kernel kind");
+}
 
 thread_local std::string last_error;
 void capture_error(JITUserContext*, const char* msg) { last_error = msg; }
@@ -70,38 +76,47 @@ void capture_error(JITUserContext*, const char* msg) { last_error = msg; }
 class HalideKernel final : public Kernel {
  public:
   HalideKernel(Callable c, const Lowered& l) : callable_(std::move(c)) { describe(l); }
-  HalideKernel(AotFunction f, const Lowered& l) : aot_(f) { describe(l); }
+  HalideKernel(AotFunction f, DiskCache* disk, const Lowered& l) : aot_(f), disk_(disk) { describe(l); }
 
-  void run(const std::vector<const float*>& args, float* out) const override {
-    if (args.size() != arg_dims_.size())
-      throw Error("internal: kernel called with " + std::to_string(args.size()) + " buffers, needs " +
-                  std::to_string(arg_dims_.size()));
+  void run(const std::vector<const float*>& args, float* out, const RuntimeServices& services) const override {
+    internal_assert(args.size() == arg_dims_.size(), "kernel called with " + std::to_string(args.size()) +
+                                                         " buffers, needs " + std::to_string(arg_dims_.size()));
     std::vector<Runtime::Buffer<const float>> in;
     in.reserve(args.size());
     for (size_t i = 0; i < args.size(); ++i) in.emplace_back(args[i], arg_dims_[i]);
     Runtime::Buffer<float> result(out, out_dims_);
     if (aot_) {
+      disk_->use_services(services);
       std::vector<void*> argv;
       for (auto& b : in) argv.push_back(b.raw_buffer());
       argv.push_back(result.raw_buffer());
       if (aot_(argv.data()) != 0) throw Error("kernel failed: " + DiskCache::last_error());
       return;
     }
-    JITUserContext ctx;
-    ctx.handlers.custom_error = capture_error;
-    ctx.handlers.custom_do_par_for = [](JITUserContext* uc, int (*task)(JITUserContext*, int, uint8_t*), int min,
-                                        int size, uint8_t* closure) {
+    // The services reach the JIT handlers through the user context (ours, as the first field).
+    struct Context {
+      JITUserContext jit;
+      const RuntimeServices* services;
+    } ctx;
+    ctx.services = &services;
+    ctx.jit.handlers.custom_error = capture_error;
+    ctx.jit.handlers.custom_do_par_for = [](JITUserContext* uc, int (*task)(JITUserContext*, int, uint8_t*),
+                                            int min, int size, uint8_t* closure) {
       // The same ABI as Halide's AOT task type, whose user context is a void*.
-      return pool_do_par_for(uc, reinterpret_cast<int (*)(void*, int, uint8_t*)>(task), min, size, closure);
+      return reinterpret_cast<Context*>(uc)->services->do_par_for(
+          uc, reinterpret_cast<int (*)(void*, int, uint8_t*)>(task), min, size, closure);
     };
-    ctx.handlers.custom_malloc = [](JITUserContext* uc, size_t bytes) { return scratch_malloc(uc, bytes); };
-    ctx.handlers.custom_free = [](JITUserContext* uc, void* ptr) { scratch_free(uc, ptr); };
-    JITUserContext* ctx_ptr = &ctx;
+    ctx.jit.handlers.custom_malloc = [](JITUserContext* uc, size_t bytes) {
+      return reinterpret_cast<Context*>(uc)->services->malloc(uc, bytes);
+    };
+    ctx.jit.handlers.custom_free = [](JITUserContext* uc, void* ptr) {
+      reinterpret_cast<Context*>(uc)->services->free(uc, ptr);
+    };
+    JITUserContext* ctx_ptr = &ctx.jit;
     std::vector<const void*> argv{&ctx_ptr};
     for (auto& b : in) argv.push_back(b.raw_buffer());
     argv.push_back(result.raw_buffer());
-    if (callable_->call_argv_fast(argv.size(), argv.data()) != 0)
-      throw Error("kernel failed: " + last_error);
+    if (callable_->call_argv_fast(argv.size(), argv.data()) != 0) throw Error("kernel failed: " + last_error);
   }
   std::string schedule() const override { return schedule_; }
   int weight_block() const override { return weight_block_; }
@@ -115,75 +130,48 @@ class HalideKernel final : public Kernel {
   }
   std::optional<Callable> callable_;
   AotFunction aot_ = nullptr;
+  DiskCache* disk_ = nullptr;
   std::vector<std::vector<int>> arg_dims_;
   std::vector<int> out_dims_;
   std::string schedule_;
   int weight_block_ = 0;
 };
 
-Target resolve_target(const std::string& name) {
-  if (name == "host") return get_host_target();
-  if (!Target::validate_target_string(name))
-    throw Error("unknown target '" + name + "'; accepted: host, or a Halide target string such as "
-                "x86-64-linux-avx2-fma");
-  Target t(name);
-  if (t.has_gpu_feature())
-    throw Error("target '" + name + "': GPU schedules are not built yet; accepted: CPU targets (host)");
-  return t;
-}
+Target halide_target(const ir::Target& t) { return t.halide == "host" ? get_host_target() : Target(t.halide); }
 
-Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t) {
-  switch (n.op) {
-    case ir::OpKind::Conv2D: return lower_conv(g, n, t);
-    case ir::OpKind::Dense: return lower_dense(g, n, t);
-    case ir::OpKind::MaxPool2D:
-    case ir::OpKind::AvgPool2D: return lower_pool(g, n, t);
-    case ir::OpKind::GlobalAvgPool2D:
-    case ir::OpKind::GlobalMaxPool2D:
-    case ir::OpKind::BatchNorm:
-    case ir::OpKind::Affine:
-    case ir::OpKind::ReLU:
-    case ir::OpKind::ReLU6:
-    case ir::OpKind::LeakyReLU:
-    case ir::OpKind::Sigmoid:
-    case ir::OpKind::Tanh:
-    case ir::OpKind::Swish:
-    case ir::OpKind::HardSigmoid:
-    case ir::OpKind::Softmax:
-    case ir::OpKind::Add:
-    case ir::OpKind::Multiply:
-    case ir::OpKind::Concat:
-    case ir::OpKind::ZeroPadding2D:
-    case ir::OpKind::Cropping2D: return lower_elementwise(g, n, t);
-    case ir::OpKind::Input:
-    case ir::OpKind::Flatten:
-    case ir::OpKind::Reshape:
-    case ir::OpKind::Dropout: break;
+// What the OS says of the CPU: "model name" and family/model, for reports and fingerprints.
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line, name, family, model;
+  while (std::getline(f, line) && (name.empty() || family.empty() || model.empty())) {
+    auto value = [&] { return line.substr(line.find(':') + 2); };
+    if (line.rfind("model name", 0) == 0 && name.empty()) name = value();
+    else if (line.rfind("cpu family", 0) == 0 && family.empty()) family = value();
+    else if (line.rfind("model\t", 0) == 0 && model.empty()) model = value();
   }
-  throw Error("internal: " + g.where(n) + " is a view and has no kernel");
+  if (name.empty()) return "";
+  return family.empty() ? name : name + " (family " + family + ", model " + model + ")";
 }
 
-}  // namespace
-
-ir::MachineInfo describe_target(const std::string& name) {
-  const Target t = resolve_target(name);
-  ir::MachineInfo m;
-  m.vector_lanes = t.natural_vector_size<float>();
-  m.vector_registers = t.arch == Target::X86 && !t.has_feature(Target::AVX512) ? 16 : 32;
-  // The host's L1 from the OS; for another target, the common 32 KiB.
-  const long l1 = name == "host" ? sysconf(_SC_LEVEL1_DCACHE_SIZE) : 0;
-  if (l1 > 0) m.l1_bytes = l1;
-  return m;
+// The size of a cache level as Linux reports it for CPU 0 (sysfs: "1024K"); 0 if unknown.
+// (glibc's sysconf misreads L3 on some VMs: 320 MiB for a 32 MiB L3 seen on a Zen 4 guest.)
+int64_t sysfs_cache_bytes(int level) {
+  for (int index = 0; index < 8; ++index) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/";
+    std::ifstream l(dir + "level"), t(dir + "type"), s(dir + "size");
+    int lv = 0;
+    std::string type, size;
+    if (!(l >> lv) || !(t >> type) || !(s >> size)) continue;
+    if (lv != level || type == "Instruction") continue;
+    const int64_t n = std::atoll(size.c_str());
+    return size.back() == 'K' ? n << 10 : size.back() == 'M' ? n << 20 : n;
+  }
+  return 0;
 }
 
-void set_num_threads(int threads) {
-  if (threads > 0) setenv("HL_NUM_THREADS", std::to_string(threads).c_str(), 1);
-  set_pool_threads(threads);
-}
-
-// The in-memory kernel cache of this process: a kernel depends only on its layer's signature
-// and the target (weights are arguments), so repeated blocks (ResNet's bottlenecks) and
-// repeated compiles (batch sweeps, tests) compile once.
+// The in-memory kernel cache of this process: a kernel depends only on its workload key, its
+// schedule and the target (weights are arguments), so repeated blocks (ResNet's bottlenecks)
+// and repeated compiles (batch sweeps, tests) compile once.
 std::shared_ptr<const Kernel> cached_kernel(const std::string& key,
                                             const std::function<std::shared_ptr<const Kernel>()>& make,
                                             bool& hit) {
@@ -199,18 +187,74 @@ std::shared_ptr<const Kernel> cached_kernel(const std::string& key,
   return cache.emplace(key, std::move(k)).first->second;
 }
 
-CompiledGraph compile(const ir::Graph& g, const CompileOptions& opts) {
-  set_num_threads(opts.threads);
-  const Target target = resolve_target(opts.target);
-  CompiledGraph cg;
+}  // namespace
+
+ir::Target describe_target(const std::string& name) {
+  ir::Target r;
+  r.name = name;
+  if (name == "opencl" || name == "cuda" || name.rfind("cuda:", 0) == 0)
+    throw Error("target '" + name + "': GPU kernels are not built yet (CUDA and OpenCL schedules come with "
+                "the GPU targets); accepted now: host, or a Halide CPU target string");
+  if (name != "host" && !Target::validate_target_string(name))
+    throw Error("unknown target '" + name + "'; accepted: " + ir::kTargetSyntax);
+  const Target t = name == "host" ? get_host_target() : Target(name);
+  if (t.has_gpu_feature())
+    throw Error("target '" + name + "': GPU kernels are not built yet; accepted now: host, or a Halide CPU "
+                "target string");
+  r.halide = name == "host" ? "host" : t.to_string();
+  r.cpu.arch = t.arch == Target::X86 ? "x86-64" : t.arch == Target::ARM ? "arm-" + std::to_string(t.bits) : "other";
+  r.cpu.isa = t.has_feature(Target::AVX512) ? "avx512" : t.has_feature(Target::AVX2) ? "avx2"
+            : t.has_feature(Target::SSE41) ? "sse41" : t.arch == Target::ARM ? "neon" : "";
+  r.cpu.vector_lanes = t.natural_vector_size<float>();
+  r.cpu.vector_registers = t.arch == Target::X86 && !t.has_feature(Target::AVX512) ? 16 : 32;
+  // The host's caches and cores from the OS; for another target, common sizes.
+  if (name == "host") {
+    if (const long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE); l1 > 0) r.cpu.l1_bytes = l1;
+    r.cpu.l2_bytes = sysfs_cache_bytes(2);
+    r.cpu.l3_bytes = sysfs_cache_bytes(3);
+    r.cpu.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    r.cpu.model = cpu_model();
+  }
+  return r;
+}
+
+// Four images per pass (or the largest divisor of the batch below that): measured at batch 32
+// on a 2-core Zen 4, interleaved (benchmarks/vs_peers.py's blocks), against the whole batch per
+// layer: DenseNet121 1111 vs 1395 ms, VGG16 4943 vs 5237, ResNet50 1259-1276 (2 or 8 per pass)
+// vs 1295; one image per pass was slower than four on DenseNet121 and VGG16. A rule from the
+// cache sizes did not predict this (VGG16's first layers exceed every cache either way), so it
+// stays a measured default until the autotuner chooses it per model and machine.
+int64_t choose_micro_batch(const ir::Graph& g, int64_t requested) {
+  int64_t m = requested;
+  if (m <= 0)
+    for (int64_t d = 1; d <= std::min<int64_t>(g.batch(), 4); ++d)
+      if (g.batch() % d == 0) m = d;
+  if (m > g.batch() || g.batch() % m)
+    throw Error("micro-batch " + std::to_string(m) + " does not divide the batch " + std::to_string(g.batch()) +
+                "; use a divisor of it (or 0 to let cnnc choose)");
+  return m;
+}
+
+Program compile(ir::Graph g, const CompileOptions& opts) {
+  for (const auto& n : g.nodes())
+    for (const auto& p : n.params)
+      if (static_cast<int64_t>(p.value.data.size()) != p.value.elements())
+        throw Error(g.where(n) + ": weights '" + p.role + "' are not set");
+  Program p;
+  p.target = describe_target(opts.target);
+  const Target target = halide_target(p.target);
+  const int64_t batch = g.batch();
+  p.micro_batch = choose_micro_batch(g, opts.micro_batch);
+  // Kernels and memory plan for one micro-batch; the Program's graph keeps the caller's batch.
+  g.set_batch(p.micro_batch);
   const auto start = std::chrono::steady_clock::now();
   for (int id = 0; id < g.size(); ++id) {
     const ir::Node& n = g.node(id);
-    if (is_view(n.op)) continue;
+    if (!ir::has_kernel(n.op)) continue;
     const auto t0 = std::chrono::steady_clock::now();
     try {
       CompiledNode cn{id, nullptr};
-      const std::string key = target.to_string() + " " + ir::signature(g, n);
+      const std::string key = target.to_string() + " " + ir::workload_key(g, n) + " schedule=" + ir::to_text(n.schedule);
       bool from_disk = false;
       cn.kernel = cached_kernel(key, [&]() -> std::shared_ptr<const Kernel> {
         Lowered l = lower(g, n, target);
@@ -219,22 +263,47 @@ CompiledGraph compile(const ir::Graph& g, const CompileOptions& opts) {
           AotFunction f = disk->load_or_build(key, target, [&](const std::string& object, const std::string& function) {
             Pipeline(l.out).compile_to_object(object, args, function, target.with_feature(Target::NoRuntime));
           }, from_disk);
-          return std::make_shared<const HalideKernel>(f, l);
+          return std::make_shared<const HalideKernel>(f, disk, l);
         }
         return std::make_shared<const HalideKernel>(Pipeline(l.out).compile_to_callable(args, target), l);
       }, cn.cached);
-      cg.from_disk += from_disk;
+      p.from_disk += from_disk;
       if (!cn.cached && !from_disk) {
         cn.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        ++cg.compiled;
+        ++p.compiled;
       }
-      cg.kernels.push_back(std::move(cn));
+      p.kernels.push_back(std::move(cn));
     } catch (const Halide::Error& e) {
       throw Error(g.where(n) + ": Halide could not compile this layer: " + e.what());
     }
   }
-  cg.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return cg;
+  p.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  p.plan = plan_memory(g, opts.reuse_memory);
+  g.set_batch(batch);
+  p.graph = std::move(g);
+  return p;
+}
+
+std::string emit(const ir::Graph& g, const ir::Node& n, const ir::Target& t, Stage stage) {
+  const Target target = halide_target(t);
+  Lowered l = lower(g, n, target);
+  std::vector<Argument> args(l.args.begin(), l.args.end());
+  char dir[] = "/tmp/cnnc-emit-XXXXXX";
+  if (!mkdtemp(dir)) throw Error(std::string("cannot make a temporary folder for --emit: ") + std::strerror(errno));
+  const std::string file = std::string(dir) + "/kernel" + (stage == Stage::Halide ? ".stmt" : ".s");
+  try {
+    if (stage == Stage::Halide)
+      Pipeline(l.out).compile_to_lowered_stmt(file, args, StmtOutputFormat::Text, target);
+    else
+      Pipeline(l.out).compile_to_assembly(file, args, "kernel", target.with_feature(Target::NoRuntime));
+  } catch (const Halide::Error& e) {
+    throw Error(g.where(n) + ": Halide could not compile this layer: " + e.what());
+  }
+  std::ifstream f(file);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::remove(file.c_str());
+  rmdir(dir);
+  return text;
 }
 
 }  // namespace cnnc::codegen

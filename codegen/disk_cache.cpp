@@ -13,8 +13,6 @@
 #include <iostream>
 #include <mutex>
 
-#include "codegen/scratch_pool.h"
-#include "codegen/thread_pool.h"
 #include "ir/error.h"
 
 extern char** environ;
@@ -116,7 +114,7 @@ void DiskCache::load_runtime(const Halide::Target& target) {
   const std::string t = target.to_string();
   if (runtime_target_ == t) return;
   if (!runtime_target_.empty())
-    throw Error("internal: the kernel cache holds one Halide runtime per process (" + runtime_target_ + "), asked for " + t);
+    throw InternalError("the kernel cache holds one Halide runtime per process (" + runtime_target_ + "), asked for " + t);
   const std::string lib = dir_ + "/halide_runtime-" + hex(fnv1a(t + kHalideVersion)) + ".so";
   // Global: the kernels' libraries resolve halide_* against it. A library that does not load
   // (truncated, overwritten) is built again.
@@ -135,23 +133,25 @@ void DiskCache::load_runtime(const Halide::Target& target) {
   }
   using SetHandler = void* (*)(void (*)(void*, const char*));
   if (auto set = reinterpret_cast<SetHandler>(dlsym(h, "halide_set_error_handler"))) set(report_error);
-  // Parallel loops on cnnc's workers, as in the JIT (codegen/thread_pool.h).
-  using ParFor = int (*)(void*, int (*)(void*, int, uint8_t*), int, int, uint8_t*);
-  using SetParFor = ParFor (*)(ParFor);
-  auto set_par_for = reinterpret_cast<SetParFor>(dlsym(h, "halide_set_custom_do_par_for"));
-  if (!set_par_for) throw Error(lib + " lacks halide_set_custom_do_par_for");
-  set_par_for(pool_do_par_for);
-  // Kernels' own buffers from the scratch pool, as in the JIT (codegen/scratch_pool.h).
-  using Malloc = void* (*)(void*, size_t);
-  using Free = void (*)(void*, void*);
-  using SetMalloc = Malloc (*)(Malloc);
-  using SetFree = Free (*)(Free);
-  auto set_malloc = reinterpret_cast<SetMalloc>(dlsym(h, "halide_set_custom_malloc"));
-  auto set_free = reinterpret_cast<SetFree>(dlsym(h, "halide_set_custom_free"));
-  if (!set_malloc || !set_free) throw Error(lib + " lacks halide_set_custom_malloc/free");
-  set_malloc(scratch_malloc);
-  set_free(scratch_free);
+  // Kernels' parallel loops and own buffers go to the runtime's services (use_services).
+  set_par_for_ = reinterpret_cast<SetParFor>(dlsym(h, "halide_set_custom_do_par_for"));
+  set_malloc_ = reinterpret_cast<SetMalloc>(dlsym(h, "halide_set_custom_malloc"));
+  set_free_ = reinterpret_cast<SetFree>(dlsym(h, "halide_set_custom_free"));
+  if (!set_par_for_ || !set_malloc_ || !set_free_)
+    throw Error(lib + " lacks halide_set_custom_do_par_for/malloc/free; delete it to rebuild it");
   runtime_target_ = t;
+}
+
+void DiskCache::use_services(const RuntimeServices& services) {
+  if (services_installed_.load(std::memory_order_acquire)) return;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (services_installed_.load(std::memory_order_relaxed)) return;
+  internal_assert(set_par_for_ && services.do_par_for && services.malloc && services.free,
+                  "kernel cache: services installed before the Halide runtime was loaded");
+  set_par_for_(services.do_par_for);
+  set_malloc_(services.malloc);
+  set_free_(services.free);
+  services_installed_.store(true, std::memory_order_release);
 }
 
 AotFunction DiskCache::load_or_build(

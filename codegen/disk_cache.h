@@ -6,8 +6,11 @@
 // All kernels share one Halide runtime library, built once per target.
 #include <Halide.h>
 
+#include <atomic>
 #include <functional>
 #include <string>
+
+#include "codegen/program.h"
 
 namespace cnnc::codegen {
 
@@ -31,6 +34,10 @@ class DiskCache {
   // The message of the last error a cached kernel reported on this thread.
   static std::string last_error();
 
+  // Routes the cached kernels' parallel loops and buffers to the runtime's services (the
+  // runtime's, which are the same for the whole process: installed once).
+  void use_services(const RuntimeServices& services);
+
   const std::string& directory() const { return dir_; }
 
  private:
@@ -38,6 +45,14 @@ class DiskCache {
   void load_runtime(const Halide::Target& target);
   std::string dir_;
   std::string runtime_target_;  // the target whose runtime is loaded ("" before the first)
+  using ParFor = int (*)(void*, int (*)(void*, int, uint8_t*), int, int, uint8_t*);
+  using SetParFor = ParFor (*)(ParFor);
+  using SetMalloc = void* (*(*)(void* (*)(void*, size_t)))(void*, size_t);
+  using SetFree = void (*(*)(void (*)(void*, void*)))(void*, void*);
+  SetParFor set_par_for_ = nullptr;
+  SetMalloc set_malloc_ = nullptr;
+  SetFree set_free_ = nullptr;
+  std::atomic<bool> services_installed_{false};
 };
 
 }  // namespace cnnc::codegen

@@ -42,18 +42,29 @@ NodeId Graph::find(std::string_view nm) const {
   return -1;
 }
 
+bool arity_ok(const Node& n) {
+  const int nin = static_cast<int>(n.inputs.size()) - (n.epilogue.add ? 1 : 0);
+  return nin >= n.info().min_inputs && (n.info().max_inputs < 0 || nin <= n.info().max_inputs);
+}
+
 NodeId Graph::add(Node n) {
   const OpInfo& info = n.info();
   auto fail = [&](const std::string& msg) { throw Error(where(n) + ": " + msg); };
   if (n.name.empty()) fail("a layer needs a name");
   if (find(n.name) >= 0) fail("the name is already used by an earlier layer; names must be unique");
   if (n.attrs.index() != default_attrs(n.op).index()) fail("attributes of the wrong kind");
-  const int nin = static_cast<int>(n.inputs.size());
-  if (nin < info.min_inputs || (info.max_inputs >= 0 && nin > info.max_inputs)) {
+  if (!arity_ok(n)) {
+    const int nin = static_cast<int>(n.inputs.size());
+    if (n.epilogue.add && nin == info.min_inputs)
+      fail("epilogue=add needs a second input, the residual to add (<- INPUT, RESIDUAL)");
     std::string want = info.min_inputs == info.max_inputs
                            ? std::to_string(info.min_inputs)
                            : "at least " + std::to_string(info.min_inputs);
-    fail("takes " + want + " input(s), got " + std::to_string(nin));
+    if (n.epilogue.add) want += " and the residual of epilogue=add";
+    std::string why = "takes " + want + " input(s), got " + std::to_string(nin);
+    if (!n.epilogue.add && nin == info.max_inputs + 1 && epilogue_rule(n.op) == EpilogueRule::AddAndActivation)
+      why += "; a second one is the residual of epilogue=add (or add+ACT)";
+    fail(why);
   }
   for (NodeId i : n.inputs)
     if (i < 0 || i >= size()) fail("input refers to a layer that is not defined before it");

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ir/ops.h"
+#include "ir/schedule.h"
 #include "ir/types.h"
 
 namespace cnnc::ir {
@@ -29,6 +30,11 @@ struct Node {
   std::vector<NodeId> inputs;
   TensorType type;
   std::vector<Param> params;
+  // Written by the passes (and by hand in the text form), after the attributes: what fused into
+  // the kernel (epilogue=add+relu; ops.h epilogue_rule) and how it is computed (schedule=...).
+  // The epilogue is part of what a kernel computes; the schedule only of how.
+  Epilogue epilogue;
+  Schedule schedule;
   int line = 0;  // where it was declared in its source file (0: built in code)
   // Layers the passes merged into this one, in order (folded batchnorm, fused add, ...): shown
   // by `cnnc compile --dump-graph`; not part of the textual IR.
@@ -74,6 +80,9 @@ class Graph {
   std::vector<NodeId> outputs_;
   int64_t batch_ = 1;
 };
+
+// Whether a node has as many inputs as its op takes (plus an epilogue's residual).
+bool arity_ok(const Node& n);
 
 // Input types of a node, in order.
 std::vector<TensorType> input_types(const Graph& g, const Node& n);

@@ -1,18 +1,37 @@
 #include "ir/ops.h"
 
-#include <utility>
-
 #include <array>
 
 namespace cnnc::ir {
 
 namespace {
 constexpr OpInfo kOps[] = {
-#define CNNC_OP(Name, text, Attrs, Pattern, min_in, max_in, doc) \
-  {OpKind::Name, text, PatternKind::Pattern, min_in, max_in, doc},
+#define CNNC_OP(Name, text, Attrs, Pattern, min_in, max_in, traits, doc) \
+  {OpKind::Name, text, PatternKind::Pattern, min_in, max_in, traits, doc},
 #include "ir/ops.def"
 #undef CNNC_OP
 };
+
+// Keras' names of the table's activations, where they differ from ours (silu, hard_swish).
+struct KerasName {
+  OpKind kind;
+  std::string_view names;  // space separated
+};
+constexpr KerasName kKerasNames[] = {
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) {OpKind::Name, keras_names},
+#include "ir/activations.def"
+#undef CNNC_ACTIVATION
+};
+
+bool has_word(std::string_view words, std::string_view w) {
+  while (!words.empty()) {
+    const auto space = words.find(' ');
+    if (words.substr(0, space) == w) return true;
+    if (space == std::string_view::npos) break;
+    words.remove_prefix(space + 1);
+  }
+  return false;
+}
 }  // namespace
 
 const OpInfo& op_info(OpKind k) { return kOps[static_cast<int>(k)]; }
@@ -34,8 +53,8 @@ std::string op_names() {
 
 Attrs default_attrs(OpKind k) {
   switch (k) {
-#define CNNC_OP(Name, text, AttrsT, Pattern, min_in, max_in, doc) \
-  case OpKind::Name:                                             \
+#define CNNC_OP(Name, text, AttrsT, Pattern, min_in, max_in, traits, doc) \
+  case OpKind::Name:                                                     \
     return AttrsT{};
 #include "ir/ops.def"
 #undef CNNC_OP
@@ -56,24 +75,43 @@ const char* pattern_name(PatternKind p) {
 }
 
 bool is_epilogue_activation(OpKind k) {
-  return k == OpKind::ReLU || k == OpKind::ReLU6 || k == OpKind::Sigmoid || k == OpKind::Tanh ||
-         k == OpKind::Swish || k == OpKind::HardSigmoid;
+  return k == OpKind::ReLU || (op_info(k).traits & kEpilogueActivation);
+}
+bool is_view(OpKind k) { return op_info(k).traits & kView; }
+bool has_kernel(OpKind k) { return !is_view(k) && k != OpKind::Input; }
+
+const OpInfo* find_activation(std::string_view name) {
+  for (const auto& k : kKerasNames)
+    if (has_word(k.names, name)) return &op_info(k.kind);
+  const OpInfo* op = find_op(name);
+  return op && (op->traits & kNamedActivation) ? op : nullptr;
 }
 
-const Epilogue* epilogue_of(const Attrs& a) {
-  if (const auto* c = std::get_if<Conv2DAttrs>(&a)) return &c->epilogue;
-  if (const auto* d = std::get_if<DenseAttrs>(&a)) return &d->epilogue;
-  if (const auto* b = std::get_if<BatchNormAttrs>(&a)) return &b->epilogue;
-  if (const auto* f = std::get_if<AffineAttrs>(&a)) return &f->epilogue;
-  return nullptr;
+std::string activation_names() {
+  std::string s = "linear";
+  for (const auto& op : kOps)
+    if (op.traits & kNamedActivation) s += ", " + std::string(op.text);
+  for (const auto& k : kKerasNames)
+    for (std::string_view rest = k.names; !rest.empty();) {
+      const auto space = rest.find(' ');
+      const std::string_view w = rest.substr(0, space);
+      if (w != op_info(k.kind).text) s += ", " + std::string(w);
+      if (space == std::string_view::npos) break;
+      rest.remove_prefix(space + 1);
+    }
+  return s;
 }
-Epilogue* epilogue_of(Attrs& a) { return const_cast<Epilogue*>(epilogue_of(std::as_const(a))); }
 
-const Schedule* schedule_of(const Attrs& a) {
-  if (const auto* c = std::get_if<Conv2DAttrs>(&a)) return &c->schedule;
-  if (const auto* d = std::get_if<DenseAttrs>(&a)) return &d->schedule;
-  return nullptr;
+EpilogueRule epilogue_rule(OpKind k) {
+  switch (op_info(k).pattern) {
+    case PatternKind::OutEWiseFusable: return EpilogueRule::AddAndActivation;
+    case PatternKind::Broadcast: return EpilogueRule::Activation;
+    case PatternKind::ElemWise:
+    case PatternKind::Injective:
+    case PatternKind::Reduction:
+    case PatternKind::Opaque: return EpilogueRule::None;
+  }
+  return EpilogueRule::None;
 }
-Schedule* schedule_of(Attrs& a) { return const_cast<Schedule*>(schedule_of(std::as_const(a))); }
 
 }  // namespace cnnc::ir

@@ -30,34 +30,15 @@ enum class Rounding { Exact, Floor };
 
 enum class OpKind;
 
-// What a layer does to its result before storing it, set by the fusion pass so the result is
-// finished while it is still in registers: add the layer's second input (a residual connection;
-// conv2d and dense only), then apply an activation op (is_epilogue_activation, defaults).
+// What a kernel does to its result before storing it, set by the fusion pass so the result is
+// finished while it is still in registers: add the layer's last input (a residual connection),
+// then apply an activation op (is_epilogue_activation, at its defaults). Which ops take which
+// part is decided by their fusion pattern (epilogue_rule).
 struct Epilogue {
   bool add = false;
   bool has_activation = false;
   OpKind activation{};
   bool operator==(const Epilogue&) const = default;
-};
-
-// How a conv2d or dense kernel is tiled: plain data, proposed by the tiling pass
-// (passes/choose_tiles) from shapes, registers and cache sizes, applied by codegen, and meant to
-// be searched by the tuner. `none` (the default): codegen's plain schedule, vectorised over
-// channels and parallel over rows, with no register tiling.
-struct Schedule {
-  enum Kind { None, Tile, Gemv, Stream } kind = None;
-  int64_t vector = 0;  // lanes per vector
-  // tile: a register tile of `channels` output channels x `pixels` of a row, the reduction in
-  //   chunks of `chunk` input channels (0: depthwise, no chunks), `rows` output rows per task;
-  // gemv: `channels` output channels per task held in registers (matrix-vector shape);
-  // stream: `channels` output channels per task, accumulators in L1, weights in storage order.
-  int64_t channels = 0, pixels = 0, chunk = 0, rows = 0;
-  // tile, 1: every tap inside the tile (the whole reduction while the tile is in registers),
-  // for convs with few input channels; 0: each chunk and tap swept over a row of tiles.
-  int64_t taps_inside = 0;
-  // Output channels per block of pre-packed weights (Kernel::weight_block); 0: stored layout.
-  int64_t pack = 0;
-  bool operator==(const Schedule&) const = default;
 };
 
 // Attribute structs. visit() lists the fields once, in printing order, for the printer, the
@@ -82,8 +63,6 @@ struct Conv2DAttrs {
   int64_t groups = 1;
   bool use_bias = true;
   Rounding round = Rounding::Exact;
-  Epilogue epilogue;
-  Schedule schedule;
   template <class V> void visit(V& v) {
     v("filters", filters, kRequired);
     v("kernel", kernel, kRequired);
@@ -93,21 +72,15 @@ struct Conv2DAttrs {
     v("groups", groups);
     v("use_bias", use_bias);
     v("round", round);
-    v("epilogue", epilogue);
-    v("schedule", schedule);
   }
   bool operator==(const Conv2DAttrs&) const = default;
 };
 struct DenseAttrs {
   int64_t units = 0;
   bool use_bias = true;
-  Epilogue epilogue;
-  Schedule schedule;
   template <class V> void visit(V& v) {
     v("units", units, kRequired);
     v("use_bias", use_bias);
-    v("epilogue", epilogue);
-    v("schedule", schedule);
   }
   bool operator==(const DenseAttrs&) const = default;
 };
@@ -132,16 +105,11 @@ struct GlobalPoolAttrs {
 };
 struct BatchNormAttrs {
   float epsilon = 1e-3f;  // Keras' default
-  Epilogue epilogue;      // an activation only (fuse_epilogues)
-  template <class V> void visit(V& v) {
-    v("epsilon", epsilon);
-    v("epilogue", epilogue);
-  }
+  template <class V> void visit(V& v) { v("epsilon", epsilon); }
   bool operator==(const BatchNormAttrs&) const = default;
 };
 struct AffineAttrs {
-  Epilogue epilogue;  // an activation only (fuse_epilogues)
-  template <class V> void visit(V& v) { v("epilogue", epilogue); }
+  template <class V> void visit(V&) {}
   bool operator==(const AffineAttrs&) const = default;
 };
 struct LeakyReLUAttrs {
@@ -185,13 +153,13 @@ struct DropoutAttrs {
 };
 
 enum class OpKind {
-#define CNNC_OP(Name, text, Attrs, Pattern, min_in, max_in, doc) Name,
+#define CNNC_OP(Name, text, Attrs, Pattern, min_in, max_in, traits, doc) Name,
 #include "ir/ops.def"
 #undef CNNC_OP
 };
 
 constexpr int kNumOps = 0
-#define CNNC_OP(Name, text, Attrs, Pattern, min_in, max_in, doc) +1
+#define CNNC_OP(Name, text, Attrs, Pattern, min_in, max_in, traits, doc) +1
 #include "ir/ops.def"
 #undef CNNC_OP
     ;
@@ -202,11 +170,17 @@ using Attrs = std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DA
                            GlobalPoolAttrs, BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs, PadAttrs,
                            CropAttrs, ReshapeAttrs, DropoutAttrs>;
 
+// Op traits (the ops.def column): bits.
+constexpr unsigned kView = 1;               // no kernel: the output is the input's data reshaped
+constexpr unsigned kNamedActivation = 2;    // usable as `activation=NAME`, a Keras activation
+constexpr unsigned kEpilogueActivation = 4; // parameter-free: an epilogue can apply it
+
 struct OpInfo {
   OpKind kind;
   std::string_view text;  // the name in the network format
   PatternKind pattern;
-  int min_inputs, max_inputs;
+  int min_inputs, max_inputs;  // not counting an epilogue's residual input
+  unsigned traits;
   std::string_view doc;
 };
 
@@ -218,14 +192,21 @@ std::string op_names();
 // A default-constructed attribute struct of the op's kind.
 Attrs default_attrs(OpKind k);
 const char* pattern_name(PatternKind p);
-// The activations a conv2d/dense epilogue can apply (relu only with its default attributes).
+// The activations an epilogue can apply (activations.def; relu at its defaults, too).
 bool is_epilogue_activation(OpKind k);
-// The schedule of a conv2d or dense node's attributes; nullptr for other ops.
-const Schedule* schedule_of(const Attrs& a);
-Schedule* schedule_of(Attrs& a);
-// The epilogue of a conv2d, dense, batchnorm or affine node's attributes; nullptr for other ops.
-// A batchnorm's or affine's epilogue is an activation only.
-const Epilogue* epilogue_of(const Attrs& a);
-Epilogue* epilogue_of(Attrs& a);
+// Ops that are a view of their input (no kernel, no storage of their own).
+bool is_view(OpKind k);
+// Ops that run a kernel: neither a view nor a graph input.
+bool has_kernel(OpKind k);
+// An activation by the name a network file or a Keras model gives it (relu, gelu, silu, ...);
+// nullptr when there is none. activation_names() lists them all, for messages.
+const OpInfo* find_activation(std::string_view name);
+std::string activation_names();
+
+// What an op's epilogue may hold, from its fusion pattern: an out-elementwise-fusable op
+// (conv2d, dense, pooling) adds a residual and applies an activation; a broadcast op (batchnorm,
+// affine, add, multiply) applies an activation; others take none.
+enum class EpilogueRule { None, Activation, AddAndActivation };
+EpilogueRule epilogue_rule(OpKind k);
 
 }  // namespace cnnc::ir

@@ -111,20 +111,27 @@ WindowGeometry window_geometry(const Node& n, const TensorType& input) {
           kernel, strides, dilation};
 }
 
-constexpr const char* kActivationOnly =
-    "epilogue: a normalisation applies an activation only (epilogue=ACT); add is for conv2d and dense";
+namespace {
 
-// A second input exactly when the epilogue adds one, of the layer's own output type.
-void check_epilogue(const Epilogue& e, const std::vector<TensorType>& in, const TensorType& out) {
-  if (!e.add && in.size() != 1)
-    fail("takes one input; a second one is the residual of epilogue=add (or add+ACT)");
-  if (e.add && in.size() != 2) fail("epilogue=add needs a second input, the residual to add");
-  if (e.add && in[1] != out)
-    fail("the residual input has shape " + shape_to_string(in[1].shape, true) + ", the layer's output is " +
+// The epilogue fits the op's fusion pattern (epilogue_rule), and its residual input (the last
+// one) has the layer's own output type.
+void check_epilogue(const Node& n, const TensorType& residual, const TensorType& out) {
+  const Epilogue& e = n.epilogue;
+  const EpilogueRule rule = epilogue_rule(n.op);
+  if (e.add && rule != EpilogueRule::AddAndActivation)
+    fail(std::string("epilogue=add: ") + (rule == EpilogueRule::Activation
+             ? "this op applies an activation only (epilogue=ACT)"
+             : "this op takes no epilogue") + "; add is for conv2d, dense and pooling");
+  if (e.has_activation && rule == EpilogueRule::None)
+    fail("this op takes no epilogue; epilogues are for conv2d, dense, pooling, batchnorm, affine, add and multiply");
+  if (e.has_activation && !is_epilogue_activation(e.activation))
+    fail("epilogue: '" + std::string(op_info(e.activation).text) + "' is not an activation an epilogue applies");
+  if (e.add && residual != out)
+    fail("the residual input has shape " + shape_to_string(residual.shape, true) + ", the layer's output is " +
          shape_to_string(out.shape, true));
 }
 
-Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) {
+Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batch) {
   Inferred r;
   const Shape x = in.empty() ? Shape{} : in[0].shape;
   switch (n.op) {
@@ -146,7 +153,6 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
              std::to_string(cin) + ") and filters (" + std::to_string(a.filters) + ")");
       const auto g = window_geometry(n, in[0]);
       r.type.shape = {x[0], g.out_h, g.out_w, a.filters};
-      check_epilogue(a.epilogue, in, r.type);
       const int64_t ig = cin / a.groups, rf = a.kernel.h * a.kernel.w;
       r.params.push_back(glorot("kernel", {a.kernel.h, a.kernel.w, ig, a.filters}, rf * ig,
                                 rf * a.filters / a.groups));
@@ -159,7 +165,6 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
       if (in[0].rank() != 2 && in[0].rank() != 4)
         fail("dense needs a rank-2 or rank-4 input, got " + shape_to_string(x, true));
       r.type.shape = with_channels(x, a.units);
-      check_epilogue(a.epilogue, in, r.type);
       r.params.push_back(glorot("kernel", {x.back(), a.units}, x.back(), a.units));
       if (a.use_bias) r.params.push_back({"bias", {a.units}, Init::Zeros});
       break;
@@ -184,7 +189,6 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
                                                          : Shape{x[0], x[3]};
       break;
     case OpKind::BatchNorm:
-      if (n.attr<BatchNormAttrs>().epilogue.add) fail(kActivationOnly);
       r.type = in[0];
       for (std::string_view role : {"gamma", "beta", "moving_mean", "moving_variance"})
         r.params.push_back({std::string(role), {x.back()},
@@ -192,7 +196,6 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
       if (!(n.attr<BatchNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
       break;
     case OpKind::Affine:
-      if (n.attr<AffineAttrs>().epilogue.add) fail(kActivationOnly);
       r.type = in[0];
       r.params.push_back({"scale", {x.back()}, Init::Ones});
       r.params.push_back({"shift", {x.back()}, Init::Zeros});
@@ -296,12 +299,11 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
       break;
     }
     case OpKind::LeakyReLU:
-    case OpKind::ReLU6:
-    case OpKind::Swish:
-    case OpKind::HardSigmoid:
-    case OpKind::Sigmoid:
-    case OpKind::Tanh:
     case OpKind::Softmax:
+    case OpKind::LogSoftmax:
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) case OpKind::Name:
+#include "ir/activations.def"
+#undef CNNC_ACTIVATION
       r.type = in[0];
       break;
     case OpKind::Dropout: {
@@ -313,6 +315,17 @@ Inferred infer(const Node& n, const std::vector<TensorType>& in, int64_t batch) 
   }
   checked_elements(r.type.shape);
   for (const auto& p : r.params) checked_elements(p.shape);
+  return r;
+}
+
+}  // namespace
+
+Inferred infer(const Node& n, const std::vector<TensorType>& all_inputs, int64_t batch) {
+  // An epilogue's residual comes last; the op itself sees the inputs before it.
+  if (n.epilogue.add && all_inputs.size() < 2) fail("epilogue=add needs a second input, the residual to add");
+  const std::vector<TensorType> in(all_inputs.begin(), all_inputs.end() - (n.epilogue.add ? 1 : 0));
+  Inferred r = infer_op(n, in, batch);
+  check_epilogue(n, all_inputs.back(), r.type);
   return r;
 }
 

@@ -30,18 +30,6 @@ std::string to_text(const Epilogue& e) {
   const std::string act = e.has_activation ? std::string(op_info(e.activation).text) : "";
   return e.add ? (act.empty() ? "add" : "add+" + act) : act;
 }
-// none, or KIND:FIELDS with the fields that are set as a letter and a number, e.g.
-// tile:v16,c32,x10,k64,r2,p32 (v vector, c channels, x pixels, k chunk, r rows, t taps inside,
-// p pack).
-constexpr const char* kScheduleKinds[] = {"none", "tile", "gemv", "stream"};
-std::string to_text(const Schedule& sc) {
-  std::string s = kScheduleKinds[sc.kind];
-  char sep = ':';
-  for (auto [letter, v] : {std::pair{'v', sc.vector}, {'c', sc.channels}, {'x', sc.pixels},
-                           {'k', sc.chunk}, {'r', sc.rows}, {'t', sc.taps_inside}, {'p', sc.pack}})
-    if (v) s += sep + std::string(1, letter) + std::to_string(v), sep = ',';
-  return s;
-}
 std::string to_text(const Padding& p) {
   if (p.mode == Padding::Valid) return "valid";
   if (p.mode == Padding::Same) return "same";
@@ -122,28 +110,6 @@ bool from_text(std::string_view s, Epilogue& e) {
   e.activation = op->kind;
   return true;
 }
-bool from_text(std::string_view s, Schedule& sc) {
-  sc = Schedule{};
-  const auto colon = s.find(':');
-  const std::string_view kind = s.substr(0, colon);
-  int k = 0;
-  const int kinds = static_cast<int>(std::size(kScheduleKinds));
-  while (k < kinds && kind != kScheduleKinds[k]) ++k;
-  if (k == kinds) return false;
-  sc.kind = static_cast<Schedule::Kind>(k);
-  if (colon == std::string_view::npos) return true;
-  if (sc.kind == Schedule::None) return false;
-  for (auto field : split(s.substr(colon + 1), ',')) {
-    int64_t v;
-    if (field.size() < 2 || !parse_int(field.substr(1), v) || v < 1) return false;
-    int64_t* slot = field[0] == 'v' ? &sc.vector : field[0] == 'c' ? &sc.channels : field[0] == 'x' ? &sc.pixels
-                  : field[0] == 'k' ? &sc.chunk : field[0] == 'r' ? &sc.rows : field[0] == 't' ? &sc.taps_inside
-                  : field[0] == 'p' ? &sc.pack : nullptr;
-    if (!slot || *slot) return false;  // unknown or repeated
-    *slot = v;
-  }
-  return true;
-}
 bool from_text(std::string_view s, Padding& p) {
   if (s == "valid") return p = Padding{}, true;
   if (s == "same") return p = Padding{Padding::Same}, true;
@@ -164,12 +130,13 @@ const char* accepted(Pair*) { return "HxW like 3x3, or one number for both"; }
 const char* accepted(Shape*) { return "positive sizes like 32x32x3"; }
 const char* accepted(Rounding*) { return "exact or floor"; }
 const char* accepted(Padding*) { return "valid, same, P, or top,bottom,left,right"; }
-const char* accepted(Schedule*) {
-  return "none, or tile/gemv/stream followed by :v,c,x,k,r,t,p fields with positive sizes "
-         "(e.g. tile:v16,c32,x10,k64,r2,p32)";
-}
-const char* accepted(Epilogue*) {
-  return "none, add, ACT or add+ACT with ACT one of relu, relu6, sigmoid, tanh, swish, hardsigmoid";
+std::string epilogue_syntax(OpKind op) {
+  std::string acts;
+  for (int k = 0; k < kNumOps; ++k)
+    if (is_epilogue_activation(static_cast<OpKind>(k)))
+      acts += (acts.empty() ? "" : ", ") + std::string(op_info(static_cast<OpKind>(k)).text);
+  return (epilogue_rule(op) == EpilogueRule::AddAndActivation ? "none, add, ACT or add+ACT" : "none or ACT") +
+         std::string(" with ACT one of ") + acts;
 }
 
 // Sets one field by key; collects the field names and which required ones were seen.
@@ -224,19 +191,15 @@ std::vector<std::string_view> words(std::string_view s) {
   return w;
 }
 
-// Activations that conv2d and dense accept as `activation=`, expanded into their own layer.
-const std::map<std::string_view, OpKind> kActivations = {
-    {"relu", OpKind::ReLU},       {"relu6", OpKind::ReLU6}, {"sigmoid", OpKind::Sigmoid},
-    {"tanh", OpKind::Tanh},       {"softmax", OpKind::Softmax}, {"leakyrelu", OpKind::LeakyReLU},
-    {"swish", OpKind::Swish},     {"hardsigmoid", OpKind::HardSigmoid}};
-
 // The most layers (activation layers from `activation=` included) a network may have.
 constexpr int kMaxLayers = 10000;
 
 }  // namespace
 
-std::string print_attrs(const Node& n) {
-  return std::visit(
+namespace {
+// The op's attributes and its epilogue: what the kernel computes.
+std::string print_semantics(const Node& n) {
+  std::string s = std::visit(
       [&](const auto& a) {
         using A = std::decay_t<decltype(a)>;
         AttrPrinter<A> p;
@@ -245,10 +208,19 @@ std::string print_attrs(const Node& n) {
         return p.out;
       },
       n.attrs);
+  if (!(n.epilogue == Epilogue{})) s += " epilogue=" + to_text(n.epilogue);
+  return s;
+}
+}  // namespace
+
+std::string print_attrs(const Node& n) {
+  std::string s = print_semantics(n);
+  if (n.schedule.kind != ScheduleKind::None) s += " schedule=" + to_text(n.schedule);
+  return s;
 }
 
-std::string signature(const Graph& g, const Node& n) {
-  std::string s = std::string(n.info().text) + print_attrs(n) + " in";
+std::string workload_key(const Graph& g, const Node& n) {
+  std::string s = std::string(n.info().text) + print_semantics(n) + " in";
   for (NodeId in : n.inputs) s += " " + shape_to_string(g.node(in).type.shape, true);
   s += " out " + shape_to_string(n.type.shape, true) + " params";
   for (const Param& p : n.params) s += " " + p.role + ":" + shape_to_string(p.value.shape, true);
@@ -375,11 +347,24 @@ Graph parse(std::string_view text, const std::string& source, int64_t batch) {
       seen_keys.emplace_back(key);
       const bool takes_activation = n.op == OpKind::Conv2D || n.op == OpKind::Dense;
       if (takes_activation && key == "activation") {
-        if (value != "linear" && !kActivations.count(value))
-          fail_layer("activation '" + std::string(value) +
-                     "' is not known; accepted: linear, relu, relu6, sigmoid, tanh, softmax, leakyrelu, "
-                     "swish, hardsigmoid");
+        if (value != "linear" && !find_activation(value))
+          fail_layer("activation '" + std::string(value) + "' is not known; accepted: " + activation_names());
         activation = std::string(value);
+        continue;
+      }
+      if (key == "epilogue" && epilogue_rule(n.op) != EpilogueRule::None) {
+        if (!from_text(value, n.epilogue))
+          fail_layer("attribute 'epilogue': '" + std::string(value) + "' is not " + epilogue_syntax(n.op));
+        if (n.epilogue.add && epilogue_rule(n.op) != EpilogueRule::AddAndActivation)
+          fail_layer("attribute 'epilogue': " + std::string(info->text) + " (" + pattern_name(info->pattern) +
+                     ") applies an activation only (epilogue=ACT); a residual add is for conv2d, dense and pooling");
+        continue;
+      }
+      if (key == "schedule" && has_kernel(n.op)) {
+        std::string why;
+        if (!parse_schedule(value, n.schedule, why))
+          fail_layer("attribute 'schedule': '" + std::string(value) + "': " + why + "; accepted: " +
+                     schedule_syntax());
         continue;
       }
       AttrSetter set;
@@ -387,6 +372,8 @@ Graph parse(std::string_view text, const std::string& source, int64_t batch) {
       set.value = value;
       std::visit([&](auto& a) { a.visit(set); }, n.attrs);
       all_keys = set.keys;
+      if (epilogue_rule(n.op) != EpilogueRule::None) all_keys.push_back("epilogue");
+      if (has_kernel(n.op)) all_keys.push_back("schedule");
       if (takes_activation) all_keys.push_back("activation");
       if (!set.error.empty()) fail_layer(set.error);
       if (!set.found)
@@ -420,7 +407,7 @@ Graph parse(std::string_view text, const std::string& source, int64_t batch) {
     const std::string declared = g.node(id).name;
     if (!activation.empty() && activation != "linear") {
       Node act;
-      act.op = kActivations.at(activation);
+      act.op = find_activation(activation)->kind;
       act.attrs = default_attrs(act.op);
       act.name = declared + "." + activation;
       act.inputs = {id};
@@ -443,9 +430,7 @@ void verify(const Graph& g) {
     if (!names.emplace(n.name, i).second) fail("duplicate name");
     for (NodeId in : n.inputs)
       if (in < 0 || in >= i) fail("input " + std::to_string(in) + " is not an earlier node");
-    const int nin = static_cast<int>(n.inputs.size());
-    if (nin < n.info().min_inputs || (n.info().max_inputs >= 0 && nin > n.info().max_inputs))
-      fail("wrong number of inputs");
+    if (!arity_ok(n)) fail("wrong number of inputs");
     Inferred inf = infer(n, input_types(g, n), g.batch());
     if (!(inf.type == n.type)) fail("type " + shape_to_string(n.type.shape, true) +
                                     " disagrees with inference " +

@@ -11,11 +11,14 @@
 namespace cnnc::ir {
 
 std::string print(const Graph& g);
-// A layer's non-default attributes as printed (" filters=64 kernel=3x3 ...").
+// A layer's non-default attributes as printed (" filters=64 kernel=3x3 ..."), then its
+// epilogue and schedule.
 std::string print_attrs(const Node& n);
-// What a layer's kernel depends on: op, attributes, input/output/weight shapes, not names or
-// weight values. Layers with equal signatures can share one compiled kernel.
-std::string signature(const Graph& g, const Node& n);
+// What a layer's kernel computes: op, attributes, epilogue, input/output/weight shapes; not its
+// schedule, names or weight values. Layers with equal keys compute the same function, so the
+// tuner searches schedules per workload key, and a kernel compiled for a key and a schedule
+// serves every such layer.
+std::string workload_key(const Graph& g, const Node& n);
 
 // Parses the network format. `source` names the file in messages ("file:line: ...").
 // Throws cnnc::Error on any malformed line, unknown layer or attribute, or impossible shape.

@@ -26,7 +26,7 @@ ConvShape conv_shape(const ir::Graph& g, const ir::Node& n, int64_t kernel_batch
 ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts) {
   const int64_t kernel_batch = opts.kernel_batch > 0 ? opts.kernel_batch : g.batch();
   const ConvShape s = conv_shape(g, n, kernel_batch);
-  const ir::MachineInfo& m = opts.machine;
+  const ir::CpuFacts& m = opts.target.cpu;
   ir::Schedule sc;
   sc.vector = ir::vector_lanes_for(s.out_c, m.vector_lanes);
   // Accumulators of the register tile: 12 of AVX2's 16 registers, 20 of AVX-512's 32 (best of
@@ -43,16 +43,16 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
     for (int64_t v = std::max<int64_t>(1, accumulators / s.out_w); v >= 4 && !block; --v)
       if (s.out_c % (v * sc.vector) == 0) block = v * sc.vector;
     if (opts.pack_weights && s.groups == 1 && block && s.out_c > block) {
-      sc.kind = ir::Schedule::Gemv;
+      sc.kind = ir::ScheduleKind::Gemv;
       sc.channels = sc.pack = block;
     } else {  // no such block: stream the weights in storage order, accumulators in L1
-      sc.kind = ir::Schedule::Stream;
+      sc.kind = ir::ScheduleKind::Stream;
       sc.channels = std::min<int64_t>(s.out_c, 1024);
     }
     return sc;
   }
 
-  sc.kind = ir::Schedule::Tile;
+  sc.kind = depthwise ? ir::ScheduleKind::Depthwise : ir::ScheduleKind::Tile;
   // Register tile: up to two vectors of output channels x as many pixels of a row as the
   // remaining accumulators allow; of the widths from 4 up, the one wasting least on a row's
   // last, rounded-up tile (the wider on a tie).
@@ -102,10 +102,28 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
   return sc;
 }
 
+namespace {
+// Pooling and pointwise kernels: vectorised over the output's channels, one row (of pixels, or
+// of a rank-2 tensor's batch) per parallel task: they are memory-bound, and a row per task
+// spreads any tensor over the cores.
+ir::Schedule pointwise_schedule(const ir::Node& n, ir::ScheduleKind kind, const TilingOptions& opts) {
+  ir::Schedule sc;
+  sc.kind = kind;
+  sc.vector = ir::vector_lanes_for(n.type.channels(), opts.target.cpu.vector_lanes);
+  sc.rows = 1;
+  return sc;
+}
+}  // namespace
+
 ir::Graph choose_tiles(ir::Graph g, const TilingOptions& opts) {
   for (auto& n : g.nodes()) {
-    ir::Schedule* sc = ir::schedule_of(n.attrs);
-    if (sc && sc->kind == ir::Schedule::None) *sc = tile_schedule(g, n, opts);
+    if (!ir::has_kernel(n.op) || n.schedule.kind != ir::ScheduleKind::None) continue;
+    switch (ir::kernel_kind(g, n)) {
+      case ir::KernelKind::Conv:
+      case ir::KernelKind::Depthwise: n.schedule = tile_schedule(g, n, opts); break;
+      case ir::KernelKind::Pool: n.schedule = pointwise_schedule(n, ir::ScheduleKind::Pool, opts); break;
+      case ir::KernelKind::Pointwise: n.schedule = pointwise_schedule(n, ir::ScheduleKind::Pointwise, opts); break;
+    }
   }
   return g;
 }

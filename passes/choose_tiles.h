@@ -1,20 +1,21 @@
 #pragma once
 #include "ir/graph.h"
-#include "ir/machine.h"
+#include "ir/target.h"
 
 namespace cnnc::passes {
 
 struct TilingOptions {
-  ir::MachineInfo machine;
+  ir::Target target;  // the CPU facts: vector lanes and registers, L1
   // Images per kernel call (the runtime's micro-batch), which sets a dense layer's rows;
   // 0: the graph's batch.
   int64_t kernel_batch = 0;
   bool pack_weights = true;  // false: every schedule reads weights in their stored layout
 };
 
-// Records a schedule on every conv2d and dense that has none (ir::Schedule): the register tile,
-// reduction chunk, rows per task and weight packing, from the layer's shapes, the machine's
-// vector registers and its L1 size. Safe: a schedule changes how a layer is computed, not what.
+// Records a schedule on every kernel that has none (ir::Schedule): for a conv2d or dense the
+// register tile, reduction chunk, rows per task and weight packing, from the layer's shapes, the
+// target's vector registers and its L1 size; for pooling and the pointwise kernels the vector
+// width and rows per task. Safe: a schedule changes how a layer is computed, not what.
 ir::Graph choose_tiles(ir::Graph g, const TilingOptions& opts);
 
 // The schedule choose_tiles gives one layer.

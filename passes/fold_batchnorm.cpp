@@ -44,7 +44,7 @@ bool weights_set(const ir::Node& n) {
 // Why `bn` is not a normalisation that can fold anywhere, or "".
 std::string not_foldable(const ir::Node& bn) {
   if (bn.op != ir::OpKind::BatchNorm && bn.op != ir::OpKind::Affine) return "not a normalisation";
-  if (!(*ir::epilogue_of(bn.attrs) == ir::Epilogue{})) return "it applies an activation (epilogue)";
+  if (!(bn.epilogue == ir::Epilogue{})) return "it applies an activation (epilogue)";
   return "";
 }
 
@@ -55,6 +55,7 @@ std::string cannot_fold(const ir::Graph& g, const ir::Node& bn, const Uses& uses
   const ir::Node& producer = g.node(p);
   if (producer.op != ir::OpKind::Conv2D && producer.op != ir::OpKind::Dense) return "producer is not conv2d/dense";
   if (uses.sole_reader(p) < 0) return "producer's output is also read elsewhere";
+  if (!(producer.epilogue == ir::Epilogue{})) return "producer applies an epilogue";
   if (!weights_set(producer) || !weights_set(bn)) return "weights not set";
   return "";
 }

@@ -8,15 +8,17 @@ namespace cnnc::passes {
 
 namespace {
 
-// A layer that can take an epilogue and has none yet.
+// A layer whose fusion pattern takes an epilogue (ir::epilogue_rule), with none yet.
 bool is_anchor(const ir::Node& n) {
-  const ir::Epilogue* e = ir::epilogue_of(n.attrs);
-  return e && *e == ir::Epilogue{};
+  return ir::epilogue_rule(n.op) != ir::EpilogueRule::None && n.epilogue == ir::Epilogue{};
 }
 
-// Only a conv-like anchor (out-elementwise-fusable) also absorbs a residual add: a broadcast
-// anchor (a normalisation) takes an activation only, so it stays one pass over its input.
-bool absorbs_add(const ir::Node& n) { return n.info().pattern == ir::PatternKind::OutEWiseFusable; }
+// Only an out-elementwise-fusable anchor (conv2d, dense, pooling) also absorbs a residual add:
+// a broadcast anchor (a normalisation, add, multiply) takes an activation only, so it stays one
+// pass over its inputs.
+bool absorbs_add(const ir::Node& n) {
+  return ir::epilogue_rule(n.op) == ir::EpilogueRule::AddAndActivation;
+}
 
 // The epilogue activation that computes exactly what layer n does, if there is one: its own op,
 // or for a relu with attributes, relu6 when they say min(max(x, 0), 6) (Keras' ReLU(6.0)).
@@ -63,7 +65,7 @@ ir::Graph fuse_epilogues(ir::Graph g) {
 
     // The anchor moves into the chain's last slot: every input it reads comes before it there.
     ir::Node fused = std::move(g.node(a));
-    *ir::epilogue_of(fused.attrs) = e;
+    fused.epilogue = e;
     if (e.add) fused.inputs.push_back(residual);
     for (ir::NodeId id : absorbed) fused.absorbed.push_back(g.node(id).name);
     replacement[a] = -1;

@@ -1,5 +1,5 @@
 #pragma once
-// passes::optimize: the linear pipeline of passes.def, with the verifier between passes.
+// passes::optimize: the linear pipeline of passes.def, with the verifier after every pass.
 #include <functional>
 #include <set>
 #include <string>

@@ -1,14 +1,13 @@
 #pragma once
-// A compiled model: the graph, its weights, one buffer per value and the kernels in order.
-// run(inputs) -> outputs. A batch runs as consecutive micro-batches through the whole network
+// A compiled model: a Program (the graph, its weights, the kernels in order, the memory plan)
+// with its arena and packed weights. run(inputs) -> outputs. A batch runs as consecutive micro-batches through the whole network
 // (kernels compiled for the micro-batch), so each image's activations are still in cache when
 // the next layer reads them instead of a whole batch's going through memory between layers.
 #include <string>
 #include <vector>
 
-#include "codegen/kernel.h"
+#include "codegen/program.h"
 #include "ir/graph.h"
-#include "runtime/memory_plan.h"
 
 namespace cnnc::runtime {
 
@@ -27,14 +26,16 @@ class Arena {
   size_t size_ = 0;
 };
 
-// Images per pass through the network: `requested` if > 0 (it must divide the batch), else the
-// largest divisor of the batch up to 4 (measured; see executor.cpp).
-int64_t choose_micro_batch(const ir::Graph& g, int64_t requested);
+// Packs HWIO (or dense (in, out)) weights into blocks of `block` output channels:
+// [out/block][h][w][in][block] (codegen::Kernel::weight_block). `out` must be a multiple of
+// `block`.
+std::vector<float> pack_weights(const ir::Tensor& kernel, int block);
 
 class CompiledModel {
  public:
-  // Compiles the graph, whose weights must all be set (init_weights or load_weights).
-  CompiledModel(ir::Graph g, const codegen::CompileOptions& opts = {});
+  // Takes a compiled Program (codegen::compile) to run on `threads` worker threads (0: one
+  // per core).
+  explicit CompiledModel(codegen::Program program, int threads = 0);
 
   // Inputs in the order of graph().inputs(), each of its input's exact shape; outputs in the
   // order of graph().outputs(). Throws cnnc::Error on a wrong count or shape.
@@ -48,24 +49,22 @@ class CompiledModel {
   void run_kernel(size_t k);
 
   // The graph at the caller's batch (the kernels see it at micro_batch()).
-  const ir::Graph& graph() const { return graph_; }
-  const codegen::CompiledGraph& compiled() const { return compiled_; }
+  const ir::Graph& graph() const { return program_.graph; }
+  const codegen::Program& program() const { return program_; }
+  const std::vector<codegen::CompiledNode>& kernels() const { return program_.kernels; }
   // The plan of one micro-batch's activations.
-  const MemoryPlan& memory_plan() const { return plan_; }
-  int64_t micro_batch() const { return micro_batch_; }
+  const codegen::MemoryPlan& memory_plan() const { return program_.plan; }
+  int64_t micro_batch() const { return program_.micro_batch; }
 
  private:
   std::vector<const float*> kernel_args(const ir::Node& n) const;
   void run_kernels();  // every kernel once, on the micro-batch in the arena
   void run_slice(int64_t s);
 
-  ir::Graph graph_;
-  int64_t micro_batch_ = 1;
-  int64_t slices_ = 1;                       // batch / micro_batch_
+  codegen::Program program_;
+  int64_t slices_ = 1;                       // batch / micro-batch
   std::vector<std::vector<float>> batch_in_, batch_out_;  // whole-batch inputs/outputs when slices_ > 1
-  codegen::CompiledGraph compiled_;
-  MemoryPlan plan_;
-  Arena arena_;                              // every activation, at plan_'s offsets
+  Arena arena_;                              // every activation, at the plan's offsets
   std::vector<std::vector<float>> packed_;   // per node: its kernel weights as its kernel reads them
   std::vector<float*> data_;                  // per node: its storage or the viewed input's
 };

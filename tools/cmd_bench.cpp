@@ -18,11 +18,11 @@
 #include <thread>
 
 #include "benchmarks/peak.h"
-#include "codegen/scratch_pool.h"
 #include "ir/error.h"
 #include "ir/shape_inference.h"
 #include "runtime/executor.h"
 #include "runtime/npy.h"
+#include "runtime/scratch_pool.h"
 #include "tools/commands.h"
 #include "tools/format.h"
 #include "tools/prepare.h"
@@ -78,7 +78,7 @@ void print_profile(runtime::CompiledModel& model, double peak, double bandwidth)
   };
   std::vector<Row> rows;
   double total = 0;
-  for (size_t k = 0; k < model.compiled().kernels.size(); ++k) {
+  for (size_t k = 0; k < model.kernels().size(); ++k) {
     std::vector<double> ms;
     for (int i = 0; i < 5 || (ms.size() < 200 && std::accumulate(ms.begin(), ms.end(), 0.0) < 200); ++i) {
       const auto t0 = Clock::now();
@@ -96,7 +96,7 @@ void print_profile(runtime::CompiledModel& model, double peak, double bandwidth)
   std::printf("  %-24s %-16s %-18s %10s %7s %9s %7s %8s %8s %-7s %6s  %s\n", "layer", "op", "output", "ms", "share",
               "GFLOP/s", "%peak", "GB/s", "FLOP/B", "bound", "%roof", "schedule");
   for (const auto& r : rows) {
-    const auto& ck = model.compiled().kernels[r.k];
+    const auto& ck = model.kernels()[r.k];
     const ir::Node& n = g.node(ck.node);
     const double flops = 2.0 * static_cast<double>(ir::macs(n, ir::input_types(g, n)));
     const double gf = flops / (r.ms * 1e-3) * 1e-9;
@@ -131,13 +131,13 @@ int serve(runtime::CompiledModel& model, int threads, int64_t batch, int64_t mac
          {"model", model.graph().name},
          {"batch", batch},
          {"threads", threads},
-         {"kernels", model.compiled().kernels.size()},
-         {"compiled", model.compiled().compiled},
-         {"from_disk", model.compiled().from_disk},
+         {"kernels", model.kernels().size()},
+         {"compiled", model.program().compiled},
+         {"from_disk", model.program().from_disk},
          {"arena_bytes", model.memory_plan().arena_bytes},
          {"unshared_bytes", model.memory_plan().unshared_bytes},
          {"micro_batch", model.micro_batch()},
-         {"compile_seconds", model.compiled().compile_seconds},
+         {"compile_seconds", model.program().compile_seconds},
          {"macs", macs}});
   std::string line;
   while (std::getline(std::cin, line)) {
@@ -212,12 +212,11 @@ int run_vs_peers(const BenchOptions& o, int threads) {
 int bench(const BenchOptions& o) {
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
   if (!o.vs.empty()) return run_vs_peers(o, threads);
-  ir::Graph g = optimize(load_with_weights(o.net, o.batch, "", o.seed), o.passes);
+  runtime::CompiledModel model(build_program(load_with_weights(o.net, o.batch, "", o.seed), o.passes), threads);
+  const ir::Graph& g = model.graph();
   int64_t macs = 0;
   for (const auto& n : g.nodes()) macs += ir::macs(n, ir::input_types(g, n));
   const auto inputs = random_inputs(g, o.seed);
-
-  runtime::CompiledModel model(std::move(g), compile_options(o.passes, threads));
   if (o.serve) return serve(model, threads, o.batch, macs);
   model.run(inputs);  // the first run also starts Halide's thread pool
   // Warm-up: --warmup runs (3) and, if any, at least 0.3 s.
@@ -240,10 +239,10 @@ int bench(const BenchOptions& o) {
 
   std::printf("%s (%s), batch %lld, %d thread(s)\n", model.graph().name.c_str(), o.net.c_str(),
               static_cast<long long>(o.batch), threads);
-  const auto& cg = model.compiled();
-  std::printf("  compile:    %.2f s for %zu kernels: %zu compiled, %zu from the disk cache, %zu reused (Halide, host CPU)\n",
+  const auto& cg = model.program();
+  std::printf("  compile:    %.2f s for %zu kernels: %zu compiled, %zu from the disk cache, %zu reused (Halide, %s)\n",
               cg.compile_seconds, cg.kernels.size(), cg.compiled, cg.from_disk,
-              cg.kernels.size() - cg.compiled - cg.from_disk);
+              cg.kernels.size() - cg.compiled - cg.from_disk, cg.target.name.c_str());
   if (model.micro_batch() < o.batch)
     std::printf("  micro-batch: %lld images per pass through the network\n", static_cast<long long>(model.micro_batch()));
   std::printf("  latency:    median %.3f ms, min %.3f ms, p90 %.3f ms over %zu runs\n", median,
@@ -252,7 +251,7 @@ int bench(const BenchOptions& o) {
   std::printf("  memory:     %s of activations in one arena (%s with a buffer per value); %s more held by\n"
               "              kernels' own buffers (padded inputs)\n",
               bytes(model.memory_plan().arena_bytes).c_str(), bytes(model.memory_plan().unshared_bytes).c_str(),
-              bytes(static_cast<int64_t>(codegen::scratch_bytes_held())).c_str());
+              bytes(static_cast<int64_t>(runtime::scratch_bytes_held())).c_str());
   std::printf("  work:       %s MACs per batch = %.3f GFLOP\n", with_commas(macs).c_str(),
               2e-9 * static_cast<double>(macs));
   if (peak > 0)
@@ -269,7 +268,7 @@ int bench(const BenchOptions& o) {
                               {"compiled", cg.compiled}, {"from_disk", cg.from_disk},
                               {"arena_bytes", model.memory_plan().arena_bytes},
                               {"unshared_bytes", model.memory_plan().unshared_bytes},
-                              {"scratch_bytes", codegen::scratch_bytes_held()},
+                              {"scratch_bytes", runtime::scratch_bytes_held()},
                               {"micro_batch", model.micro_batch()}};
     write_file_atomically(o.json_out, j.dump(1) + "\n");
   }

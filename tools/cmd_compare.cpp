@@ -49,10 +49,9 @@ int compare(const CompareFlags& o) {
   r["weight_mb"] = static_cast<double>(params) * 4 / 1e6;
   r["macs_per_batch"] = macs;
   r["load_seconds"] = load_s;
-  g = optimize(std::move(g), o.passes);
-  runtime::CompiledModel model(std::move(g), compile_options(o.passes, o.threads));
-  r["compile_seconds"] = model.compiled().compile_seconds;
-  r["kernels"] = model.compiled().kernels.size();
+  runtime::CompiledModel model(build_program(std::move(g), o.passes), o.threads);
+  r["compile_seconds"] = model.program().compile_seconds;
+  r["kernels"] = model.kernels().size();
   const auto t0 = Clock::now();
   const auto outs = model.run(inputs);
   r["run_ms"] = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();

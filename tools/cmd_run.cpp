@@ -1,4 +1,4 @@
-// cnnc run NET: compile with Halide (JIT, host CPU) and run inference once.
+// cnnc run NET: compile for the target (the host CPU by default) and run inference once.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -33,23 +33,21 @@ int run(const RunOptions& o) {
   ir::Graph g = load_with_weights(o.net, batch ? batch : 1, o.weights, o.seed);
   // Saved before the passes, so the file fits the network as written.
   if (!o.save_weights.empty()) runtime::save_weights(g, o.save_weights);
-  g = optimize(std::move(g), o.passes);
+  if (!o.input.empty() && g.inputs().size() != 1)
+    throw Error(o.net + ": has " + std::to_string(g.inputs().size()) +
+                " inputs; --input gives one (leave it out for random inputs)");
+  runtime::CompiledModel model(build_program(std::move(g), o.passes), o.threads);
   std::vector<ir::Tensor> inputs;
-  if (o.input.empty()) {
-    inputs = random_inputs(g, o.seed);
-  } else {
-    if (g.inputs().size() != 1)
-      throw Error(o.net + ": has " + std::to_string(g.inputs().size()) +
-                  " inputs; --input gives one (leave it out for random inputs)");
+  if (o.input.empty())
+    inputs = random_inputs(model.graph(), o.seed);
+  else
     inputs.push_back(std::move(given));
-  }
-  runtime::CompiledModel model(std::move(g), compile_options(o.passes, o.threads));
   const auto t0 = std::chrono::steady_clock::now();
   auto outputs = model.run(inputs);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%s: batch %lld, compiled %zu kernels in %.2f s, ran in %.2f ms\n",
               model.graph().name.c_str(), static_cast<long long>(model.graph().batch()),
-              model.compiled().kernels.size(), model.compiled().compile_seconds, ms);
+              model.kernels().size(), model.program().compile_seconds, ms);
   for (size_t k = 0; k < outputs.size(); ++k) {
     const ir::Tensor& t = outputs[k];
     const auto& node = model.graph().node(model.graph().outputs()[k]);
@@ -76,7 +74,7 @@ int run(const RunOptions& o) {
 }  // namespace
 
 Action add_run(CLI::App& app) {
-  auto* sub = app.add_subcommand("run", "Compile with Halide (JIT, host CPU) and run inference");
+  auto* sub = app.add_subcommand("run", "Compile (Halide kernels for --target, the host CPU by default) and run inference");
   auto o = std::make_shared<RunOptions>();
   sub->add_option("NET", o->net, "network file (.cnn)")->required();
   sub->add_option("--input", o->input, "input tensor (.npy, N x H x W x C float32); random if absent");

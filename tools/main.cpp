@@ -6,7 +6,7 @@
 #include "tools/commands.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"cnnc: a compiler for convolutional networks (native .cnn format, Halide CPU kernels)"};
+  CLI::App app{"cnnc: a compiler for convolutional networks (.cnn, Keras models; Halide kernels)"};
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, cnnc::tools::Action>> commands;
   for (auto add : {cnnc::tools::add_summary, cnnc::tools::add_run, cnnc::tools::add_bench, cnnc::tools::add_compile, cnnc::tools::add_compare,
@@ -44,7 +44,9 @@ int main(int argc, char** argv) {
     std::cerr << "cnnc: error: out of memory\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "cnnc: internal error: " << e.what() << "\n";
+    // cnnc::InternalError (a broken invariant) or anything else unexpected: cnnc's own bug.
+    std::cerr << "cnnc: internal error: " << e.what()
+              << "; please report it, with the command and the model file\n";
     return 2;
   }
   return 0;

@@ -10,7 +10,6 @@
 #include "ir/error.h"
 #include "ir/text.h"
 #include "passes/pipeline.h"
-#include "runtime/executor.h"
 #include "runtime/weights.h"
 
 namespace cnnc::tools {
@@ -26,6 +25,8 @@ ir::Graph load_with_weights(const std::string& net, int64_t batch, const std::st
 }
 
 void add_pass_flags(CLI::App& sub, PassFlags& flags) {
+  sub.add_option("--target", flags.target, std::string("what to compile for: ") + ir::kTargetSyntax +
+                                               " (GPU targets are not built yet)");
   sub.add_option("--disable-pass", flags.disabled, "skip this optimisation pass (repeatable)");
   sub.add_option("--print-after", flags.print_after, "print the IR after this pass ('all': after each)");
   sub.add_flag("--print-ir", flags.print_ir, "print the IR that reaches codegen (after all passes)");
@@ -37,9 +38,9 @@ void add_pass_flags(CLI::App& sub, PassFlags& flags) {
       ->check(CLI::Range(int64_t{0}, int64_t{4096}));
 }
 
-codegen::CompileOptions compile_options(const PassFlags& flags, int threads) {
+codegen::CompileOptions compile_options(const PassFlags& flags) {
   codegen::CompileOptions o;
-  o.threads = threads;
+  o.target = flags.target;
   o.reuse_memory = !flags.no_memory_reuse;
   o.micro_batch = flags.micro_batch;
   return o;
@@ -49,8 +50,8 @@ ir::Graph optimize(ir::Graph g, const PassFlags& flags) {
   passes::PipelineOptions opts;
   opts.disabled = {flags.disabled.begin(), flags.disabled.end()};
   // Schedules for this machine, at the batch each kernel will be called with.
-  opts.tiling.machine = codegen::describe_target("host");
-  opts.tiling.kernel_batch = runtime::choose_micro_batch(g, flags.micro_batch);
+  opts.tiling.target = codegen::describe_target(flags.target);
+  opts.tiling.kernel_batch = codegen::choose_micro_batch(g, flags.micro_batch);
   opts.tiling.pack_weights = !flags.no_weight_packing;
   const auto names = passes::pass_names();
   if (!flags.print_after.empty() && flags.print_after != "all" &&
@@ -68,6 +69,10 @@ ir::Graph optimize(ir::Graph g, const PassFlags& flags) {
   g = passes::optimize(std::move(g), opts);
   if (flags.print_ir) std::printf("# IR after all passes\n%s", ir::print(g).c_str());
   return g;
+}
+
+codegen::Program build_program(ir::Graph g, const PassFlags& flags) {
+  return codegen::compile(optimize(std::move(g), flags), compile_options(flags));
 }
 
 void write_file_atomically(const std::string& path, const std::string& text) {

@@ -7,7 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "codegen/kernel.h"
+#include "codegen/compile.h"
 #include "ir/graph.h"
 
 namespace cnnc::tools {
@@ -16,7 +16,7 @@ namespace cnnc::tools {
 ir::Graph load_with_weights(const std::string& net, int64_t batch, const std::string& weights_path,
                             uint64_t seed);
 
-// The pass options every compiling subcommand takes: --disable-pass, --print-after.
+// The options every compiling subcommand takes: --target, --disable-pass, --print-after, ...
 struct PassFlags {
   std::vector<std::string> disabled;
   std::string print_after;  // a pass name, or "all"
@@ -24,12 +24,16 @@ struct PassFlags {
   bool time_passes = false;
   bool no_weight_packing = false, no_memory_reuse = false;
   int64_t micro_batch = 0;
+  std::string target = "host";
 };
 void add_pass_flags(CLI::App& sub, PassFlags& flags);
-// passes::optimize with the flags; IR printed to stdout after the passes asked for.
+// passes::optimize with the flags, for their target; IR printed to stdout after the passes
+// asked for.
 ir::Graph optimize(ir::Graph g, const PassFlags& flags);
-// Codegen and runtime options from the flags (and the thread count).
-codegen::CompileOptions compile_options(const PassFlags& flags, int threads);
+// Codegen options from the flags.
+codegen::CompileOptions compile_options(const PassFlags& flags);
+// The one compile path of every subcommand: the passes, then codegen, for the flags' target.
+codegen::Program build_program(ir::Graph g, const PassFlags& flags);
 
 // Writes `text` to `path` through a temporary file and a rename: never a half-written file.
 void write_file_atomically(const std::string& path, const std::string& text);

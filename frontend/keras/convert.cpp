@@ -164,16 +164,10 @@ class Converter {
     return apply_activation(l, a, x, name);
   }
   ir::NodeId apply_activation(const Layer& l, const std::string& a, ir::NodeId x, const std::string& name) {
-    static const std::map<std::string, ir::OpKind> kinds = {
-        {"relu", ir::OpKind::ReLU},       {"relu6", ir::OpKind::ReLU6},     {"sigmoid", ir::OpKind::Sigmoid},
-        {"tanh", ir::OpKind::Tanh},       {"softmax", ir::OpKind::Softmax}, {"swish", ir::OpKind::Swish},
-        {"silu", ir::OpKind::Swish},      {"hard_sigmoid", ir::OpKind::HardSigmoid}};
     if (a == "linear" || a.empty()) return x;
-    auto it = kinds.find(a);
-    if (it == kinds.end())
-      fail(l, "activation '" + a +
-                  "' is not supported; accepted: linear, relu, relu6, sigmoid, tanh, softmax, swish, silu, hard_sigmoid");
-    return add(l, name, it->second, ir::default_attrs(it->second), {x});
+    const ir::OpInfo* op = ir::find_activation(a);  // Keras' names, from ir/activations.def
+    if (!op) fail(l, "activation '" + a + "' is not supported; accepted: " + ir::activation_names());
+    return add(l, name, op->kind, ir::default_attrs(op->kind), {x});
   }
 
   // The layer's weights in Keras order, or nullptr when the model came without weights.
@@ -199,7 +193,7 @@ class Converter {
       p.value.data = t.data;
       return;
     }
-    fail(l, "internal: no weights '" + role + "' on node " + n.name);
+    throw InternalError("keras import: no weights '" + role + "' on node " + n.name);
   }
   void set_constant(ir::NodeId id, const std::string& role, const std::vector<float>& values) {
     for (auto& p : g.node(id).params)

@@ -174,25 +174,29 @@ Tensor affine(const Node& n, const Tensor& in) {
   return out;
 }
 
-// The parameter-free activations (the ones an epilogue can apply; relu at its defaults).
-double activate(OpKind k, double v) {
+// log(1 + exp(x)) without overflow (the activation table's softplus, mish).
+double softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))); }
+
+// The parameter-free activations (the ones an epilogue can apply; relu at its defaults): the
+// reference column of ir/activations.def.
+double activate(OpKind k, double x) {
   switch (k) {
-    case OpKind::ReLU: return std::max(v, 0.0);
-    case OpKind::ReLU6: return std::min(std::max(v, 0.0), 6.0);
-    case OpKind::Sigmoid: return 1.0 / (1.0 + std::exp(-v));
-    case OpKind::Tanh: return std::tanh(v);
-    case OpKind::Swish: return v / (1.0 + std::exp(-v));
-    case OpKind::HardSigmoid: return std::min(std::max(v + 3, 0.0), 6.0) / 6;
-    default: throw Error("internal: " + std::string(ir::op_info(k).text) + " is not an epilogue activation");
+    case OpKind::ReLU: return std::max(x, 0.0);
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) \
+    case OpKind::Name: return reference;
+#include "ir/activations.def"
+#undef CNNC_ACTIVATION
+    default: break;
   }
+  throw InternalError(std::string(ir::op_info(k).text) + " is not an epilogue activation");
 }
 
-// A fused layer: its result, plus the residual, through the activation, exactly as the
-// separate add and activation layers would compute it.
+// A fused layer: its result, plus the residual (its last input), through the activation,
+// exactly as the separate add and activation layers would compute it.
 Tensor with_epilogue(const Node& n, Tensor out, const std::vector<const Tensor*>& inputs) {
-  const ir::Epilogue& e = *ir::epilogue_of(n.attrs);
+  const ir::Epilogue& e = n.epilogue;
   for (size_t i = 0; i < out.data.size(); ++i) {
-    if (e.add) out.data[i] = static_cast<float>(double(out.data[i]) + double(inputs[1]->data[i]));
+    if (e.add) out.data[i] = static_cast<float>(double(out.data[i]) + double(inputs.back()->data[i]));
     if (e.has_activation) out.data[i] = static_cast<float>(activate(e.activation, out.data[i]));
   }
   return out;
@@ -206,7 +210,8 @@ Tensor elementwise(const Node& n, const Tensor& in, F f) {
   return out;
 }
 
-Tensor softmax(const Node& n, const Tensor& in) {
+// Softmax, or its logarithm, over the last axis.
+Tensor softmax(const Node& n, const Tensor& in, bool log) {
   Tensor out(n.type.shape);
   const int64_t c = in.shape.back(), rows = in.elements() / c;
   for (int64_t r = 0; r < rows; ++r) {
@@ -216,7 +221,8 @@ Tensor softmax(const Node& n, const Tensor& in) {
     double sum = 0;
     for (int64_t k = 0; k < c; ++k) sum += std::exp(double(x[k]) - mx);
     for (int64_t k = 0; k < c; ++k)
-      out.data[r * c + k] = static_cast<float>(std::exp(double(x[k]) - mx) / sum);
+      out.data[r * c + k] = static_cast<float>(log ? double(x[k]) - mx - std::log(sum)
+                                                   : std::exp(double(x[k]) - mx) / sum);
   }
   return out;
 }
@@ -300,10 +306,14 @@ Tensor same_data(const Node& n, const Tensor& in) {
 
 }  // namespace
 
+namespace {
+Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs);
+}  // namespace
+
 Tensor run_node(const Node& n, const std::vector<const Tensor*>& inputs) {
   if (n.op == OpKind::Input) fail(n, "an input layer is not run; pass its tensor to run()");
   const auto& info = n.info();
-  const int nin = static_cast<int>(inputs.size());
+  const int nin = static_cast<int>(inputs.size()) - (n.epilogue.add ? 1 : 0);
   if (nin < info.min_inputs || (info.max_inputs >= 0 && nin > info.max_inputs))
     fail(n, "got " + std::to_string(nin) + " input tensor(s)");
   // The inputs must be the tensors the node was typed for: re-infer and compare.
@@ -324,15 +334,22 @@ Tensor run_node(const Node& n, const std::vector<const Tensor*>& inputs) {
   if (!(inf.type.shape == n.type.shape))
     fail(n, "inputs give output " + ir::shape_to_string(inf.type.shape, true) +
                 ", the layer was typed " + ir::shape_to_string(n.type.shape, true));
-  const Tensor& x = *inputs[0];
+  if (n.epilogue == ir::Epilogue{}) return run_op(n, inputs);
+  // The op on its own inputs (the residual of epilogue=add comes last), then the epilogue.
+  const std::vector<const Tensor*> own(inputs.begin(), inputs.end() - (n.epilogue.add ? 1 : 0));
+  return with_epilogue(n, run_op(n, own), inputs);
+}
 
+namespace {
+Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
+  const Tensor& x = *inputs[0];
   switch (n.op) {
     case OpKind::Input:
-      break;  // handled above
+      break;  // run_node refuses it
     case OpKind::Conv2D:
-      return with_epilogue(n, conv2d(n, x), inputs);
+      return conv2d(n, x);
     case OpKind::Dense:
-      return with_epilogue(n, dense(n, x), inputs);
+      return dense(n, x);
     case OpKind::MaxPool2D:
       return pool2d(n, x, /*is_max=*/true);
     case OpKind::AvgPool2D:
@@ -342,9 +359,9 @@ Tensor run_node(const Node& n, const std::vector<const Tensor*>& inputs) {
     case OpKind::GlobalMaxPool2D:
       return global_pool(n, x, /*is_max=*/true);
     case OpKind::BatchNorm:
-      return with_epilogue(n, batch_norm(n, x), inputs);
+      return batch_norm(n, x);
     case OpKind::Affine:
-      return with_epilogue(n, affine(n, x), inputs);
+      return affine(n, x);
     case OpKind::ReLU: {
       const auto& a = n.attr<ir::ReLUAttrs>();
       const double top = a.max_value, slope = a.negative_slope, threshold = a.threshold;
@@ -356,14 +373,14 @@ Tensor run_node(const Node& n, const std::vector<const Tensor*>& inputs) {
       const double alpha = n.attr<ir::LeakyReLUAttrs>().alpha;
       return elementwise(n, x, [alpha](double v) { return v > 0 ? v : alpha * v; });
     }
-    case OpKind::ReLU6:
-    case OpKind::Sigmoid:
-    case OpKind::Tanh:
-    case OpKind::Swish:
-    case OpKind::HardSigmoid:
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) case OpKind::Name:
+#include "ir/activations.def"
+#undef CNNC_ACTIVATION
       return elementwise(n, x, [k = n.op](double v) { return activate(k, v); });
     case OpKind::Softmax:
-      return softmax(n, x);
+      return softmax(n, x, /*log=*/false);
+    case OpKind::LogSoftmax:
+      return softmax(n, x, /*log=*/true);
     case OpKind::Add:
       return add(n, inputs);
     case OpKind::Multiply:
@@ -381,6 +398,7 @@ Tensor run_node(const Node& n, const std::vector<const Tensor*>& inputs) {
   }
   fail(n, "unknown op");
 }
+}  // namespace
 
 std::vector<Tensor> run(const ir::Graph& g, const std::vector<Tensor>& inputs) {
   const auto in_ids = g.inputs();

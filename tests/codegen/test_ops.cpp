@@ -10,6 +10,7 @@
 #include "ir/error.h"
 #include "ir/text.h"
 #include "passes/choose_tiles.h"
+#include "codegen/compile.h"
 #include "runtime/executor.h"
 #include "runtime/reference/reference.h"
 #include "runtime/weights.h"
@@ -47,13 +48,13 @@ bool check_network(const std::string& text, std::mt19937& rng, int64_t batch = 1
   for (ir::NodeId id : g.inputs()) inputs.push_back(test::random_tensor(g.node(id).type.shape, rng));
   const auto want = runtime::reference::run(g, inputs);
   if (schedules != Schedules::Plain) {
-    const passes::TilingOptions tiling{codegen::describe_target("host"), runtime::choose_micro_batch(g, micro_batch),
+    const passes::TilingOptions tiling{codegen::describe_target("host"), codegen::choose_micro_batch(g, micro_batch),
                                        schedules == Schedules::Tiled};
     g = passes::choose_tiles(std::move(g), tiling);
   }
   codegen::CompileOptions opts;
   opts.micro_batch = micro_batch;
-  runtime::CompiledModel model(g, opts);
+  runtime::CompiledModel model(codegen::compile(g, opts));
   const auto got = model.run(inputs);
   REQUIRE(got.size() == want.size());
   for (size_t i = 0; i < got.size(); ++i) {
@@ -138,13 +139,15 @@ TEST_CASE("a recorded schedule is applied as written, and one that cannot apply 
            {"tile:v12,c24,x4,k4,r1", "v (vector lanes) must be a power of two"},
            {"tile:v4,c32,x40,k4,r1", "the register tile (c/v x x) may hold at most 64 vectors"},
            {"tile:v16,c16,x4,k4,r1,p32", "p (packed block) must equal c"},
-           {"stream:v16,c16,p16", "stream takes only v and c"},
+           {"gemv:v16,c16", "gemv takes p = c"},
+           {"depthwise:v16,c16,x4,r1", "depthwise is not a schedule of a conv kernel"},
+           {"gpu_tile:c4,x4", "gpu_tile is a GPU schedule, and the target is a CPU"},
            {"tile:v16,c16,x4,k8,r1,t1", "t1 (taps inside the tile) needs k equal to the input channels"}}) {
     CAPTURE(schedule);
     ir::Graph g = ir::parse(conv + "schedule=" + schedule + "\n", "t.cnn");
     random_weights(g, rng);
     const std::string message = std::string("t.cnn:2: layer 'c' (conv2d): cannot apply its schedule: ") + why;
-    CHECK_THROWS_WITH_AS(runtime::CompiledModel{g}, doctest::Contains(message.c_str()), Error);
+    CHECK_THROWS_WITH_AS(codegen::compile(g), doctest::Contains(message.c_str()), Error);
   }
 }
 
@@ -201,7 +204,7 @@ TEST_CASE("elementwise ops, batch norm, softmax and global pooling match the ref
         else
           os << input_line(rng, {1, 4, 9}, {1, 3, 8, 20});
         std::string op = pick<std::string>(rng, {"relu", "relu6", "leakyrelu alpha=0.1", "leakyrelu",
-                                                 "sigmoid", "tanh", "softmax", "batchnorm epsilon=0.01",
+                                                 "sigmoid", "tanh", "softmax", "log_softmax", "batchnorm epsilon=0.01",
                                                  "batchnorm", "dropout rate=0.3", "globalavgpool2d",
                                                  "globalavgpool2d keepdims=true", "flatten", "swish",
                                                  "hardsigmoid", "affine", "globalmaxpool2d",
@@ -215,6 +218,34 @@ TEST_CASE("elementwise ops, batch norm, softmax and global pooling match the ref
         return os.str();
       },
       [](std::mt19937& rng) { return pick<int64_t>(rng, {1, 3}); });
+}
+
+// Every activation of the table (ir/activations.def) and relu, alone and as the epilogue of each
+// kind of op that takes one (conv2d, dense, pooling with a residual add; batchnorm, add), and
+// log_softmax: new activations are tested by adding their line to the table.
+TEST_CASE("every table activation, alone and as an epilogue, matches the reference") {
+  std::mt19937 rng(41);
+  for (int k = 0; k < ir::kNumOps; ++k) {
+    const auto op = static_cast<ir::OpKind>(k);
+    if (!ir::is_epilogue_activation(op)) continue;
+    const std::string act(ir::op_info(op).text);
+    CAPTURE(act);
+    // The input scaled by a batchnorm so the saturating parts are reached; inputs near -5..5.
+    const std::string head = "input x shape=5x7x19\nbatchnorm scale\n";
+    CHECK(check_network(head + act + " a\n", rng, 2));
+    CHECK(check_network(head + "conv2d c filters=24 kernel=3x3 padding=same epilogue=" + act + "\n", rng, 3));
+    CHECK(check_network(head + "conv2d c filters=19 kernel=1x1 epilogue=add+" + act + " <- scale, x\n", rng, 1));
+    CHECK(check_network(head + "maxpool2d p pool=3x3 strides=1x1 padding=same epilogue=add+" + act + " <- scale, x\n",
+                        rng, 2));
+    CHECK(check_network(head + "avgpool2d p pool=2x2 round=floor epilogue=" + act + "\n", rng, 1));
+    CHECK(check_network(head + "batchnorm b epilogue=" + act + "\n", rng, 2));
+    CHECK(check_network(head + "add s epilogue=" + act + " <- scale, x\n", rng, 1));
+    CHECK(check_network("input x shape=37\ndense d units=20 epilogue=" + act + "\n", rng, 3));
+  }
+  for (int64_t batch : {1, 3}) {
+    CHECK(check_network("input x shape=1000\nlog_softmax s\n", rng, batch));
+    CHECK(check_network("input x shape=3x5x17\nbatchnorm scale\nlog_softmax s\n", rng, batch));
+  }
 }
 
 TEST_CASE("add, concat and zero padding match the reference on branching graphs") {
@@ -304,13 +335,13 @@ TEST_CASE("a batch run in micro-batches gives the whole batch's outputs, each im
   random_weights(g, rng);
   codegen::CompileOptions opts;
   opts.micro_batch = 4;
-  CHECK_THROWS_WITH_AS(runtime::CompiledModel(g, opts), doctest::Contains("micro-batch 4 does not divide the batch 6"), Error);
-  CHECK(runtime::choose_micro_batch(g, 0) == 3);
+  CHECK_THROWS_WITH_AS(codegen::compile(g, opts), doctest::Contains("micro-batch 4 does not divide the batch 6"), Error);
+  CHECK(codegen::choose_micro_batch(g, 0) == 3);
 }
 
 TEST_CASE("a wrong input shape is an error, not a crash") {
   ir::Graph g = ir::parse("input x shape=4x4x2\nrelu r\n", "t.cnn");
-  runtime::CompiledModel model(g);
+  runtime::CompiledModel model(codegen::compile(g));
   CHECK_THROWS_WITH_AS(model.run({ir::Tensor({1, 4, 4, 3})}),
                        doctest::Contains("input has shape 1x4x4x3, the network expects 1x4x4x2"), Error);
   CHECK_THROWS_AS(model.run({}), Error);
@@ -318,6 +349,6 @@ TEST_CASE("a wrong input shape is an error, not a crash") {
 
 TEST_CASE("weights must be set before compiling") {
   ir::Graph g = ir::parse("input x shape=4x4x2\nconv2d c filters=2 kernel=3x3\n", "t.cnn");
-  CHECK_THROWS_WITH_AS(runtime::CompiledModel{g}, doctest::Contains("layer 'c' (conv2d): weights 'kernel' are not set"),
+  CHECK_THROWS_WITH_AS(codegen::compile(g), doctest::Contains("layer 'c' (conv2d): weights 'kernel' are not set"),
                        Error);
 }

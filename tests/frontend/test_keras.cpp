@@ -13,6 +13,7 @@
 #include "ir/error.h"
 #include "ir/shape_inference.h"
 #include "passes/pipeline.h"
+#include "codegen/compile.h"
 #include "runtime/executor.h"
 #include "runtime/npy.h"
 #include "runtime/reference/reference.h"
@@ -98,7 +99,7 @@ TEST_CASE("every Keras fixture, in .keras, .h5 and .json form, matches Keras' ou
       ir::Graph g = frontend::load(file.string(), inputs[0].shape[0]);
       // Reference first (the importer's semantics), then Halide after the passes.
       const auto ref = runtime::reference::run(g, inputs);
-      runtime::CompiledModel model(passes::optimize(g));
+      runtime::CompiledModel model(codegen::compile(passes::optimize(g)));
       const auto got = model.run(inputs);
       REQUIRE(got.size() == want.size());
       for (size_t i = 0; i < want.size(); ++i) {

@@ -84,6 +84,15 @@ tanh th
 affine af <- bn
 swish sw
 hardsigmoid hs
+hard_silu hsl
+gelu ge
+gelu_tanh gt
+mish mi
+elu el
+selu se
+softplus sp
+softsign ss
+exponential ex
 relu rl max_value=6 negative_slope=0.1 threshold=0.5
 relu ri max_value=inf negative_slope=0 threshold=0
 globalmaxpool2d gmp keepdims=true <- bn
@@ -100,8 +109,12 @@ dropout dr rate=0.25
 dense d1 units=3 activation=relu6
 dense d2 units=4 use_bias=false activation=sigmoid <- v
 softmax sm <- d2
+log_softmax ls <- d2
 dense d3 units=2 activation=tanh <- d1
-output sm, d3, c1, ap
+conv2d c4 filters=8 kernel=1 epilogue=add+gelu schedule=tile:v8,c8,x4,k8,r1 <- c3, c3
+maxpool2d mp2 pool=2 strides=1 padding=same epilogue=add+relu schedule=pool:v8,r2 <- c3, c3
+batchnorm bn2 epilogue=mish schedule=pointwise:v4,r3 <- c3
+output sm, d3, c1, ap, ls, c4, mp2, bn2
 )";
 
 const char* const kAllAttrsPrinted = R"(network all_attrs
@@ -123,6 +136,15 @@ tanh th                                                           # 16x16x8
 affine af <- bn                                                   # 16x16x8
 swish sw                                                          # 16x16x8
 hardsigmoid hs                                                    # 16x16x8
+hard_silu hsl                                                     # 16x16x8
+gelu ge                                                           # 16x16x8
+gelu_tanh gt                                                      # 16x16x8
+mish mi                                                           # 16x16x8
+elu el                                                            # 16x16x8
+selu se                                                           # 16x16x8
+softplus sp                                                       # 16x16x8
+softsign ss                                                       # 16x16x8
+exponential ex                                                    # 16x16x8
 relu rl max_value=6 negative_slope=0.1 threshold=0.5              # 16x16x8
 relu ri                                                           # 16x16x8
 globalmaxpool2d gmp keepdims=true <- bn                           # 1x1x8
@@ -141,9 +163,13 @@ relu6 d1.relu6                                                    # 3
 dense d2 units=4 use_bias=false <- v                              # 4
 sigmoid d2.sigmoid                                                # 4
 softmax sm                                                        # 4
+log_softmax ls <- d2.sigmoid                                      # 4
 dense d3 units=2 <- d1.relu6                                      # 2
 tanh d3.tanh                                                      # 2
-output sm, d3.tanh, c1, ap
+conv2d c4 filters=8 kernel=1x1 epilogue=add+gelu schedule=tile:v8,c8,x4,k8,r1 <- c3, c3  # 8x8x8
+maxpool2d mp2 pool=2x2 strides=1x1 padding=same epilogue=add+relu schedule=pool:v8,r2 <- c3, c3  # 8x8x8
+batchnorm bn2 epilogue=mish schedule=pointwise:v4,r3 <- c3        # 8x8x8
+output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2
 )";
 
 }  // namespace
@@ -270,7 +296,12 @@ TEST_CASE("every op and attribute: the canonical form, golden") {
   CHECK(g.find("c3.linear") < 0);
   CHECK(g.node(g.find("mp")).inputs == std::vector<ir::NodeId>{g.find("c2.leakyrelu")});
   // Outputs in the order given; a name with an activation denotes the activation's layer.
-  CHECK(g.outputs() == std::vector<ir::NodeId>{g.find("sm"), g.find("d3.tanh"), g.find("c1"), g.find("ap")});
+  CHECK(g.outputs() == std::vector<ir::NodeId>{g.find("sm"), g.find("d3.tanh"), g.find("c1"), g.find("ap"),
+                                               g.find("ls"), g.find("c4"), g.find("mp2"), g.find("bn2")});
+  // Epilogues and schedules are the node's, after its attributes.
+  CHECK(g.node(g.find("c4")).epilogue == ir::Epilogue{true, true, ir::OpKind::Gelu});
+  CHECK(ir::to_text(g.node(g.find("mp2")).schedule) == "pool:v8,r2");
+  CHECK(g.node(g.find("bn2")).schedule.rows == 3);
   CHECK(g.inputs() == std::vector<ir::NodeId>{g.find("a"), g.find("v")});
 }
 
@@ -447,13 +478,16 @@ TEST_CASE("parse errors name source:line and what is accepted") {
         "e.cnn:2: layer 'c' (conv2d): missing required attribute 'kernel' (required: filters, kernel)");
   CHECK(error_of("input x shape=4x4x1\nconv2d c filters=1 kernel=1 kernel=1\n") ==
         "e.cnn:2: layer 'c' (conv2d): attribute 'kernel' is given twice");
-  CHECK(error_of("input x shape=4x4x1\nconv2d c filters=1 kernel=1 activation=gelu\n")
-            .find("activation 'gelu' is not known; accepted: linear, relu") != std::string::npos);
+  CHECK(error_of("input x shape=4x4x1\nconv2d c filters=1 kernel=1 activation=crelu\n")
+            .find("activation 'crelu' is not known; accepted: linear, relu") != std::string::npos);
+  // Keras' names are accepted too, from the activation table.
+  CHECK(error_of("input x shape=4x4x1\nconv2d c filters=1 kernel=1 activation=crelu\n").find("silu") !=
+        std::string::npos);
   CHECK(error_of("input x shape=4x4x1\nrelu6 r activation=relu\n") ==
-        "e.cnn:2: layer 'r' (relu6): unknown attribute 'activation'; accepted: none");
+        "e.cnn:2: layer 'r' (relu6): unknown attribute 'activation'; accepted: schedule");
   CHECK(error_of("input x shape=4x4x1\nrelu r activation=relu\n") ==
         "e.cnn:2: layer 'r' (relu): unknown attribute 'activation'; accepted: max_value, negative_slope, "
-        "threshold");
+        "threshold, schedule");
   CHECK(error_of("input x shape=4x4x1\nrelu r max_value=six\n") ==
         "e.cnn:2: layer 'r' (relu): attribute 'max_value': 'six' is not a number");
   CHECK(error_of("input x shape=4x4x1\nreshape r shape=4x-4\n").find("is not positive sizes") !=

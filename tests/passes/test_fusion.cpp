@@ -11,6 +11,7 @@
 #include "passes/fuse_epilogues.h"
 #include "passes/fuse_padding.h"
 #include "passes/pipeline.h"
+#include "codegen/compile.h"
 #include "runtime/executor.h"
 #include "runtime/reference/reference.h"
 #include "tests/util.h"
@@ -146,11 +147,17 @@ TEST_CASE("fuse_epilogues: an activation joins a batchnorm or affine that did no
         "conv2d b filters=4 kernel=1x1\n");
   CHECK(body(passes::fuse_epilogues(with_weights("input x shape=6x6x4\naffine f\nswish s\n"))) ==
         "input x shape=6x6x4\naffine f epilogue=swish\n");
-  // A normalisation takes no residual add: the add stays, and so does the relu after it.
+  // A normalisation (broadcast) takes no residual add: the add stays, and as a broadcast op
+  // itself it takes the relu after it.
   const char* add_after = "input x shape=6x6x4\nbatchnorm n\nadd s <- n, x\nrelu r\n";
-  CHECK(body(passes::fuse_epilogues(with_weights(add_after))) == body(with_weights(add_after)));
+  CHECK(body(passes::fuse_epilogues(with_weights(add_after))) ==
+        "input x shape=6x6x4\nbatchnorm n\nadd s epilogue=relu <- n, x\n");
   CHECK_THROWS_WITH_AS(ir::parse("input x shape=4x4x2\nbatchnorm n epilogue=add+relu\n", "t.cnn"),
-                       doctest::Contains("a normalisation applies an activation only"), Error);
+                       doctest::Contains("batchnorm (broadcast) applies an activation only"), Error);
+  // Pooling (out-elementwise-fusable) takes an add and an activation, as conv2d does.
+  CHECK(body(passes::fuse_epilogues(with_weights(
+            "input x shape=6x6x4\nmaxpool2d p pool=3x3 strides=1x1 padding=same\nadd s <- p, x\nrelu r\n"))) ==
+        "input x shape=6x6x4\nmaxpool2d p pool=3x3 strides=1x1 padding=same epilogue=add+relu <- x, x\n");
   // A batchnorm with an activation does not fold into the conv before it (the activation would be lost).
   const char* fused_bn = "input x shape=6x6x4\nconv2d a filters=4 kernel=1x1\nbatchnorm n epilogue=relu\n";
   CHECK(body(passes::fold_batchnorm(with_weights(fused_bn))) == body(with_weights(fused_bn)));
@@ -227,7 +234,7 @@ TEST_CASE("the optimised graph computes what the original does (reference and Ha
     ir::Graph f = passes::optimize(g);
     CAPTURE(ir::print(f));
     test::check_close(runtime::reference::run(f, x)[0], want[0], 1e-5);
-    runtime::CompiledModel m(std::move(f));
+    runtime::CompiledModel m(codegen::compile(std::move(f)));
     test::check_close(m.run(x)[0], want[0], 1e-4);
   }
 }

@@ -12,7 +12,14 @@ namespace {
 
 // An AVX-512 machine with a 32 KiB L1 (Zen 4, Skylake-SP).
 passes::TilingOptions avx512(int64_t kernel_batch = 0, bool pack = true) {
-  return {{16, 32, 32 << 10}, kernel_batch, pack};
+  passes::TilingOptions o;
+  o.target.cpu.isa = "avx512";
+  o.target.cpu.vector_lanes = 16;
+  o.target.cpu.vector_registers = 32;
+  o.target.cpu.l1_bytes = 32 << 10;
+  o.kernel_batch = kernel_batch;
+  o.pack_weights = pack;
+  return o;
 }
 
 // The schedule recorded on the graph's last layer, as the IR writes it.
@@ -40,16 +47,24 @@ TEST_CASE("choose_tiles: register tiles, chunks and rows from the shapes, regist
   // ResNet50's stem, 3 input channels: every tap inside the tile (t1), 36.8 KiB of its weights.
   CHECK(schedule_of("input x shape=224x224x3\nconv2d c filters=64 kernel=7x7 strides=2 padding=same\n", avx512()) ==
         "tile:v16,c64,x4,k3,r1,t1");
-  // A depthwise conv takes no chunk and is never packed.
+  // A depthwise conv gets its own kind: no chunk, never packed.
   CHECK(schedule_of("input x shape=112x112x32\nconv2d c filters=32 kernel=3x3 padding=same groups=32\n", avx512()) ==
-        "tile:v16,c32,x8,r1");
+        "depthwise:v16,c32,x8,r1");
+  // Pooling and pointwise kernels: vectorised over their channels, a row per task.
+  CHECK(schedule_of("input x shape=112x112x64\nmaxpool2d p pool=3x3 strides=2x2 padding=same\n", avx512()) ==
+        "pool:v16,r1");
+  CHECK(schedule_of("input x shape=7x7x8\nbatchnorm b\n", avx512()) == "pointwise:v8,r1");
+  CHECK(schedule_of("input x shape=1000\nsoftmax s\n", avx512()) == "pointwise:v16,r1");
   // Fewer channels than a vector: the vector narrows to them.
   CHECK(schedule_of("input x shape=8x8x3\nconv2d c filters=6 kernel=3x3\n", avx512()) == "tile:v4,c4,x6,k3,r6,t1");
   // On AVX2 (8 lanes, 16 registers) the same layer gets 12 accumulators: 2 vectors x 6 pixels,
   // narrowed to 4 that divide the row; 4 rows, as 16-channel tiles take half the L1 bytes; and
   // its tile's weights for all taps (36 KiB) are few enough to keep every tap inside the tile.
-  CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n",
-                    {{8, 16, 32 << 10}, 0, true}) == "tile:v8,c16,x4,k64,r4,t1,p16");
+  passes::TilingOptions avx2 = avx512();
+  avx2.target.cpu.vector_lanes = 8;
+  avx2.target.cpu.vector_registers = 16;
+  CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n", avx2) ==
+        "tile:v8,c16,x4,k64,r4,t1,p16");
 }
 
 TEST_CASE("choose_tiles: dense layers by their rows per kernel call") {
@@ -68,10 +83,20 @@ TEST_CASE("choose_tiles keeps a recorded schedule; schedules round-trip and bad 
   CHECK(schedule_of(text, avx512()) == "tile:v8,c16,x4,k8,r2");
   const std::string printed = ir::print(ir::parse(text, "t.cnn"));
   CHECK(ir::print(ir::parse(printed, "t.cnn")) == printed);
-  for (const char* bad : {"tile:v8,v8", "tile:q4", "tile:v0", "none:v8", "blocked"}) {
+  const std::pair<const char*, const char*> bad_ones[] = {
+      {"tile:v8,v8", "field 'v' is given twice"},
+      {"tile:q4", "'q4' is not a letter and a positive number"},
+      {"tile:v0", "'v0' is not a letter and a positive number"},
+      {"none:v8", "none takes no fields"},
+      {"pool:v8,k4", "pool takes the fields vr, not 'k'"},
+      {"blocked", "unknown schedule kind 'blocked'"}};
+  for (const auto& [bad, reason] : bad_ones) {
     CAPTURE(bad);
     const std::string net = "input x shape=8x8x16\nconv2d c filters=32 kernel=3x3 schedule=" + std::string(bad) + "\n";
-    const std::string why = "attribute 'schedule': '" + std::string(bad) + "' is not none, or tile/gemv/stream";
+    const std::string why = "attribute 'schedule': '" + std::string(bad) + "': " + reason + "; accepted: none, or KIND:FIELDS";
     CHECK_THROWS_WITH_AS(ir::parse(net, "t.cnn"), doctest::Contains(why.c_str()), Error);
   }
+  // A view has no kernel, so no schedule.
+  CHECK_THROWS_WITH_AS(ir::parse("input x shape=8x8x16\nflatten f schedule=pointwise:v8,r1\n", "t.cnn"),
+                       doctest::Contains("unknown attribute 'schedule'"), Error);
 }

@@ -327,6 +327,38 @@ TEST_SUITE("reference: normalisation and activations") {
                 1e-6);
   }
 
+  // Keras 3's other activations (ir/activations.def), against values computed independently
+  // (Python's math module, double precision).
+  TEST_CASE("gelu, exact and tanh-approximated, and its far tail") {
+    check_close(activation("gelu a", {0, 1, -1, 3}),
+                tensor({1, 4}, {0, 0.8413447460685429f, -0.15865525393145707f, 2.99595030590511f}), 1e-6);
+    // x Phi(x) at -5 is -1.43e-6: an absolute error of erf's size would lose it entirely.
+    check_close(activation("gelu a", {-5}), tensor({1, 1}, {-1.4332578593959731e-06f}), 1e-12);
+    check_close(activation("gelu_tanh a", {1, -1}), tensor({1, 2}, {0.8411919906082768f, -0.15880800939172324f}),
+                1e-6);
+  }
+
+  TEST_CASE("hard_silu, mish, elu, selu, softplus, softsign, exponential") {
+    check_close(activation("hard_silu a", {-4, -3, 0, 1.5, 3, 5}), tensor({1, 6}, {0, 0, 0, 1.125f, 3, 5}), 1e-6);
+    check_close(activation("mish a", {0, 1, -1}), tensor({1, 3}, {0, 0.8650983882673103f, -0.30340146137410895f}),
+                1e-6);
+    check_close(activation("elu a", {-1, 0, 2}), tensor({1, 3}, {-0.6321205588285577f, 0, 2}), 1e-6);
+    check_close(activation("selu a", {1, -1}), tensor({1, 2}, {1.0507009873554805f, -1.1113307378125625f}), 1e-6);
+    // Far from zero softplus neither overflows (100) nor loses its tail (-20).
+    check_close(activation("softplus a", {0, 100}), tensor({1, 2}, {0.6931471805599453f, 100}), 1e-6);
+    check_close(activation("softplus a", {-20}), tensor({1, 1}, {2.061153620314381e-09f}), 1e-15);
+    check_close(activation("softsign a", {3, -1, 0}), tensor({1, 3}, {0.75f, -0.5f, 0}), 1e-6);
+    check_close(activation("exponential a", {0, 1}), tensor({1, 2}, {1, 2.718281828459045f}), 1e-6);
+  }
+
+  TEST_CASE("log_softmax: x - max - log(sum(exp(x - max))) over the channels") {
+    check_close(activation("log_softmax a", {1, 2, 3}),
+                tensor({1, 3}, {-2.4076059644443806f, -1.4076059644443804f, -0.4076059644443804f}), 1e-6);
+    // From the maximum: no overflow at 1000.
+    check_close(activation("log_softmax a", {1000, 1000}), tensor({1, 2}, {-0.6931471805599453f, -0.6931471805599453f}),
+                1e-6);
+  }
+
   TEST_CASE("affine: x * scale + shift per channel") {
     // Channel 0: 2x + 1; channel 1: -x + 0.5.
     auto g = net("input x shape=1x2x2\naffine a");

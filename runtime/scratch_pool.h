@@ -8,7 +8,7 @@
 // kept). The pool keeps freed blocks and hands them out again.
 #include <cstddef>
 
-namespace cnnc::codegen {
+namespace cnnc::runtime {
 
 // Halide's halide_malloc/halide_free contract: 64-byte aligned, safe to read a few bytes either
 // side. Thread-safe: kernels allocate per task from the worker threads.
@@ -19,4 +19,4 @@ void scratch_free(void* user_context, void* ptr);
 // memory plan's arena, for `cnnc bench` to report beside it.
 size_t scratch_bytes_held();
 
-}  // namespace cnnc::codegen
+}  // namespace cnnc::runtime

@@ -1,11 +1,10 @@
-#include "runtime/memory_plan.h"
+#include "codegen/compile.h"
 
 #include <algorithm>
 #include <numeric>
 
-#include "codegen/kernel.h"
 
-namespace cnnc::runtime {
+namespace cnnc::codegen {
 
 MemoryPlan plan_memory(const ir::Graph& g, bool reuse) {
   const int n = g.size();
@@ -18,7 +17,7 @@ MemoryPlan plan_memory(const ir::Graph& g, bool reuse) {
   std::vector<int> owner(n);
   for (int i = 0; i < n; ++i) {
     const ir::Node& node = g.node(i);
-    const bool view = node.op != ir::OpKind::Input && codegen::is_view(node.op);
+    const bool view = ir::is_view(node.op);
     owner[i] = view ? owner[node.inputs[0]] : i;
     if (view) continue;
     p.bytes[i] = (node.type.elements() * int64_t{sizeof(float)} + MemoryPlan::kAlignment - 1) /
@@ -56,4 +55,4 @@ MemoryPlan plan_memory(const ir::Graph& g, bool reuse) {
   return p;
 }
 
-}  // namespace cnnc::runtime
+}  // namespace cnnc::codegen

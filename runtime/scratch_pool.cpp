@@ -1,4 +1,4 @@
-#include "codegen/scratch_pool.h"
+#include "runtime/scratch_pool.h"
 
 #include <atomic>
 #include <bit>
@@ -7,7 +7,7 @@
 #include <map>
 #include <vector>
 
-namespace cnnc::codegen {
+namespace cnnc::runtime {
 
 namespace {
 
@@ -73,4 +73,4 @@ void scratch_free(void*, void* ptr) {
 
 size_t scratch_bytes_held() { return held.load(); }
 
-}  // namespace cnnc::codegen
+}  // namespace cnnc::runtime

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "ir/text.h"
-#include "runtime/memory_plan.h"
+#include "codegen/compile.h"
 
 using namespace cnnc;
 
@@ -49,12 +49,12 @@ TEST_CASE("memory plan: live buffers never overlap, on random graphs") {
     CAPTURE(seed);
     CAPTURE(text);
     const ir::Graph g = ir::parse(text, "random.cnn", 1 + static_cast<int64_t>(seed % 3));
-    const runtime::MemoryPlan p = runtime::plan_memory(g);
+    const codegen::MemoryPlan p = codegen::plan_memory(g);
     int64_t largest = 0;
     for (int i = 0; i < g.size(); ++i) {
       if (p.offset[i] < 0) continue;
       largest = std::max(largest, p.bytes[i]);
-      CHECK(p.offset[i] % runtime::MemoryPlan::kAlignment == 0);
+      CHECK(p.offset[i] % codegen::MemoryPlan::kAlignment == 0);
       CHECK(p.offset[i] + p.bytes[i] <= p.arena_bytes);
       CHECK(p.bytes[i] >= g.node(i).type.elements() * 4);
       for (int j = 0; j < i; ++j) {
@@ -73,14 +73,14 @@ TEST_CASE("memory plan: a chain reuses, a view keeps its source alive, outputs a
   // x -> a -> b -> c -> d: each value is read only by the next, so two buffers suffice... plus
   // the input, which stays for reruns.
   ir::Graph g = ir::parse("input x shape=64\nrelu a\nrelu b\nrelu c\nrelu d\n", "chain.cnn");
-  runtime::MemoryPlan p = runtime::plan_memory(g);
+  codegen::MemoryPlan p = codegen::plan_memory(g);
   CHECK(p.unshared_bytes == 5 * 256);
   CHECK(p.arena_bytes == 3 * 256);
   CHECK(p.last[0] == g.size());
   CHECK(p.last[4] == g.size());
   // The dropout view v of a is read by c: a must live until c.
   g = ir::parse("input x shape=64\nrelu a\ndropout v\nrelu b <- x\nrelu c <- v\n", "view.cnn");
-  p = runtime::plan_memory(g);
+  p = codegen::plan_memory(g);
   CHECK(p.offset[2] == -1);
   CHECK(p.last[1] == 4);
 }

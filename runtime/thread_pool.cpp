@@ -1,4 +1,4 @@
-#include "codegen/thread_pool.h"
+#include "runtime/thread_pool.h"
 
 #include <immintrin.h>
 
@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-namespace cnnc::codegen {
+namespace cnnc::runtime {
 
 namespace {
 
@@ -159,4 +159,4 @@ int pool_do_par_for(void* uc, int (*task)(void*, int, uint8_t*), int min, int si
   return pool().run(uc, task, min, size, closure);
 }
 
-}  // namespace cnnc::codegen
+}  // namespace cnnc::runtime

@@ -6,7 +6,7 @@
 // spin for a while after each loop and sleep only when no loop came for ~2 ms.
 #include <cstdint>
 
-namespace cnnc::codegen {
+namespace cnnc::runtime {
 
 // Worker count including the calling thread (0: one per core). Takes effect for later loops.
 void set_pool_threads(int threads);
@@ -15,4 +15,4 @@ void set_pool_threads(int threads);
 // [min, min + size), in any order and in parallel; the first nonzero result is returned.
 int pool_do_par_for(void* user_context, int (*task)(void*, int, uint8_t*), int min, int size, uint8_t* closure);
 
-}  // namespace cnnc::codegen
+}  // namespace cnnc::runtime

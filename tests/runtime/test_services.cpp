@@ -9,8 +9,8 @@
 #include <thread>
 #include <vector>
 
-#include "codegen/scratch_pool.h"
-#include "codegen/thread_pool.h"
+#include "runtime/scratch_pool.h"
+#include "runtime/thread_pool.h"
 
 using namespace cnnc;
 
@@ -38,7 +38,7 @@ int count_task(void* uc, int i, uint8_t* closure) {
 
 TEST_CASE("thread pool: every iteration runs once, on any number of threads; the first error is returned") {
   for (int threads : {1, 2, 3, 5}) {
-    codegen::set_pool_threads(threads);
+    runtime::set_pool_threads(threads);
     for (int size : {0, 1, 2, 3, 7, 64, 1001}) {
       for (int min : {0, 5}) {
         CAPTURE(threads);
@@ -46,46 +46,46 @@ TEST_CASE("thread pool: every iteration runs once, on any number of threads; the
         CAPTURE(min);
         Loop loop(size);
         int base = min;
-        CHECK(codegen::pool_do_par_for(&base, count_task, min, size, reinterpret_cast<uint8_t*>(&loop)) == 0);
+        CHECK(runtime::pool_do_par_for(&base, count_task, min, size, reinterpret_cast<uint8_t*>(&loop)) == 0);
         for (auto& r : loop.runs) REQUIRE(r.load() == 1);
       }
     }
     Loop loop(100);
     loop.fail_at = 60;
     int base = 0;
-    CHECK(codegen::pool_do_par_for(&base, count_task, 0, 100, reinterpret_cast<uint8_t*>(&loop)) == 7);
+    CHECK(runtime::pool_do_par_for(&base, count_task, 0, 100, reinterpret_cast<uint8_t*>(&loop)) == 7);
   }
-  codegen::set_pool_threads(0);
+  runtime::set_pool_threads(0);
 }
 
 TEST_CASE("scratch pool: aligned blocks, kept and handed out again without faulting their pages back") {
   const size_t big = size_t{40} << 20;  // above glibc's mmap threshold: malloc would unmap it on free
-  auto* a = static_cast<char*>(codegen::scratch_malloc(nullptr, big));
+  auto* a = static_cast<char*>(runtime::scratch_malloc(nullptr, big));
   REQUIRE(a != nullptr);
-  CHECK(codegen::scratch_bytes_held() >= big);  // reported beside the arena by `cnnc bench`
+  CHECK(runtime::scratch_bytes_held() >= big);  // reported beside the arena by `cnnc bench`
   CHECK(reinterpret_cast<uintptr_t>(a) % 64 == 0);
   std::memset(a, 1, big);
   volatile char around = a[-8];  // Halide may read a few bytes either side
   around = a[big + 7];
   (void)around;
-  codegen::scratch_free(nullptr, a);
+  runtime::scratch_free(nullptr, a);
 
   // The same bytes, or a few less, get the same block back, its pages already there.
   const long before = minor_faults();
-  auto* b = static_cast<char*>(codegen::scratch_malloc(nullptr, big - 4096));
+  auto* b = static_cast<char*>(runtime::scratch_malloc(nullptr, big - 4096));
   CHECK(b == a);
   std::memset(b, 2, big - 4096);
   CHECK(minor_faults() - before < 100);  // 10,240 if the 40 MiB were faulted again
-  codegen::scratch_free(nullptr, b);
+  runtime::scratch_free(nullptr, b);
 
   // A block freed on another thread is that thread's to hand out next.
-  auto* small = codegen::scratch_malloc(nullptr, 1000);
+  auto* small = runtime::scratch_malloc(nullptr, 1000);
   void* again = nullptr;
   std::thread([&] {
-    codegen::scratch_free(nullptr, small);
-    again = codegen::scratch_malloc(nullptr, 1000);
-    codegen::scratch_free(nullptr, again);
+    runtime::scratch_free(nullptr, small);
+    again = runtime::scratch_malloc(nullptr, 1000);
+    runtime::scratch_free(nullptr, again);
   }).join();
   CHECK(again == small);
-  codegen::scratch_free(nullptr, nullptr);  // as free(nullptr): nothing
+  runtime::scratch_free(nullptr, nullptr);  // as free(nullptr): nothing
 }

@@ -1,0 +1,47 @@
+#pragma once
+// codegen's public functions (Halide-free): a graph to a Program for a target, the target's facts
+// for the passes, and each stage of a kernel as text (`cnnc compile --emit`).
+#include <string>
+
+#include "codegen/program.h"
+#include "ir/graph.h"
+#include "ir/target.h"
+
+namespace cnnc::codegen {
+
+struct CompileOptions {
+  std::string target = "host";  // ir::kTargetSyntax; only CPU targets are built
+  // Off only to measure what it gains (`--no-memory-reuse`):
+  bool reuse_memory = true;     // the memory plan shares bytes between dead and new values
+  bool disk_cache = true;       // kernels through the on-disk cache (CNNC_CACHE_DIR; "off" disables)
+  // Images per pass through the network: 0 lets codegen choose, N runs the batch N images at a
+  // time (N must divide it).
+  int64_t micro_batch = 0;
+};
+
+// The facts of a target (--target: host, a CPU Halide target string; GPU targets are refused
+// until GPU kernels are built), for the tiling pass and the tuner. Throws cnnc::Error naming
+// what is accepted.
+ir::Target describe_target(const std::string& name);
+
+// Images per pass through the network: `requested` if > 0 (it must divide the batch), else the
+// largest divisor of the batch up to 4 (measured; see compile.cpp).
+int64_t choose_micro_batch(const ir::Graph& g, int64_t requested);
+
+// Compiles every kernel of the graph (whose passes have run) for the target at the micro-batch,
+// and plans its memory. Throws cnnc::Error naming the layer if a layer cannot be compiled (a
+// schedule that does not fit it, say).
+Program compile(ir::Graph g, const CompileOptions& opts = {});
+
+// Plans the buffers of `g`'s nodes that have storage: a view's readers keep the viewed buffer
+// alive; graph inputs live throughout, graph outputs to the end. Greedy by size (largest first,
+// lowest offset that fits beside the live ones), as TFLite's planner. reuse = false gives every
+// buffer its own bytes (to measure what reuse saves).
+MemoryPlan plan_memory(const ir::Graph& g, bool reuse = true);
+
+// One kernel's stage as text: Halide's lowered statement (loops, vectors, allocations after the
+// schedule) or the target's assembly.
+enum class Stage { Halide, Assembly };
+std::string emit(const ir::Graph& g, const ir::Node& n, const ir::Target& target, Stage stage);
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,28 @@
+// The buffers of every algorithm: dense inputs and outputs with fixed bounds.
+#include "codegen/ops/ops.h"
+
+namespace cnnc::codegen {
+
+using namespace Halide;
+
+ImageParam make_input(const std::string& name, const std::vector<int>& dims) {
+  ImageParam p(Float(32), static_cast<int>(dims.size()), name);
+  int stride = 1;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    p.dim(static_cast<int>(i)).set_bounds(0, dims[i]).set_stride(stride);
+    stride *= dims[i];
+  }
+  return p;
+}
+
+void bound_output(Func& f, const std::vector<int>& dims) {
+  int stride = 1;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    f.output_buffer().dim(static_cast<int>(i)).set_bounds(0, dims[i]).set_stride(stride);
+    stride *= dims[i];
+  }
+}
+
+std::vector<int> halide_dims(const ir::Shape& s) { return std::vector<int>(s.rbegin(), s.rend()); }
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,117 @@
+// Convolution and dense (a 1x1 convolution over a row of pixels): the accumulation over taps
+// and input channels, the bias first and the epilogue (residual add, activation) on the result.
+#include <algorithm>
+
+#include "codegen/ops/ops.h"
+#include "ir/shape_inference.h"
+
+namespace cnnc::codegen {
+
+using namespace Halide;
+
+ConvSpec conv_spec(const ir::Graph& g, const ir::Node& node) {
+  const ir::TensorType& in = g.node(node.inputs[0]).type;
+  ConvSpec s{};
+  s.epilogue = node.epilogue;
+  if (node.op == ir::OpKind::Dense) {
+    // The (in, units) kernel is the HWIO kernel of a 1x1 conv; the rows of the input are the
+    // pixels of a one-row image, so the batch (or H*W*N) is blocked like pixels are.
+    const auto& a = node.attr<ir::DenseAttrs>();
+    s.n = 1, s.in_h = 1, s.out_h = 1;
+    s.in_w = s.out_w = static_cast<int>(in.elements() / in.channels());
+    s.in_c = static_cast<int>(in.channels());
+    s.out_c = static_cast<int>(a.units);
+    s.kh = s.kw = s.sh = s.sw = s.dh = s.dw = 1;
+    s.groups = 1;
+    s.bias = a.use_bias;
+    return s;
+  }
+  const auto& a = node.attr<ir::Conv2DAttrs>();
+  const auto geo = ir::window_geometry(node, in);
+  s.n = static_cast<int>(in.shape[0]);
+  s.in_h = static_cast<int>(in.shape[1]), s.in_w = static_cast<int>(in.shape[2]);
+  s.in_c = static_cast<int>(in.shape[3]);
+  s.out_h = static_cast<int>(geo.out_h), s.out_w = static_cast<int>(geo.out_w);
+  s.out_c = static_cast<int>(a.filters);
+  s.kh = static_cast<int>(a.kernel.h), s.kw = static_cast<int>(a.kernel.w);
+  s.sh = static_cast<int>(a.strides.h), s.sw = static_cast<int>(a.strides.w);
+  s.dh = static_cast<int>(a.dilation.h), s.dw = static_cast<int>(a.dilation.w);
+  s.pad_top = static_cast<int>(geo.pad_top), s.pad_left = static_cast<int>(geo.pad_left);
+  s.groups = static_cast<int>(a.groups);
+  s.bias = a.use_bias;
+  return s;
+}
+
+ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::string& name) {
+  ConvAlgorithm l;
+  l.spec = s;
+  const int ig = s.in_c / s.groups, og = s.out_c / s.groups;
+  const std::vector<int> in_dims{s.in_c, s.in_w, s.in_h, s.n};
+  const std::vector<int> w_dims{s.out_c, ig, s.kw, s.kh};
+  const std::vector<int> out_dims{s.out_c, s.out_w, s.out_h, s.n};
+  ImageParam in = make_input(name + "_in", in_dims);
+  l.args = {in};
+  l.arg_dims = {in_dims};
+  ImageParam residual;
+  if (s.epilogue.add) {  // the executor passes inputs before weights
+    residual = make_input(name + "_residual", out_dims);
+    l.args.push_back(residual);
+    l.arg_dims.push_back(out_dims);
+  }
+  l.weight_block = weight_block;
+  const std::vector<int> w_store = weight_block
+      ? std::vector<int>{weight_block, ig, s.kw, s.kh, s.out_c / weight_block} : w_dims;
+  ImageParam w_in = make_input(name + "_kernel", w_store);
+  l.args.push_back(w_in);
+  l.arg_dims.push_back(w_store);
+  Func w(name + "_weights");
+  Var wc("wc"), wi("wi"), wx("wx"), wy("wy");
+  if (weight_block)
+    w(wc, wi, wx, wy) = w_in(wc % weight_block, wi, wx, wy, wc / weight_block);
+  else
+    w(wc, wi, wx, wy) = w_in(wc, wi, wx, wy);
+  ImageParam b;
+  if (s.bias) {
+    b = make_input(name + "_bias", {s.out_c});
+    l.args.push_back(b);
+    l.arg_dims.push_back({s.out_c});
+  }
+
+  Var c("c"), x("x"), y("y"), n("n");
+  l.vars = {c, x, y, n};
+  // Zero padding as its own Func (the schedule decides where it is computed), not per tap.
+  const int pad_bottom = std::max(0, (s.out_h - 1) * s.sh + (s.kh - 1) * s.dh + 1 - s.in_h - s.pad_top);
+  const int pad_right = std::max(0, (s.out_w - 1) * s.sw + (s.kw - 1) * s.dw + 1 - s.in_w - s.pad_left);
+  l.padded_input = s.pad_top || s.pad_left || pad_bottom || pad_right;
+  l.padded = Func(name + "_padded");
+  if (l.padded_input) {
+    Func bounded = BoundaryConditions::constant_exterior(
+        in, 0.f, {{Expr(), Expr()}, {0, s.in_w}, {0, s.in_h}, {Expr(), Expr()}});
+    l.padded(c, x, y, n) = bounded(c, x - s.pad_left, y - s.pad_top, n);
+  } else {
+    // A schedule may round the last tile of a row up: clamp its extra columns onto the last.
+    l.padded(c, x, y, n) = in(c, min(x, s.in_w - 1), y, n);
+  }
+
+  l.depthwise = ig == 1 && s.groups > 1;
+  l.conv = Func(name + "_conv");
+  l.conv(c, x, y, n) = s.bias ? b(c) : Expr(0.f);
+  l.r = l.depthwise ? RDom(0, s.kw, 0, s.kh) : RDom(0, s.kw, 0, s.kh, 0, ig);
+  const RDom& r = l.r;
+  Expr ix = x * s.sw + r.x * s.dw, iy = y * s.sh + r.y * s.dh;
+  if (l.depthwise) {
+    l.conv(c, x, y, n) += w(c, 0, r.x, r.y) * l.padded(c / og, ix, iy, n);
+  } else {
+    Expr ic = s.groups == 1 ? Expr(r.z) : (c / og) * ig + r.z;
+    l.conv(c, x, y, n) += w(c, r.z, r.x, r.y) * l.padded(ic, ix, iy, n);
+  }
+  Expr result = l.conv(c, x, y, n);
+  if (s.epilogue.add) result += residual(c, x, y, n);
+  l.out = Func(name);
+  l.out(c, x, y, n) = with_activation(s.epilogue, result);
+  l.out_dims = out_dims;
+  bound_output(l.out, l.out_dims);
+  return l;
+}
+
+}  // namespace cnnc::codegen

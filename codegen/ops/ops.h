@@ -1,0 +1,76 @@
+#pragma once
+// The algorithms: what each op family computes, as Halide Funcs, with no schedule and no target
+// (codegen-internal; includes Halide). codegen/schedules/ applies a Schedule to them, as Halide's
+// apps/conv_layer keeps one algorithm and a schedule per target.
+#include <Halide.h>
+
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace cnnc::codegen {
+
+// What every algorithm has: its arguments (activations, then weights) with the dimensions each
+// buffer is seen with (Halide order: innermost first), its output Func and dimensions, and the
+// output's pure variables, innermost (channels) first.
+struct Algorithm {
+  std::vector<Halide::ImageParam> args;
+  std::vector<std::vector<int>> arg_dims;
+  Halide::Func out;
+  std::vector<int> out_dims;
+  std::vector<Halide::Var> vars;
+  int weight_block = 0;  // see Kernel::weight_block
+};
+
+// A convolution (dense is a 1x1 convolution over a row of pixels), as numbers.
+struct ConvSpec {
+  int n, in_h, in_w, in_c;  // input
+  int out_h, out_w, out_c;  // output
+  int kh, kw, sh, sw, dh, dw, pad_top, pad_left;
+  int groups;
+  bool bias;
+  ir::Epilogue epilogue;  // add: a residual input of the output's dims, after the input
+};
+ConvSpec conv_spec(const ir::Graph& g, const ir::Node& n);
+
+struct ConvAlgorithm : Algorithm {
+  ConvSpec spec;
+  bool depthwise = false;
+  bool padded_input = false;  // `padded` is a zero-padded copy of the input (else a clamped view)
+  Halide::Func padded;        // the input as the taps read it
+  Halide::Func conv;          // the accumulation: pure = bias, update = the reduction r
+  Halide::RDom r;             // kw, kh[, input channels per group]
+};
+// `weight_block` > 0: the kernel weights arrive pre-packed in blocks of that many output
+// channels (a data layout the schedule chose, so the algorithm reads it).
+ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::string& name);
+
+// Max and average pooling (with its epilogue).
+Algorithm pool_algorithm(const ir::Graph& g, const ir::Node& n);
+
+// Every other kernel: activations, normalisations, add, multiply, concat, padding, cropping
+// (Map: one output element from a few inputs), concat (one update per input's channel slice),
+// softmax and log-softmax (a reduction over the channels of each row), global pooling (a
+// reduction over the pixels of each image).
+struct PointwiseAlgorithm : Algorithm {
+  enum Form { Map, Concat, RowReduction, PixelReduction } form = Map;
+  std::vector<Halide::Func> stages;    // RowReduction: max, exp, sum; PixelReduction: total
+  std::vector<Halide::RDom> slices;    // Concat: the channels of each input
+  Halide::RDom reduction;              // PixelReduction: the pixels
+};
+PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& n);
+
+// The parameter-free activations (ir::is_epilogue_activation) as Halide expressions.
+Halide::Expr activation(ir::OpKind k, Halide::Expr x);
+// x through an epilogue's activation, if it has one.
+Halide::Expr with_activation(const ir::Epilogue& e, Halide::Expr x);
+
+// Creates an input with fixed, dense bounds: dims innermost first.
+Halide::ImageParam make_input(const std::string& name, const std::vector<int>& dims);
+// Fixes the output's bounds to dims (innermost first) so the schedule can rely on them.
+void bound_output(Halide::Func& f, const std::vector<int>& dims);
+// An ir shape (outermost first) as Halide dims (innermost first).
+std::vector<int> halide_dims(const ir::Shape& s);
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,169 @@
+// Every kernel that is not a conv or a pooling window: activations, batch norm, affine, add,
+// multiply, concat, zero padding, cropping, and the reductions softmax, log-softmax and global
+// pooling. Broadcast ops apply their epilogue's activation to the result.
+#include <cmath>
+
+#include "codegen/ops/ops.h"
+#include "ir/error.h"
+
+namespace cnnc::codegen {
+
+using namespace Halide;
+
+namespace {
+
+std::vector<Var> vars(int rank) {
+  static const char* names[] = {"c", "x", "y", "n"};
+  std::vector<Var> v;
+  for (int i = 0; i < rank; ++i) v.emplace_back(rank == 2 && i == 1 ? "n" : names[i]);
+  return v;
+}
+
+// Keras' ReLU; the max_value test only when finite (no infinite constants in the code).
+Expr relu(const ir::ReLUAttrs& a, Expr x) {
+  if (a == ir::ReLUAttrs{}) return activation(ir::OpKind::ReLU, x);
+  Expr below = a.negative_slope == 0.f ? Expr(0.f) : a.negative_slope * (x - a.threshold);
+  Expr y = select(x >= a.threshold, x, below);
+  if (std::isfinite(a.max_value)) y = select(x >= a.max_value, a.max_value, y);
+  return y;
+}
+
+}  // namespace
+
+PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node) {
+  PointwiseAlgorithm l;
+  for (size_t i = 0; i < node.inputs.size(); ++i) {
+    l.arg_dims.push_back(halide_dims(g.node(node.inputs[i]).type.shape));
+    l.args.push_back(make_input("in" + std::to_string(i), l.arg_dims.back()));
+  }
+  for (const auto& p : node.params) {
+    l.arg_dims.push_back(halide_dims(p.value.shape));
+    l.args.push_back(make_input(p.role, l.arg_dims.back()));
+  }
+  l.out_dims = halide_dims(node.type.shape);
+  const int rank = static_cast<int>(l.out_dims.size());
+  const std::vector<Var> v = l.vars = vars(rank);
+  const std::vector<Expr> at(v.begin(), v.end());
+  ImageParam& in = l.args[0];
+  // The input at the output's coordinates, for the ops whose input and output share a shape.
+  Expr x = l.arg_dims[0].size() == at.size() ? in(at) : Expr();
+  Func& out = l.out;
+  out = Func("out_" + std::string(node.info().text));
+  Expr y;  // a Map's result, before the epilogue
+
+  switch (node.op) {
+    case ir::OpKind::ReLU: y = relu(node.attr<ir::ReLUAttrs>(), x); break;
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) case ir::OpKind::Name:
+#include "ir/activations.def"
+#undef CNNC_ACTIVATION
+      y = activation(node.op, x);
+      break;
+    case ir::OpKind::LeakyReLU: y = select(x > 0.f, x, node.attr<ir::LeakyReLUAttrs>().alpha * x); break;
+    case ir::OpKind::Affine: y = x * l.args[1](v[0]) + l.args[2](v[0]); break;  // scale, shift
+    case ir::OpKind::BatchNorm: {
+      // params: gamma, beta, moving_mean, moving_variance
+      const float eps = node.attr<ir::BatchNormAttrs>().epsilon;
+      Func scale("bn_scale"), shift("bn_shift");
+      Var k("k");
+      scale(k) = l.args[1](k) / sqrt(l.args[4](k) + eps);
+      shift(k) = l.args[2](k) - l.args[3](k) * scale(k);
+      l.stages = {scale, shift};
+      y = x * scale(v[0]) + shift(v[0]);
+      break;
+    }
+    case ir::OpKind::Add:
+      y = x;
+      for (size_t i = 1; i < node.inputs.size(); ++i) y += l.args[i](at);
+      break;
+    case ir::OpKind::Multiply:
+      // An input with size 1 where the output is larger is read at index 0 (broadcast).
+      for (size_t i = 0; i < node.inputs.size(); ++i) {
+        std::vector<Expr> idx = at;
+        for (int d = 0; d < rank; ++d)
+          if (l.arg_dims[i][d] == 1) idx[d] = 0;
+        Expr e = l.args[i](idx);
+        y = i == 0 ? e : y * e;
+      }
+      break;
+    case ir::OpKind::Cropping2D: {
+      const auto& p = node.attr<ir::CropAttrs>().crop;
+      y = in(v[0], v[1] + static_cast<int>(p.left), v[2] + static_cast<int>(p.top), v[3]);
+      break;
+    }
+    case ir::OpKind::ZeroPadding2D: {
+      const auto& p = node.attr<ir::PadAttrs>().pad;
+      Func bounded = BoundaryConditions::constant_exterior(
+          in, 0.f, {{Expr(), Expr()}, {0, l.arg_dims[0][1]}, {0, l.arg_dims[0][2]}, {Expr(), Expr()}});
+      y = bounded(v[0], v[1] - static_cast<int>(p.left), v[2] - static_cast<int>(p.top), v[3]);
+      break;
+    }
+    case ir::OpKind::Concat: {
+      // Zero-fill, then one update per input writes its channel slice.
+      l.form = PointwiseAlgorithm::Concat;
+      out(v) = 0.f;
+      int offset = 0;
+      for (size_t i = 0; i < node.inputs.size(); ++i) {
+        const int ci = l.arg_dims[i][0];
+        l.slices.emplace_back(0, ci);
+        std::vector<Expr> src = at, dst = at;
+        src[0] = l.slices.back().x;
+        dst[0] = l.slices.back().x + offset;
+        out(dst) = l.args[i](src);
+        offset += ci;
+      }
+      break;
+    }
+    case ir::OpKind::Softmax:
+    case ir::OpKind::LogSoftmax: {
+      // Over the channels of each row, from its maximum so exp never overflows.
+      l.form = PointwiseAlgorithm::RowReduction;
+      std::vector<Expr> red = at;
+      RDom r(0, l.out_dims[0]);
+      red[0] = r.x;
+      std::vector<Var> rest(v.begin() + 1, v.end());
+      Func m("max"), e("exp"), s("sum");
+      m(rest) = maximum(in(red));
+      e(v) = exp(x - m(rest));
+      s(rest) = sum(e(red));
+      out(v) = node.op == ir::OpKind::Softmax ? e(v) / s(rest) : x - m(rest) - log(s(rest));
+      l.stages = {m, e, s};
+      break;
+    }
+    case ir::OpKind::GlobalAvgPool2D:
+    case ir::OpKind::GlobalMaxPool2D: {
+      l.form = PointwiseAlgorithm::PixelReduction;
+      const bool is_max = node.op == ir::OpKind::GlobalMaxPool2D;
+      const auto& src = l.arg_dims[0];  // c, x, y, n
+      RDom r(0, src[1], 0, src[2]);
+      Func total(is_max ? "most" : "total");
+      Var c("c"), n("n");
+      if (is_max) {
+        // Starts from the first pixel rather than a sentinel, so -inf inputs come out exact.
+        total(c, n) = in(c, 0, 0, n);
+        total(c, n) = max(total(c, n), in(c, r.x, r.y, n));
+      } else {
+        total(c, n) = 0.f;
+        total(c, n) += in(c, r.x, r.y, n);
+      }
+      Expr result = rank == 4 ? total(v[0], v[3]) : total(v[0], v[1]);
+      out(v) = is_max ? result : result * (1.f / static_cast<float>(src[1] * src[2]));
+      l.stages = {total};
+      l.reduction = r;
+      break;
+    }
+    case ir::OpKind::Input:
+    case ir::OpKind::Conv2D:
+    case ir::OpKind::Dense:
+    case ir::OpKind::MaxPool2D:
+    case ir::OpKind::AvgPool2D:
+    case ir::OpKind::Flatten:
+    case ir::OpKind::Reshape:
+    case ir::OpKind::Dropout:
+      throw InternalError("op '" + std::string(node.info().text) + "' is not a pointwise kernel");
+  }
+  if (l.form == PointwiseAlgorithm::Map) out(v) = with_activation(node.epilogue, y);
+  bound_output(out, l.out_dims);
+  return l;
+}
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,74 @@
+#pragma once
+// The kernel interface: what codegen hands to the runtime, free of Halide. A Program is a graph
+// compiled for one target: a kernel per node that computes, the memory plan of its activations,
+// and the batch it runs in. The runtime executes a Program and never calls codegen; this header
+// is all it includes of codegen/.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "ir/target.h"
+
+namespace cnnc::codegen {
+
+// What a kernel calls back into while it runs, provided by the runtime (runtime/services.h): its
+// parallel loops' workers and the memory of its own buffers (Halide's do_par_for, malloc, free).
+struct RuntimeServices {
+  int (*do_par_for)(void* user_context, int (*task)(void*, int, uint8_t*), int min, int size,
+                    uint8_t* closure) = nullptr;
+  void* (*malloc)(void* user_context, size_t bytes) = nullptr;
+  void (*free)(void* user_context, void* ptr) = nullptr;
+};
+
+// One compiled node. Shapes are fixed at compile time; run() takes the data pointers of the
+// node's inputs followed by its weights (in ir::Node::params order), and of the output.
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  virtual void run(const std::vector<const float*>& args, float* out,
+                   const RuntimeServices& services) const = 0;
+  // The schedule applied, in words (for `cnnc bench` and --emit schedule).
+  virtual std::string schedule() const = 0;
+  // > 0: the kernel reads its "kernel" weights pre-packed in blocks of this many output
+  // channels, [out/B][kh][kw][in][B] (runtime::pack_weights), so each register tile's weights
+  // are one contiguous stream instead of B floats every `out` floats.
+  virtual int weight_block() const { return 0; }
+};
+
+// Every value a kernel writes gets an offset in one arena; two values share bytes only when
+// their lifetimes do not overlap (liveness-based reuse).
+struct MemoryPlan {
+  static constexpr int64_t kAlignment = 64;  // bytes: a cache line, a full AVX-512 vector
+  std::vector<int64_t> offset;               // per node, in bytes; -1 for views (no storage)
+  std::vector<int64_t> bytes;                // per node: its buffer's size (0 for views)
+  std::vector<int> first, last;              // per node: the steps its buffer is live (inclusive)
+  int64_t arena_bytes = 0;                   // the arena: peak activation memory with reuse
+  int64_t unshared_bytes = 0;                // what one buffer per value would take
+};
+
+struct CompiledNode {
+  ir::NodeId node;
+  // Shared by all layers with the same workload key, schedule and target.
+  std::shared_ptr<const Kernel> kernel;
+  double compile_seconds = 0;  // 0 when the kernel came from a cache
+  bool cached = false;         // reused a kernel compiled earlier in this process
+};
+
+struct Program {
+  // The graph at the caller's batch; the kernels and the plan are for `micro_batch` images, and
+  // a batch runs through the whole network that many images at a time, so each image's
+  // activations are still in cache when the next layer reads them.
+  ir::Graph graph;
+  int64_t micro_batch = 1;
+  ir::Target target;
+  std::vector<CompiledNode> kernels;  // nodes in graph order; views and inputs have none
+  MemoryPlan plan;                    // one micro-batch's activations
+  double compile_seconds = 0;
+  size_t compiled = 0;   // kernels compiled now
+  size_t from_disk = 0;  // kernels loaded from the on-disk cache; the rest reused one in memory
+};
+
+}  // namespace cnnc::codegen

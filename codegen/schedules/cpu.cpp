@@ -1,0 +1,267 @@
+// CPU schedules: register-blocked convolutions (a tile of output channels x output pixels held
+// in vector registers while the reduction runs inside it), and vectorised, row-parallel
+// pooling and pointwise kernels.
+#include <algorithm>
+#include <sstream>
+
+#include "codegen/schedules/schedules.h"
+#include "ir/target.h"
+
+namespace cnnc::codegen {
+
+using namespace Halide;
+
+namespace {
+
+// The target's vector width for `channels` outputs (ir::vector_lanes_for).
+int vector_width(int channels, const Target& t) {
+  return ir::vector_lanes_for(channels, t.natural_vector_size<float>());
+}
+
+bool power_of_two(int64_t v) { return v >= 1 && v <= 64 && !(v & (v - 1)); }
+
+std::string conv_error(const ConvSpec& s, const ir::Schedule& sc) {
+  using K = ir::ScheduleKind;
+  const int ig = s.in_c / s.groups;
+  const int64_t v = sc.vector;
+  if (!power_of_two(v)) return "v (vector lanes) must be a power of two from 1 to 64";
+  if (sc.channels < 1 || (sc.kind != K::Stream && sc.channels % v))
+    return "c (output channels per tile) must be a positive multiple of v";
+  if (sc.kind != K::Stream && sc.channels > s.out_c)
+    return "c (output channels per tile) must not exceed the layer's " + std::to_string(s.out_c);
+  if (sc.pack && (s.groups != 1 || sc.pack != sc.channels || s.out_c % sc.pack))
+    return "p (packed block) must equal c and divide the output channels (" + std::to_string(s.out_c) +
+           "), on a conv that is not grouped";
+  switch (sc.kind) {
+    case K::Tile:
+    case K::Depthwise:
+      if (sc.pixels < 1 || sc.rows < 1) return "it needs x (pixels per tile) and r (rows per task)";
+      if (sc.channels / v * std::min<int64_t>(sc.pixels, s.out_w) > 64)
+        return "the register tile (c/v x x) may hold at most 64 vectors";
+      if (sc.kind == K::Tile && (sc.chunk < 1 || ig % sc.chunk))
+        return "k (input channels per chunk) must divide the input channels per group (" + std::to_string(ig) + ")";
+      if (sc.taps_inside && sc.chunk != ig)
+        return "t1 (taps inside the tile) needs k equal to the input channels per group";
+      break;
+    case K::Gemv:
+      if (s.groups != 1 || sc.pack != sc.channels)
+        return "gemv takes p = c, on a conv that is not grouped";
+      [[fallthrough]];
+    case K::Stream:
+      if (s.out_w > 16) return "gemv and stream are for rows of at most 16 pixels (here " + std::to_string(s.out_w) + ")";
+      break;
+    case K::None:
+    case K::Pool:
+    case K::Pointwise:
+    case K::GpuTile:
+    case K::GpuPointwise: break;  // refused before
+  }
+  return "";
+}
+
+// Rows of the (fused rows x batch) loop per parallel task.
+void parallel_rows(Func& f, Var rows, int64_t per_task) {
+  if (per_task > 1) {
+    Var outer("rows_o"), inner("rows_i");
+    f.split(rows, outer, inner, static_cast<int>(per_task)).parallel(outer);
+  } else {
+    f.parallel(rows);
+  }
+}
+
+}  // namespace
+
+std::string schedule_error(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc,
+                           ir::TargetFamily family) {
+  if (sc.kind == ir::ScheduleKind::None) return "";
+  const ir::KernelKind kind = ir::kernel_kind(g, n);
+  if (!ir::schedule_fits(sc.kind, kind))
+    return std::string(ir::schedule_kind_name(sc.kind)) + " is not a schedule of a " + ir::kernel_kind_name(kind) +
+           " kernel";
+  if (ir::target_family(sc.kind) != family)
+    return std::string(ir::schedule_kind_name(sc.kind)) + " is a " +
+           (family == ir::TargetFamily::Cpu ? "GPU schedule, and the target is a CPU" : "CPU schedule, and the target is a GPU");
+  if (kind == ir::KernelKind::Conv || kind == ir::KernelKind::Depthwise) return conv_error(conv_spec(g, n), sc);
+  if (!power_of_two(sc.vector)) return "v (vector lanes) must be a power of two from 1 to 64";
+  if (sc.rows < 1) return "r (rows per task) must be set";
+  return "";
+}
+
+std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Target& t) {
+  const ConvSpec& s = a.spec;
+  Func& out = a.out;
+  Func& conv = a.conv;
+  const RDom& r = a.r;
+  Var c = a.vars[0], x = a.vars[1], y = a.vars[2], n = a.vars[3];
+  Var co("co"), ci("ci"), xo("xo"), xi("xi"), task("task");
+  RVar rzo("rzo"), rzi("rzi");
+  const int vec = static_cast<int>(sc.vector);
+  std::ostringstream os;
+  switch (sc.kind) {
+    case ir::ScheduleKind::Gemv: {
+      // Matrix-vector shape (a dense layer at batch 1): memory-bound on the weights. Each task
+      // keeps a block of output channels in registers and streams that block's pre-packed
+      // weights, one contiguous run, over the whole reduction.
+      out.split(c, co, ci, static_cast<int>(sc.channels)).reorder(ci, x, co, y, n).fuse(co, y, task).fuse(task, n, task)
+          .parallel(task).vectorize(ci, vec).unroll(ci);
+      conv.compute_at(out, task).vectorize(c, vec).unroll(c).unroll(x);
+      conv.update().reorder(c, x, r.z, r.x, r.y, y, n).vectorize(c, vec).unroll(c).unroll(x);
+      os << "matrix-vector: " << sc.channels << " output channels per task in registers, their weights streamed";
+      break;
+    }
+    case ir::ScheduleKind::Stream: {
+      // Matrix-vector shape without a block that fits the registers: stream the weights in
+      // their storage order, a block of output channels per task, accumulators in L1.
+      const int block = static_cast<int>(std::min<int64_t>(s.out_c, sc.channels));
+      const int v = std::min(vec, block);
+      out.split(c, co, ci, block).reorder(ci, x, co, y, n).fuse(co, y, task).fuse(task, n, task)
+          .parallel(task).vectorize(ci, v);
+      // An accumulation must not run twice on an element, so a partial last vector is masked.
+      const TailStrategy tail = block % v ? TailStrategy::GuardWithIf : TailStrategy::RoundUp;
+      conv.compute_at(out, task).vectorize(c, v, tail);
+      conv.update().reorder(c, x, r.z, r.x, r.y, y, n).vectorize(c, v, tail).unroll(x);
+      os << "weights streamed in order, " << block << " output channels per task";
+      break;
+    }
+    case ir::ScheduleKind::Tile:
+    case ir::ScheduleKind::Depthwise: {
+      // Register tile: `channels` (whole vectors) x `pixels` of one row, accumulated over a
+      // chunk of input channels; a whole row of tiles is swept per chunk and tap, so the
+      // chunk's weights for a tap stay in L1 while they are reused across the row.
+      const int tile_c = static_cast<int>(sc.channels);
+      const int tile_x = static_cast<int>(std::min<int64_t>(sc.pixels, s.out_w));
+      const int rows = static_cast<int>(std::min<int64_t>(sc.rows, s.out_h));
+      const int kc = static_cast<int>(sc.chunk);
+      Var yo("yo"), yi("yi");
+      out.split(c, co, ci, tile_c)
+          .split(x, xo, xi, tile_x)
+          .split(y, yo, yi, rows)
+          .reorder(ci, xi, xo, yi, co, yo, n)
+          .fuse(co, yo, task)
+          .fuse(task, n, task)
+          .parallel(task)
+          .vectorize(ci, vec)
+          .unroll(ci)
+          .unroll(xi);
+      conv.compute_at(out, task).vectorize(c, vec).unroll(c);
+      Stage u = conv.update();
+      u.split(x, xo, xi, tile_x, TailStrategy::RoundUp);
+      if (a.depthwise) {
+        u.reorder(c, xi, r.x, r.y, xo, y, n);
+      } else if (sc.taps_inside) {
+        // The whole reduction inside the tile: its accumulators stay in registers throughout.
+        u.reorder(c, xi, r.z, r.x, r.y, xo, y, n);
+        if (kc <= 4) u.unroll(r.z);
+      } else {
+        u.split(r.z, rzo, rzi, kc).reorder(c, xi, rzi, xo, y, r.x, r.y, rzo, n);
+        if (kc % 2 == 0) u.unroll(rzi, 2);
+      }
+      u.vectorize(c, vec).unroll(c).unroll(xi);
+      os << (a.depthwise ? "depthwise, " : "") << "register tile " << tile_c << "c x " << tile_x << "px; "
+         << (sc.taps_inside ? "all " + std::to_string(kc) + " in-channels and taps inside the tile, over "
+                            : a.depthwise ? "taps outside a sweep of "
+                                          : "in-channel chunks of " + std::to_string(kc) + ", taps outside a sweep of ")
+         << rows << " row(s); parallel over channel blocks x row blocks x batch";
+      break;
+    }
+    case ir::ScheduleKind::None:
+    case ir::ScheduleKind::Pool:
+    case ir::ScheduleKind::Pointwise:
+    case ir::ScheduleKind::GpuTile:
+    case ir::ScheduleKind::GpuPointwise: {
+      // No schedule recorded (the tiling pass did not run): vectorised over the output
+      // channels, one pixel at a time, parallel over rows; no register tiling.
+      const int v = vector_width(s.out_c, t);
+      const TailStrategy tail = s.out_c % v ? TailStrategy::GuardWithIf : TailStrategy::RoundUp;
+      out.fuse(y, n, task).parallel(task).vectorize(c, v);
+      conv.compute_at(out, x).vectorize(c, v, tail);
+      conv.update().vectorize(c, v, tail);
+      os << "plain: vectorised over channels, one pixel at a time, parallel over rows (no tiling)";
+      break;
+    }
+  }
+  const bool tiled = sc.kind == ir::ScheduleKind::Tile || sc.kind == ir::ScheduleKind::Depthwise;
+  if (a.padded_input && a.depthwise && tiled) {
+    // A depthwise task reads only its own channels and rows: pad just those, inside the task,
+    // while they are in cache (a padded copy of the whole input costs more than the conv).
+    a.padded.compute_at(out, task).vectorize(c, vector_width(s.in_c, t), TailStrategy::GuardWithIf);
+    os << "; padding per task";
+  } else if (a.padded_input) {
+    a.padded.compute_root().parallel(y).vectorize(c, vector_width(s.in_c, t));
+    os << "; padding computed once";
+  }
+  if (s.epilogue.add || s.epilogue.has_activation) os << "; epilogue applied per tile";
+  if (a.weight_block) os << "; weights pre-packed in blocks of " << a.weight_block << " channels";
+  return os.str();
+}
+
+std::string schedule_pool_cpu(Algorithm& a, const ir::Schedule& sc, const Target& t) {
+  const int v = sc.vector ? static_cast<int>(sc.vector) : vector_width(a.out_dims[0], t);
+  Var yn("yn");
+  a.out.fuse(a.vars[2], a.vars[3], yn).vectorize(a.vars[0], v);
+  parallel_rows(a.out, yn, sc.rows);
+  return "vectorised over channels (" + std::to_string(v) + " lanes), parallel over " +
+         (sc.rows > 1 ? std::to_string(sc.rows) + " rows" : std::string("rows")) + " x batch";
+}
+
+std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc, const Target& t) {
+  const std::vector<Var>& v = a.vars;
+  const int rank = static_cast<int>(v.size());
+  const int lanes = sc.vector ? static_cast<int>(sc.vector) : vector_width(a.out_dims[0], t);
+  const int64_t rows = sc.rows;
+  Func& out = a.out;
+  // The loop over rows (y x batch, or the batch of a rank-2 tensor) that tasks share.
+  auto rows_loop = [&](Func& f) {
+    if (rank != 4) return v.back();
+    Var yn("yn");
+    f.fuse(v[2], v[3], yn);
+    return yn;
+  };
+  const std::string per_task = rows > 1 ? std::to_string(rows) + " rows per task" : "parallel over rows";
+  switch (a.form) {
+    case PointwiseAlgorithm::Map: {
+      for (Func& s : a.stages) s.compute_root();  // per-channel constants (batchnorm's scale, shift)
+      out.vectorize(v[0], lanes);
+      if (rank == 4 || rank == 2) parallel_rows(out, rows_loop(out), rows);
+      return "vectorised over channels (" + std::to_string(lanes) + " lanes), " + per_task;
+    }
+    case PointwiseAlgorithm::Concat: {
+      const Var outer = rows_loop(out);
+      parallel_rows(out, outer, rows);
+      for (size_t i = 0; i < a.slices.size(); ++i) {
+        Stage u = out.update(static_cast<int>(i));
+        if (rank == 4) u.fuse(v[2], v[3], outer);
+        if (rows > 1) {
+          Var o("rows_o"), in("rows_i");
+          u.split(outer, o, in, static_cast<int>(rows)).parallel(o);
+        } else {
+          u.parallel(outer);
+        }
+        u.vectorize(a.slices[i].x, ir::vector_lanes_for(a.arg_dims[i][0], lanes));
+      }
+      return "channel slices written in place, vectorised (" + std::to_string(lanes) + " lanes), " + per_task;
+    }
+    case PointwiseAlgorithm::RowReduction: {
+      // Each row's max, exponentials and sum computed where the row is normalised.
+      for (Func& s : a.stages) s.compute_at(out, v[1]);
+      a.stages[1].vectorize(v[0], lanes, TailStrategy::GuardWithIf);
+      out.vectorize(v[0], lanes, TailStrategy::GuardWithIf);
+      if (rank == 4 || rank == 2) parallel_rows(out, rows_loop(out), rows);
+      return "one row of channels at a time, vectorised (" + std::to_string(lanes) + " lanes), " + per_task;
+    }
+    case PointwiseAlgorithm::PixelReduction: {
+      Func& total = a.stages[0];
+      Var c = total.args()[0];
+      total.compute_at(out, v[rank - 1]).vectorize(c, lanes);
+      // Guarded: rounding the channels up (the default for an update) would read past the input.
+      total.update().reorder(c, a.reduction.x, a.reduction.y).vectorize(c, lanes, TailStrategy::GuardWithIf);
+      out.vectorize(v[0], lanes);
+      parallel_rows(out, v[rank - 1], rows);
+      return "sum or max over pixels vectorised over channels (" + std::to_string(lanes) + " lanes), " +
+             (rows > 1 ? std::to_string(rows) + " images per task" : "parallel over images");
+    }
+  }
+  return "";
+}
+
+}  // namespace cnnc::codegen

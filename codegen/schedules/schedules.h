@@ -1,0 +1,22 @@
+#pragma once
+// Applying a Schedule (ir/schedule.h) to an algorithm (codegen/ops/), per target family
+// (codegen-internal; includes Halide). Schedules come from the tiling pass, the tuner or a
+// user's IR text, so they are checked against the layer first, not trusted.
+#include <string>
+
+#include "codegen/ops/ops.h"
+#include "ir/schedule.h"
+
+namespace cnnc::codegen {
+
+// Why `sc` cannot be applied to this kernel on a `family` target, or "" when it can.
+std::string schedule_error(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc,
+                           ir::TargetFamily family);
+
+// The CPU schedules; each returns what it did, in words (for `--emit schedule` and profiles).
+std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Halide::Target& t);
+std::string schedule_pool_cpu(Algorithm& a, const ir::Schedule& sc, const Halide::Target& t);
+std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc,
+                                   const Halide::Target& t);
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,77 @@
+#pragma once
+// How a kernel is computed, as plain data: proposed by the tiling pass (passes/choose_tiles),
+// searched by the tuner, stored in the tuning database, editable by hand in the IR text
+// (`schedule=tile:v16,c32,x8,k64,r2,p32`), checked and applied by codegen. A schedule changes
+// how a kernel runs, never what it computes. One kind per kernel kind and target family.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace cnnc::ir {
+
+class Graph;
+struct Node;
+
+// What a kernel is, for scheduling: conv2d and dense (a 1x1 conv over a row of pixels) are
+// Conv; a conv2d with one input channel per group is Depthwise; max/avg pooling is Pool;
+// everything else with a kernel (activations, normalisations, add, concat, padding, softmax,
+// global pooling) is Pointwise: one output element from a few inputs, or a reduction over one
+// axis.
+enum class KernelKind { Conv, Depthwise, Pool, Pointwise };
+const char* kernel_kind_name(KernelKind k);
+
+enum class ScheduleKind {
+  None,       // codegen's plain schedule, no tiling (the tiling pass did not run)
+  // CPU
+  Tile,       // conv/dense: register tile of channels x pixels, reduction in chunks
+  Gemv,       // conv/dense of matrix-vector shape: channels per task in registers, packed weights
+  Stream,     // conv/dense of matrix-vector shape: weights streamed in storage order
+  Depthwise,  // depthwise conv: register tile of channels x pixels, padded per task
+  Pool,       // pooling: vectorised over channels, rows per task
+  Pointwise,  // every other kernel: vectorised over channels, rows per task
+  // GPU (fields defined here; codegen for them comes with the GPU targets)
+  GpuTile,       // conv/dense/depthwise: thread blocks over output tiles, shared-memory staging
+  GpuPointwise,  // every other kernel: thread blocks over channels x pixels
+};
+
+enum class TargetFamily { Cpu, Gpu };
+
+struct Schedule {
+  ScheduleKind kind = ScheduleKind::None;
+  // CPU fields (0: not set). Letters are the text form.
+  int64_t vector = 0;       // v: f32 lanes per vector
+  int64_t channels = 0;     // c: output channels per register tile (per task for gemv/stream)
+  int64_t pixels = 0;       // x: pixels of a row per register tile
+  int64_t chunk = 0;        // k: input channels per reduction chunk
+  int64_t rows = 0;         // r: output rows per parallel task (rows x batch for pointwise)
+  int64_t taps_inside = 0;  // t: 1 = every tap inside the register tile
+  int64_t pack = 0;         // p: output channels per block of pre-packed weights
+  // GPU fields: a thread block computes block_channels x block_pixels outputs of one row
+  // (x block_rows rows), each thread `channels` x `pixels` of them in registers; `chunk` input
+  // channels are staged per step; shared: 1 stages the input tile, 2 the weights, 3 both.
+  int64_t block_channels = 0;  // C
+  int64_t block_pixels = 0;    // X
+  int64_t block_rows = 0;      // R
+  int64_t shared = 0;          // s
+  int64_t unroll = 0;          // u: reduction unroll factor
+  bool operator==(const Schedule&) const = default;
+};
+
+// The text form: "none", or KIND:FIELDS with the fields that are set as a letter and a number
+// (tile:v16,c32,x8,k64,r2,p32).
+std::string to_text(const Schedule& s);
+// Parses the text form; false (and `why`) when it is not one. Checks syntax and the fields a
+// kind takes, not whether the schedule fits a layer (schedule_error does that).
+bool parse_schedule(std::string_view text, Schedule& s, std::string& why);
+// What the text form accepts, for messages.
+std::string schedule_syntax();
+
+const char* schedule_kind_name(ScheduleKind k);
+TargetFamily target_family(ScheduleKind k);
+// Whether a schedule kind can apply to a kernel kind (None applies to all).
+bool schedule_fits(ScheduleKind s, KernelKind k);
+
+// The kernel kind of a node that has a kernel (ir::has_kernel).
+KernelKind kernel_kind(const Graph& g, const Node& n);
+
+}  // namespace cnnc::ir
