@@ -25,7 +25,7 @@ from machine import cpu_name
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-CSV = os.path.join(ROOT, "..", "shared", "reference", "keras_applications.csv")
+CSV = os.path.join(ROOT, "tools", "reference", "keras_applications.csv")
 RESULTS = os.path.join(HERE, "results")
 SMALL = ["LeNet5", "CIFAR10CNN"]  # the lecture's two networks, exported by keras_export.py too
 SYSTEMS = [("cnnc", "cnnc"), ("keras", "Keras"), ("keras-xla", "Keras XLA"), ("onnxruntime", "ONNX Runtime")]

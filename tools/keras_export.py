@@ -4,7 +4,7 @@
 Needs TensorFlow + Keras 3 + h5py: tools/setup_keras.sh (optional; not part of setup.sh or CI).
 
   tools/keras_export.py zoo --out /work/keras_zoo [--models ResNet50,MobileNetV2] [--batch 1]
-      The 19 Keras Applications of /work/shared/reference/keras_applications.csv, built with
+      The 19 Keras Applications of tools/reference/keras_applications.csv, built with
       weights=None at their default input size, BatchNormalization statistics (and biases)
       randomised from the seed; --models LeNet5,CIFAR10CNN exports the lecture's two small
       networks (the Keras twins of models/lenet5.cnn and models/cifar10_cnn.cnn). Per model: NAME.keras, NAME.input.npy, NAME.output.npy,
@@ -43,7 +43,7 @@ try:  # the InceptionResNetV2 residual scaling layer: inputs[0] + inputs[1] * sc
 except ImportError:  # pragma: no cover - other Keras 3 layouts
     CustomScaleLayer = None
 
-CSV = "/work/shared/reference/keras_applications.csv"
+CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference", "keras_applications.csv")
 # Models whose preprocessing is inside the network (Rescaling 1/255 + Normalization): they get
 # inputs in [0, 255) like raw images; every other model gets inputs in [-1, 1).
 RAW_PIXEL_MODELS = ("EfficientNet",)
@@ -388,6 +388,43 @@ def fx_relu_variants():
           layers.ReLU(max_value=4.0, negative_slope=0.2, threshold=1.0, name="relu_all")(x)]
     y = layers.Concatenate(name="cat")(ys)
     return keras.Model(x, y, name="relu_variants"), -8, 8
+
+
+# Keras 3's other built-in activations (keras.activations), by the names a config may carry.
+ACTIVATIONS_KERAS3 = ["gelu", "hard_silu", "hard_swish", "mish", "elu", "selu", "softplus",
+                      "softsign", "exponential", "log_softmax"]
+
+
+@fixture("Activation layer, Keras 3's other activations: " + ", ".join(ACTIVATIONS_KERAS3)
+         + " (gelu is the exact erf form: the name cannot carry approximate=True; hard_swish is "
+         "written as \"hard_silu\", x * relu6(x+3)/6; elu with alpha 1; selu with its fixed "
+         "alpha and scale; log_softmax over the channel axis); inputs in [-5, 5)")
+def fx_activations_keras3():
+    x = keras.Input((2, 3, 4), name="in")
+    ys = [layers.Activation(a, name="act_" + a)(x) for a in ACTIVATIONS_KERAS3]
+    y = layers.Concatenate(name="cat")(ys)
+    return keras.Model(x, y, name="activations_keras3"), -5, 5
+
+
+@fixture("Keras 3 activations as layer epilogues (activation= in the layer): Conv2D 3x3 'same' "
+         "gelu -> Conv2D 3x3 'same' mish -> DepthwiseConv2D 3x3 'same' hard_silu -> Conv2D 1x1 "
+         "elu -> selu -> softplus -> softsign -> GlobalAveragePooling2D, then two outputs of the "
+         "pooled vector: Dense exponential and Dense log_softmax")
+def fx_activation_epilogues():
+    x = keras.Input((6, 6, 3), name="in")
+    y = layers.Conv2D(8, 3, padding="same", activation="gelu", name="conv_gelu")(x)
+    y = layers.Conv2D(8, 3, padding="same", activation="mish", name="conv_mish")(y)
+    y = layers.DepthwiseConv2D(3, padding="same", activation="hard_silu", name="dw_hard_silu")(y)
+    y = layers.Conv2D(8, 1, activation="elu", name="pw_elu")(y)
+    y = layers.Conv2D(8, 1, activation="selu", name="pw_selu")(y)
+    y = layers.Conv2D(8, 1, activation="softplus", name="pw_softplus")(y)
+    y = layers.Conv2D(8, 1, activation="softsign", name="pw_softsign")(y)
+    p = layers.GlobalAveragePooling2D(name="gap")(y)  # softsign: every feature in (-1, 1)
+    # Glorot-uniform 8->5 weights (|w| < 0.68) and biases ~ N(0, 0.1) on features in (-1, 1):
+    # the exponential's argument stays within about +-6, far from float32 overflow.
+    e = layers.Dense(5, activation="exponential", name="fc_exp")(p)
+    s = layers.Dense(4, activation="log_softmax", name="fc_log_softmax")(p)
+    return keras.Model(x, [e, s], name="activation_epilogues"), -1, 1
 
 
 @fixture("Squeeze-excite as in EfficientNet: GlobalAveragePooling2D (keepdims=False) -> "
@@ -819,7 +856,9 @@ def write_fixture_readme(out, rows, seed):
         "`hard_sigmoid` is `relu6(x + 3) / 6`; AveragePooling2D `same` excludes the padding from "
         "the average; Normalization computes `(x - mean) / max(sqrt(variance), 1e-7)` (no epsilon "
         "inside the root); BatchNormalization computes `(x - moving_mean) / sqrt(moving_variance "
-        "+ epsilon) * gamma + beta`.",
+        "+ epsilon) * gamma + beta`. Keras 3 writes activation `hard_swish` as `\"hard_silu\"` "
+        "(`x * relu6(x + 3) / 6`); activation `gelu` is always the exact (erf) form: "
+        "`gelu(x, approximate=True)` has no name a config can carry.",
         ""]
     with open(os.path.join(out, "README.md"), "w") as f:
         f.write("\n".join(lines))

@@ -23,7 +23,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="models compared at once")
     args = ap.parse_args()
 
-    table = os.path.join(ROOT, "..", "shared", "reference", "keras_applications.csv")
+    table = os.path.join(ROOT, "tools", "reference", "keras_applications.csv")
     with open(table) as f:
         ref = {r["model"]: r for r in csv.DictReader(f)}
     names = [m for m in ref if not args.models or m in args.models.split(",")]
@@ -51,7 +51,7 @@ def main():
         rows = list(pool.map(one, names))
 
     lines = ["# Keras Applications through cnnc", "",
-             "Every model of the Keras Applications table (shared/reference/keras_applications.csv), built by",
+             "Every model of the Keras Applications table (tools/reference/keras_applications.csv), built by",
              "`keras.applications.<Name>(weights=None)` with random weights (BatchNorm statistics and biases",
              "randomised too), saved as `.keras`, imported by cnnc, compiled with Halide for this CPU and run",
              "on the same input as Keras. Regenerate with the three commands at the top of",
