@@ -194,13 +194,13 @@ ir::Target describe_target(const std::string& name) {
   r.name = name;
   if (name == "opencl" || name == "cuda" || name.rfind("cuda:", 0) == 0)
     throw Error("target '" + name + "': GPU kernels are not built yet (CUDA and OpenCL schedules come with "
-                "the GPU targets); accepted now: host, or a Halide CPU target string");
+                "the GPU targets); accepted now: host, or a CPU target string such as x86-64-linux-avx2-fma");
   if (name != "host" && !Target::validate_target_string(name))
     throw Error("unknown target '" + name + "'; accepted: " + ir::kTargetSyntax);
   const Target t = name == "host" ? get_host_target() : Target(name);
   if (t.has_gpu_feature())
-    throw Error("target '" + name + "': GPU kernels are not built yet; accepted now: host, or a Halide CPU "
-                "target string");
+    throw Error("target '" + name + "': GPU kernels are not built yet; accepted now: host, or a CPU target "
+                "string such as x86-64-linux-avx2-fma");
   r.halide = name == "host" ? "host" : t.to_string();
   r.cpu.arch = t.arch == Target::X86 ? "x86-64" : t.arch == Target::ARM ? "arm-" + std::to_string(t.bits) : "other";
   r.cpu.isa = t.has_feature(Target::AVX512) ? "avx512" : t.has_feature(Target::AVX2) ? "avx2"

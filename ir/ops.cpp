@@ -102,6 +102,12 @@ std::string activation_names() {
   return s;
 }
 
+std::string_view keras_names(OpKind k) {
+  for (const auto& n : kKerasNames)
+    if (n.kind == k) return n.names;
+  return "";
+}
+
 EpilogueRule epilogue_rule(OpKind k) {
   switch (op_info(k).pattern) {
     case PatternKind::OutEWiseFusable: return EpilogueRule::AddAndActivation;

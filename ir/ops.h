@@ -202,6 +202,8 @@ bool has_kernel(OpKind k);
 // nullptr when there is none. activation_names() lists them all, for messages.
 const OpInfo* find_activation(std::string_view name);
 std::string activation_names();
+// The names Keras 3 gives a table activation ("swish silu"), "" for other ops.
+std::string_view keras_names(OpKind k);
 
 // What an op's epilogue may hold, from its fusion pattern: an out-elementwise-fusable op
 // (conv2d, dense, pooling) adds a residual and applies an activation; a broadcast op (batchnorm,

@@ -48,6 +48,7 @@ inline int vector_lanes_for(int64_t channels, int lanes) {
 
 // The --target values: host (this CPU), a CPU Halide target string, opencl, cuda[:sm_XX].
 constexpr const char* kTargetSyntax =
-    "host, a Halide CPU target string (x86-64-linux-avx2-fma), opencl, or cuda[:sm_XX]";
+    "host, a CPU target string (x86-64-linux-avx2-fma: arch-bits-os-features), "
+    "opencl, or cuda[:sm_XX]";
 
 }  // namespace cnnc::ir

@@ -13,6 +13,19 @@ import argparse, concurrent.futures, csv, json, os, subprocess, sys, time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def cpu_model():
+    """The CPU as /proc/cpuinfo names it, with its family and model."""
+    info = {}
+    try:
+        for line in open("/proc/cpuinfo"):
+            k, _, v = line.partition(":")
+            info.setdefault(k.strip(), v.strip())
+    except OSError:
+        return "unknown"
+    return f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, model {info.get('model', '?')}), " \
+           f"{os.cpu_count()} cores"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo", default="/work/keras_zoo", help="folder written by keras_export.py zoo")
@@ -46,6 +59,9 @@ def main():
         print(name, row["status"], row.get("max_rel_error"), row.get("compile_seconds"), flush=True)
         return row
 
+    # Cold compile times: an empty kernel cache of this run's own.
+    cache = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"cnnc-zoo-cache-{os.getpid()}")
+    os.environ["CNNC_CACHE_DIR"] = cache
     # One model per core at a time (compiling is single-threaded); each runs on one thread.
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(one, names))
@@ -57,8 +73,9 @@ def main():
              "on the same input as Keras. Regenerate with the three commands at the top of",
              "`tools/keras_zoo.py`. Error = max |cnnc - Keras| over the output; relative = that divided by",
              "max |Keras output|. Depth is the table's (Keras counts layers with weights); ours counts",
-             "IR layers with weights (a SeparableConv2D is two). Compile time: Halide JIT, one pipeline per",
-             "layer, no kernel cache yet; each model compiled and run on one thread, two models at a time.", "",
+             "IR layers with weights (a SeparableConv2D is two). Compile time: cold (the kernel cache is",
+             "emptied first: every kernel compiled by Halide and linked), each model compiled and run on one",
+             "thread, two models at a time.", "", f"Machine: {cpu_model()}.", "",
              "| model | params (cnnc) | params (Keras) | depth (table) | layers with weights (cnnc) | weights MB | max abs error | max rel error | compile s | run ms (batch 1) | status |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:

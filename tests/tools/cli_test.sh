@@ -214,6 +214,34 @@ case $CASE in
     expect_error "bad.cnn:2:" "layer 'c' (conv2d)" "cannot apply its schedule" "k (input channels per chunk) must divide" -- run bad.cnn
     ;;
 
+  compile_emit_stages)
+    # Every stage can be looked at alone: the fused kernels, Halide's statement, the assembly.
+    expect_ok compile "$M/resnet_mini.cnn" --emit fused
+    has "fused: res1_bn2, res1_add, res1_out"
+    expect_ok compile "$M/resnet_mini.cnn" --emit halide
+    has "# kernel of layer 'stem_conv' (conv2d), schedule=tile:"
+    has "produce conv"
+    has "parallel"
+    expect_ok compile "$M/resnet_mini.cnn" --emit asm --layer inc_pool
+    has "# kernel of layer 'inc_pool' (maxpool2d), schedule=pool:"
+    has "vmaxps"
+    cnnc compile "$M/resnet_mini.cnn" --emit asm --layer no_such_layer
+    [[ $RC -eq 1 ]] && grep -q "no layer with a kernel is named 'no_such_layer'" err.txt || fail "unknown --layer"
+    ;;
+
+  target_flag)
+    # --target: host, another CPU's Halide target string; GPU targets refused until built.
+    expect_ok run "$M/lenet5.cnn" --seed 3 --target x86-64-linux-sse41 -o sse.npy
+    expect_ok run "$M/lenet5.cnn" --seed 3 -o host.npy
+    cmp -s <(npy_values sse.npy | awk '{printf "%.5f\n", $1}') <(npy_values host.npy | awk '{printf "%.5f\n", $1}') ||
+      fail "sse41 and host outputs differ"
+    expect_ok compile "$M/lenet5.cnn" --target x86-64-linux-sse41 --emit schedule
+    has "x86-64 sse41, 4 lanes, 16 vector registers"
+    expect_error "target 'opencl': GPU kernels are not built yet" -- run "$M/lenet5.cnn" --target opencl
+    expect_error "target 'cuda:sm_90': GPU kernels are not built yet" -- bench "$M/lenet5.cnn" --target cuda:sm_90
+    expect_error "unknown target 'z80'; accepted: host" -- compile "$M/lenet5.cnn" --target z80
+    ;;
+
   kernel_cache)
     # A second process loads every kernel the first compiled; outputs equal the JIT's.
     export CNNC_CACHE_DIR=$T/cache
