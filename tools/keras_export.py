@@ -392,7 +392,7 @@ def fx_relu_variants():
 
 # Keras 3's other built-in activations (keras.activations), by the names a config may carry.
 ACTIVATIONS_KERAS3 = ["gelu", "hard_silu", "hard_swish", "mish", "elu", "selu", "softplus",
-                      "softsign", "exponential", "log_softmax"]
+                      "softsign", "exponential", "log_softmax", "log_sigmoid"]
 
 
 @fixture("Activation layer, Keras 3's other activations: " + ", ".join(ACTIVATIONS_KERAS3)

@@ -349,6 +349,8 @@ TEST_SUITE("reference: normalisation and activations") {
     check_close(activation("softplus a", {-20}), tensor({1, 1}, {2.061153620314381e-09f}), 1e-15);
     check_close(activation("softsign a", {3, -1, 0}), tensor({1, 3}, {0.75f, -0.5f, 0}), 1e-6);
     check_close(activation("exponential a", {0, 1}), tensor({1, 2}, {1, 2.718281828459045f}), 1e-6);
+    check_close(activation("log_sigmoid a", {0, 2, -30}), tensor({1, 3}, {-0.6931471805599453f, -0.12692801104297252f, -30}),
+                1e-6);
   }
 
   TEST_CASE("log_softmax: x - max - log(sum(exp(x - max))) over the channels") {
