@@ -45,7 +45,8 @@ Lowered take(A& a, std::string schedule) {
 Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t) {
   const ir::Schedule& sc = n.schedule;
   if (const std::string why = schedule_error(g, n, sc, ir::TargetFamily::Cpu); !why.empty())
-    throw Error(g.where(n) + ": cannot apply its schedule: " + why + " (schedule=" + ir::to_text(sc) +
+    throw Error(g.where(n) + ": cannot apply its schedule: " + why +
+                " (schedule=" + ir::to_text(sc) +
                 "); leave it out (schedule=none) to let the tiling pass choose one");
   switch (ir::kernel_kind(g, n)) {
     case ir::KernelKind::Conv:
@@ -76,11 +77,15 @@ void capture_error(JITUserContext*, const char* msg) { last_error = msg; }
 class HalideKernel final : public Kernel {
  public:
   HalideKernel(Callable c, const Lowered& l) : callable_(std::move(c)) { describe(l); }
-  HalideKernel(AotFunction f, DiskCache* disk, const Lowered& l) : aot_(f), disk_(disk) { describe(l); }
+  HalideKernel(AotFunction f, DiskCache* disk, const Lowered& l) : aot_(f), disk_(disk) {
+    describe(l);
+  }
 
-  void run(const std::vector<const float*>& args, float* out, const RuntimeServices& services) const override {
-    internal_assert(args.size() == arg_dims_.size(), "kernel called with " + std::to_string(args.size()) +
-                                                         " buffers, needs " + std::to_string(arg_dims_.size()));
+  void run(const std::vector<const float*>& args, float* out,
+           const RuntimeServices& services) const override {
+    internal_assert(args.size() == arg_dims_.size(),
+                    "kernel called with " + std::to_string(args.size()) + " buffers, needs " +
+                        std::to_string(arg_dims_.size()));
     std::vector<Runtime::Buffer<const float>> in;
     in.reserve(args.size());
     for (size_t i = 0; i < args.size(); ++i) in.emplace_back(args[i], arg_dims_[i]);
@@ -100,8 +105,9 @@ class HalideKernel final : public Kernel {
     } ctx;
     ctx.services = &services;
     ctx.jit.handlers.custom_error = capture_error;
-    ctx.jit.handlers.custom_do_par_for = [](JITUserContext* uc, int (*task)(JITUserContext*, int, uint8_t*),
-                                            int min, int size, uint8_t* closure) {
+    ctx.jit.handlers.custom_do_par_for = [](JITUserContext* uc,
+                                            int (*task)(JITUserContext*, int, uint8_t*), int min,
+                                            int size, uint8_t* closure) {
       // The same ABI as Halide's AOT task type, whose user context is a void*.
       return reinterpret_cast<Context*>(uc)->services->do_par_for(
           uc, reinterpret_cast<int (*)(void*, int, uint8_t*)>(task), min, size, closure);
@@ -116,7 +122,8 @@ class HalideKernel final : public Kernel {
     std::vector<const void*> argv{&ctx_ptr};
     for (auto& b : in) argv.push_back(b.raw_buffer());
     argv.push_back(result.raw_buffer());
-    if (callable_->call_argv_fast(argv.size(), argv.data()) != 0) throw Error("kernel failed: " + last_error);
+    if (callable_->call_argv_fast(argv.size(), argv.data()) != 0)
+      throw Error("kernel failed: " + last_error);
   }
   std::string schedule() const override { return schedule_; }
   int weight_block() const override { return weight_block_; }
@@ -137,7 +144,9 @@ class HalideKernel final : public Kernel {
   int weight_block_ = 0;
 };
 
-Target halide_target(const ir::Target& t) { return t.halide == "host" ? get_host_target() : Target(t.halide); }
+Target halide_target(const ir::Target& t) {
+  return t.halide == "host" ? get_host_target() : Target(t.halide);
+}
 
 // What the OS says of the CPU: "model name" and family/model, for reports and fingerprints.
 std::string cpu_model() {
@@ -145,9 +154,12 @@ std::string cpu_model() {
   std::string line, name, family, model;
   while (std::getline(f, line) && (name.empty() || family.empty() || model.empty())) {
     auto value = [&] { return line.substr(line.find(':') + 2); };
-    if (line.rfind("model name", 0) == 0 && name.empty()) name = value();
-    else if (line.rfind("cpu family", 0) == 0 && family.empty()) family = value();
-    else if (line.rfind("model\t", 0) == 0 && model.empty()) model = value();
+    if (line.rfind("model name", 0) == 0 && name.empty())
+      name = value();
+    else if (line.rfind("cpu family", 0) == 0 && family.empty())
+      family = value();
+    else if (line.rfind("model\t", 0) == 0 && model.empty())
+      model = value();
   }
   if (name.empty()) return "";
   return family.empty() ? name : name + " (family " + family + ", model " + model + ")";
@@ -157,7 +169,8 @@ std::string cpu_model() {
 // (glibc's sysconf misreads L3 on some VMs: 320 MiB for a 32 MiB L3 seen on a Zen 4 guest.)
 int64_t sysfs_cache_bytes(int level) {
   for (int index = 0; index < 8; ++index) {
-    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/";
+    const std::string dir =
+        "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/";
     std::ifstream l(dir + "level"), t(dir + "type"), s(dir + "size");
     int lv = 0;
     std::string type, size;
@@ -172,9 +185,8 @@ int64_t sysfs_cache_bytes(int level) {
 // The in-memory kernel cache of this process: a kernel depends only on its workload key, its
 // schedule and the target (weights are arguments), so repeated blocks (ResNet's bottlenecks)
 // and repeated compiles (batch sweeps, tests) compile once.
-std::shared_ptr<const Kernel> cached_kernel(const std::string& key,
-                                            const std::function<std::shared_ptr<const Kernel>()>& make,
-                                            bool& hit) {
+std::shared_ptr<const Kernel> cached_kernel(
+    const std::string& key, const std::function<std::shared_ptr<const Kernel>()>& make, bool& hit) {
   static std::mutex mutex;
   static std::map<std::string, std::shared_ptr<const Kernel>> cache;
   {
@@ -193,18 +205,26 @@ ir::Target describe_target(const std::string& name) {
   ir::Target r;
   r.name = name;
   if (name == "opencl" || name == "cuda" || name.rfind("cuda:", 0) == 0)
-    throw Error("target '" + name + "': GPU kernels are not built yet (CUDA and OpenCL schedules come with "
-                "the GPU targets); accepted now: host, or a CPU target string such as x86-64-linux-avx2-fma");
+    throw Error("target '" + name +
+                "': GPU kernels are not built yet (CUDA and OpenCL schedules come with "
+                "the GPU targets); accepted now: host, or a CPU target string such as "
+                "x86-64-linux-avx2-fma");
   if (name != "host" && !Target::validate_target_string(name))
     throw Error("unknown target '" + name + "'; accepted: " + ir::kTargetSyntax);
   const Target t = name == "host" ? get_host_target() : Target(name);
   if (t.has_gpu_feature())
-    throw Error("target '" + name + "': GPU kernels are not built yet; accepted now: host, or a CPU target "
+    throw Error("target '" + name +
+                "': GPU kernels are not built yet; accepted now: host, or a CPU target "
                 "string such as x86-64-linux-avx2-fma");
   r.halide = name == "host" ? "host" : t.to_string();
-  r.cpu.arch = t.arch == Target::X86 ? "x86-64" : t.arch == Target::ARM ? "arm-" + std::to_string(t.bits) : "other";
-  r.cpu.isa = t.has_feature(Target::AVX512) ? "avx512" : t.has_feature(Target::AVX2) ? "avx2"
-            : t.has_feature(Target::SSE41) ? "sse41" : t.arch == Target::ARM ? "neon" : "";
+  r.cpu.arch = t.arch == Target::X86   ? "x86-64"
+               : t.arch == Target::ARM ? "arm-" + std::to_string(t.bits)
+                                       : "other";
+  r.cpu.isa = t.has_feature(Target::AVX512)  ? "avx512"
+              : t.has_feature(Target::AVX2)  ? "avx2"
+              : t.has_feature(Target::SSE41) ? "sse41"
+              : t.arch == Target::ARM        ? "neon"
+                                             : "";
   r.cpu.vector_lanes = t.natural_vector_size<float>();
   r.cpu.vector_registers = t.arch == Target::X86 && !t.has_feature(Target::AVX512) ? 16 : 32;
   // The host's caches and cores from the OS; for another target, common sizes.
@@ -230,8 +250,8 @@ int64_t choose_micro_batch(const ir::Graph& g, int64_t requested) {
     for (int64_t d = 1; d <= std::min<int64_t>(g.batch(), 4); ++d)
       if (g.batch() % d == 0) m = d;
   if (m > g.batch() || g.batch() % m)
-    throw Error("micro-batch " + std::to_string(m) + " does not divide the batch " + std::to_string(g.batch()) +
-                "; use a divisor of it (or 0 to let cnnc choose)");
+    throw Error("micro-batch " + std::to_string(m) + " does not divide the batch " +
+                std::to_string(g.batch()) + "; use a divisor of it (or 0 to let cnnc choose)");
   return m;
 }
 
@@ -254,22 +274,32 @@ Program compile(ir::Graph g, const CompileOptions& opts) {
     const auto t0 = std::chrono::steady_clock::now();
     try {
       CompiledNode cn{id, nullptr};
-      const std::string key = target.to_string() + " " + ir::workload_key(g, n) + " schedule=" + ir::to_text(n.schedule);
+      const std::string key = target.to_string() + " " + ir::workload_key(g, n) +
+                              " schedule=" + ir::to_text(n.schedule);
       bool from_disk = false;
-      cn.kernel = cached_kernel(key, [&]() -> std::shared_ptr<const Kernel> {
-        Lowered l = lower(g, n, target);
-        std::vector<Argument> args(l.args.begin(), l.args.end());
-        if (DiskCache* disk = opts.disk_cache ? DiskCache::instance() : nullptr) {
-          AotFunction f = disk->load_or_build(key, target, [&](const std::string& object, const std::string& function) {
-            Pipeline(l.out).compile_to_object(object, args, function, target.with_feature(Target::NoRuntime));
-          }, from_disk);
-          return std::make_shared<const HalideKernel>(f, disk, l);
-        }
-        return std::make_shared<const HalideKernel>(Pipeline(l.out).compile_to_callable(args, target), l);
-      }, cn.cached);
+      cn.kernel = cached_kernel(
+          key,
+          [&]() -> std::shared_ptr<const Kernel> {
+            Lowered l = lower(g, n, target);
+            std::vector<Argument> args(l.args.begin(), l.args.end());
+            if (DiskCache* disk = opts.disk_cache ? DiskCache::instance() : nullptr) {
+              AotFunction f = disk->load_or_build(
+                  key, target,
+                  [&](const std::string& object, const std::string& function) {
+                    Pipeline(l.out).compile_to_object(object, args, function,
+                                                      target.with_feature(Target::NoRuntime));
+                  },
+                  from_disk);
+              return std::make_shared<const HalideKernel>(f, disk, l);
+            }
+            return std::make_shared<const HalideKernel>(
+                Pipeline(l.out).compile_to_callable(args, target), l);
+          },
+          cn.cached);
       p.from_disk += from_disk;
       if (!cn.cached && !from_disk) {
-        cn.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        cn.compile_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         ++p.compiled;
       }
       p.kernels.push_back(std::move(cn));
@@ -277,7 +307,8 @@ Program compile(ir::Graph g, const CompileOptions& opts) {
       throw Error(g.where(n) + ": Halide could not compile this layer: " + e.what());
     }
   }
-  p.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  p.compile_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   p.plan = plan_memory(g, opts.reuse_memory);
   g.set_batch(batch);
   p.graph = std::move(g);
@@ -289,13 +320,15 @@ std::string emit(const ir::Graph& g, const ir::Node& n, const ir::Target& t, Sta
   Lowered l = lower(g, n, target);
   std::vector<Argument> args(l.args.begin(), l.args.end());
   char dir[] = "/tmp/cnnc-emit-XXXXXX";
-  if (!mkdtemp(dir)) throw Error(std::string("cannot make a temporary folder for --emit: ") + std::strerror(errno));
+  if (!mkdtemp(dir))
+    throw Error(std::string("cannot make a temporary folder for --emit: ") + std::strerror(errno));
   const std::string file = std::string(dir) + "/kernel" + (stage == Stage::Halide ? ".stmt" : ".s");
   try {
     if (stage == Stage::Halide)
       Pipeline(l.out).compile_to_lowered_stmt(file, args, StmtOutputFormat::Text, target);
     else
-      Pipeline(l.out).compile_to_assembly(file, args, "kernel", target.with_feature(Target::NoRuntime));
+      Pipeline(l.out).compile_to_assembly(file, args, "kernel",
+                                          target.with_feature(Target::NoRuntime));
   } catch (const Halide::Error& e) {
     throw Error(g.where(n) + ": Halide could not compile this layer: " + e.what());
   }

@@ -12,8 +12,8 @@ namespace cnnc::codegen {
 struct CompileOptions {
   std::string target = "host";  // ir::kTargetSyntax; only CPU targets are built
   // Off only to measure what it gains (`--no-memory-reuse`):
-  bool reuse_memory = true;     // the memory plan shares bytes between dead and new values
-  bool disk_cache = true;       // kernels through the on-disk cache (CNNC_CACHE_DIR; "off" disables)
+  bool reuse_memory = true;  // the memory plan shares bytes between dead and new values
+  bool disk_cache = true;    // kernels through the on-disk cache (CNNC_CACHE_DIR; "off" disables)
   // Images per pass through the network: 0 lets codegen choose, N runs the batch N images at a
   // time (N must divide it).
   int64_t micro_batch = 0;

@@ -76,7 +76,8 @@ bool link_shared(const std::string& object, const std::string& library) {
 
 // A unique temporary name beside `path`, so the final rename is atomic on the same filesystem.
 std::string temp_beside(const std::string& path) {
-  return path + ".tmp." + std::to_string(getpid()) + "." + hex(fnv1a(path + std::to_string(reinterpret_cast<uintptr_t>(&path))));
+  return path + ".tmp." + std::to_string(getpid()) + "." +
+         hex(fnv1a(path + std::to_string(reinterpret_cast<uintptr_t>(&path))));
 }
 
 void report_error(void*, const char* msg) { error_message = msg; }
@@ -93,11 +94,12 @@ std::string cache_root() {
 std::string DiskCache::last_error() { return error_message; }
 
 DiskCache* DiskCache::instance() {
-  static DiskCache* cache = [] () -> DiskCache* {
+  static DiskCache* cache = []() -> DiskCache* {
     const std::string root = cache_root();
     if (root == "off") return nullptr;
     auto off = [](const std::string& why) -> DiskCache* {
-      std::cerr << "cnnc: note: on-disk kernel cache off (" << why << "); kernels compile in memory\n";
+      std::cerr << "cnnc: note: on-disk kernel cache off (" << why
+                << "); kernels compile in memory\n";
       return nullptr;
     };
     if (root.empty()) return off("no CNNC_CACHE_DIR, XDG_CACHE_HOME or HOME");
@@ -114,7 +116,8 @@ void DiskCache::load_runtime(const Halide::Target& target) {
   const std::string t = target.to_string();
   if (runtime_target_ == t) return;
   if (!runtime_target_.empty())
-    throw InternalError("the kernel cache holds one Halide runtime per process (" + runtime_target_ + "), asked for " + t);
+    throw InternalError("the kernel cache holds one Halide runtime per process (" +
+                        runtime_target_ + "), asked for " + t);
   const std::string lib = dir_ + "/halide_runtime-" + hex(fnv1a(t + kHalideVersion)) + ".so";
   // Global: the kernels' libraries resolve halide_* against it. A library that does not load
   // (truncated, overwritten) is built again.
@@ -132,7 +135,8 @@ void DiskCache::load_runtime(const Halide::Target& target) {
     if (!h) throw Error("cannot load " + lib + ": " + dlerror());
   }
   using SetHandler = void* (*)(void (*)(void*, const char*));
-  if (auto set = reinterpret_cast<SetHandler>(dlsym(h, "halide_set_error_handler"))) set(report_error);
+  if (auto set = reinterpret_cast<SetHandler>(dlsym(h, "halide_set_error_handler")))
+    set(report_error);
   // Kernels' parallel loops and own buffers go to the runtime's services (use_services).
   set_par_for_ = reinterpret_cast<SetParFor>(dlsym(h, "halide_set_custom_do_par_for"));
   set_malloc_ = reinterpret_cast<SetMalloc>(dlsym(h, "halide_set_custom_malloc"));
@@ -171,17 +175,20 @@ AotFunction DiskCache::load_or_build(
     hit = stored == full && (h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL)) != nullptr;
   }
   if (!hit) {
-    const std::string obj = temp_beside(lib) + ".o", tmp = temp_beside(lib), tmp_meta = temp_beside(meta);
+    const std::string obj = temp_beside(lib) + ".o", tmp = temp_beside(lib),
+                      tmp_meta = temp_beside(meta);
     write_object(obj, function);
     const bool linked = link_shared(obj, tmp);
     std::remove(obj.c_str());
     if (!linked) {
       std::remove(tmp.c_str());
-      throw Error("cannot link a kernel into " + lib + " (needs c++ on PATH; CNNC_CACHE_DIR=off to compile in memory)");
+      throw Error("cannot link a kernel into " + lib +
+                  " (needs c++ on PATH; CNNC_CACHE_DIR=off to compile in memory)");
     }
     std::ofstream(tmp_meta) << full;
     // The library first, then its key: a reader that sees the key finds the library complete.
-    if (std::rename(tmp.c_str(), lib.c_str()) != 0 || std::rename(tmp_meta.c_str(), meta.c_str()) != 0) {
+    if (std::rename(tmp.c_str(), lib.c_str()) != 0 ||
+        std::rename(tmp_meta.c_str(), meta.c_str()) != 0) {
       std::remove(tmp.c_str());
       std::remove(tmp_meta.c_str());
       throw Error("cannot store a kernel in " + dir_);

@@ -28,7 +28,8 @@ class DiskCache {
   // `write_object` (which must write an object file, without the Halide runtime, defining
   // `function` and its _argv wrapper, to the path it is given), linked and stored.
   AotFunction load_or_build(const std::string& key, const Halide::Target& target,
-                            const std::function<void(const std::string& object, const std::string& function)>& write_object,
+                            const std::function<void(const std::string& object,
+                                                     const std::string& function)>& write_object,
                             bool& hit);
 
   // The message of the last error a cached kernel reported on this thread.

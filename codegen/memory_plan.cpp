@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <numeric>
 
-
 namespace cnnc::codegen {
 
 MemoryPlan plan_memory(const ir::Graph& g, bool reuse) {
@@ -34,14 +33,16 @@ MemoryPlan plan_memory(const ir::Graph& g, bool reuse) {
   std::vector<int> order;
   for (int i = 0; i < n; ++i)
     if (p.bytes[i] > 0) order.push_back(i), p.unshared_bytes += p.bytes[i];
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p.bytes[a] > p.bytes[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return p.bytes[a] > p.bytes[b]; });
   std::vector<int> placed;
   for (int i : order) {
     // Candidate offsets: 0 and the end of each placed buffer live at the same time; take the
     // lowest that overlaps none of them.
     std::vector<std::pair<int64_t, int64_t>> busy;  // [begin, end) of live placed buffers
     for (int j : placed)
-      if (!reuse || (p.first[j] <= p.last[i] && p.first[i] <= p.last[j])) busy.push_back({p.offset[j], p.offset[j] + p.bytes[j]});
+      if (!reuse || (p.first[j] <= p.last[i] && p.first[i] <= p.last[j]))
+        busy.push_back({p.offset[j], p.offset[j] + p.bytes[j]});
     std::sort(busy.begin(), busy.end());
     int64_t at = 0;
     for (const auto& [begin, end] : busy) {

@@ -62,7 +62,8 @@ NodeId Graph::add(Node n) {
                            : "at least " + std::to_string(info.min_inputs);
     if (n.epilogue.add) want += " and the residual of epilogue=add";
     std::string why = "takes " + want + " input(s), got " + std::to_string(nin);
-    if (!n.epilogue.add && nin == info.max_inputs + 1 && epilogue_rule(n.op) == EpilogueRule::AddAndActivation)
+    if (!n.epilogue.add && nin == info.max_inputs + 1 &&
+        epilogue_rule(n.op) == EpilogueRule::AddAndActivation)
       why += "; a second one is the residual of epilogue=add (or add+ACT)";
     fail(why);
   }

@@ -40,7 +40,10 @@ struct Node {
   // by `cnnc compile --dump-graph`; not part of the textual IR.
   std::vector<std::string> absorbed;
 
-  template <class A> const A& attr() const { return std::get<A>(attrs); }
+  template <class A>
+  const A& attr() const {
+    return std::get<A>(attrs);
+  }
   const Param* param(std::string_view role) const;
   const OpInfo& info() const { return op_info(op); }
 };

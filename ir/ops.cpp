@@ -18,7 +18,8 @@ struct KerasName {
   std::string_view names;  // space separated
 };
 constexpr KerasName kKerasNames[] = {
-#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) {OpKind::Name, keras_names},
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) \
+  {OpKind::Name, keras_names},
 #include "ir/activations.def"
 #undef CNNC_ACTIVATION
 };
@@ -54,7 +55,7 @@ std::string op_names() {
 Attrs default_attrs(OpKind k) {
   switch (k) {
 #define CNNC_OP(Name, text, AttrsT, Pattern, min_in, max_in, traits, doc) \
-  case OpKind::Name:                                                     \
+  case OpKind::Name:                                                      \
     return AttrsT{};
 #include "ir/ops.def"
 #undef CNNC_OP
@@ -64,12 +65,18 @@ Attrs default_attrs(OpKind k) {
 
 const char* pattern_name(PatternKind p) {
   switch (p) {
-    case PatternKind::ElemWise: return "elementwise";
-    case PatternKind::Broadcast: return "broadcast";
-    case PatternKind::Injective: return "injective";
-    case PatternKind::Reduction: return "reduction";
-    case PatternKind::OutEWiseFusable: return "out-elementwise-fusable";
-    case PatternKind::Opaque: return "opaque";
+    case PatternKind::ElemWise:
+      return "elementwise";
+    case PatternKind::Broadcast:
+      return "broadcast";
+    case PatternKind::Injective:
+      return "injective";
+    case PatternKind::Reduction:
+      return "reduction";
+    case PatternKind::OutEWiseFusable:
+      return "out-elementwise-fusable";
+    case PatternKind::Opaque:
+      return "opaque";
   }
   return "?";
 }
@@ -110,12 +117,15 @@ std::string_view keras_names(OpKind k) {
 
 EpilogueRule epilogue_rule(OpKind k) {
   switch (op_info(k).pattern) {
-    case PatternKind::OutEWiseFusable: return EpilogueRule::AddAndActivation;
-    case PatternKind::Broadcast: return EpilogueRule::Activation;
+    case PatternKind::OutEWiseFusable:
+      return EpilogueRule::AddAndActivation;
+    case PatternKind::Broadcast:
+      return EpilogueRule::Activation;
     case PatternKind::ElemWise:
     case PatternKind::Injective:
     case PatternKind::Reduction:
-    case PatternKind::Opaque: return EpilogueRule::None;
+    case PatternKind::Opaque:
+      return EpilogueRule::None;
   }
   return EpilogueRule::None;
 }

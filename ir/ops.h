@@ -46,12 +46,16 @@ struct Epilogue {
 constexpr bool kRequired = true;
 
 struct NoAttrs {
-  template <class V> void visit(V&) {}
+  template <class V>
+  void visit(V&) {}
   bool operator==(const NoAttrs&) const = default;
 };
 struct InputAttrs {
   Shape shape;
-  template <class V> void visit(V& v) { v("shape", shape, kRequired); }
+  template <class V>
+  void visit(V& v) {
+    v("shape", shape, kRequired);
+  }
   bool operator==(const InputAttrs&) const = default;
 };
 struct Conv2DAttrs {
@@ -63,7 +67,8 @@ struct Conv2DAttrs {
   int64_t groups = 1;
   bool use_bias = true;
   Rounding round = Rounding::Exact;
-  template <class V> void visit(V& v) {
+  template <class V>
+  void visit(V& v) {
     v("filters", filters, kRequired);
     v("kernel", kernel, kRequired);
     v("strides", strides);
@@ -78,7 +83,8 @@ struct Conv2DAttrs {
 struct DenseAttrs {
   int64_t units = 0;
   bool use_bias = true;
-  template <class V> void visit(V& v) {
+  template <class V>
+  void visit(V& v) {
     v("units", units, kRequired);
     v("use_bias", use_bias);
   }
@@ -89,7 +95,8 @@ struct Pool2DAttrs {
   Pair strides{0, 0};  // 0x0: the pool size, as in Keras
   Padding padding;
   Rounding round = Rounding::Exact;
-  template <class V> void visit(V& v) {
+  template <class V>
+  void visit(V& v) {
     v("pool", pool, kRequired);
     v("strides", strides);
     v("padding", padding);
@@ -100,21 +107,31 @@ struct Pool2DAttrs {
 };
 struct GlobalPoolAttrs {
   bool keepdims = false;
-  template <class V> void visit(V& v) { v("keepdims", keepdims); }
+  template <class V>
+  void visit(V& v) {
+    v("keepdims", keepdims);
+  }
   bool operator==(const GlobalPoolAttrs&) const = default;
 };
 struct BatchNormAttrs {
   float epsilon = 1e-3f;  // Keras' default
-  template <class V> void visit(V& v) { v("epsilon", epsilon); }
+  template <class V>
+  void visit(V& v) {
+    v("epsilon", epsilon);
+  }
   bool operator==(const BatchNormAttrs&) const = default;
 };
 struct AffineAttrs {
-  template <class V> void visit(V&) {}
+  template <class V>
+  void visit(V&) {}
   bool operator==(const AffineAttrs&) const = default;
 };
 struct LeakyReLUAttrs {
   float alpha = 0.3f;  // Keras' default negative slope
-  template <class V> void visit(V& v) { v("alpha", alpha); }
+  template <class V>
+  void visit(V& v) {
+    v("alpha", alpha);
+  }
   bool operator==(const LeakyReLUAttrs&) const = default;
 };
 // Keras' ReLU: max_value above, the identity from threshold, a slope below. The defaults are
@@ -123,7 +140,8 @@ struct ReLUAttrs {
   float max_value = std::numeric_limits<float>::infinity();
   float negative_slope = 0.f;
   float threshold = 0.f;
-  template <class V> void visit(V& v) {
+  template <class V>
+  void visit(V& v) {
     v("max_value", max_value);
     v("negative_slope", negative_slope);
     v("threshold", threshold);
@@ -132,23 +150,35 @@ struct ReLUAttrs {
 };
 struct PadAttrs {
   Padding pad{Padding::Explicit, 1, 1, 1, 1};
-  template <class V> void visit(V& v) { v("pad", pad); }
+  template <class V>
+  void visit(V& v) {
+    v("pad", pad);
+  }
   bool operator==(const PadAttrs&) const = default;
 };
 struct CropAttrs {
   Padding crop{Padding::Explicit, 0, 0, 0, 0};
-  template <class V> void visit(V& v) { v("crop", crop); }
+  template <class V>
+  void visit(V& v) {
+    v("crop", crop);
+  }
   bool operator==(const CropAttrs&) const = default;
 };
 // The shape without the batch: HxWxC or C.
 struct ReshapeAttrs {
   Shape shape;
-  template <class V> void visit(V& v) { v("shape", shape, kRequired); }
+  template <class V>
+  void visit(V& v) {
+    v("shape", shape, kRequired);
+  }
   bool operator==(const ReshapeAttrs&) const = default;
 };
 struct DropoutAttrs {
   float rate = 0.5f;
-  template <class V> void visit(V& v) { v("rate", rate); }
+  template <class V>
+  void visit(V& v) {
+    v("rate", rate);
+  }
   bool operator==(const DropoutAttrs&) const = default;
 };
 
@@ -167,13 +197,13 @@ constexpr int kNumOps = 0
 enum class PatternKind { ElemWise, Broadcast, Injective, Reduction, OutEWiseFusable, Opaque };
 
 using Attrs = std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs,
-                           GlobalPoolAttrs, BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs, PadAttrs,
-                           CropAttrs, ReshapeAttrs, DropoutAttrs>;
+                           GlobalPoolAttrs, BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs,
+                           PadAttrs, CropAttrs, ReshapeAttrs, DropoutAttrs>;
 
 // Op traits (the ops.def column): bits.
-constexpr unsigned kView = 1;               // no kernel: the output is the input's data reshaped
-constexpr unsigned kNamedActivation = 2;    // usable as `activation=NAME`, a Keras activation
-constexpr unsigned kEpilogueActivation = 4; // parameter-free: an epilogue can apply it
+constexpr unsigned kView = 1;                // no kernel: the output is the input's data reshaped
+constexpr unsigned kNamedActivation = 2;     // usable as `activation=NAME`, a Keras activation
+constexpr unsigned kEpilogueActivation = 4;  // parameter-free: an epilogue can apply it
 
 struct OpInfo {
   OpKind kind;

@@ -13,10 +13,10 @@ struct Field {
   int64_t Schedule::*slot;
 };
 constexpr Field kFields[] = {
-    {'v', &Schedule::vector}, {'c', &Schedule::channels},       {'x', &Schedule::pixels},
-    {'k', &Schedule::chunk},  {'r', &Schedule::rows},           {'t', &Schedule::taps_inside},
-    {'p', &Schedule::pack},   {'C', &Schedule::block_channels}, {'X', &Schedule::block_pixels},
-    {'R', &Schedule::block_rows}, {'s', &Schedule::shared},     {'u', &Schedule::unroll},
+    {'v', &Schedule::vector},     {'c', &Schedule::channels},       {'x', &Schedule::pixels},
+    {'k', &Schedule::chunk},      {'r', &Schedule::rows},           {'t', &Schedule::taps_inside},
+    {'p', &Schedule::pack},       {'C', &Schedule::block_channels}, {'X', &Schedule::block_pixels},
+    {'R', &Schedule::block_rows}, {'s', &Schedule::shared},         {'u', &Schedule::unroll},
 };
 
 // Every schedule kind: its name, target family, the kernels it applies to (a bit per
@@ -54,10 +54,14 @@ const KindInfo& info(ScheduleKind k) {
 
 const char* kernel_kind_name(KernelKind k) {
   switch (k) {
-    case KernelKind::Conv: return "conv";
-    case KernelKind::Depthwise: return "depthwise";
-    case KernelKind::Pool: return "pool";
-    case KernelKind::Pointwise: return "pointwise";
+    case KernelKind::Conv:
+      return "conv";
+    case KernelKind::Depthwise:
+      return "depthwise";
+    case KernelKind::Pool:
+      return "pool";
+    case KernelKind::Pointwise:
+      return "pointwise";
   }
   return "?";
 }
@@ -70,7 +74,8 @@ std::string to_text(const Schedule& sc) {
   std::string s = info(sc.kind).name;
   char sep = ':';
   for (const Field& f : kFields)
-    if (const int64_t v = sc.*f.slot) s += sep + std::string(1, f.letter) + std::to_string(v), sep = ',';
+    if (const int64_t v = sc.*f.slot)
+      s += sep + std::string(1, f.letter) + std::to_string(v), sep = ',';
   return s;
 }
 
@@ -98,14 +103,17 @@ bool parse_schedule(std::string_view text, Schedule& sc, std::string& why) {
     const std::string_view field = rest.substr(0, comma);
     int64_t v = 0;
     const char* end = field.data() + field.size();
-    const bool number = field.size() >= 2 &&
-                        std::from_chars(field.data() + 1, end, v).ptr == end && v >= 1;
+    const bool number =
+        field.size() >= 2 && std::from_chars(field.data() + 1, end, v).ptr == end && v >= 1;
     const Field* f = nullptr;
     for (const auto& candidate : kFields)
       if (!field.empty() && candidate.letter == field[0]) f = &candidate;
-    if (!number || !f) return why = "'" + std::string(field) + "' is not a letter and a positive number", false;
+    if (!number || !f)
+      return why = "'" + std::string(field) + "' is not a letter and a positive number", false;
     if (std::string_view(kind->fields).find(field[0]) == std::string_view::npos)
-      return why = std::string(kind->name) + " takes the fields " + kind->fields + ", not '" + field[0] + "'", false;
+      return why = std::string(kind->name) + " takes the fields " + kind->fields + ", not '" +
+                   field[0] + "'",
+             false;
     if (sc.*f->slot) return why = "field '" + std::string(1, field[0]) + "' is given twice", false;
     sc.*f->slot = v;
     if (comma == std::string_view::npos) break;
@@ -118,7 +126,7 @@ KernelKind kernel_kind(const Graph& g, const Node& n) {
   if (n.op == OpKind::Conv2D) {
     const int64_t groups = n.attr<Conv2DAttrs>().groups;
     return groups > 1 && g.node(n.inputs[0]).type.channels() == groups ? KernelKind::Depthwise
-                                                                        : KernelKind::Conv;
+                                                                       : KernelKind::Conv;
   }
   if (n.op == OpKind::Dense) return KernelKind::Conv;
   if (n.op == OpKind::MaxPool2D || n.op == OpKind::AvgPool2D) return KernelKind::Pool;

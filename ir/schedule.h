@@ -21,7 +21,7 @@ enum class KernelKind { Conv, Depthwise, Pool, Pointwise };
 const char* kernel_kind_name(KernelKind k);
 
 enum class ScheduleKind {
-  None,       // codegen's plain schedule, no tiling (the tiling pass did not run)
+  None,  // codegen's plain schedule, no tiling (the tiling pass did not run)
   // CPU
   Tile,       // conv/dense: register tile of channels x pixels, reduction in chunks
   Gemv,       // conv/dense of matrix-vector shape: channels per task in registers, packed weights

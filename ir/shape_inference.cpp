@@ -31,8 +31,8 @@ std::string fmt_ratio(int64_t num, int64_t den) {
 struct Axis {
   int64_t out, pad_before, pad_after;
 };
-Axis window_axis(const char* axis, int64_t in, int64_t k, int64_t s, int64_t d,
-                 Padding::Mode mode, int64_t pad_before, int64_t pad_after, Rounding round) {
+Axis window_axis(const char* axis, int64_t in, int64_t k, int64_t s, int64_t d, Padding::Mode mode,
+                 int64_t pad_before, int64_t pad_after, Rounding round) {
   if (k < 1 || s < 1 || d < 1)
     fail(std::string(axis) + ": kernel, stride and dilation must be >= 1");
   // Bounded so that the arithmetic below cannot overflow (values come from untrusted files).
@@ -107,8 +107,8 @@ WindowGeometry window_geometry(const Node& n, const TensorType& input) {
                        round);
   Axis x = window_axis("width", w, kernel.w, strides.w, dilation.w, pad.mode, pad.left, pad.right,
                        round);
-  return {h, w, y.out, x.out, y.pad_before, y.pad_after, x.pad_before, x.pad_after,
-          kernel, strides, dilation};
+  return {h,           w,      y.out,   x.out,   y.pad_before, y.pad_after, x.pad_before,
+          x.pad_after, kernel, strides, dilation};
 }
 
 namespace {
@@ -119,16 +119,20 @@ void check_epilogue(const Node& n, const TensorType& residual, const TensorType&
   const Epilogue& e = n.epilogue;
   const EpilogueRule rule = epilogue_rule(n.op);
   if (e.add && rule != EpilogueRule::AddAndActivation)
-    fail(std::string("epilogue=add: ") + (rule == EpilogueRule::Activation
-             ? "this op applies an activation only (epilogue=ACT)"
-             : "this op takes no epilogue") + "; add is for conv2d, dense and pooling");
+    fail(std::string("epilogue=add: ") +
+         (rule == EpilogueRule::Activation ? "this op applies an activation only (epilogue=ACT)"
+                                           : "this op takes no epilogue") +
+         "; add is for conv2d, dense and pooling");
   if (e.has_activation && rule == EpilogueRule::None)
-    fail("this op takes no epilogue; epilogues are for conv2d, dense, pooling, batchnorm, affine, add and multiply");
+    fail(
+        "this op takes no epilogue; epilogues are for conv2d, dense, pooling, batchnorm, affine, "
+        "add and multiply");
   if (e.has_activation && !is_epilogue_activation(e.activation))
-    fail("epilogue: '" + std::string(op_info(e.activation).text) + "' is not an activation an epilogue applies");
+    fail("epilogue: '" + std::string(op_info(e.activation).text) +
+         "' is not an activation an epilogue applies");
   if (e.add && residual != out)
-    fail("the residual input has shape " + shape_to_string(residual.shape, true) + ", the layer's output is " +
-         shape_to_string(out.shape, true));
+    fail("the residual input has shape " + shape_to_string(residual.shape, true) +
+         ", the layer's output is " + shape_to_string(out.shape, true));
 }
 
 Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batch) {
@@ -185,14 +189,16 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
     case OpKind::GlobalAvgPool2D:
     case OpKind::GlobalMaxPool2D:
       expect_rank(in[0], 4, std::string(n.info().text).c_str());
-      r.type.shape = n.attr<GlobalPoolAttrs>().keepdims ? Shape{x[0], 1, 1, x[3]}
-                                                         : Shape{x[0], x[3]};
+      r.type.shape =
+          n.attr<GlobalPoolAttrs>().keepdims ? Shape{x[0], 1, 1, x[3]} : Shape{x[0], x[3]};
       break;
     case OpKind::BatchNorm:
       r.type = in[0];
       for (std::string_view role : {"gamma", "beta", "moving_mean", "moving_variance"})
-        r.params.push_back({std::string(role), {x.back()},
-                            role == "gamma" || role == "moving_variance" ? Init::Ones : Init::Zeros});
+        r.params.push_back(
+            {std::string(role),
+             {x.back()},
+             role == "gamma" || role == "moving_variance" ? Init::Ones : Init::Zeros});
       if (!(n.attr<BatchNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
       break;
     case OpKind::Affine:
@@ -212,8 +218,8 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
           for (size_t d = 0; ok && d < s.size(); ++d) ok = s[d] == t[d] || s[d] == 1 || t[d] == 1;
           if (!ok) {
             const bool batch = s.size() == t.size() && s[0] != t[0];  // only code can build these
-            fail("input " + std::to_string(j + 1) + " is " + shape_to_string(t, batch) + ", input " +
-                 std::to_string(i + 1) + " is " + shape_to_string(s, batch) +
+            fail("input " + std::to_string(j + 1) + " is " + shape_to_string(t, batch) +
+                 ", input " + std::to_string(i + 1) + " is " + shape_to_string(s, batch) +
                  ": inputs must have one rank and, in each dimension, equal sizes or 1 "
                  "(e.g. 1x1xC times HxWxC scales the channels)");
           }
@@ -291,10 +297,10 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       // max_value / x / slope * (x - threshold) does not say.
       if (!(a.max_value >= 0) || !(a.negative_slope >= 0) || !(a.threshold >= 0) ||
           std::isinf(a.negative_slope) || std::isinf(a.threshold))
-        fail("max_value, negative_slope and threshold must be >= 0 (max_value may be inf, "
-             "the default; the others finite)");
-      if (a.threshold > a.max_value)
-        fail("threshold must not exceed max_value");
+        fail(
+            "max_value, negative_slope and threshold must be >= 0 (max_value may be inf, "
+            "the default; the others finite)");
+      if (a.threshold > a.max_value) fail("threshold must not exceed max_value");
       r.type = in[0];
       break;
     }
@@ -322,7 +328,8 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
 
 Inferred infer(const Node& n, const std::vector<TensorType>& all_inputs, int64_t batch) {
   // An epilogue's residual comes last; the op itself sees the inputs before it.
-  if (n.epilogue.add && all_inputs.size() < 2) fail("epilogue=add needs a second input, the residual to add");
+  if (n.epilogue.add && all_inputs.size() < 2)
+    fail("epilogue=add needs a second input, the residual to add");
   const std::vector<TensorType> in(all_inputs.begin(), all_inputs.end() - (n.epilogue.add ? 1 : 0));
   Inferred r = infer_op(n, in, batch);
   check_epilogue(n, all_inputs.back(), r.type);

@@ -5,8 +5,9 @@ namespace cnnc::ir {
 std::string Target::describe() const {
   auto kib = [](int64_t b) { return std::to_string(b >> 10) + " KiB"; };
   std::string s = name + " (" + cpu.arch + (cpu.isa.empty() ? "" : " " + cpu.isa) + ", " +
-                  std::to_string(cpu.vector_lanes) + " lanes, " + std::to_string(cpu.vector_registers) +
-                  " vector registers, L1 " + kib(cpu.l1_bytes);
+                  std::to_string(cpu.vector_lanes) + " lanes, " +
+                  std::to_string(cpu.vector_registers) + " vector registers, L1 " +
+                  kib(cpu.l1_bytes);
   if (cpu.l2_bytes) s += ", L2 " + kib(cpu.l2_bytes);
   if (cpu.l3_bytes) s += ", L3 " + kib(cpu.l3_bytes);
   s += ", " + std::to_string(cpu.cores) + " cores";

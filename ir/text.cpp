@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <map>
 #include <iterator>
+#include <map>
 #include <sstream>
 
 #include "ir/error.h"
@@ -135,7 +135,8 @@ std::string epilogue_syntax(OpKind op) {
   for (int k = 0; k < kNumOps; ++k)
     if (is_epilogue_activation(static_cast<OpKind>(k)))
       acts += (acts.empty() ? "" : ", ") + std::string(op_info(static_cast<OpKind>(k)).text);
-  return (epilogue_rule(op) == EpilogueRule::AddAndActivation ? "none, add, ACT or add+ACT" : "none or ACT") +
+  return (epilogue_rule(op) == EpilogueRule::AddAndActivation ? "none, add, ACT or add+ACT"
+                                                              : "none or ACT") +
          std::string(" with ACT one of ") + acts;
 }
 
@@ -325,7 +326,8 @@ Graph parse(std::string_view text, const std::string& source, int64_t batch) {
       fail("expected: " + std::string(info->text) + " NAME [key=value ...] [<- INPUT, ...]");
     if (!valid_name(w[1]))
       fail("'" + std::string(w[1]) +
-           "' is not a layer name: use letters, digits, '_', '.', '-' or '/', starting with a letter");
+           "' is not a layer name: use letters, digits, '_', '.', '-' or '/', starting with a "
+           "letter");
     Node n;
     n.op = info->kind;
     n.name = std::string(w[1]);
@@ -348,23 +350,27 @@ Graph parse(std::string_view text, const std::string& source, int64_t batch) {
       const bool takes_activation = n.op == OpKind::Conv2D || n.op == OpKind::Dense;
       if (takes_activation && key == "activation") {
         if (value != "linear" && !find_activation(value))
-          fail_layer("activation '" + std::string(value) + "' is not known; accepted: " + activation_names());
+          fail_layer("activation '" + std::string(value) +
+                     "' is not known; accepted: " + activation_names());
         activation = std::string(value);
         continue;
       }
       if (key == "epilogue" && epilogue_rule(n.op) != EpilogueRule::None) {
         if (!from_text(value, n.epilogue))
-          fail_layer("attribute 'epilogue': '" + std::string(value) + "' is not " + epilogue_syntax(n.op));
+          fail_layer("attribute 'epilogue': '" + std::string(value) + "' is not " +
+                     epilogue_syntax(n.op));
         if (n.epilogue.add && epilogue_rule(n.op) != EpilogueRule::AddAndActivation)
-          fail_layer("attribute 'epilogue': " + std::string(info->text) + " (" + pattern_name(info->pattern) +
-                     ") applies an activation only (epilogue=ACT); a residual add is for conv2d, dense and pooling");
+          fail_layer("attribute 'epilogue': " + std::string(info->text) + " (" +
+                     pattern_name(info->pattern) +
+                     ") applies an activation only (epilogue=ACT); a residual add is for conv2d, "
+                     "dense and pooling");
         continue;
       }
       if (key == "schedule" && has_kernel(n.op)) {
         std::string why;
         if (!parse_schedule(value, n.schedule, why))
-          fail_layer("attribute 'schedule': '" + std::string(value) + "': " + why + "; accepted: " +
-                     schedule_syntax());
+          fail_layer("attribute 'schedule': '" + std::string(value) + "': " + why +
+                     "; accepted: " + schedule_syntax());
         continue;
       }
       AttrSetter set;
@@ -377,8 +383,8 @@ Graph parse(std::string_view text, const std::string& source, int64_t batch) {
       if (takes_activation) all_keys.push_back("activation");
       if (!set.error.empty()) fail_layer(set.error);
       if (!set.found)
-        fail_layer("unknown attribute '" + std::string(key) + "'; accepted: " +
-                   (all_keys.empty() ? std::string("none") : join(all_keys)));
+        fail_layer("unknown attribute '" + std::string(key) +
+                   "'; accepted: " + (all_keys.empty() ? std::string("none") : join(all_keys)));
     }
     {
       AttrSetter probe;
@@ -401,7 +407,8 @@ Graph parse(std::string_view text, const std::string& source, int64_t batch) {
     }
     // Graph::add checks names linearly: bound the work a hostile file can ask for.
     if (g.size() >= kMaxLayers)
-      fail("more than " + std::to_string(kMaxLayers) + " layers; networks this large are not supported");
+      fail("more than " + std::to_string(kMaxLayers) +
+           " layers; networks this large are not supported");
     seen_layer = true;
     NodeId id = g.add(std::move(n));
     const std::string declared = g.node(id).name;
@@ -432,9 +439,9 @@ void verify(const Graph& g) {
       if (in < 0 || in >= i) fail("input " + std::to_string(in) + " is not an earlier node");
     if (!arity_ok(n)) fail("wrong number of inputs");
     Inferred inf = infer(n, input_types(g, n), g.batch());
-    if (!(inf.type == n.type)) fail("type " + shape_to_string(n.type.shape, true) +
-                                    " disagrees with inference " +
-                                    shape_to_string(inf.type.shape, true));
+    if (!(inf.type == n.type))
+      fail("type " + shape_to_string(n.type.shape, true) + " disagrees with inference " +
+           shape_to_string(inf.type.shape, true));
     if (inf.params.size() != n.params.size()) fail("wrong number of weight tensors");
     for (size_t k = 0; k < n.params.size(); ++k) {
       const auto& p = n.params[k];

@@ -18,7 +18,8 @@ ConvShape conv_shape(const ir::Graph& g, const ir::Node& n, int64_t kernel_batch
     return {n.type.channels(), rows, 1, in.channels(), 1, 1};
   }
   const auto& a = n.attr<ir::Conv2DAttrs>();
-  return {n.type.shape[3], n.type.shape[2], n.type.shape[1], in.channels() / a.groups, a.groups, a.kernel.h * a.kernel.w};
+  return {n.type.shape[3],          n.type.shape[2], n.type.shape[1],
+          in.channels() / a.groups, a.groups,        a.kernel.h * a.kernel.w};
 }
 
 }  // namespace
@@ -87,13 +88,15 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
     // while its weights for every tap (at most two L1s) stream from L1/L2. Measured on Zen 4
     // (2 threads, % of peak, taps outside -> inside): a 3x3/2 stem on 224x224x3 41-46 -> 51-56,
     // 3x3 56x56 16->32 53-80 -> 60-83, 32->64 65-85 -> 86-91; 64->64 no gain.
-    if (chunk == s.in_per_group && s.taps > 1 && s.taps * s.in_per_group * tile_bytes <= 2 * m.l1_bytes)
+    if (chunk == s.in_per_group && s.taps > 1 &&
+        s.taps * s.in_per_group * tile_bytes <= 2 * m.l1_bytes)
       sc.taps_inside = 1;
   }
   // Rows per task: enough pixels to reuse each weight chunk well (accumulators filling half of
   // L1), few enough that they fit in L1; then evened out over the rows.
   const int64_t max_rows = std::max<int64_t>(1, m.l1_bytes / tile_bytes / s.out_w);
-  int64_t rows = std::clamp<int64_t>(m.l1_bytes / 2 / tile_bytes / s.out_w, 1, std::min(s.out_h, max_rows));
+  int64_t rows =
+      std::clamp<int64_t>(m.l1_bytes / 2 / tile_bytes / s.out_w, 1, std::min(s.out_h, max_rows));
   const int64_t tasks = (s.out_h + rows - 1) / rows;
   sc.rows = (s.out_h + tasks - 1) / tasks;
   // Pre-packed weights stream contiguously per tile; one tile's worth needs no packing.
@@ -106,7 +109,8 @@ namespace {
 // Pooling and pointwise kernels: vectorised over the output's channels, one row (of pixels, or
 // of a rank-2 tensor's batch) per parallel task: they are memory-bound, and a row per task
 // spreads any tensor over the cores.
-ir::Schedule pointwise_schedule(const ir::Node& n, ir::ScheduleKind kind, const TilingOptions& opts) {
+ir::Schedule pointwise_schedule(const ir::Node& n, ir::ScheduleKind kind,
+                                const TilingOptions& opts) {
   ir::Schedule sc;
   sc.kind = kind;
   sc.vector = ir::vector_lanes_for(n.type.channels(), opts.target.cpu.vector_lanes);
@@ -120,9 +124,15 @@ ir::Graph choose_tiles(ir::Graph g, const TilingOptions& opts) {
     if (!ir::has_kernel(n.op) || n.schedule.kind != ir::ScheduleKind::None) continue;
     switch (ir::kernel_kind(g, n)) {
       case ir::KernelKind::Conv:
-      case ir::KernelKind::Depthwise: n.schedule = tile_schedule(g, n, opts); break;
-      case ir::KernelKind::Pool: n.schedule = pointwise_schedule(n, ir::ScheduleKind::Pool, opts); break;
-      case ir::KernelKind::Pointwise: n.schedule = pointwise_schedule(n, ir::ScheduleKind::Pointwise, opts); break;
+      case ir::KernelKind::Depthwise:
+        n.schedule = tile_schedule(g, n, opts);
+        break;
+      case ir::KernelKind::Pool:
+        n.schedule = pointwise_schedule(n, ir::ScheduleKind::Pool, opts);
+        break;
+      case ir::KernelKind::Pointwise:
+        n.schedule = pointwise_schedule(n, ir::ScheduleKind::Pointwise, opts);
+        break;
     }
   }
   return g;

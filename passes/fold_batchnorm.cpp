@@ -53,7 +53,8 @@ std::string cannot_fold(const ir::Graph& g, const ir::Node& bn, const Uses& uses
   if (auto why = not_foldable(bn); !why.empty()) return why;
   const ir::NodeId p = bn.inputs[0];
   const ir::Node& producer = g.node(p);
-  if (producer.op != ir::OpKind::Conv2D && producer.op != ir::OpKind::Dense) return "producer is not conv2d/dense";
+  if (producer.op != ir::OpKind::Conv2D && producer.op != ir::OpKind::Dense)
+    return "producer is not conv2d/dense";
   if (uses.sole_reader(p) < 0) return "producer's output is also read elsewhere";
   if (!(producer.epilogue == ir::Epilogue{})) return "producer applies an epilogue";
   if (!weights_set(producer) || !weights_set(bn)) return "weights not set";
@@ -68,11 +69,13 @@ std::string cannot_fold_forward(const ir::Graph& g, ir::NodeId id, const Uses& u
   if (auto why = not_foldable(bn); !why.empty()) return why;
   if (uses.sole_reader(id) < 0) return "not read by exactly one layer";
   const ir::Node& consumer = g.node(uses.sole_reader(id));
-  if (consumer.op != ir::OpKind::Conv2D && consumer.op != ir::OpKind::Dense) return "reader is not conv2d/dense";
+  if (consumer.op != ir::OpKind::Conv2D && consumer.op != ir::OpKind::Dense)
+    return "reader is not conv2d/dense";
   if (consumer.inputs[0] != id) return "it is the reader's residual, not its input";
   if (consumer.op == ir::OpKind::Conv2D) {
     const auto geo = ir::window_geometry(consumer, bn.type);
-    if (geo.pad_top || geo.pad_bottom || geo.pad_left || geo.pad_right) return "the reading conv pads its input";
+    if (geo.pad_top || geo.pad_bottom || geo.pad_left || geo.pad_right)
+      return "the reading conv pads its input";
   }
   if (!weights_set(consumer) || !weights_set(bn)) return "weights not set";
   return "";
@@ -104,7 +107,9 @@ void fold_into_reader(ir::Node& reader, const ScaleShift& s) {
   std::vector<float>& w = kernel_of(reader).value.data;
   const size_t in_c = s.scale.size(), out_c = static_cast<size_t>(reader.type.channels());
   // HWIO (or (in, out) for dense): of a group of `og` outputs, input i is channel g * ig + i.
-  const size_t groups = reader.op == ir::OpKind::Conv2D ? static_cast<size_t>(reader.attr<ir::Conv2DAttrs>().groups) : 1;
+  const size_t groups = reader.op == ir::OpKind::Conv2D
+                            ? static_cast<size_t>(reader.attr<ir::Conv2DAttrs>().groups)
+                            : 1;
   const size_t ig = in_c / groups, og = out_c / groups;
   std::vector<double> shift_sum(out_c, 0.0);
   for (size_t k = 0; k < w.size(); ++k) {

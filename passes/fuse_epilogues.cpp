@@ -46,8 +46,8 @@ ir::Graph fuse_epilogues(ir::Graph g) {
     ir::NodeId residual = -1, last = a;
     std::vector<ir::NodeId> absorbed;
     ir::NodeId next = uses.sole_reader(a);
-    if (next >= 0 && absorbs_add(g.node(a)) && replacement[next] == next && g.node(next).op == ir::OpKind::Add &&
-        g.node(next).inputs.size() == 2) {
+    if (next >= 0 && absorbs_add(g.node(a)) && replacement[next] == next &&
+        g.node(next).op == ir::OpKind::Add && g.node(next).inputs.size() == 2) {
       const auto& ins = g.node(next).inputs;
       residual = ins[0] == last ? ins[1] : ins[0];
       if (residual != last) {  // not x + x

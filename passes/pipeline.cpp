@@ -57,7 +57,8 @@ ir::Graph optimize(ir::Graph g, const PipelineOptions& opts) {
     const std::string before = opts.after_pass ? ir::print(g) : std::string();
     const auto t0 = std::chrono::steady_clock::now();
     g = p.run(std::move(g), opts);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // Always (a few microseconds a layer): a pass that breaks the graph is cnnc's bug, and is
     // caught at the pass that did it, in the tests and for users alike.
     try {

@@ -31,12 +31,14 @@ Arena& Arena::operator=(Arena&& o) noexcept {
 
 std::vector<float> pack_weights(const ir::Tensor& kernel, int block) {
   const int64_t out = kernel.shape.back(), rows = kernel.elements() / out;  // rows: h*w*in
-  internal_assert(block > 0 && out % block == 0,
-                  "cannot pack " + std::to_string(out) + " channels in blocks of " + std::to_string(block));
+  internal_assert(
+      block > 0 && out % block == 0,
+      "cannot pack " + std::to_string(out) + " channels in blocks of " + std::to_string(block));
   std::vector<float> packed(kernel.data.size());
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t o = 0; o < out; ++o)
-      packed[static_cast<size_t>(((o / block) * rows + r) * block + o % block)] = kernel.data[static_cast<size_t>(r * out + o)];
+      packed[static_cast<size_t>(((o / block) * rows + r) * block + o % block)] =
+          kernel.data[static_cast<size_t>(r * out + o)];
   return packed;
 }
 
@@ -51,15 +53,17 @@ CompiledModel::CompiledModel(codegen::Program program, int threads) : program_(s
       packed_[ck.node] = pack_weights(g.node(ck.node).param("kernel")->value, block);
   arena_ = Arena(static_cast<size_t>(program_.plan.arena_bytes));
   if (slices_ > 1) {
-    for (ir::NodeId i : g.inputs()) batch_in_.emplace_back(static_cast<size_t>(g.node(i).type.elements()));
-    for (ir::NodeId o : g.outputs()) batch_out_.emplace_back(static_cast<size_t>(g.node(o).type.elements()));
+    for (ir::NodeId i : g.inputs())
+      batch_in_.emplace_back(static_cast<size_t>(g.node(i).type.elements()));
+    for (ir::NodeId o : g.outputs())
+      batch_out_.emplace_back(static_cast<size_t>(g.node(o).type.elements()));
   }
   data_.resize(g.size());
   for (int i = 0; i < g.size(); ++i) {
     const ir::Node& n = g.node(i);
     const int64_t offset = program_.plan.offset[i];
     data_[i] = offset >= 0 ? arena_.data() + offset / int64_t{sizeof(float)}
-                                    : data_[n.inputs[0]];  // a view: same data, another shape
+                           : data_[n.inputs[0]];  // a view: same data, another shape
   }
 }
 
@@ -94,7 +98,8 @@ void CompiledModel::run_slice(int64_t s) {
 
 void CompiledModel::run_kernels() {
   const codegen::RuntimeServices& s = services();
-  for (const auto& ck : program_.kernels) ck.kernel->run(kernel_args(program_.graph.node(ck.node)), data_[ck.node], s);
+  for (const auto& ck : program_.kernels)
+    ck.kernel->run(kernel_args(program_.graph.node(ck.node)), data_[ck.node], s);
 }
 
 void CompiledModel::rerun() {
@@ -114,7 +119,8 @@ std::vector<ir::Tensor> CompiledModel::run(const std::vector<ir::Tensor>& inputs
       throw Error(g.where(n) + ": input has shape " + ir::shape_to_string(inputs[i].shape, true) +
                   ", the network expects " + ir::shape_to_string(n.type.shape, true) +
                   " (batch first)");
-    std::copy(inputs[i].data.begin(), inputs[i].data.end(), slices_ == 1 ? data_[ids[i]] : batch_in_[i].data());
+    std::copy(inputs[i].data.begin(), inputs[i].data.end(),
+              slices_ == 1 ? data_[ids[i]] : batch_in_[i].data());
   }
   rerun();
   std::vector<ir::Tensor> outs;

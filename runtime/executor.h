@@ -1,8 +1,9 @@
 #pragma once
 // A compiled model: a Program (the graph, its weights, the kernels in order, the memory plan)
-// with its arena and packed weights. run(inputs) -> outputs. A batch runs as consecutive micro-batches through the whole network
-// (kernels compiled for the micro-batch), so each image's activations are still in cache when
-// the next layer reads them instead of a whole batch's going through memory between layers.
+// with its arena and packed weights. run(inputs) -> outputs. A batch runs as consecutive
+// micro-batches through the whole network (kernels compiled for the micro-batch), so each image's
+// activations are still in cache when the next layer reads them instead of a whole batch's going
+// through memory between layers.
 #include <string>
 #include <vector>
 
@@ -62,11 +63,12 @@ class CompiledModel {
   void run_slice(int64_t s);
 
   codegen::Program program_;
-  int64_t slices_ = 1;                       // batch / micro-batch
-  std::vector<std::vector<float>> batch_in_, batch_out_;  // whole-batch inputs/outputs when slices_ > 1
-  Arena arena_;                              // every activation, at the plan's offsets
-  std::vector<std::vector<float>> packed_;   // per node: its kernel weights as its kernel reads them
-  std::vector<float*> data_;                  // per node: its storage or the viewed input's
+  int64_t slices_ = 1;  // batch / micro-batch
+  std::vector<std::vector<float>> batch_in_,
+      batch_out_;                           // whole-batch inputs/outputs when slices_ > 1
+  Arena arena_;                             // every activation, at the plan's offsets
+  std::vector<std::vector<float>> packed_;  // per node: its kernel weights as its kernel reads them
+  std::vector<float*> data_;                // per node: its storage or the viewed input's
 };
 
 }  // namespace cnnc::runtime

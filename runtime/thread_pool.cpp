@@ -95,7 +95,8 @@ class Pool {
   }
 
  private:
-  static int serial(void* uc, int (*task)(void*, int, uint8_t*), int min, int size, uint8_t* closure) {
+  static int serial(void* uc, int (*task)(void*, int, uint8_t*), int min, int size,
+                    uint8_t* closure) {
     for (int i = min; i < min + size; ++i)
       if (int r = task(uc, i, closure)) return r;
     return 0;
@@ -155,7 +156,8 @@ void set_pool_threads(int threads) {
   pool().resize(n - 1);
 }
 
-int pool_do_par_for(void* uc, int (*task)(void*, int, uint8_t*), int min, int size, uint8_t* closure) {
+int pool_do_par_for(void* uc, int (*task)(void*, int, uint8_t*), int min, int size,
+                    uint8_t* closure) {
   return pool().run(uc, task, min, size, closure);
 }
 

@@ -13,6 +13,7 @@ void set_pool_threads(int threads);
 
 // Halide's halide_do_par_for contract: run task(user_context, i, closure) for i in
 // [min, min + size), in any order and in parallel; the first nonzero result is returned.
-int pool_do_par_for(void* user_context, int (*task)(void*, int, uint8_t*), int min, int size, uint8_t* closure);
+int pool_do_par_for(void* user_context, int (*task)(void*, int, uint8_t*), int min, int size,
+                    uint8_t* closure);
 
 }  // namespace cnnc::runtime

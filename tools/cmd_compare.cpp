@@ -56,14 +56,15 @@ int compare(const CompareFlags& o) {
   const auto outs = model.run(inputs);
   r["run_ms"] = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   if (outs.size() != o.expected.size())
-    throw Error(o.net + ": has " + std::to_string(outs.size()) + " outputs, " + std::to_string(o.expected.size()) +
-                " --expect files given");
+    throw Error(o.net + ": has " + std::to_string(outs.size()) + " outputs, " +
+                std::to_string(o.expected.size()) + " --expect files given");
   double worst_rel = 0, worst_abs = 0;
   for (size_t i = 0; i < outs.size(); ++i) {
     const ir::Tensor want = runtime::read_npy(o.expected[i]);
     if (want.elements() != outs[i].elements())
-      throw Error(o.expected[i] + ": holds " + std::to_string(want.elements()) + " values, output " +
-                  std::to_string(i) + " has " + std::to_string(outs[i].elements()) + " (" +
+      throw Error(o.expected[i] + ": holds " + std::to_string(want.elements()) +
+                  " values, output " + std::to_string(i) + " has " +
+                  std::to_string(outs[i].elements()) + " (" +
                   ir::shape_to_string(outs[i].shape, true) + ")");
     double max_abs = 0, max_mag = 0;
     for (size_t k = 0; k < want.data.size(); ++k) {
@@ -86,13 +87,16 @@ int compare(const CompareFlags& o) {
 
 Action add_compare(CLI::App& app) {
   auto* sub = app.add_subcommand(
-      "compare", "Run NET on stored inputs and compare with stored outputs (JSON; exit 4 when they differ)");
+      "compare",
+      "Run NET on stored inputs and compare with stored outputs (JSON; exit 4 when they differ)");
   auto o = std::make_shared<CompareFlags>();
   sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json)")->required();
   sub->add_option("--input", o->inputs, "input .npy, one per network input in order")->required();
-  sub->add_option("--expect", o->expected, "expected output .npy, one per output in order")->required();
+  sub->add_option("--expect", o->expected, "expected output .npy, one per output in order")
+      ->required();
   sub->add_option("--tolerance", o->tolerance, "max |ours - expected| / max |expected| accepted");
-  sub->add_option("--threads", o->threads, "worker threads (0: one per core)")->check(CLI::Range(0, 256));
+  sub->add_option("--threads", o->threads, "worker threads (0: one per core)")
+      ->check(CLI::Range(0, 256));
   add_pass_flags(*sub, o->passes);
   return [o] { return compare(*o); };
 }

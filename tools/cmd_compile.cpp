@@ -22,7 +22,8 @@ struct CompileFlags {
 
 // The fused groups: each kernel with the layers the passes merged into it.
 void print_fused(const ir::Graph& g) {
-  std::printf("# %s: the kernels after fusion; 'fused' lists the layers each absorbed\n", g.name.c_str());
+  std::printf("# %s: the kernels after fusion; 'fused' lists the layers each absorbed\n",
+              g.name.c_str());
   for (const ir::Node& n : g.nodes()) {
     if (!ir::has_kernel(n.op)) continue;
     std::string fused;
@@ -47,10 +48,13 @@ void print_stage(const ir::Graph& g, const CompileFlags& o, codegen::Stage stage
       continue;
     }
     std::printf("# kernel of layer '%s' (%s), schedule=%s, target %s\n", n.name.c_str(),
-                std::string(n.info().text).c_str(), ir::to_text(n.schedule).c_str(), target.name.c_str());
+                std::string(n.info().text).c_str(), ir::to_text(n.schedule).c_str(),
+                target.name.c_str());
     std::printf("%s\n", codegen::emit(g, n, target, stage).c_str());
   }
-  if (!found) throw Error(o.net + ": no layer with a kernel is named '" + o.layer + "' (after the passes; see --emit fused)");
+  if (!found)
+    throw Error(o.net + ": no layer with a kernel is named '" + o.layer +
+                "' (after the passes; see --emit fused)");
 }
 
 int compile(const CompileFlags& o) {
@@ -60,7 +64,8 @@ int compile(const CompileFlags& o) {
   ir::Graph g = optimize(std::move(loaded), o.passes);
   if (!o.dump_graph.empty()) {
     write_file_atomically(o.dump_graph, ir::to_dot(before, g));
-    std::fprintf(stderr, "wrote %s (render: dot -Tsvg %s -o graph.svg)\n", o.dump_graph.c_str(), o.dump_graph.c_str());
+    std::fprintf(stderr, "wrote %s (render: dot -Tsvg %s -o graph.svg)\n", o.dump_graph.c_str(),
+                 o.dump_graph.c_str());
   }
   if (o.emit == "graph") {
     std::printf("%s", ir::print(g).c_str());
@@ -73,26 +78,31 @@ int compile(const CompileFlags& o) {
   // The kernels are compiled for one micro-batch, as `run` and `bench` would.
   const int64_t batch = g.batch(), micro = codegen::choose_micro_batch(g, o.passes.micro_batch);
   if (micro < batch)
-    std::printf("# micro-batch %lld of batch %lld: kernels and memory are for %lld image(s) per pass\n",
-                static_cast<long long>(micro), static_cast<long long>(batch), static_cast<long long>(micro));
+    std::printf(
+        "# micro-batch %lld of batch %lld: kernels and memory are for %lld image(s) per pass\n",
+        static_cast<long long>(micro), static_cast<long long>(batch),
+        static_cast<long long>(micro));
   if (o.emit == "halide" || o.emit == "asm") {
     g.set_batch(micro);
     print_stage(g, o, o.emit == "halide" ? codegen::Stage::Halide : codegen::Stage::Assembly);
     return 0;
   }
   const codegen::Program p = codegen::compile(std::move(g), compile_options(o.passes));
-  std::printf("# %zu kernels: %zu compiled, %zu from the disk cache, %zu reusing one of the same key; %.2f s\n",
-              p.kernels.size(), p.compiled, p.from_disk, p.kernels.size() - p.compiled - p.from_disk,
-              p.compile_seconds);
+  std::printf(
+      "# %zu kernels: %zu compiled, %zu from the disk cache, %zu reusing one of the same key; %.2f "
+      "s\n",
+      p.kernels.size(), p.compiled, p.from_disk, p.kernels.size() - p.compiled - p.from_disk,
+      p.compile_seconds);
   std::printf("# target: %s\n", p.target.describe().c_str());
-  std::printf("# activations: %s in one arena (%s with a buffer per value)\n", bytes(p.plan.arena_bytes).c_str(),
-              bytes(p.plan.unshared_bytes).c_str());
+  std::printf("# activations: %s in one arena (%s with a buffer per value)\n",
+              bytes(p.plan.arena_bytes).c_str(), bytes(p.plan.unshared_bytes).c_str());
   for (const auto& k : p.kernels) {
     const ir::Node& n = p.graph.node(k.node);
     char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%6.2f s", k.compile_seconds);
     std::printf("%-24s %-16s %s  %-30s %s\n", n.name.c_str(), std::string(n.info().text).c_str(),
-                k.cached ? "  cached" : seconds, ir::to_text(n.schedule).c_str(), k.kernel->schedule().c_str());
+                k.cached ? "  cached" : seconds, ir::to_text(n.schedule).c_str(),
+                k.kernel->schedule().c_str());
   }
   return 0;
 }
@@ -100,18 +110,24 @@ int compile(const CompileFlags& o) {
 }  // namespace
 
 Action add_compile(CLI::App& app) {
-  auto* sub = app.add_subcommand("compile", "Compile and show a stage: the IR, the fused kernels, their schedules, "
-                                            "Halide's lowered statements or the assembly");
+  auto* sub =
+      app.add_subcommand("compile",
+                         "Compile and show a stage: the IR, the fused kernels, their schedules, "
+                         "Halide's lowered statements or the assembly");
   auto o = std::make_shared<CompileFlags>();
   sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json)")->required();
   sub->add_option("--emit", o->emit,
-                  "what to show: graph (the IR after the passes), fused (each kernel and the layers fused into it), "
-                  "schedule (each kernel's schedule, compiled), halide (Halide's lowered statement of each kernel), "
+                  "what to show: graph (the IR after the passes), fused (each kernel and the "
+                  "layers fused into it), "
+                  "schedule (each kernel's schedule, compiled), halide (Halide's lowered statement "
+                  "of each kernel), "
                   "asm (each kernel's assembly)")
       ->check(CLI::IsMember({"graph", "fused", "schedule", "halide", "asm"}));
   sub->add_option("--layer", o->layer, "with --emit halide|asm: only this layer's kernel");
   sub->add_option("--batch", o->batch, "batch size")->check(CLI::Range(int64_t{1}, int64_t{4096}));
-  sub->add_option("--dump-graph", o->dump_graph, "write the graph before and after the passes as Graphviz, fused groups as clusters");
+  sub->add_option(
+      "--dump-graph", o->dump_graph,
+      "write the graph before and after the passes as Graphviz, fused groups as clusters");
   add_pass_flags(*sub, o->passes);
   return [o] { return compile(*o); };
 }

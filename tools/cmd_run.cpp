@@ -27,7 +27,8 @@ int run(const RunOptions& o) {
   int64_t batch = o.batch;
   if (!o.input.empty()) {
     given = runtime::read_npy(o.input);
-    if (given.shape.empty()) throw Error(o.input + ": a scalar is not an input; give N x H x W x C");
+    if (given.shape.empty())
+      throw Error(o.input + ": a scalar is not an input; give N x H x W x C");
     if (batch == 0) batch = given.shape[0];
   }
   ir::Graph g = load_with_weights(o.net, batch ? batch : 1, o.weights, o.seed);
@@ -44,7 +45,8 @@ int run(const RunOptions& o) {
     inputs.push_back(std::move(given));
   const auto t0 = std::chrono::steady_clock::now();
   auto outputs = model.run(inputs);
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%s: batch %lld, compiled %zu kernels in %.2f s, ran in %.2f ms\n",
               model.graph().name.c_str(), static_cast<long long>(model.graph().batch()),
               model.kernels().size(), model.program().compile_seconds, ms);
@@ -63,7 +65,8 @@ int run(const RunOptions& o) {
     }
     if (!o.output.empty()) {
       std::string path = o.output;
-      if (outputs.size() > 1) path = path.substr(0, path.rfind(".npy")) + "_" + std::to_string(k) + ".npy";
+      if (outputs.size() > 1)
+        path = path.substr(0, path.rfind(".npy")) + "_" + std::to_string(k) + ".npy";
       runtime::write_npy(path, t);
       std::printf("  written to %s\n", path.c_str());
     }
@@ -74,17 +77,21 @@ int run(const RunOptions& o) {
 }  // namespace
 
 Action add_run(CLI::App& app) {
-  auto* sub = app.add_subcommand("run", "Compile (Halide kernels for --target, the host CPU by default) and run inference");
+  auto* sub = app.add_subcommand(
+      "run", "Compile (Halide kernels for --target, the host CPU by default) and run inference");
   auto o = std::make_shared<RunOptions>();
   sub->add_option("NET", o->net, "network file (.cnn)")->required();
-  sub->add_option("--input", o->input, "input tensor (.npy, N x H x W x C float32); random if absent");
+  sub->add_option("--input", o->input,
+                  "input tensor (.npy, N x H x W x C float32); random if absent");
   sub->add_option("--batch", o->batch, "batch size (default: the input's first dimension, or 1)")
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));
   sub->add_option("--seed", o->seed, "seed for the weights (Glorot-uniform) and the random input");
-  sub->add_option("--weights", o->weights, "weights file (.cnnw); initialised from --seed if absent");
+  sub->add_option("--weights", o->weights,
+                  "weights file (.cnnw); initialised from --seed if absent");
   sub->add_option("--save-weights", o->save_weights, "write the weights used to this .cnnw file");
   sub->add_option("-o,--output", o->output, "write the output to this .npy file");
-  sub->add_option("--threads", o->threads, "worker threads (0: one per core)")->check(CLI::Range(0, 256));
+  sub->add_option("--threads", o->threads, "worker threads (0: one per core)")
+      ->check(CLI::Range(0, 256));
   add_pass_flags(*sub, o->passes);
   return [o] { return run(*o); };
 }

@@ -9,8 +9,8 @@ int main(int argc, char** argv) {
   CLI::App app{"cnnc: a compiler for convolutional networks (.cnn, Keras models; Halide kernels)"};
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, cnnc::tools::Action>> commands;
-  for (auto add : {cnnc::tools::add_summary, cnnc::tools::add_run, cnnc::tools::add_bench, cnnc::tools::add_compile, cnnc::tools::add_compare,
-                   cnnc::tools::add_ops}) {
+  for (auto add : {cnnc::tools::add_summary, cnnc::tools::add_run, cnnc::tools::add_bench,
+                   cnnc::tools::add_compile, cnnc::tools::add_compare, cnnc::tools::add_ops}) {
     const size_t before = app.get_subcommands({}).size();
     auto action = add(app);
     commands.emplace_back(app.get_subcommands({}).at(before), std::move(action));

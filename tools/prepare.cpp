@@ -25,16 +25,22 @@ ir::Graph load_with_weights(const std::string& net, int64_t batch, const std::st
 }
 
 void add_pass_flags(CLI::App& sub, PassFlags& flags) {
-  sub.add_option("--target", flags.target, std::string("what to compile for: ") + ir::kTargetSyntax +
-                                               " (GPU targets are not built yet)");
+  sub.add_option("--target", flags.target,
+                 std::string("what to compile for: ") + ir::kTargetSyntax +
+                     " (GPU targets are not built yet)");
   sub.add_option("--disable-pass", flags.disabled, "skip this optimisation pass (repeatable)");
-  sub.add_option("--print-after", flags.print_after, "print the IR after this pass ('all': after each)");
-  sub.add_flag("--print-ir", flags.print_ir, "print the IR that reaches codegen (after all passes)");
+  sub.add_option("--print-after", flags.print_after,
+                 "print the IR after this pass ('all': after each)");
+  sub.add_flag("--print-ir", flags.print_ir,
+               "print the IR that reaches codegen (after all passes)");
   sub.add_flag("--time-passes", flags.time_passes, "print each pass's time to stderr");
-  sub.add_flag("--no-weight-packing", flags.no_weight_packing, "keep conv and dense weights in their stored layout (to measure packing)");
-  sub.add_flag("--no-memory-reuse", flags.no_memory_reuse, "give every activation its own buffer (to measure the memory plan)");
-  sub.add_option("--micro-batch", flags.micro_batch,
-                 "images per pass through the network, a divisor of the batch (0: cnnc chooses, up to 4)")
+  sub.add_flag("--no-weight-packing", flags.no_weight_packing,
+               "keep conv and dense weights in their stored layout (to measure packing)");
+  sub.add_flag("--no-memory-reuse", flags.no_memory_reuse,
+               "give every activation its own buffer (to measure the memory plan)");
+  sub.add_option(
+         "--micro-batch", flags.micro_batch,
+         "images per pass through the network, a divisor of the batch (0: cnnc chooses, up to 4)")
       ->check(CLI::Range(int64_t{0}, int64_t{4096}));
 }
 
@@ -56,13 +62,15 @@ ir::Graph optimize(ir::Graph g, const PassFlags& flags) {
   const auto names = passes::pass_names();
   if (!flags.print_after.empty() && flags.print_after != "all" &&
       std::find(names.begin(), names.end(), flags.print_after) == names.end())
-    throw Error("--print-after: unknown pass '" + flags.print_after + "'; use 'all' or one of the passes listed by --help");
+    throw Error("--print-after: unknown pass '" + flags.print_after +
+                "'; use 'all' or one of the passes listed by --help");
   if (!flags.print_after.empty() || flags.time_passes)
     opts.after_pass = [&](const passes::PipelineOptions::PassRun& r) {
       if (flags.time_passes)
         std::fprintf(stderr, "pass %-22s %9.3f ms%s\n", r.pass.c_str(), 1e3 * r.seconds,
                      r.changed ? "" : " (unchanged)");
-      if (flags.print_after.empty() || (flags.print_after != "all" && flags.print_after != r.pass)) return;
+      if (flags.print_after.empty() || (flags.print_after != "all" && flags.print_after != r.pass))
+        return;
       std::printf("# IR after %s%s\n%s", r.pass.c_str(), r.changed ? "" : " (unchanged)",
                   r.changed ? ir::print(r.graph).c_str() : "");
     };

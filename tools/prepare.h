@@ -20,7 +20,7 @@ ir::Graph load_with_weights(const std::string& net, int64_t batch, const std::st
 struct PassFlags {
   std::vector<std::string> disabled;
   std::string print_after;  // a pass name, or "all"
-  bool print_ir = false;     // the final IR
+  bool print_ir = false;    // the final IR
   bool time_passes = false;
   bool no_weight_packing = false, no_memory_reuse = false;
   int64_t micro_batch = 0;

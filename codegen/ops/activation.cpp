@@ -13,9 +13,15 @@ namespace {
 // is tiny) keeps its digits. Halide has no erf.
 Expr erfc_approx(Expr z) {
   Expr t = 1.f / (1.f + 0.5f * abs(z));
-  Expr poly = -1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
-              t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
-              t * (-0.82215223f + t * 0.17087277f))))))));
+  Expr poly =
+      -1.26551223f +
+      t * (1.00002368f +
+           t * (0.37409196f +
+                t * (0.09678418f +
+                     t * (-0.18628806f +
+                          t * (0.27886807f +
+                               t * (-1.13520398f +
+                                    t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f))))))));
   Expr e = t * exp(-z * z + poly);
   return select(z >= 0.f, e, 2.f - e);
 }
@@ -27,12 +33,15 @@ Expr softplus(Expr x) { return max(x, 0.f) + log(1.f + exp(-abs(x))); }
 
 Expr activation(ir::OpKind k, Expr x) {
   switch (k) {
-    case ir::OpKind::ReLU: return max(x, 0.f);  // at its defaults
+    case ir::OpKind::ReLU:
+      return max(x, 0.f);  // at its defaults
 #define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) \
-    case ir::OpKind::Name: return halide;
+  case ir::OpKind::Name:                                                 \
+    return halide;
 #include "ir/activations.def"
 #undef CNNC_ACTIVATION
-    default: break;
+    default:
+      break;
   }
   throw InternalError(std::string(ir::op_info(k).text) + " is not an epilogue activation");
 }

@@ -59,8 +59,9 @@ ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::str
     l.arg_dims.push_back(out_dims);
   }
   l.weight_block = weight_block;
-  const std::vector<int> w_store = weight_block
-      ? std::vector<int>{weight_block, ig, s.kw, s.kh, s.out_c / weight_block} : w_dims;
+  const std::vector<int> w_store =
+      weight_block ? std::vector<int>{weight_block, ig, s.kw, s.kh, s.out_c / weight_block}
+                   : w_dims;
   ImageParam w_in = make_input(name + "_kernel", w_store);
   l.args.push_back(w_in);
   l.arg_dims.push_back(w_store);
@@ -80,8 +81,10 @@ ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::str
   Var c("c"), x("x"), y("y"), n("n");
   l.vars = {c, x, y, n};
   // Zero padding as its own Func (the schedule decides where it is computed), not per tap.
-  const int pad_bottom = std::max(0, (s.out_h - 1) * s.sh + (s.kh - 1) * s.dh + 1 - s.in_h - s.pad_top);
-  const int pad_right = std::max(0, (s.out_w - 1) * s.sw + (s.kw - 1) * s.dw + 1 - s.in_w - s.pad_left);
+  const int pad_bottom =
+      std::max(0, (s.out_h - 1) * s.sh + (s.kh - 1) * s.dh + 1 - s.in_h - s.pad_top);
+  const int pad_right =
+      std::max(0, (s.out_w - 1) * s.sw + (s.kw - 1) * s.dw + 1 - s.in_w - s.pad_left);
   l.padded_input = s.pad_top || s.pad_left || pad_bottom || pad_right;
   l.padded = Func(name + "_padded");
   if (l.padded_input) {

@@ -52,14 +52,20 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
   Expr y;  // a Map's result, before the epilogue
 
   switch (node.op) {
-    case ir::OpKind::ReLU: y = relu(node.attr<ir::ReLUAttrs>(), x); break;
+    case ir::OpKind::ReLU:
+      y = relu(node.attr<ir::ReLUAttrs>(), x);
+      break;
 #define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) case ir::OpKind::Name:
 #include "ir/activations.def"
 #undef CNNC_ACTIVATION
       y = activation(node.op, x);
       break;
-    case ir::OpKind::LeakyReLU: y = select(x > 0.f, x, node.attr<ir::LeakyReLUAttrs>().alpha * x); break;
-    case ir::OpKind::Affine: y = x * l.args[1](v[0]) + l.args[2](v[0]); break;  // scale, shift
+    case ir::OpKind::LeakyReLU:
+      y = select(x > 0.f, x, node.attr<ir::LeakyReLUAttrs>().alpha * x);
+      break;
+    case ir::OpKind::Affine:
+      y = x * l.args[1](v[0]) + l.args[2](v[0]);
+      break;  // scale, shift
     case ir::OpKind::BatchNorm: {
       // params: gamma, beta, moving_mean, moving_variance
       const float eps = node.attr<ir::BatchNormAttrs>().epsilon;
@@ -93,7 +99,8 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
     case ir::OpKind::ZeroPadding2D: {
       const auto& p = node.attr<ir::PadAttrs>().pad;
       Func bounded = BoundaryConditions::constant_exterior(
-          in, 0.f, {{Expr(), Expr()}, {0, l.arg_dims[0][1]}, {0, l.arg_dims[0][2]}, {Expr(), Expr()}});
+          in, 0.f,
+          {{Expr(), Expr()}, {0, l.arg_dims[0][1]}, {0, l.arg_dims[0][2]}, {Expr(), Expr()}});
       y = bounded(v[0], v[1] - static_cast<int>(p.left), v[2] - static_cast<int>(p.top), v[3]);
       break;
     }

@@ -25,8 +25,9 @@ Algorithm pool_algorithm(const ir::Graph& g, const ir::Node& node) {
   Var c("c"), x("x"), y("y"), n("n");
   l.vars = {c, x, y, n};
   // Padding never wins a max and never counts in an average.
-  Func bounded = BoundaryConditions::constant_exterior(
-      in, is_max ? Float(32).min() : Expr(0.f), {{Expr(), Expr()}, {0, W}, {0, H}, {Expr(), Expr()}});
+  Func bounded =
+      BoundaryConditions::constant_exterior(in, is_max ? Float(32).min() : Expr(0.f),
+                                            {{Expr(), Expr()}, {0, W}, {0, H}, {Expr(), Expr()}});
   RDom r(0, kw, 0, kh);
   Expr ix = x * sw - pl + r.x, iy = y * sh - pt + r.y;
   Expr result;

@@ -30,8 +30,8 @@ std::string conv_error(const ConvSpec& s, const ir::Schedule& sc) {
   if (sc.kind != K::Stream && sc.channels > s.out_c)
     return "c (output channels per tile) must not exceed the layer's " + std::to_string(s.out_c);
   if (sc.pack && (s.groups != 1 || sc.pack != sc.channels || s.out_c % sc.pack))
-    return "p (packed block) must equal c and divide the output channels (" + std::to_string(s.out_c) +
-           "), on a conv that is not grouped";
+    return "p (packed block) must equal c and divide the output channels (" +
+           std::to_string(s.out_c) + "), on a conv that is not grouped";
   switch (sc.kind) {
     case K::Tile:
     case K::Depthwise:
@@ -39,7 +39,8 @@ std::string conv_error(const ConvSpec& s, const ir::Schedule& sc) {
       if (sc.channels / v * std::min<int64_t>(sc.pixels, s.out_w) > 64)
         return "the register tile (c/v x x) may hold at most 64 vectors";
       if (sc.kind == K::Tile && (sc.chunk < 1 || ig % sc.chunk))
-        return "k (input channels per chunk) must divide the input channels per group (" + std::to_string(ig) + ")";
+        return "k (input channels per chunk) must divide the input channels per group (" +
+               std::to_string(ig) + ")";
       if (sc.taps_inside && sc.chunk != ig)
         return "t1 (taps inside the tile) needs k equal to the input channels per group";
       break;
@@ -48,13 +49,16 @@ std::string conv_error(const ConvSpec& s, const ir::Schedule& sc) {
         return "gemv takes p = c, on a conv that is not grouped";
       [[fallthrough]];
     case K::Stream:
-      if (s.out_w > 16) return "gemv and stream are for rows of at most 16 pixels (here " + std::to_string(s.out_w) + ")";
+      if (s.out_w > 16)
+        return "gemv and stream are for rows of at most 16 pixels (here " +
+               std::to_string(s.out_w) + ")";
       break;
     case K::None:
     case K::Pool:
     case K::Pointwise:
     case K::GpuTile:
-    case K::GpuPointwise: break;  // refused before
+    case K::GpuPointwise:
+      break;  // refused before
   }
   return "";
 }
@@ -76,12 +80,14 @@ std::string schedule_error(const ir::Graph& g, const ir::Node& n, const ir::Sche
   if (sc.kind == ir::ScheduleKind::None) return "";
   const ir::KernelKind kind = ir::kernel_kind(g, n);
   if (!ir::schedule_fits(sc.kind, kind))
-    return std::string(ir::schedule_kind_name(sc.kind)) + " is not a schedule of a " + ir::kernel_kind_name(kind) +
-           " kernel";
+    return std::string(ir::schedule_kind_name(sc.kind)) + " is not a schedule of a " +
+           ir::kernel_kind_name(kind) + " kernel";
   if (ir::target_family(sc.kind) != family)
     return std::string(ir::schedule_kind_name(sc.kind)) + " is a " +
-           (family == ir::TargetFamily::Cpu ? "GPU schedule, and the target is a CPU" : "CPU schedule, and the target is a GPU");
-  if (kind == ir::KernelKind::Conv || kind == ir::KernelKind::Depthwise) return conv_error(conv_spec(g, n), sc);
+           (family == ir::TargetFamily::Cpu ? "GPU schedule, and the target is a CPU"
+                                            : "CPU schedule, and the target is a GPU");
+  if (kind == ir::KernelKind::Conv || kind == ir::KernelKind::Depthwise)
+    return conv_error(conv_spec(g, n), sc);
   if (!power_of_two(sc.vector)) return "v (vector lanes) must be a power of two from 1 to 64";
   if (sc.rows < 1) return "r (rows per task) must be set";
   return "";
@@ -102,11 +108,17 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
       // Matrix-vector shape (a dense layer at batch 1): memory-bound on the weights. Each task
       // keeps a block of output channels in registers and streams that block's pre-packed
       // weights, one contiguous run, over the whole reduction.
-      out.split(c, co, ci, static_cast<int>(sc.channels)).reorder(ci, x, co, y, n).fuse(co, y, task).fuse(task, n, task)
-          .parallel(task).vectorize(ci, vec).unroll(ci);
+      out.split(c, co, ci, static_cast<int>(sc.channels))
+          .reorder(ci, x, co, y, n)
+          .fuse(co, y, task)
+          .fuse(task, n, task)
+          .parallel(task)
+          .vectorize(ci, vec)
+          .unroll(ci);
       conv.compute_at(out, task).vectorize(c, vec).unroll(c).unroll(x);
       conv.update().reorder(c, x, r.z, r.x, r.y, y, n).vectorize(c, vec).unroll(c).unroll(x);
-      os << "matrix-vector: " << sc.channels << " output channels per task in registers, their weights streamed";
+      os << "matrix-vector: " << sc.channels
+         << " output channels per task in registers, their weights streamed";
       break;
     }
     case ir::ScheduleKind::Stream: {
@@ -114,8 +126,12 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
       // their storage order, a block of output channels per task, accumulators in L1.
       const int block = static_cast<int>(std::min<int64_t>(s.out_c, sc.channels));
       const int v = std::min(vec, block);
-      out.split(c, co, ci, block).reorder(ci, x, co, y, n).fuse(co, y, task).fuse(task, n, task)
-          .parallel(task).vectorize(ci, v);
+      out.split(c, co, ci, block)
+          .reorder(ci, x, co, y, n)
+          .fuse(co, y, task)
+          .fuse(task, n, task)
+          .parallel(task)
+          .vectorize(ci, v);
       // An accumulation must not run twice on an element, so a partial last vector is masked.
       const TailStrategy tail = block % v ? TailStrategy::GuardWithIf : TailStrategy::RoundUp;
       conv.compute_at(out, task).vectorize(c, v, tail);
@@ -157,10 +173,13 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
         if (kc % 2 == 0) u.unroll(rzi, 2);
       }
       u.vectorize(c, vec).unroll(c).unroll(xi);
-      os << (a.depthwise ? "depthwise, " : "") << "register tile " << tile_c << "c x " << tile_x << "px; "
-         << (sc.taps_inside ? "all " + std::to_string(kc) + " in-channels and taps inside the tile, over "
-                            : a.depthwise ? "taps outside a sweep of "
-                                          : "in-channel chunks of " + std::to_string(kc) + ", taps outside a sweep of ")
+      os << (a.depthwise ? "depthwise, " : "") << "register tile " << tile_c << "c x " << tile_x
+         << "px; "
+         << (sc.taps_inside
+                 ? "all " + std::to_string(kc) + " in-channels and taps inside the tile, over "
+             : a.depthwise
+                 ? "taps outside a sweep of "
+                 : "in-channel chunks of " + std::to_string(kc) + ", taps outside a sweep of ")
          << rows << " row(s); parallel over channel blocks x row blocks x batch";
       break;
     }
@@ -217,10 +236,12 @@ std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc
     f.fuse(v[2], v[3], yn);
     return yn;
   };
-  const std::string per_task = rows > 1 ? std::to_string(rows) + " rows per task" : "parallel over rows";
+  const std::string per_task =
+      rows > 1 ? std::to_string(rows) + " rows per task" : "parallel over rows";
   switch (a.form) {
     case PointwiseAlgorithm::Map: {
-      for (Func& s : a.stages) s.compute_root();  // per-channel constants (batchnorm's scale, shift)
+      for (Func& s : a.stages)
+        s.compute_root();  // per-channel constants (batchnorm's scale, shift)
       out.vectorize(v[0], lanes);
       if (rank == 4 || rank == 2) parallel_rows(out, rows_loop(out), rows);
       return "vectorised over channels (" + std::to_string(lanes) + " lanes), " + per_task;
@@ -239,7 +260,8 @@ std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc
         }
         u.vectorize(a.slices[i].x, ir::vector_lanes_for(a.arg_dims[i][0], lanes));
       }
-      return "channel slices written in place, vectorised (" + std::to_string(lanes) + " lanes), " + per_task;
+      return "channel slices written in place, vectorised (" + std::to_string(lanes) + " lanes), " +
+             per_task;
     }
     case PointwiseAlgorithm::RowReduction: {
       // Each row's max, exponentials and sum computed where the row is normalised.
@@ -247,17 +269,21 @@ std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc
       a.stages[1].vectorize(v[0], lanes, TailStrategy::GuardWithIf);
       out.vectorize(v[0], lanes, TailStrategy::GuardWithIf);
       if (rank == 4 || rank == 2) parallel_rows(out, rows_loop(out), rows);
-      return "one row of channels at a time, vectorised (" + std::to_string(lanes) + " lanes), " + per_task;
+      return "one row of channels at a time, vectorised (" + std::to_string(lanes) + " lanes), " +
+             per_task;
     }
     case PointwiseAlgorithm::PixelReduction: {
       Func& total = a.stages[0];
       Var c = total.args()[0];
       total.compute_at(out, v[rank - 1]).vectorize(c, lanes);
       // Guarded: rounding the channels up (the default for an update) would read past the input.
-      total.update().reorder(c, a.reduction.x, a.reduction.y).vectorize(c, lanes, TailStrategy::GuardWithIf);
+      total.update()
+          .reorder(c, a.reduction.x, a.reduction.y)
+          .vectorize(c, lanes, TailStrategy::GuardWithIf);
       out.vectorize(v[0], lanes);
       parallel_rows(out, v[rank - 1], rows);
-      return "sum or max over pixels vectorised over channels (" + std::to_string(lanes) + " lanes), " +
+      return "sum or max over pixels vectorised over channels (" + std::to_string(lanes) +
+             " lanes), " +
              (rows > 1 ? std::to_string(rows) + " images per task" : "parallel over images");
     }
   }

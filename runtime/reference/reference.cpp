@@ -51,8 +51,8 @@ Tensor conv2d(const Node& n, const Tensor& in) {
   Tensor out(n.type.shape);
   const Shape& is = in.shape;
   const Shape& os = out.shape;
-  const int64_t ig = is[3] / a.groups;       // input channels per group
-  const int64_t og = a.filters / a.groups;   // output channels per group
+  const int64_t ig = is[3] / a.groups;      // input channels per group
+  const int64_t og = a.filters / a.groups;  // output channels per group
   for (int64_t b = 0; b < os[0]; ++b)
     for (int64_t y = 0; y < os[1]; ++y)
       for (int64_t x = 0; x < os[2]; ++x)
@@ -67,8 +67,8 @@ Tensor conv2d(const Node& n, const Tensor& in) {
               if (ix < 0 || ix >= is[2]) continue;
               for (int64_t c = 0; c < ig; ++c) {
                 const double v = in.data[at4(is, b, iy, ix, group * ig + c)];
-                const double w = k.data[static_cast<size_t>(((i * g.kernel.w + j) * ig + c) *
-                                                                a.filters + o)];
+                const double w =
+                    k.data[static_cast<size_t>(((i * g.kernel.w + j) * ig + c) * a.filters + o)];
                 acc += v * w;
               }
             }
@@ -169,7 +169,8 @@ Tensor affine(const Node& n, const Tensor& in) {
   const int64_t channels = in.shape.back();
   for (size_t i = 0; i < in.data.size(); ++i) {
     const size_t c = i % static_cast<size_t>(channels);
-    out.data[i] = static_cast<float>(double(in.data[i]) * double(scale.data[c]) + double(shift.data[c]));
+    out.data[i] =
+        static_cast<float>(double(in.data[i]) * double(scale.data[c]) + double(shift.data[c]));
   }
   return out;
 }
@@ -181,12 +182,15 @@ double softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::
 // reference column of ir/activations.def.
 double activate(OpKind k, double x) {
   switch (k) {
-    case OpKind::ReLU: return std::max(x, 0.0);
+    case OpKind::ReLU:
+      return std::max(x, 0.0);
 #define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) \
-    case OpKind::Name: return reference;
+  case OpKind::Name:                                                     \
+    return reference;
 #include "ir/activations.def"
 #undef CNNC_ACTIVATION
-    default: break;
+    default:
+      break;
   }
   throw InternalError(std::string(ir::op_info(k).text) + " is not an epilogue activation");
 }
@@ -196,7 +200,8 @@ double activate(OpKind k, double x) {
 Tensor with_epilogue(const Node& n, Tensor out, const std::vector<const Tensor*>& inputs) {
   const ir::Epilogue& e = n.epilogue;
   for (size_t i = 0; i < out.data.size(); ++i) {
-    if (e.add) out.data[i] = static_cast<float>(double(out.data[i]) + double(inputs.back()->data[i]));
+    if (e.add)
+      out.data[i] = static_cast<float>(double(out.data[i]) + double(inputs.back()->data[i]));
     if (e.has_activation) out.data[i] = static_cast<float>(activate(e.activation, out.data[i]));
   }
   return out;
@@ -321,8 +326,8 @@ Tensor run_node(const Node& n, const std::vector<const Tensor*>& inputs) {
   for (const Tensor* t : inputs) {
     if (!t) fail(n, "null input tensor");
     if (static_cast<int64_t>(t->data.size()) != t->elements() || t->shape.empty())
-      fail(n, "an input tensor holds " + std::to_string(t->data.size()) +
-                  " values for shape " + ir::shape_to_string(t->shape, true));
+      fail(n, "an input tensor holds " + std::to_string(t->data.size()) + " values for shape " +
+                  ir::shape_to_string(t->shape, true));
     types.push_back(ir::TensorType{t->shape});
   }
   ir::Inferred inf;
