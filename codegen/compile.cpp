@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 
 #include "codegen/disk_cache.h"
 #include "codegen/ops/ops.h"
@@ -103,6 +104,7 @@ class HalideKernel final : public Kernel {
       JITUserContext jit;
       const RuntimeServices* services;
     } ctx;
+    static_assert(std::is_standard_layout_v<Context>, "the handlers cast the JIT context to ours");
     ctx.services = &services;
     ctx.jit.handlers.custom_error = capture_error;
     ctx.jit.handlers.custom_do_par_for = [](JITUserContext* uc,
