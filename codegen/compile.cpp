@@ -317,6 +317,16 @@ Program compile(ir::Graph g, const CompileOptions& opts) {
   return p;
 }
 
+std::string schedule_problem(const ir::Graph& g, const ir::Node& n, const ir::Target& target) {
+  return schedule_error(g, n, n.schedule,
+                        target.family == ir::Target::Gpu ? ir::TargetFamily::Gpu : ir::TargetFamily::Cpu);
+}
+
+std::string halide_version() {
+  return std::to_string(HALIDE_VERSION_MAJOR) + "." + std::to_string(HALIDE_VERSION_MINOR) + "." +
+         std::to_string(HALIDE_VERSION_PATCH);
+}
+
 std::string emit(const ir::Graph& g, const ir::Node& n, const ir::Target& t, Stage stage) {
   const Target target = halide_target(t);
   Lowered l = lower(g, n, target);

@@ -39,6 +39,13 @@ Program compile(ir::Graph g, const CompileOptions& opts = {});
 // buffer its own bytes (to measure what reuse saves).
 MemoryPlan plan_memory(const ir::Graph& g, bool reuse = true);
 
+// Why the node's schedule cannot be applied to it on the target, or "" when it can (what
+// compile() would refuse; the tuner filters candidates with it).
+std::string schedule_problem(const ir::Graph& g, const ir::Node& n, const ir::Target& target);
+
+// The Halide version kernels are compiled with ("21.0.0").
+std::string halide_version();
+
 // One kernel's stage as text: Halide's lowered statement (loops, vectors, allocations after the
 // schedule) or the target's assembly.
 enum class Stage { Halide, Assembly };

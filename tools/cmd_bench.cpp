@@ -212,7 +212,7 @@ int run_vs_peers(const BenchOptions& o, int threads) {
 int bench(const BenchOptions& o) {
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
   if (!o.vs.empty()) return run_vs_peers(o, threads);
-  runtime::CompiledModel model(build_program(load_with_weights(o.net, o.batch, "", o.seed), o.passes), threads);
+  runtime::CompiledModel model(build_program(load_with_weights(o.net, o.batch, "", o.seed), o.passes, threads), threads);
   const ir::Graph& g = model.graph();
   int64_t macs = 0;
   for (const auto& n : g.nodes()) macs += ir::macs(n, ir::input_types(g, n));

@@ -49,7 +49,7 @@ int compare(const CompareFlags& o) {
   r["weight_mb"] = static_cast<double>(params) * 4 / 1e6;
   r["macs_per_batch"] = macs;
   r["load_seconds"] = load_s;
-  runtime::CompiledModel model(build_program(std::move(g), o.passes), o.threads);
+  runtime::CompiledModel model(build_program(std::move(g), o.passes, o.threads), o.threads);
   r["compile_seconds"] = model.program().compile_seconds;
   r["kernels"] = model.kernels().size();
   const auto t0 = Clock::now();

@@ -37,7 +37,7 @@ int run(const RunOptions& o) {
   if (!o.input.empty() && g.inputs().size() != 1)
     throw Error(o.net + ": has " + std::to_string(g.inputs().size()) +
                 " inputs; --input gives one (leave it out for random inputs)");
-  runtime::CompiledModel model(build_program(std::move(g), o.passes), o.threads);
+  runtime::CompiledModel model(build_program(std::move(g), o.passes, o.threads), o.threads);
   std::vector<ir::Tensor> inputs;
   if (o.input.empty())
     inputs = random_inputs(model.graph(), o.seed);

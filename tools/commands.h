@@ -14,5 +14,7 @@ Action add_bench(CLI::App& app);
 Action add_ops(CLI::App& app);
 Action add_compile(CLI::App& app);
 Action add_compare(CLI::App& app);
+Action add_tune(CLI::App& app);
+Action add_db(CLI::App& app);
 
 }  // namespace cnnc::tools

@@ -10,7 +10,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, cnnc::tools::Action>> commands;
   for (auto add : {cnnc::tools::add_summary, cnnc::tools::add_run, cnnc::tools::add_bench,
-                   cnnc::tools::add_compile, cnnc::tools::add_compare, cnnc::tools::add_ops}) {
+                   cnnc::tools::add_compile, cnnc::tools::add_compare, cnnc::tools::add_ops,
+                   cnnc::tools::add_tune, cnnc::tools::add_db}) {
     const size_t before = app.get_subcommands({}).size();
     auto action = add(app);
     commands.emplace_back(app.get_subcommands({}).at(before), std::move(action));

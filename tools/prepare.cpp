@@ -5,11 +5,14 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <thread>
 
 #include "frontend/load.h"
 #include "ir/error.h"
 #include "ir/text.h"
 #include "passes/pipeline.h"
+#include "tuner/apply.h"
+#include "tuner/database.h"
 #include "runtime/weights.h"
 
 namespace cnnc::tools {
@@ -42,6 +45,13 @@ void add_pass_flags(CLI::App& sub, PassFlags& flags) {
          "--micro-batch", flags.micro_batch,
          "images per pass through the network, a divisor of the batch (0: cnnc chooses, up to 4)")
       ->check(CLI::Range(int64_t{0}, int64_t{4096}));
+  sub.add_option("--db", flags.db, "the tuning database (default: $CNNC_TUNING_DB, else tuning.db in the cache folder)");
+  sub.add_flag("--no-tuning", flags.no_tuning, "use the tiling pass's schedules, not the tuning database's");
+  sub.add_flag("--explain", flags.explain, "say for each kernel which schedule it runs and why");
+}
+
+int resolve_threads(int threads) {
+  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 codegen::CompileOptions compile_options(const PassFlags& flags) {
@@ -52,7 +62,7 @@ codegen::CompileOptions compile_options(const PassFlags& flags) {
   return o;
 }
 
-ir::Graph optimize(ir::Graph g, const PassFlags& flags) {
+ir::Graph optimize(ir::Graph g, const PassFlags& flags, int threads) {
   passes::PipelineOptions opts;
   opts.disabled = {flags.disabled.begin(), flags.disabled.end()};
   // Schedules for this machine, at the batch each kernel will be called with.
@@ -75,12 +85,21 @@ ir::Graph optimize(ir::Graph g, const PassFlags& flags) {
                   r.changed ? ir::print(r.graph).c_str() : "");
     };
   g = passes::optimize(std::move(g), opts);
+  if (!flags.no_tuning) {
+    const auto why = tuner::apply_records(g, flags.db.empty() ? tuner::default_database_path() : flags.db,
+                                          opts.tiling.target, resolve_threads(threads), opts.tiling.kernel_batch);
+    if (flags.explain)
+      for (const auto& e : why)
+        std::printf("# schedule of %s: %s, %s\n", e.layer.c_str(), e.schedule.c_str(), e.why.c_str());
+  } else if (flags.explain) {
+    std::printf("# schedules: the tiling pass's (--no-tuning)\n");
+  }
   if (flags.print_ir) std::printf("# IR after all passes\n%s", ir::print(g).c_str());
   return g;
 }
 
-codegen::Program build_program(ir::Graph g, const PassFlags& flags) {
-  return codegen::compile(optimize(std::move(g), flags), compile_options(flags));
+codegen::Program build_program(ir::Graph g, const PassFlags& flags, int threads) {
+  return codegen::compile(optimize(std::move(g), flags, threads), compile_options(flags));
 }
 
 void write_file_atomically(const std::string& path, const std::string& text) {

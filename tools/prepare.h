@@ -25,15 +25,21 @@ struct PassFlags {
   bool no_weight_packing = false, no_memory_reuse = false;
   int64_t micro_batch = 0;
   std::string target = "host";
+  std::string db;        // the tuning database (default: tuner::default_database_path())
+  bool no_tuning = false;  // the tiling pass's schedules even where the database has better
+  bool explain = false;  // say for each kernel which schedule it runs and why
 };
 void add_pass_flags(CLI::App& sub, PassFlags& flags);
-// passes::optimize with the flags, for their target; IR printed to stdout after the passes
-// asked for.
-ir::Graph optimize(ir::Graph g, const PassFlags& flags);
+// passes::optimize with the flags, for their target, then the tuning database's best schedules
+// for this hardware (threads: the run's worker threads, 0 for one per core); IR printed to
+// stdout after the passes asked for, and with --explain each kernel's schedule and why.
+ir::Graph optimize(ir::Graph g, const PassFlags& flags, int threads = 0);
 // Codegen options from the flags.
 codegen::CompileOptions compile_options(const PassFlags& flags);
 // The one compile path of every subcommand: the passes, then codegen, for the flags' target.
-codegen::Program build_program(ir::Graph g, const PassFlags& flags);
+codegen::Program build_program(ir::Graph g, const PassFlags& flags, int threads = 0);
+// The thread count a run uses: `threads`, or one per core.
+int resolve_threads(int threads);
 
 // Writes `text` to `path` through a temporary file and a rename: never a half-written file.
 void write_file_atomically(const std::string& path, const std::string& text);

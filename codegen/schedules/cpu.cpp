@@ -63,8 +63,10 @@ std::string conv_error(const ConvSpec& s, const ir::Schedule& sc) {
   return "";
 }
 
-// Rows of the (fused rows x batch) loop per parallel task.
-void parallel_rows(Func& f, Var rows, int64_t per_task) {
+// Rows of the (fused rows x batch) loop per parallel task; `extent` is the loop's length (a
+// split wider than the loop would shift its tasks before the start).
+void parallel_rows(Func& f, Var rows, int64_t per_task, int64_t extent) {
+  per_task = std::min(per_task, extent);
   if (per_task > 1) {
     Var outer("rows_o"), inner("rows_i");
     f.split(rows, outer, inner, static_cast<int>(per_task)).parallel(outer);
@@ -89,6 +91,8 @@ std::string schedule_error(const ir::Graph& g, const ir::Node& n, const ir::Sche
   if (kind == ir::KernelKind::Conv || kind == ir::KernelKind::Depthwise)
     return conv_error(conv_spec(g, n), sc);
   if (!power_of_two(sc.vector)) return "v (vector lanes) must be a power of two from 1 to 64";
+  if (sc.vector > n.type.channels())
+    return "v (vector lanes) must not exceed the output channels (" + std::to_string(n.type.channels()) + ")";
   if (sc.rows < 1) return "r (rows per task) must be set";
   return "";
 }
@@ -218,7 +222,7 @@ std::string schedule_pool_cpu(Algorithm& a, const ir::Schedule& sc, const Target
   const int v = sc.vector ? static_cast<int>(sc.vector) : vector_width(a.out_dims[0], t);
   Var yn("yn");
   a.out.fuse(a.vars[2], a.vars[3], yn).vectorize(a.vars[0], v);
-  parallel_rows(a.out, yn, sc.rows);
+  parallel_rows(a.out, yn, sc.rows, int64_t{a.out_dims[2]} * a.out_dims[3]);
   return "vectorised over channels (" + std::to_string(v) + " lanes), parallel over " +
          (sc.rows > 1 ? std::to_string(sc.rows) + " rows" : std::string("rows")) + " x batch";
 }
@@ -227,9 +231,11 @@ std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc
   const std::vector<Var>& v = a.vars;
   const int rank = static_cast<int>(v.size());
   const int lanes = sc.vector ? static_cast<int>(sc.vector) : vector_width(a.out_dims[0], t);
-  const int64_t rows = sc.rows;
+  // The loop over rows (y x batch, or the batch of a rank-2 tensor) that tasks share, and its
+  // length; a task takes at most all of it.
+  const int64_t extent = rank == 4 ? int64_t{a.out_dims[2]} * a.out_dims[3] : a.out_dims.back();
+  const int64_t rows = std::min<int64_t>(std::max<int64_t>(sc.rows, 1), extent);
   Func& out = a.out;
-  // The loop over rows (y x batch, or the batch of a rank-2 tensor) that tasks share.
   auto rows_loop = [&](Func& f) {
     if (rank != 4) return v.back();
     Var yn("yn");
@@ -243,12 +249,12 @@ std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc
       for (Func& s : a.stages)
         s.compute_root();  // per-channel constants (batchnorm's scale, shift)
       out.vectorize(v[0], lanes);
-      if (rank == 4 || rank == 2) parallel_rows(out, rows_loop(out), rows);
+      if (rank == 4 || rank == 2) parallel_rows(out, rows_loop(out), rows, extent);
       return "vectorised over channels (" + std::to_string(lanes) + " lanes), " + per_task;
     }
     case PointwiseAlgorithm::Concat: {
       const Var outer = rows_loop(out);
-      parallel_rows(out, outer, rows);
+      parallel_rows(out, outer, rows, extent);
       for (size_t i = 0; i < a.slices.size(); ++i) {
         Stage u = out.update(static_cast<int>(i));
         if (rank == 4) u.fuse(v[2], v[3], outer);
@@ -268,7 +274,7 @@ std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc
       for (Func& s : a.stages) s.compute_at(out, v[1]);
       a.stages[1].vectorize(v[0], lanes, TailStrategy::GuardWithIf);
       out.vectorize(v[0], lanes, TailStrategy::GuardWithIf);
-      if (rank == 4 || rank == 2) parallel_rows(out, rows_loop(out), rows);
+      if (rank == 4 || rank == 2) parallel_rows(out, rows_loop(out), rows, extent);
       return "one row of channels at a time, vectorised (" + std::to_string(lanes) + " lanes), " +
              per_task;
     }
@@ -281,7 +287,7 @@ std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc
           .reorder(c, a.reduction.x, a.reduction.y)
           .vectorize(c, lanes, TailStrategy::GuardWithIf);
       out.vectorize(v[0], lanes);
-      parallel_rows(out, v[rank - 1], rows);
+      parallel_rows(out, v[rank - 1], rows, a.out_dims.back());
       return "sum or max over pixels vectorised over channels (" + std::to_string(lanes) +
              " lanes), " +
              (rows > 1 ? std::to_string(rows) + " images per task" : "parallel over images");

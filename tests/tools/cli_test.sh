@@ -242,6 +242,58 @@ case $CASE in
     expect_error "unknown target 'z80'; accepted: host" -- compile "$M/lenet5.cnn" --target z80
     ;;
 
+  tune_and_apply)
+    # A short tune fills the database; run --explain then uses it; records of other hardware
+    # (an imported file) are never applied; export and import round-trip.
+    write_net one.cnn "input x shape=12x12x16" "conv2d c filters=32 kernel=3x3 padding=same activation=relu" "maxpool2d p pool=2x2"
+    expect_ok tune one.cnn --budget 6s --db t.db --threads 2
+    has "model: untuned"
+    expect_ok db stats --db t.db
+    has "integrity: ok"
+    has "<- this machine"
+    expect_ok run one.cnn --db t.db --threads 2 --explain --seed 2 -o tuned.npy
+    has "# schedule of c: "
+    has "tuned: the database's best for this hardware"
+    expect_ok run one.cnn --no-tuning --seed 2 -o plain.npy
+    cmp -s <(npy_values tuned.npy | awk '{printf "%.5f\n", $1}') <(npy_values plain.npy | awk '{printf "%.5f\n", $1}') ||
+      fail "tuned and untuned outputs differ"
+    expect_ok db export t.jsonl --db t.db
+    sed 's/"fingerprint":"[^"]*"/"fingerprint":"some other machine"/' t.jsonl > other.jsonl
+    expect_ok db import other.jsonl --db o.db
+    expect_ok run one.cnn --db o.db --threads 2 --explain --seed 2
+    has "records from other hardware, not applied: some other machine"
+    printf '{"fingerprint": 3}\n' > bad.jsonl
+    expect_error "bad.jsonl:1: 'fingerprint' must be a string" -- db import bad.jsonl --db o.db
+    head -c 300 t.db > broken.db
+    expect_error "broken.db" -- db stats --db broken.db
+    expect_error "--budget 'soon': give a duration like 90s, 15m or 1h" -- tune one.cnn --budget soon --db t.db
+    ;;
+
+  tune_kill_resume)
+    # kill -9 at random moments of a tune, 20 times: the database opens, passes SQLite's
+    # integrity check, holds every record committed before (never fewer), and the next run
+    # resumes: no schedule of a workload is measured twice.
+    write_net one.cnn "input x shape=10x10x8" "conv2d c filters=16 kernel=3x3 padding=same" "relu r"
+    last=0
+    for i in $(seq 1 20); do
+      # Its own process group, so the kill takes its measuring worker too (as a power cut would).
+      setsid "$CNNC" tune one.cnn --budget 60s --db k.db --threads 1 >/dev/null 2>&1 &
+      pid=$!
+      sleep "$(( RANDOM % 2 )).$(( RANDOM % 10 ))"
+      kill -9 -- "-$pid" 2>/dev/null
+      wait "$pid" 2>/dev/null
+      expect_ok db stats --db k.db
+      has "integrity: ok"
+      n=$(sed -n 's/.*: \([0-9]*\) records.*/\1/p' out.txt)
+      (( n >= last )) || fail "records went from $last to $n after a kill"
+      last=$n
+    done
+    (( last > 0 )) || fail "no record was committed in 20 runs"
+    expect_ok db export all.jsonl --db k.db
+    dups=$(sed 's/.*"schedule":"\([^"]*\)".*"workload":"\([^"]*\)".*/\2 \1/' all.jsonl | sort | uniq -d | wc -l)
+    [[ $dups -eq 0 ]] || fail "$dups schedules were measured twice for one workload (no resume)"
+    ;;
+
   kernel_cache)
     # A second process loads every kernel the first compiled; outputs equal the JIT's.
     export CNNC_CACHE_DIR=$T/cache

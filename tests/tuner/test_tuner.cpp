@@ -1,0 +1,247 @@
+// The tuner: the database (durable records, resumable, hostile files refused), the search space
+// (every candidate fits its kernel), records applied only on their own hardware, and the
+// measuring worker (a timeout or a crash costs one candidate; the next one runs).
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <thread>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "codegen/compile.h"
+#include "ir/error.h"
+#include "ir/text.h"
+#include "passes/pipeline.h"
+#include "runtime/weights.h"
+#include "tuner/apply.h"
+#include "tuner/database.h"
+#include "tuner/fingerprint.h"
+#include "tuner/measure.h"
+#include "tuner/search.h"
+#include "tuner/workload.h"
+
+using namespace cnnc;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string scratch(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("cnnc-test-tuner-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  return (dir / name).string();
+}
+
+tuner::Record record(const std::string& schedule, double ms, const std::string& fp = "hw A") {
+  tuner::Record r;
+  r.fingerprint = fp;
+  r.workload = "conv2d filters=8 kernel=3x3 in 1x8x8x8 out 1x6x6x8 params kernel:3x3x8x8 bias:8";
+  r.target = "host";
+  r.threads = 2;
+  r.cnnc_version = tuner::cnnc_version();
+  r.halide_version = tuner::halide_version();
+  r.schedule = schedule;
+  r.source = "search";
+  r.ms = ms;
+  r.heuristic_ms = 2;
+  r.date = tuner::now_utc();
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("database: records are kept, the best is found, export and import round-trip") {
+  const std::string path = scratch("a.db");
+  fs::remove(path);
+  {
+    tuner::Database db(path);
+    db.add(record("tile:v8,c8,x6,k8,r1", 1.5));
+    db.add(record("tile:v8,c8,x3,k8,r2", 0.9));
+    tuner::Record failed = record("tile:v8,c8,x6,k4,r1", 0);
+    failed.ok = false;
+    failed.error = "wrong result";
+    db.add(failed);
+    db.add(record("tile:v4,c8,x6,k8,r1", 0.5, "hw B"));
+  }
+  tuner::Database db(path);  // reopened: every record committed
+  const auto r = record("", 0);
+  CHECK(db.records("hw A", r.workload, "host", 2).size() == 3);
+  REQUIRE(db.best("hw A", r.workload, "host", 2).has_value());
+  CHECK(db.best("hw A", r.workload, "host", 2)->schedule == "tile:v8,c8,x3,k8,r2");
+  CHECK(!db.best("hw A", r.workload, "host", 4).has_value());  // another thread count
+  CHECK(db.other_fingerprints("hw A", r.workload, "host") == std::vector<std::string>{"hw B"});
+  CHECK(db.integrity() == "ok");
+  const std::string lines = db.export_lines();
+  const std::string copy = scratch("b.db");
+  fs::remove(copy);
+  tuner::Database db2(copy);
+  CHECK(db2.import_lines(lines, "export.jsonl") == 4);
+  CHECK(db2.best("hw A", r.workload, "host", 2)->ms == 0.9);
+  CHECK(db2.all().back().source == "import");
+  CHECK(db.prune() == 2);  // the best per key stays
+  CHECK(db.all().size() == 2);
+}
+
+TEST_CASE("database: hostile files and import lines are refused by name, nothing half-imported") {
+  const std::string junk = scratch("junk.db");
+  std::ofstream(junk) << "this is not an SQLite file at all, just some text that is long enough........";
+  CHECK_THROWS_AS(tuner::Database{junk}, Error);
+  CHECK_THROWS_WITH_AS(tuner::Database{junk}, doctest::Contains(junk.c_str()), Error);
+  // An SQLite file of another program: refused, and left as it was.
+  const std::string other = scratch("other.db");
+  fs::remove(other);
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(other.c_str(), &raw) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(raw, "CREATE TABLE notes(x TEXT); INSERT INTO notes VALUES('keep me')", nullptr,
+                       nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(raw);
+  CHECK_THROWS_WITH_AS(tuner::Database{other}, doctest::Contains("not a cnnc tuning database"), Error);
+  // Right version number, wrong columns: refused too.
+  const std::string wrong = scratch("wrong.db");
+  fs::remove(wrong);
+  REQUIRE(sqlite3_open(wrong.c_str(), &raw) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(raw, "CREATE TABLE records(id INTEGER); PRAGMA user_version=1", nullptr, nullptr,
+                       nullptr) == SQLITE_OK);
+  sqlite3_close(raw);
+  CHECK_THROWS_AS(tuner::Database{wrong}, Error);
+  const std::string path = scratch("c.db");
+  fs::remove(path);
+  tuner::Database db(path);
+  const std::string good = db.export_lines();  // empty
+  CHECK(good.empty());
+  tuner::Database src(scratch("d.db"));
+  src.add(record("tile:v8,c8,x6,k8,r1", 1.5));
+  const std::string line = src.export_lines();
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string l = line;
+    const auto at = l.find(from);
+    REQUIRE(at != std::string::npos);
+    return l.replace(at, from.size(), to);
+  };
+  const std::pair<std::string, std::string> bad[] = {
+      {"{not json", "import.jsonl:2: not a JSON object"},
+      {"[1, 2]", "import.jsonl:2: not a JSON object"},
+      {with("\"ms\":1.5", "\"ms\":-3"), "ms: not a time"},
+      {with("\"ms\":1.5", "\"ms\":\"fast\""), "'ms' must be a number"},
+      {with("\"threads\":2", "\"threads\":1e9"), "'threads' must be an integer"},
+      {with("\"threads\":2", "\"threads\":99999"), "'threads' must be in 0..4096"},
+      {with("tile:v8,c8,x6,k8,r1", "tile:v8;rm -rf"), "schedule 'tile:v8;rm -rf'"},
+      {with("\"target\":\"host\"", "\"target\":\"\""), "target: empty"},
+      {with("\"source\":\"search\"", "\"source\":\"a\\u0001b\""), "control characters"},
+  };
+  for (const auto& [text, why] : bad) {
+    CAPTURE(text);
+    CHECK_THROWS_WITH_AS(db.import_lines(line + text + "\n", "import.jsonl"), doctest::Contains(why.c_str()), Error);
+    CHECK(db.all().empty());  // all or nothing: the good first line was not kept either
+  }
+}
+
+TEST_CASE("search: every random or mutated candidate is a schedule codegen applies") {
+  const ir::Target host = codegen::describe_target("host");
+  std::mt19937_64 rng(5);
+  for (const char* net : {"input x shape=14x14x32\nconv2d c filters=48 kernel=3x3 padding=same\n",
+                          "input x shape=14x14x32\nconv2d c filters=32 kernel=3x3 padding=same groups=32\n",
+                          "input x shape=300\ndense d units=70\n",
+                          "input x shape=9x9x12\nmaxpool2d p pool=3x3 strides=2x2\n",
+                          "input x shape=9x9x12\nbatchnorm b epilogue=gelu\n",
+                          "input x shape=9x9x5\ninput y shape=9x9x7\nconcat c <- x, y\n"}) {
+    CAPTURE(net);
+    const ir::Graph g = ir::parse(net, "t.cnn", 2);
+    const ir::Node& n = g.node(g.size() - 1);
+    ir::Schedule s = tuner::random_schedule(g, n, host, rng);
+    for (int i = 0; i < 40; ++i) {
+      ir::Node probe = n;
+      probe.schedule = s;
+      CAPTURE(ir::to_text(s));
+      CHECK(codegen::schedule_problem(g, probe, host).empty());
+      CHECK(s.kind != ir::ScheduleKind::None);
+      s = i % 3 ? tuner::mutate(s, g, n, host, rng) : tuner::random_schedule(g, n, host, rng);
+    }
+  }
+}
+
+TEST_CASE("records apply only on their hardware, target and thread count; --explain says why") {
+  ir::Graph g = ir::parse("input x shape=8x8x8\nconv2d c filters=8 kernel=3x3\n", "t.cnn");
+  runtime::init_weights(g, 1);
+  const ir::Target host = codegen::describe_target("host");
+  passes::PipelineOptions po;
+  po.tiling.target = host;
+  po.tiling.kernel_batch = 1;
+  g = passes::optimize(std::move(g), po);
+  const std::string heuristic = ir::to_text(g.node(1).schedule);
+  const auto work = tuner::workloads(g, 1);
+  REQUIRE(work.size() == 1);
+  const std::string path = scratch("apply.db");
+  fs::remove(path);
+  {
+    tuner::Database db(path);
+    tuner::Record r = record("tile:v8,c8,x3,k8,r2", 0.1, "another machine");
+    r.workload = work[0].key;
+    db.add(r);
+  }
+  ir::Graph h = g;
+  auto why = tuner::apply_records(h, path, host, 2, 1);
+  REQUIRE(why.size() == 1);
+  CHECK(ir::to_text(h.node(1).schedule) == heuristic);
+  CHECK(why[0].why.find("records from other hardware, not applied: another machine") != std::string::npos);
+  {
+    tuner::Database db(path);
+    tuner::Record r = record("tile:v8,c8,x3,k8,r2", 0.1, tuner::fingerprint(host));
+    r.workload = work[0].key;
+    db.add(r);
+  }
+  why = tuner::apply_records(h, path, host, 2, 1);
+  CHECK(ir::to_text(h.node(1).schedule) == "tile:v8,c8,x3,k8,r2");
+  CHECK(why[0].why.find("tuned: the database's best for this hardware") != std::string::npos);
+  ir::Graph k = g;
+  tuner::apply_records(k, path, host, 1, 1);  // one thread: not what was tuned
+  CHECK(ir::to_text(k.node(1).schedule) == heuristic);
+}
+
+TEST_CASE("the worker: a result checked against the reference; a timeout or a crash costs one candidate") {
+  tuner::Worker worker(CNNC_BINARY);
+  tuner::Request r;
+  r.net = "input in0 shape=8x8x8\nconv2d L filters=16 kernel=3x3 <- in0\n";
+  r.schedule = "tile:v8,c16,x3,k8,r2";
+  r.threads = 1;
+  r.repeats = 3;
+  r.min_ms = 5;
+  tuner::Measurement m = worker.measure(r, 120);
+  CHECK_MESSAGE(m.ok, m.error);
+  CHECK(m.ms > 0);
+  CHECK(m.max_rel_error < 1e-5);
+  // A schedule that does not fit is refused with codegen's reason.
+  r.schedule = "tile:v8,c16,x3,k5,r2";
+  m = worker.measure(r, 120);
+  CHECK(!m.ok);
+  CHECK(m.error.find("k (input channels per chunk) must divide") != std::string::npos);
+  // A candidate that overruns its time (a new schedule compiles for longer than 10 ms): killed,
+  // and the next candidate runs in a new worker.
+  r.schedule = "tile:v8,c16,x2,k8,r1";
+  m = worker.measure(r, 0.01);
+  CHECK(!m.ok);
+  CHECK(m.error.find("timed out") != std::string::npos);
+  r.schedule = "tile:v8,c16,x3,k8,r2";
+  m = worker.measure(r, 120);
+  CHECK_MESSAGE(m.ok, m.error);
+  // A worker killed mid-candidate (as a crash would): one failed measurement, then a new worker.
+  r.schedule = "tile:v8,c8,x4,k4,r3";
+  r.min_ms = 5000;
+  const pid_t before = worker.pid();
+  REQUIRE(before > 0);
+  std::thread killer([before] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    kill(before, SIGSEGV);
+  });
+  m = worker.measure(r, 120);
+  killer.join();
+  CHECK(!m.ok);
+  CHECK(m.error.find("crashed the worker (signal 11)") != std::string::npos);
+  r.min_ms = 5;
+  m = worker.measure(r, 120);
+  CHECK_MESSAGE(m.ok, m.error);
+  CHECK(worker.pid() != before);
+}

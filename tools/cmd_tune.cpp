@@ -1,0 +1,164 @@
+// cnnc tune MODEL: search each distinct kernel's schedule on this machine and keep what was
+// learned in the tuning database; then the whole model timed tuned against untuned, side by
+// side. `cnnc tune --worker` is the measuring process the tuner starts (JSON lines on stdin
+// and stdout), so a crashing or hanging candidate costs one trial, never the run.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <regex>
+
+#include "codegen/compile.h"
+#include "ir/error.h"
+#include "ir/text.h"
+#include "runtime/executor.h"
+#include "tools/commands.h"
+#include "tools/format.h"
+#include "tools/prepare.h"
+#include "tuner/database.h"
+#include "tuner/fingerprint.h"
+#include "tuner/measure.h"
+#include "tuner/tune.h"
+
+namespace cnnc::tools {
+
+namespace {
+
+struct TuneFlags {
+  std::string net, budget = "15m", curve;
+  int64_t batch = 1;
+  int threads = 0;
+  uint64_t seed = 1;
+  bool worker = false;
+  PassFlags passes;
+};
+
+// "15m", "90s", "1h", "300" (seconds).
+double parse_budget(const std::string& s) {
+  static const std::regex form(R"(^\s*([0-9]+(\.[0-9]+)?)\s*([smh]?)\s*$)");
+  std::smatch m;
+  if (!std::regex_match(s, m, form))
+    throw Error("--budget '" + s + "': give a duration like 90s, 15m or 1h");
+  const double v = std::stod(m[1]);
+  return m[3] == "h" ? v * 3600 : m[3] == "m" ? v * 60 : v;
+}
+
+// Median milliseconds of `rounds` blocks of runs, alternating the two models (side by side).
+std::pair<double, double> side_by_side(runtime::CompiledModel& a, runtime::CompiledModel& b,
+                                       const std::vector<ir::Tensor>& in, int rounds) {
+  using Clock = std::chrono::steady_clock;
+  a.run(in);
+  b.run(in);
+  std::vector<double> ta, tb;
+  for (int r = 0; r < rounds; ++r)
+    for (auto [m, t] : {std::pair{&a, &ta}, std::pair{&b, &tb}}) {
+      const auto t0 = Clock::now();
+      m->rerun();
+      t->push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  return {median(ta), median(tb)};
+}
+
+void write_curve_svg(const std::string& path, const std::vector<std::pair<double, double>>& c,
+                     const std::string& title) {
+  // A plain SVG line chart: best model time (estimate, ms) against tuning time (s).
+  double tmax = 1, ymax = 0, ymin = 1e300;
+  for (auto [t, y] : c)
+    tmax = std::max(tmax, t), ymax = std::max(ymax, y), ymin = std::min(ymin, y);
+  if (c.empty() || ymax <= 0) return;
+  ymin = std::min(ymin, ymax) * 0.95;
+  const double W = 640, H = 400, L = 70, B = 50, T = 40, R = 20;
+  std::string pts;
+  for (auto [t, y] : c) {
+    const double x = L + (W - L - R) * t / tmax,
+                 yy = T + (H - T - B) * (1 - (y - ymin) / (ymax - ymin + 1e-12));
+    pts += std::to_string(x) + "," + std::to_string(yy) + " ";
+  }
+  char axis[512];
+  std::snprintf(axis, sizeof axis,
+                "<text x='%g' y='%g' font-size='12'>tuning time (s), 0 to %.0f</text>"
+                "<text x='5' y='%g' font-size='12'>%.3g ms</text><text x='5' y='%g' "
+                "font-size='12'>%.3g ms</text>",
+                L, H - 15, tmax, T + 5, ymax, H - B, ymin);
+  write_file_atomically(
+      path,
+      "<svg xmlns='http://www.w3.org/2000/svg' width='640' height='400'>"
+      "<rect width='640' height='400' fill='white'/><text x='70' y='25' font-size='14'>" +
+          title + "</text><polyline fill='none' stroke='#1f77b4' stroke-width='2' points='" + pts +
+          "'/>" + axis + "</svg>\n");
+}
+
+int tune(const TuneFlags& o) {
+  if (o.worker) return tuner::serve_worker();
+  if (o.net.empty()) throw Error("tune: give a MODEL (or --worker)");
+  const double budget = parse_budget(o.budget);
+  const int threads = resolve_threads(o.threads);
+  PassFlags untuned = o.passes;
+  untuned.no_tuning = true;
+  ir::Graph g = optimize(load_with_weights(o.net, o.batch, "", o.seed), untuned, threads);
+  tuner::TuneOptions t;
+  t.budget_s = budget;
+  t.db_path = o.passes.db.empty() ? tuner::default_database_path() : o.passes.db;
+  t.target = codegen::describe_target(o.passes.target);
+  t.threads = threads;
+  t.micro_batch = codegen::choose_micro_batch(g, o.passes.micro_batch);
+  t.seed = o.seed;
+  t.progress = [](const std::string& line) {
+    std::fprintf(stderr, "\r\033[K%s", line.c_str());
+    std::fflush(stderr);
+  };
+  std::printf(
+      "tuning %s (batch %lld, %lld per kernel call, %d threads) for %.0f s on %s\n  database %s\n",
+      g.name.c_str(), static_cast<long long>(o.batch), static_cast<long long>(t.micro_batch),
+      threads, budget, tuner::fingerprint(t.target).c_str(), t.db_path.c_str());
+  const tuner::TuneResult r = tuner::tune(g, t);
+  std::fprintf(stderr, "\n");
+  std::printf("  %-28s %6s %7s %11s %11s %7s  %s\n", "workload (first layer)", "uses", "trials",
+              "heuristic", "tuned", "gain", "schedule");
+  for (const auto& w : r.workloads)
+    std::printf("  %-28s %6zu %7d %9.3f ms %8.3f ms %6.2fx  %s\n", w.layers.front().c_str(),
+                w.layers.size(), w.trials, w.heuristic_ms, w.best_ms,
+                w.best_ms > 0 ? w.heuristic_ms / w.best_ms : 1.0, w.best.c_str());
+  if (!o.curve.empty()) {
+    write_curve_svg(o.curve, r.curve, g.name + ": best model time (sum of kernels) while tuning");
+    std::printf("  tuning curve: %s\n", o.curve.c_str());
+  }
+  // The whole model, tuned against untuned, alternating runs in this process.
+  PassFlags tuned = o.passes;
+  tuned.no_tuning = false;
+  runtime::CompiledModel before(
+      build_program(load_with_weights(o.net, o.batch, "", o.seed), untuned, threads), threads);
+  runtime::CompiledModel after(
+      build_program(load_with_weights(o.net, o.batch, "", o.seed), tuned, threads), threads);
+  const auto inputs = random_inputs(before.graph(), o.seed);
+  const auto [ms_before, ms_after] = side_by_side(before, after, inputs, 30);
+  std::printf("  model: untuned %.3f ms, tuned %.3f ms (median of 30 alternating runs): %.2fx\n",
+              ms_before, ms_after, ms_before / ms_after);
+  return 0;
+}
+
+}  // namespace
+
+Action add_tune(CLI::App& app) {
+  auto* sub = app.add_subcommand(
+      "tune",
+      "Search each kernel's schedule on this machine; keep the best in the tuning database");
+  auto o = std::make_shared<TuneFlags>();
+  sub->add_option("MODEL", o->net, "network file (.cnn, .keras, .h5, .json)");
+  sub->add_option("--budget", o->budget, "time to spend (90s, 15m, 1h)");
+  sub->add_option("--batch", o->batch, "batch size")->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  sub->add_option("--threads", o->threads, "worker threads (0: one per core)")
+      ->check(CLI::Range(0, 256));
+  sub->add_option("--seed", o->seed, "seed for the search, the weights and the input");
+  sub->add_option("--curve", o->curve,
+                  "write the tuning curve (best model time against tuning time) as SVG");
+  sub->add_flag("--worker", o->worker,
+                "measure candidates sent as JSON lines on stdin (the tuner starts this)");
+  add_pass_flags(*sub, o->passes);
+  return [o] { return tune(*o); };
+}
+
+}  // namespace cnnc::tools

@@ -1,0 +1,59 @@
+#pragma once
+// Measuring one candidate schedule of a workload, safely: in a worker process (`cnnc tune
+// --worker`, JSON lines on its stdin and stdout) that the tuner restarts when a candidate
+// crashes it or overruns its time limit, so a bad candidate costs one trial, never the run.
+// Every candidate's output is checked against the reference before its time counts.
+#include <sys/types.h>
+#include <string>
+
+#include "ir/schedule.h"
+
+namespace cnnc::tuner {
+
+struct Request {
+  std::string net;  // tuner::Workload::net
+  int64_t batch = 1;
+  std::string schedule;  // ir::to_text
+  std::string target = "host";
+  int threads = 0;
+  int repeats = 10;     // timed runs, at least
+  double min_ms = 200;  // timed for at least this long
+};
+
+struct Measurement {
+  bool ok = false;
+  double ms = 0;     // median of the timed runs
+  double noise = 0;  // (p90 - p10) / median
+  double max_rel_error = 0;
+  std::string error;  // why it failed (a schedule that does not fit, a wrong result, a crash)
+};
+
+// The measurement itself, in this process (what the worker runs).
+Measurement measure_here(const Request& r);
+
+// The worker's loop: one JSON request per line in, one JSON result per line out, until EOF.
+int serve_worker();
+
+// A worker process of this same binary, restarted when it dies or times out.
+class Worker {
+ public:
+  // `exe`: the cnnc binary to run as `exe tune --worker` (this process's own by default).
+  explicit Worker(std::string exe = "/proc/self/exe") : exe_(std::move(exe)) {}
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  // Measures in the worker; a crash or a timeout (seconds) is a failed Measurement.
+  Measurement measure(const Request& r, double timeout_s);
+  // The worker process, for tests that kill it (0 when none is running).
+  pid_t pid() const { return pid_; }
+
+ private:
+  void start();
+  void stop();
+  std::string exe_;
+  pid_t pid_ = 0;
+  int to_ = -1, from_ = -1;
+  std::string pending_;  // bytes read past the last line
+};
+
+}  // namespace cnnc::tuner

@@ -1,0 +1,131 @@
+#include "tuner/search.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "codegen/compile.h"
+
+namespace cnnc::tuner {
+
+namespace {
+
+template <class T>
+T pick(std::mt19937_64& rng, const std::vector<T>& v) {
+  return v[std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng)];
+}
+int64_t between(std::mt19937_64& rng, int64_t lo, int64_t hi) {
+  return std::uniform_int_distribution<int64_t>(lo, std::max(lo, hi))(rng);
+}
+
+std::vector<int64_t> divisors(int64_t n) {
+  std::vector<int64_t> d;
+  for (int64_t i = 1; i <= n; ++i)
+    if (n % i == 0) d.push_back(i);
+  return d;
+}
+
+// The shapes the space is built from (dense: a 1x1 conv over one row of all its input rows).
+struct Shape {
+  int64_t out_c, out_w, out_h, in_per_group, groups;
+};
+Shape shape_of(const ir::Graph& g, const ir::Node& n) {
+  const ir::TensorType& in = g.node(n.inputs[0]).type;
+  if (n.op == ir::OpKind::Dense)
+    return {n.type.channels(), in.elements() / in.channels(), 1, in.channels(), 1};
+  if (n.op == ir::OpKind::Conv2D) {
+    const int64_t groups = n.attr<ir::Conv2DAttrs>().groups;
+    return {n.type.shape[3], n.type.shape[2], n.type.shape[1], in.channels() / groups, groups};
+  }
+  const ir::Shape& s = n.type.shape;
+  return {s.back(), s.size() == 4 ? s[2] : 1, s.size() == 4 ? s[1] : 1, 1, 1};
+}
+
+std::vector<int64_t> lane_choices(const ir::Target& t, int64_t channels) {
+  std::vector<int64_t> v;
+  for (int64_t l = t.cpu.vector_lanes; l >= 1 && v.size() < 3; l /= 2)
+    if (l <= std::max<int64_t>(channels, 1)) v.push_back(l);
+  return v.empty() ? std::vector<int64_t>{1} : v;
+}
+
+// One draw from the kind's space; may not fit (the caller checks).
+ir::Schedule draw(const ir::Graph& g, const ir::Node& n, const ir::Target& t,
+                  std::mt19937_64& rng) {
+  const Shape s = shape_of(g, n);
+  ir::Schedule sc;
+  const ir::KernelKind kind = ir::kernel_kind(g, n);
+  const int64_t regs = t.cpu.vector_registers - 4;  // weights and the broadcast input
+  if (kind == ir::KernelKind::Pool || kind == ir::KernelKind::Pointwise) {
+    sc.kind = kind == ir::KernelKind::Pool ? ir::ScheduleKind::Pool : ir::ScheduleKind::Pointwise;
+    sc.vector = pick(rng, std::vector<int64_t>{4, 8, 16, 32, 64});
+    sc.rows = pick(rng, std::vector<int64_t>{1, 1, 2, 4, 8, 16});
+    return sc;
+  }
+  sc.vector = pick(rng, lane_choices(t, s.out_c));
+  if (kind == ir::KernelKind::Depthwise) {
+    sc.kind = ir::ScheduleKind::Depthwise;
+    sc.channels = sc.vector * between(rng, 1, std::min<int64_t>(4, s.out_c / sc.vector));
+    sc.pixels = between(rng, 1, std::min<int64_t>(s.out_w, regs / (sc.channels / sc.vector)));
+    sc.rows = between(rng, 1, s.out_h);
+    return sc;
+  }
+  const bool matrix_vector = s.out_w <= 16;
+  const int form = matrix_vector ? static_cast<int>(between(rng, 0, 2)) : 0;
+  if (form == 1 && s.groups == 1) {
+    sc.kind = ir::ScheduleKind::Gemv;
+    sc.channels = sc.pack =
+        sc.vector * between(rng, 1, std::max<int64_t>(1, regs / std::max<int64_t>(1, s.out_w)));
+    return sc;
+  }
+  if (form == 2) {
+    sc.kind = ir::ScheduleKind::Stream;
+    sc.channels = between(rng, 1, std::min<int64_t>(s.out_c, 2048));
+    return sc;
+  }
+  sc.kind = ir::ScheduleKind::Tile;
+  sc.channels = sc.vector * between(rng, 1, std::min<int64_t>(4, s.out_c / sc.vector));
+  sc.pixels = between(rng, 1, std::min<int64_t>(s.out_w, regs / (sc.channels / sc.vector)));
+  sc.chunk = pick(rng, divisors(s.in_per_group));
+  sc.rows = between(rng, 1, std::min<int64_t>(s.out_h, 64));
+  sc.taps_inside = sc.chunk == s.in_per_group ? between(rng, 0, 1) : 0;
+  if (s.groups == 1 && s.out_c % sc.channels == 0 && between(rng, 0, 1)) sc.pack = sc.channels;
+  return sc;
+}
+
+bool fits(const ir::Graph& g, const ir::Node& n, const ir::Schedule& s, const ir::Target& t) {
+  ir::Node probe = n;
+  probe.schedule = s;
+  return codegen::schedule_problem(g, probe, t).empty();
+}
+
+}  // namespace
+
+ir::Schedule random_schedule(const ir::Graph& g, const ir::Node& n, const ir::Target& t,
+                             std::mt19937_64& rng) {
+  for (int i = 0; i < 200; ++i)
+    if (ir::Schedule s = draw(g, n, t, rng); fits(g, n, s, t)) return s;
+  return n.schedule;
+}
+
+ir::Schedule mutate(const ir::Schedule& base, const ir::Graph& g, const ir::Node& n,
+                    const ir::Target& t, std::mt19937_64& rng) {
+  for (int i = 0; i < 200; ++i) {
+    // A fresh draw supplies the new value of one field (or, one time in eight, a new kind).
+    const ir::Schedule fresh = draw(g, n, t, rng);
+    ir::Schedule s = base;
+    if (fresh.kind != base.kind || between(rng, 0, 7) == 0) {
+      s = fresh;
+    } else {
+      int64_t ir::Schedule::*fields[] = {&ir::Schedule::vector, &ir::Schedule::channels,
+                                         &ir::Schedule::pixels, &ir::Schedule::chunk,
+                                         &ir::Schedule::rows,   &ir::Schedule::taps_inside,
+                                         &ir::Schedule::pack};
+      auto f = fields[between(rng, 0, 6)];
+      s.*f = fresh.*f;
+      if (f == &ir::Schedule::channels && s.pack) s.pack = s.channels;  // packing follows the tile
+    }
+    if (!(s == base) && fits(g, n, s, t)) return s;
+  }
+  return random_schedule(g, n, t, rng);
+}
+
+}  // namespace cnnc::tuner

@@ -1,0 +1,42 @@
+#pragma once
+// cnnc tune: each distinct workload of a model searched for its fastest schedule on this
+// hardware, the largest share of model time first, within a time budget; every measurement
+// committed to the tuning database as it is taken, so a tune killed at any moment resumes.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "ir/target.h"
+
+namespace cnnc::tuner {
+
+struct TuneOptions {
+  double budget_s = 900;
+  std::string db_path;
+  ir::Target target;
+  int threads = 0;  // resolved (> 0)
+  int64_t micro_batch = 1;
+  uint64_t seed = 1;
+  double min_ms = 150;  // each candidate timed for at least this long
+  // Called after each trial: workload i of n, trials so far, the best and heuristic times.
+  std::function<void(const std::string& line)> progress;
+};
+
+struct WorkloadResult {
+  std::string key;
+  std::vector<std::string> layers;
+  double heuristic_ms = 0, best_ms = 0;
+  std::string heuristic, best;  // schedules
+  int trials = 0, failed = 0;   // this run's and earlier runs' (resumed)
+  double seconds = 0;           // spent on it in this run
+};
+
+struct TuneResult {
+  std::vector<WorkloadResult> workloads;
+  std::vector<std::pair<double, double>> curve;  // (tuning seconds, best model time estimate ms)
+};
+
+TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts);
+
+}  // namespace cnnc::tuner
