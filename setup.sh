@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 # libjpeg/libpng: the Halide CMake package looks for them (its image I/O components).
 APT_PACKAGES=(build-essential ccache doctest-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev libjpeg-dev libpng-dev
-              libhdf5-dev libzip-dev pkg-config libsqlite3-dev
+              libhdf5-dev libzip-dev pkg-config libsqlite3-dev libxgboost-dev
               libdnnl-dev)  # oneDNN: only benchmarks/bench_layers, to compare with what TensorFlow runs
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -28,7 +28,7 @@ struct TuneFlags {
   int64_t batch = 1;
   int threads = 0;
   uint64_t seed = 1;
-  bool worker = false;
+  bool worker = false, no_cost_model = false;
   PassFlags passes;
 };
 
@@ -106,6 +106,7 @@ int tune(const TuneFlags& o) {
   t.threads = threads;
   t.micro_batch = codegen::choose_micro_batch(g, o.passes.micro_batch);
   t.seed = o.seed;
+  t.cost_model = !o.no_cost_model;
   t.progress = [](const std::string& line) {
     std::fprintf(stderr, "\r\033[K%s", line.c_str());
     std::fflush(stderr);
@@ -155,6 +156,8 @@ Action add_tune(CLI::App& app) {
   sub->add_option("--seed", o->seed, "seed for the search, the weights and the input");
   sub->add_option("--curve", o->curve,
                   "write the tuning curve (best model time against tuning time) as SVG");
+  sub->add_flag("--no-cost-model", o->no_cost_model,
+                "measure the search's proposals as they come, without the learned model's ranking");
   sub->add_flag("--worker", o->worker,
                 "measure candidates sent as JSON lines on stdin (the tuner starts this)");
   add_pass_flags(*sub, o->passes);

@@ -18,7 +18,8 @@ struct TuneOptions {
   int threads = 0;  // resolved (> 0)
   int64_t micro_batch = 1;
   uint64_t seed = 1;
-  double min_ms = 150;  // each candidate timed for at least this long
+  double min_ms = 150;     // each candidate timed for at least this long
+  bool cost_model = true;  // candidates ranked by the learned model before they are measured
   // Called after each trial: workload i of n, trials so far, the best and heuristic times.
   std::function<void(const std::string& line)> progress;
 };
@@ -26,7 +27,8 @@ struct TuneOptions {
 struct WorkloadResult {
   std::string key;
   std::vector<std::string> layers;
-  double heuristic_ms = 0, best_ms = 0;
+  // Medians of the heuristic's and the best's measurements, taken alternately at the end.
+  double heuristic_ms = 0, best_ms = 0, recheck_best_ms = 0;
   std::string heuristic, best;  // schedules
   int trials = 0, failed = 0;   // this run's and earlier runs' (resumed)
   double seconds = 0;           // spent on it in this run

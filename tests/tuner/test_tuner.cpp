@@ -18,6 +18,7 @@
 #include "passes/pipeline.h"
 #include "runtime/weights.h"
 #include "tuner/apply.h"
+#include "tuner/cost_model.h"
 #include "tuner/database.h"
 #include "tuner/fingerprint.h"
 #include "tuner/measure.h"
@@ -244,4 +245,30 @@ TEST_CASE("the worker: a result checked against the reference; a timeout or a cr
   m = worker.measure(r, 120);
   CHECK_MESSAGE(m.ok, m.error);
   CHECK(worker.pid() != before);
+}
+
+TEST_CASE("cost model: learns which schedules are faster from measurements, and ranks new ones") {
+  // Synthetic measurements where time grows with rows per task: the model must rank a small
+  // `r` ahead of a large one it has not seen.
+  const ir::Graph g = ir::parse("input x shape=28x28x32\nconv2d c filters=32 kernel=3x3 padding=same\n", "t.cnn");
+  const ir::Node& n = g.node(1);
+  tuner::CostModel model;
+  CHECK(!model.trained());
+  for (int64_t r = 1; r <= 28; r += 3)
+    for (int64_t x : {2, 4, 7}) {
+      ir::Schedule s;
+      s.kind = ir::ScheduleKind::Tile;
+      s.vector = 16, s.channels = 32, s.pixels = x, s.chunk = 32, s.rows = r;
+      model.add(tuner::features(g, n, s), 0.5 + 0.1 * static_cast<double>(r));
+    }
+  model.train();
+  REQUIRE(model.trained());
+  ir::Schedule fast, slow;
+  fast.kind = slow.kind = ir::ScheduleKind::Tile;
+  fast.vector = slow.vector = 16, fast.channels = slow.channels = 32, fast.chunk = slow.chunk = 32;
+  fast.pixels = slow.pixels = 14;
+  fast.rows = 2, slow.rows = 26;
+  const auto p = model.predict({tuner::features(g, n, fast), tuner::features(g, n, slow)});
+  REQUIRE(p.size() == 2);
+  CHECK(p[0] < p[1]);
 }
