@@ -39,6 +39,10 @@ std::vector<Explanation> apply_records(ir::Graph& g, const std::string& db_path,
         os << "tuned: the database's best for this hardware, " << best->ms << " ms against "
            << best->heuristic_ms << " ms with the tiling pass's schedule (measured " << best->date
            << ")";
+        if (best->schedule == e.schedule)
+          os.str(
+              "the tiling pass's, confirmed by the database (tuning found nothing faster on this "
+              "hardware)");
         e.schedule = best->schedule;
         e.why = os.str();
       } else {

@@ -197,7 +197,7 @@ std::optional<Record> Database::best(const std::string& fingerprint, const std::
                                      const std::string& target, int threads) const {
   auto r = query(
       "WHERE fingerprint=? AND workload=? AND target=? AND threads=? AND ok=1 AND cnnc_version=? "
-      "AND halide_version=? ORDER BY ms LIMIT 1",
+      "AND halide_version=? ORDER BY source = 'verified' DESC, ms LIMIT 1",
       {fingerprint, workload, target, std::to_string(threads), cnnc_version(), halide_version()});
   if (r.empty()) return std::nullopt;
   return r.front();
@@ -234,7 +234,7 @@ int64_t Database::prune() {
   exec(db_, path_,
        "DELETE FROM records WHERE id NOT IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
        "(PARTITION BY fingerprint, workload, target, threads, cnnc_version, halide_version "
-       "ORDER BY ok DESC, ms) AS rank FROM records) WHERE rank = 1)");
+       "ORDER BY ok DESC, source = 'verified' DESC, ms) AS rank FROM records) WHERE rank = 1)");
   exec(db_, path_, "PRAGMA wal_checkpoint(TRUNCATE)");
   return before - static_cast<int64_t>(all().size());
 }

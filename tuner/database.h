@@ -40,7 +40,9 @@ class Database {
 
   // Appends one record in its own transaction (durable when this returns).
   void add(const Record& r);
-  // The fastest successful record for this key, from this cnnc and Halide version.
+  // The record to apply for this key, from this cnnc and Halide version: the fastest verdict
+  // of a recheck (source "verified": the best against the heuristic, re-measured alternately)
+  // if the key has one, else the fastest successful measurement.
   std::optional<Record> best(const std::string& fingerprint, const std::string& workload,
                              const std::string& target, int threads) const;
   // Every record for the key (ok or not), oldest first: what a resumed tune has measured.

@@ -30,6 +30,7 @@ struct WorkloadResult {
   // Medians of the heuristic's and the best's measurements, taken alternately at the end.
   double heuristic_ms = 0, best_ms = 0, recheck_best_ms = 0;
   std::string heuristic, best;  // schedules
+  std::string verified;         // the recheck's winner (the best, or the heuristic), if rechecked
   int trials = 0, failed = 0;   // this run's and earlier runs' (resumed)
   double seconds = 0;           // spent on it in this run
 };

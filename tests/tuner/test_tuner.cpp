@@ -75,6 +75,17 @@ TEST_CASE("database: records are kept, the best is found, export and import roun
   CHECK(!db.best("hw A", r.workload, "host", 4).has_value());  // another thread count
   CHECK(db.other_fingerprints("hw A", r.workload, "host") == std::vector<std::string>{"hw B"});
   CHECK(db.integrity() == "ok");
+  {
+    // A recheck's verdict wins over a lucky single measurement.
+    tuner::Database more(scratch("verdict.db"));
+    more.add(record("tile:v8,c8,x3,k8,r2", 0.7));
+    tuner::Record v = record("tile:v8,c8,x6,k8,r1", 0.8);
+    v.source = "verified";
+    more.add(v);
+    CHECK(more.best("hw A", r.workload, "host", 2)->schedule == "tile:v8,c8,x6,k8,r1");
+    CHECK(more.prune() == 1);
+    CHECK(more.all().front().source == "verified");
+  }
   const std::string lines = db.export_lines();
   const std::string copy = scratch("b.db");
   fs::remove(copy);
