@@ -9,7 +9,6 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "codegen/compile.h"
 #include "ir/error.h"
 #include "ir/schedule.h"
 
@@ -97,9 +96,6 @@ std::string invalid(const Record& r) {
 }
 
 }  // namespace
-
-std::string cnnc_version() { return CNNC_VERSION; }
-std::string halide_version() { return codegen::halide_version(); }
 
 std::string now_utc() {
   std::time_t t = std::time(nullptr);
