@@ -2,6 +2,8 @@
 // learned in the tuning database; then the whole model timed tuned against untuned, side by
 // side. `cnnc tune --worker` is the measuring process the tuner starts (JSON lines on stdin
 // and stdout), so a crashing or hanging candidate costs one trial, never the run.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -107,8 +109,13 @@ int tune(const TuneFlags& o) {
   t.micro_batch = codegen::choose_micro_batch(g, o.passes.micro_batch);
   t.seed = o.seed;
   t.cost_model = !o.no_cost_model;
-  t.progress = [](const std::string& line) {
-    std::fprintf(stderr, "\r\033[K%s", line.c_str());
+  // A live line on a terminal; on a log, one line every 25 trials.
+  const bool tty = isatty(2);
+  t.progress = [tty, n = 0](const std::string& line) mutable {
+    if (tty)
+      std::fprintf(stderr, "\r\033[K%s", line.c_str());
+    else if (++n % 25 == 0)
+      std::fprintf(stderr, "%s\n", line.c_str());
     std::fflush(stderr);
   };
   std::printf(
