@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -100,6 +101,27 @@ void CompiledModel::run_kernels() {
   const codegen::RuntimeServices& s = services();
   for (const auto& ck : program_.kernels)
     ck.kernel->run(kernel_args(program_.graph.node(ck.node)), data_[ck.node], s);
+}
+
+void CompiledModel::rerun_profiled(std::vector<double>& per_kernel) {
+  using Clock = std::chrono::steady_clock;
+  per_kernel.resize(program_.kernels.size(), 0.0);
+  const codegen::RuntimeServices& s = services();
+  const auto ins = program_.graph.inputs(), outs = program_.graph.outputs();
+  for (int64_t slice = 0; slice < slices_; ++slice) {
+    if (slices_ > 1)
+      for (size_t i = 0; i < ins.size(); ++i) {
+        const size_t n = batch_in_[i].size() / static_cast<size_t>(slices_);
+        std::copy_n(batch_in_[i].data() + static_cast<size_t>(slice) * n, n, data_[ins[i]]);
+      }
+    for (size_t k = 0; k < program_.kernels.size(); ++k) {
+      const auto& ck = program_.kernels[k];
+      const auto args = kernel_args(program_.graph.node(ck.node));
+      const auto t0 = Clock::now();
+      ck.kernel->run(args, data_[ck.node], s);
+      per_kernel[k] += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    }
+  }
 }
 
 void CompiledModel::rerun() {

@@ -44,6 +44,10 @@ class CompiledModel {
 
   // Runs the kernels on the inputs already set by a previous run (for benchmarks).
   void rerun();
+  // Runs every kernel on the inputs already set, as rerun() does, and adds each kernel's time
+  // (ms, over all micro-batches) into per_kernel: kernels timed in the model's context, with the
+  // caches as the kernels before them left them.
+  void rerun_profiled(std::vector<double>& per_kernel);
   // Runs only kernel k (index into compiled().kernels) on every micro-batch, for per-layer
   // timing: its inputs may hold later values sharing their bytes (the memory plan), which
   // changes no timing.

@@ -30,7 +30,7 @@ struct TuneFlags {
   int64_t batch = 1;
   int threads = 0;
   uint64_t seed = 1;
-  bool worker = false, no_cost_model = false;
+  bool worker = false, no_cost_model = false, alone = false;
   PassFlags passes;
 };
 
@@ -109,6 +109,7 @@ int tune(const TuneFlags& o) {
   t.micro_batch = codegen::choose_micro_batch(g, o.passes.micro_batch);
   t.seed = o.seed;
   t.cost_model = !o.no_cost_model;
+  t.in_context = !o.alone;
   // A live line on a terminal; on a log, one line every 25 trials.
   const bool tty = isatty(2);
   t.progress = [tty, n = 0](const std::string& line) mutable {
@@ -165,6 +166,8 @@ Action add_tune(CLI::App& app) {
                   "write the tuning curve (best model time against tuning time) as SVG");
   sub->add_flag("--no-cost-model", o->no_cost_model,
                 "measure the search's proposals as they come, without the learned model's ranking");
+  sub->add_flag("--alone", o->alone,
+                "time each candidate kernel alone, not inside a run of the whole model");
   sub->add_flag("--worker", o->worker,
                 "measure candidates sent as JSON lines on stdin (the tuner starts this)");
   add_pass_flags(*sub, o->passes);

@@ -5,6 +5,7 @@
 // Every candidate's output is checked against the reference before its time counts.
 #include <sys/types.h>
 #include <string>
+#include <vector>
 
 #include "ir/schedule.h"
 
@@ -18,6 +19,11 @@ struct Request {
   int threads = 0;
   int repeats = 10;     // timed runs, at least
   double min_ms = 200;  // timed for at least this long
+  // In the model's context: the whole model (the network text of the optimised graph, with
+  // its schedules) is run with the candidate on every layer named here, and the time is theirs
+  // inside the run (caches as the layers before left them), per layer. Empty: the kernel alone.
+  std::string context;
+  std::vector<std::string> layers;
 };
 
 struct Measurement {

@@ -38,6 +38,8 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
   const std::string fp = fingerprint(opts.target);
   const std::vector<Workload> work = workloads(optimized, opts.micro_batch);
   Worker worker;
+  // The model as the worker re-creates it for in-context timing (schedules included).
+  const std::string context = opts.in_context ? ir::print(optimized) : std::string();
   std::mt19937_64 rng(opts.seed);
   TuneResult result;
 
@@ -70,10 +72,12 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
   }
 
   auto measure = [&](State& s, const std::string& schedule, const char* source) {
-    Request req{s.w->net, s.w->batch, schedule, opts.target.name, opts.threads, 5, opts.min_ms};
-    // Compiling takes seconds; a candidate ten times slower than the heuristic still finishes.
-    const double limit =
-        60 + 10 * (req.repeats + 2) * std::max(s.r.heuristic_ms, opts.min_ms) * 1e-3;
+    Request req{s.w->net, s.w->batch,  schedule, opts.target.name, opts.threads,
+                5,        opts.min_ms, context,  s.w->layers};
+    // Compiling takes seconds (in context, the first candidate also compiles or loads the rest
+    // of the model's kernels); a candidate ten times slower than the heuristic still finishes.
+    const double limit = (context.empty() ? 60 : 300) +
+                         10 * (req.repeats + 2) * std::max(s.r.heuristic_ms, opts.min_ms) * 1e-3;
     const Measurement m = worker.measure(req, limit);
     Record rec;
     rec.fingerprint = fp;

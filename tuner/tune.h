@@ -20,6 +20,9 @@ struct TuneOptions {
   uint64_t seed = 1;
   double min_ms = 150;     // each candidate timed for at least this long
   bool cost_model = true;  // candidates ranked by the learned model before they are measured
+  // Time each candidate inside a run of the whole model (its layers' time there, caches as the
+  // layers before left them) rather than alone.
+  bool in_context = true;
   // Called after each trial: workload i of n, trials so far, the best and heuristic times.
   std::function<void(const std::string& line)> progress;
 };

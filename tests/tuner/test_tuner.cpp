@@ -256,6 +256,21 @@ TEST_CASE("the worker: a result checked against the reference; a timeout or a cr
   m = worker.measure(r, 120);
   CHECK_MESSAGE(m.ok, m.error);
   CHECK(worker.pid() != before);
+  // In the model's context: the candidate on both layers of its workload, timed inside runs of
+  // the whole model; a layer the model does not have is an error.
+  r.context =
+      "input x shape=8x8x8\nconv2d a filters=8 kernel=3x3 padding=same\nrelu r\n"
+      "conv2d b filters=8 kernel=3x3 padding=same\n";
+  r.net = "input in0 shape=8x8x8\nconv2d L filters=8 kernel=3x3 padding=same <- in0\n";
+  r.schedule = "tile:v8,c8,x4,k8,r2";
+  r.layers = {"a", "b"};
+  m = worker.measure(r, 120);
+  CHECK_MESSAGE(m.ok, m.error);
+  CHECK(m.ms > 0);
+  r.layers = {"nope"};
+  m = worker.measure(r, 120);
+  CHECK(!m.ok);
+  CHECK(m.error.find("none of the workload's layers is in the model") != std::string::npos);
 }
 
 TEST_CASE("cost model: learns which schedules are faster from measurements, and ranks new ones") {
