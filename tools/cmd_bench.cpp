@@ -69,8 +69,10 @@ int64_t kernel_bytes(const ir::Graph& g, const ir::Node& n) {
 // Per-kernel median time over a few runs of each kernel alone, slowest first, each placed on
 // the roofline of the measured FMA peak and memory bandwidth: a kernel whose arithmetic
 // intensity (FLOP per byte moved) is below peak/bandwidth is memory-bound, and its ceiling is
-// intensity x bandwidth instead of the peak.
-void print_profile(runtime::CompiledModel& model, double peak, double bandwidth) {
+// intensity x bandwidth instead of the peak. Beside it, the kernel's median time inside whole
+// runs of the model (caches as the kernels before left them), and what the model spends
+// between its kernels.
+void print_profile(runtime::CompiledModel& model, double peak, double bandwidth, double model_ms) {
   const ir::Graph& g = model.graph();
   struct Row {
     size_t k;
@@ -80,7 +82,8 @@ void print_profile(runtime::CompiledModel& model, double peak, double bandwidth)
   double total = 0;
   for (size_t k = 0; k < model.kernels().size(); ++k) {
     std::vector<double> ms;
-    for (int i = 0; i < 5 || (ms.size() < 200 && std::accumulate(ms.begin(), ms.end(), 0.0) < 200); ++i) {
+    for (int i = 0; i < 5 || (ms.size() < 200 && std::accumulate(ms.begin(), ms.end(), 0.0) < 200);
+         ++i) {
       const auto t0 = Clock::now();
       model.run_kernel(k);
       ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
@@ -88,13 +91,40 @@ void print_profile(runtime::CompiledModel& model, double peak, double bandwidth)
     rows.push_back({k, quantile(ms, 0.5)});
     total += rows.back().ms;
   }
+  // The same kernels inside whole runs: each kernel's time there, and per run what the run
+  // spent outside its kernels.
+  std::vector<std::vector<double>> runs(model.kernels().size());
+  std::vector<double> per, walls, between;
+  const auto start = Clock::now();
+  for (int i = 0; i < 5 || (i < 200 && Clock::now() - start < std::chrono::milliseconds(300));
+       ++i) {
+    std::fill(per.begin(), per.end(), 0.0);
+    const auto t0 = Clock::now();
+    model.rerun_profiled(per);
+    const double wall = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    walls.push_back(wall);
+    between.push_back(wall - std::accumulate(per.begin(), per.end(), 0.0));
+    for (size_t k = 0; k < per.size(); ++k) runs[k].push_back(per[k]);
+  }
+  std::vector<double> in_model(runs.size());
+  for (size_t k = 0; k < runs.size(); ++k) in_model[k] = quantile(runs[k], 0.5);
+  const double wall_ms = quantile(walls, 0.5), between_ms = quantile(between, 0.5);
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.ms > b.ms; });
   const double ridge = bandwidth > 0 ? peak / bandwidth : 0;
   std::printf("  per kernel (median of runs of each kernel alone; sum %.3f ms)\n", total);
-  std::printf("  roofline: %.1f GFLOP/s peak, %.1f GB/s memory bandwidth (measured now), ridge at %.1f FLOP/byte\n",
-              peak, bandwidth, ridge);
-  std::printf("  %-24s %-16s %-18s %10s %7s %9s %7s %8s %8s %-7s %6s  %s\n", "layer", "op", "output", "ms", "share",
-              "GFLOP/s", "%peak", "GB/s", "FLOP/B", "bound", "%roof", "schedule");
+  std::printf(
+      "  in the model (runs timed kernel by kernel, %.3f ms median): %.3f ms (%.1f%%) outside its\n"
+      "  kernels (thread hand-off, micro-batches copied in and out, the executor); the run "
+      "without\n"
+      "  per-kernel timing: %.3f ms\n",
+      wall_ms, between_ms, wall_ms > 0 ? 100 * between_ms / wall_ms : 0.0, model_ms);
+  std::printf(
+      "  roofline: %.1f GFLOP/s peak, %.1f GB/s memory bandwidth (measured now), ridge at %.1f "
+      "FLOP/byte\n",
+      peak, bandwidth, ridge);
+  std::printf("  %-24s %-16s %-18s %10s %9s %7s %9s %7s %8s %8s %-7s %6s  %s\n", "layer", "op",
+              "output", "ms", "in model", "share", "GFLOP/s", "%peak", "GB/s", "FLOP/B", "bound",
+              "%roof", "schedule");
   for (const auto& r : rows) {
     const auto& ck = model.kernels()[r.k];
     const ir::Node& n = g.node(ck.node);
@@ -105,14 +135,20 @@ void print_profile(runtime::CompiledModel& model, double peak, double bandwidth)
     const double intensity = flops / bytes;
     const bool memory_bound = intensity < ridge;
     // Under the roof's slope, GFLOP/s over intensity x bandwidth is GB/s over bandwidth.
-    const double roof_pct = memory_bound ? (bandwidth > 0 ? 100 * gbs / bandwidth : 0.0) : 100 * gf / peak;
-    std::printf("  %-24s %-16s %-18s %10.3f %6.1f%% %9.1f %6.1f%% %8.1f %8.2f %-7s %5.1f%%  %s\n", n.name.c_str(),
-                std::string(n.info().text).c_str(), ir::shape_to_string(n.type.shape, true).c_str(), r.ms,
-                100 * r.ms / total, gf, peak > 0 ? 100 * gf / peak : 0.0, gbs, intensity,
-                memory_bound ? "memory" : "compute", roof_pct, ck.kernel->schedule().c_str());
+    const double roof_pct =
+        memory_bound ? (bandwidth > 0 ? 100 * gbs / bandwidth : 0.0) : 100 * gf / peak;
+    std::printf(
+        "  %-24s %-16s %-18s %10.3f %9.3f %6.1f%% %9.1f %6.1f%% %8.1f %8.2f %-7s %5.1f%%  %s\n",
+        n.name.c_str(), std::string(n.info().text).c_str(),
+        ir::shape_to_string(n.type.shape, true).c_str(), r.ms, in_model[r.k], 100 * r.ms / total,
+        gf, peak > 0 ? 100 * gf / peak : 0.0, gbs, intensity, memory_bound ? "memory" : "compute",
+        roof_pct, ck.kernel->schedule().c_str());
   }
-  std::printf("  bytes = inputs + weights + output, each moved once; %%roof = share of the kernel's ceiling\n"
-              "  (the peak if compute-bound, else the DRAM bandwidth: over 100%% means its data came from cache)\n");
+  std::printf(
+      "  bytes = inputs + weights + output, each moved once; %%roof = share of the kernel's "
+      "ceiling\n"
+      "  (the peak if compute-bound, else the DRAM bandwidth: over 100%% means its data came from "
+      "cache)\n");
 }
 
 // --serve: compile once, then answer one command per stdin line with one JSON line, so a
@@ -120,8 +156,8 @@ void print_profile(runtime::CompiledModel& model, double peak, double bandwidth)
 //   input PATH.npy   set graph input 0 and run once      -> {"ok": true}
 //   output PATH.npy  write output 0 of the last input run -> {"ok": true}
 //   time N           N timed runs on the current input    -> {"ms": [...]}
-//   peak             FMA peak and memory bandwidth now    -> {"fma_peak_gflops": ., "memory_gbs": .}
-//   quit
+//   peak             FMA peak and memory bandwidth now    -> {"fma_peak_gflops": ., "memory_gbs":
+//   .} quit
 int serve(runtime::CompiledModel& model, int threads, int64_t batch, int64_t macs) {
   using nlohmann::json;
   auto reply = [](const json& j) { std::cout << j.dump() << std::endl; };
@@ -142,7 +178,8 @@ int serve(runtime::CompiledModel& model, int threads, int64_t batch, int64_t mac
   std::string line;
   while (std::getline(std::cin, line)) {
     const auto space = line.find(' ');
-    const std::string cmd = line.substr(0, space), arg = space == std::string::npos ? "" : line.substr(space + 1);
+    const std::string cmd = line.substr(0, space),
+                      arg = space == std::string::npos ? "" : line.substr(space + 1);
     try {
       if (cmd == "quit") return 0;
       if (cmd == "input") {
@@ -165,7 +202,8 @@ int serve(runtime::CompiledModel& model, int threads, int64_t batch, int64_t mac
         reply({{"fma_peak_gflops", bench::measure_fma_peak_gflops(threads)},
                {"memory_gbs", bench::measure_memory_bandwidth_gbs(threads)}});
       } else {
-        reply({{"error", "unknown command '" + cmd + "'; accepted: input, output, time, peak, quit"}});
+        reply({{"error",
+                "unknown command '" + cmd + "'; accepted: input, output, time, peak, quit"}});
       }
     } catch (const std::exception& e) {
       reply({{"error", e.what()}});
@@ -181,12 +219,14 @@ int run_vs_peers(const BenchOptions& o, int threads) {
       throw Error("cnnc bench: unknown peer '" + p + "' in --vs; accepted: keras, onnxruntime");
   const std::string ext = std::filesystem::path(o.net).extension().string();
   if (ext != ".keras" && ext != ".h5")
-    throw Error("cnnc bench --vs: " + o.net + ": Keras and ONNX Runtime need the model as a Keras file (.keras or .h5); "
+    throw Error("cnnc bench --vs: " + o.net +
+                ": Keras and ONNX Runtime need the model as a Keras file (.keras or .h5); "
                 "tools/keras_export.py writes the zoo, LeNet5 and CIFAR10CNN as .keras");
   const char* env_script = std::getenv("CNNC_VS_PEERS");
   const std::string script = env_script ? env_script : CNNC_BENCHMARKS_DIR "/vs_peers.py";
   if (access(script.c_str(), R_OK) != 0)
-    throw Error("cnnc bench --vs: the driver " + script + " is missing (set CNNC_VS_PEERS to its path)");
+    throw Error("cnnc bench --vs: the driver " + script +
+                " is missing (set CNNC_VS_PEERS to its path)");
   char self[4096];
   const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
   if (len <= 0) throw Error("cnnc bench --vs: cannot find this program's path in /proc/self/exe");
@@ -194,11 +234,24 @@ int run_vs_peers(const BenchOptions& o, int threads) {
   std::string peers;
   for (const std::string& p : o.vs) peers += (peers.empty() ? "" : ",") + p;
   const char* env_python = std::getenv("CNNC_PYTHON");
-  std::vector<std::string> args = {env_python ? env_python : "python3", script, "--cnnc", self,
-                                   "--model", o.net, "--batch", std::to_string(o.batch),
-                                   "--threads", std::to_string(threads), "--peers", peers,
-                                   "--min-time", std::to_string(o.min_seconds),
-                                   "--min-runs", std::to_string(o.min_runs), "--seed", std::to_string(o.seed)};
+  std::vector<std::string> args = {env_python ? env_python : "python3",
+                                   script,
+                                   "--cnnc",
+                                   self,
+                                   "--model",
+                                   o.net,
+                                   "--batch",
+                                   std::to_string(o.batch),
+                                   "--threads",
+                                   std::to_string(threads),
+                                   "--peers",
+                                   peers,
+                                   "--min-time",
+                                   std::to_string(o.min_seconds),
+                                   "--min-runs",
+                                   std::to_string(o.min_runs),
+                                   "--seed",
+                                   std::to_string(o.seed)};
   if (!o.json_out.empty()) args.insert(args.end(), {"--json", o.json_out});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -210,9 +263,11 @@ int run_vs_peers(const BenchOptions& o, int threads) {
 }
 
 int bench(const BenchOptions& o) {
-  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+  const int threads =
+      o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
   if (!o.vs.empty()) return run_vs_peers(o, threads);
-  runtime::CompiledModel model(build_program(load_with_weights(o.net, o.batch, "", o.seed), o.passes, threads), threads);
+  runtime::CompiledModel model(
+      build_program(load_with_weights(o.net, o.batch, "", o.seed), o.passes, threads), threads);
   const ir::Graph& g = model.graph();
   int64_t macs = 0;
   for (const auto& n : g.nodes()) macs += ir::macs(n, ir::input_types(g, n));
@@ -221,13 +276,16 @@ int bench(const BenchOptions& o) {
   model.run(inputs);  // the first run also starts Halide's thread pool
   // Warm-up: --warmup runs (3) and, if any, at least 0.3 s.
   const auto warm_start = Clock::now();
-  for (int i = 0; i < o.warmup || (o.warmup > 0 && Clock::now() - warm_start < std::chrono::milliseconds(300)); ++i)
+  for (int i = 0;
+       i < o.warmup || (o.warmup > 0 && Clock::now() - warm_start < std::chrono::milliseconds(300));
+       ++i)
     model.rerun();
 
   std::vector<double> ms;
   const auto start = Clock::now();
   while (static_cast<int>(ms.size()) < o.min_runs ||
-         (std::chrono::duration<double>(Clock::now() - start).count() < o.min_seconds && ms.size() < 10000)) {
+         (std::chrono::duration<double>(Clock::now() - start).count() < o.min_seconds &&
+          ms.size() < 10000)) {
     const auto t0 = Clock::now();
     model.rerun();
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
@@ -240,32 +298,49 @@ int bench(const BenchOptions& o) {
   std::printf("%s (%s), batch %lld, %d thread(s)\n", model.graph().name.c_str(), o.net.c_str(),
               static_cast<long long>(o.batch), threads);
   const auto& cg = model.program();
-  std::printf("  compile:    %.2f s for %zu kernels: %zu compiled, %zu from the disk cache, %zu reused (Halide, %s)\n",
-              cg.compile_seconds, cg.kernels.size(), cg.compiled, cg.from_disk,
-              cg.kernels.size() - cg.compiled - cg.from_disk, cg.target.name.c_str());
+  std::printf(
+      "  compile:    %.2f s for %zu kernels: %zu compiled, %zu from the disk cache, %zu reused "
+      "(Halide, %s)\n",
+      cg.compile_seconds, cg.kernels.size(), cg.compiled, cg.from_disk,
+      cg.kernels.size() - cg.compiled - cg.from_disk, cg.target.name.c_str());
   if (model.micro_batch() < o.batch)
-    std::printf("  micro-batch: %lld images per pass through the network\n", static_cast<long long>(model.micro_batch()));
+    std::printf("  micro-batch: %lld images per pass through the network\n",
+                static_cast<long long>(model.micro_batch()));
   std::printf("  latency:    median %.3f ms, min %.3f ms, p90 %.3f ms over %zu runs\n", median,
               quantile(ms, 0.0), quantile(ms, 0.9), ms.size());
   std::printf("  throughput: %.1f images/s\n", static_cast<double>(o.batch) / (median * 1e-3));
-  std::printf("  memory:     %s of activations in one arena (%s with a buffer per value); %s more held by\n"
-              "              kernels' own buffers (padded inputs)\n",
-              bytes(model.memory_plan().arena_bytes).c_str(), bytes(model.memory_plan().unshared_bytes).c_str(),
-              bytes(static_cast<int64_t>(runtime::scratch_bytes_held())).c_str());
+  std::printf(
+      "  memory:     %s of activations in one arena (%s with a buffer per value); %s more held by\n"
+      "              kernels' own buffers (padded inputs)\n",
+      bytes(model.memory_plan().arena_bytes).c_str(),
+      bytes(model.memory_plan().unshared_bytes).c_str(),
+      bytes(static_cast<int64_t>(runtime::scratch_bytes_held())).c_str());
   std::printf("  work:       %s MACs per batch = %.3f GFLOP\n", with_commas(macs).c_str(),
               2e-9 * static_cast<double>(macs));
   if (peak > 0)
-    std::printf("  speed:      %.1f GFLOP/s = %.1f%% of the FMA peak (%.1f GFLOP/s on %d thread(s), measured now)\n",
-                gflops, 100.0 * gflops / peak, peak, threads);
+    std::printf(
+        "  speed:      %.1f GFLOP/s = %.1f%% of the FMA peak (%.1f GFLOP/s on %d thread(s), "
+        "measured now)\n",
+        gflops, 100.0 * gflops / peak, peak, threads);
   else
     std::printf("  speed:      %.1f GFLOP/s (no AVX2+FMA: peak not measured)\n", gflops);
-  if (o.profile) print_profile(model, peak, bench::measure_memory_bandwidth_gbs(threads));
+  if (o.profile) print_profile(model, peak, bench::measure_memory_bandwidth_gbs(threads), median);
   if (!o.json_out.empty()) {
-    const nlohmann::json j = {{"model", model.graph().name}, {"net", o.net}, {"batch", o.batch}, {"threads", threads},
-                              {"median_ms", median}, {"p10_ms", quantile(ms, 0.1)}, {"p90_ms", quantile(ms, 0.9)},
-                              {"runs", ms.size()}, {"macs", macs}, {"gflops", gflops}, {"peak_gflops", peak},
-                              {"compile_seconds", cg.compile_seconds}, {"kernels", cg.kernels.size()},
-                              {"compiled", cg.compiled}, {"from_disk", cg.from_disk},
+    const nlohmann::json j = {{"model", model.graph().name},
+                              {"net", o.net},
+                              {"batch", o.batch},
+                              {"threads", threads},
+                              {"median_ms", median},
+                              {"p10_ms", quantile(ms, 0.1)},
+                              {"p90_ms", quantile(ms, 0.9)},
+                              {"runs", ms.size()},
+                              {"macs", macs},
+                              {"gflops", gflops},
+                              {"peak_gflops", peak},
+                              {"compile_seconds", cg.compile_seconds},
+                              {"kernels", cg.kernels.size()},
+                              {"compiled", cg.compiled},
+                              {"from_disk", cg.from_disk},
                               {"arena_bytes", model.memory_plan().arena_bytes},
                               {"unshared_bytes", model.memory_plan().unshared_bytes},
                               {"scratch_bytes", runtime::scratch_bytes_held()},
@@ -278,22 +353,29 @@ int bench(const BenchOptions& o) {
 }  // namespace
 
 Action add_bench(CLI::App& app) {
-  auto* sub = app.add_subcommand("bench", "Measure latency, throughput, GFLOP/s and % of the FMA peak");
+  auto* sub =
+      app.add_subcommand("bench", "Measure latency, throughput, GFLOP/s and % of the FMA peak");
   auto o = std::make_shared<BenchOptions>();
   sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json)")->required();
   sub->add_option("--batch", o->batch, "batch size")->check(CLI::Range(int64_t{1}, int64_t{4096}));
-  sub->add_option("--threads", o->threads, "worker threads (0: one per core)")->check(CLI::Range(0, 256));
-  sub->add_option("--min-time", o->min_seconds, "seconds to measure for, at least")->check(CLI::Range(0.0, 600.0));
-  sub->add_option("--min-runs", o->min_runs, "runs to measure, at least")->check(CLI::Range(1, 100000));
-  sub->add_option("--warmup", o->warmup, "runs before timing, after the first (and, if any, at least 0.3 s)")
+  sub->add_option("--threads", o->threads, "worker threads (0: one per core)")
+      ->check(CLI::Range(0, 256));
+  sub->add_option("--min-time", o->min_seconds, "seconds to measure for, at least")
+      ->check(CLI::Range(0.0, 600.0));
+  sub->add_option("--min-runs", o->min_runs, "runs to measure, at least")
+      ->check(CLI::Range(1, 100000));
+  sub->add_option("--warmup", o->warmup,
+                  "runs before timing, after the first (and, if any, at least 0.3 s)")
       ->check(CLI::Range(0, 1000));
   sub->add_option("--seed", o->seed, "seed for weights and input");
   sub->add_flag("--profile", o->profile, "also time each kernel alone, slowest first");
-  sub->add_option("--vs", o->vs, "also run the model in these systems, alternating runs: keras, onnxruntime "
-                                  "(a Keras model file; needs tools/setup_keras.sh)")
+  sub->add_option("--vs", o->vs,
+                  "also run the model in these systems, alternating runs: keras, onnxruntime "
+                  "(a Keras model file; needs tools/setup_keras.sh)")
       ->delimiter(',');
   sub->add_option("--json", o->json_out, "also write the results to this JSON file");
-  sub->add_flag("--serve", o->serve, "compile, then take commands on stdin (used by benchmarks/vs_peers.py)");
+  sub->add_flag("--serve", o->serve,
+                "compile, then take commands on stdin (used by benchmarks/vs_peers.py)");
   add_pass_flags(*sub, o->passes);
   return [o] { return bench(*o); };
 }
