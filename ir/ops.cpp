@@ -1,6 +1,7 @@
 #include "ir/ops.h"
 
 #include <array>
+#include <vector>
 
 namespace cnnc::ir {
 
@@ -24,14 +25,16 @@ constexpr KerasName kKerasNames[] = {
 #undef CNNC_ACTIVATION
 };
 
-bool has_word(std::string_view words, std::string_view w) {
-  while (!words.empty()) {
-    const auto space = words.find(' ');
-    if (words.substr(0, space) == w) return true;
+// The space-separated words of a Keras-names column.
+std::vector<std::string_view> words(std::string_view s) {
+  std::vector<std::string_view> out;
+  while (!s.empty()) {
+    const auto space = s.find(' ');
+    out.push_back(s.substr(0, space));
     if (space == std::string_view::npos) break;
-    words.remove_prefix(space + 1);
+    s.remove_prefix(space + 1);
   }
-  return false;
+  return out;
 }
 }  // namespace
 
@@ -89,7 +92,8 @@ bool has_kernel(OpKind k) { return !is_view(k) && k != OpKind::Input; }
 
 const OpInfo* find_activation(std::string_view name) {
   for (const auto& k : kKerasNames)
-    if (has_word(k.names, name)) return &op_info(k.kind);
+    for (std::string_view w : words(k.names))
+      if (w == name) return &op_info(k.kind);
   const OpInfo* op = find_op(name);
   return op && (op->traits & kNamedActivation) ? op : nullptr;
 }
@@ -99,13 +103,8 @@ std::string activation_names() {
   for (const auto& op : kOps)
     if (op.traits & kNamedActivation) s += ", " + std::string(op.text);
   for (const auto& k : kKerasNames)
-    for (std::string_view rest = k.names; !rest.empty();) {
-      const auto space = rest.find(' ');
-      const std::string_view w = rest.substr(0, space);
+    for (std::string_view w : words(k.names))
       if (w != op_info(k.kind).text) s += ", " + std::string(w);
-      if (space == std::string_view::npos) break;
-      rest.remove_prefix(space + 1);
-    }
   return s;
 }
 

@@ -84,49 +84,45 @@ void CompiledModel::run_kernel(size_t k) {
 }
 
 // One micro-batch: its images of the inputs in, every kernel, its images of the outputs out.
-void CompiledModel::run_slice(int64_t s) {
+void CompiledModel::run_slice(int64_t s, std::vector<double>* per_kernel) {
   const auto ins = program_.graph.inputs(), outs = program_.graph.outputs();
   for (size_t i = 0; i < ins.size(); ++i) {
     const size_t n = batch_in_[i].size() / static_cast<size_t>(slices_);
     std::copy_n(batch_in_[i].data() + static_cast<size_t>(s) * n, n, data_[ins[i]]);
   }
-  run_kernels();
+  run_kernels(per_kernel);
   for (size_t o = 0; o < outs.size(); ++o) {
     const size_t n = batch_out_[o].size() / static_cast<size_t>(slices_);
     std::copy_n(data_[outs[o]], n, batch_out_[o].data() + static_cast<size_t>(s) * n);
   }
 }
 
-void CompiledModel::run_kernels() {
-  const codegen::RuntimeServices& s = services();
-  for (const auto& ck : program_.kernels)
-    ck.kernel->run(kernel_args(program_.graph.node(ck.node)), data_[ck.node], s);
-}
-
-void CompiledModel::rerun_profiled(std::vector<double>& per_kernel) {
+void CompiledModel::run_kernels(std::vector<double>* per_kernel) {
   using Clock = std::chrono::steady_clock;
-  per_kernel.resize(program_.kernels.size(), 0.0);
   const codegen::RuntimeServices& s = services();
-  const auto ins = program_.graph.inputs(), outs = program_.graph.outputs();
-  for (int64_t slice = 0; slice < slices_; ++slice) {
-    if (slices_ > 1)
-      for (size_t i = 0; i < ins.size(); ++i) {
-        const size_t n = batch_in_[i].size() / static_cast<size_t>(slices_);
-        std::copy_n(batch_in_[i].data() + static_cast<size_t>(slice) * n, n, data_[ins[i]]);
-      }
-    for (size_t k = 0; k < program_.kernels.size(); ++k) {
-      const auto& ck = program_.kernels[k];
-      const auto args = kernel_args(program_.graph.node(ck.node));
-      const auto t0 = Clock::now();
+  for (size_t k = 0; k < program_.kernels.size(); ++k) {
+    const auto& ck = program_.kernels[k];
+    const auto args = kernel_args(program_.graph.node(ck.node));
+    if (!per_kernel) {
       ck.kernel->run(args, data_[ck.node], s);
-      per_kernel[k] += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      continue;
     }
+    const auto t0 = Clock::now();
+    ck.kernel->run(args, data_[ck.node], s);
+    (*per_kernel)[k] += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   }
 }
 
-void CompiledModel::rerun() {
-  if (slices_ == 1) return run_kernels();  // inputs and outputs live in the arena
-  for (int64_t s = 0; s < slices_; ++s) run_slice(s);
+void CompiledModel::run_all(std::vector<double>* per_kernel) {
+  if (slices_ == 1) return run_kernels(per_kernel);  // inputs and outputs live in the arena
+  for (int64_t s = 0; s < slices_; ++s) run_slice(s, per_kernel);
+}
+
+void CompiledModel::rerun() { run_all(nullptr); }
+
+void CompiledModel::rerun_profiled(std::vector<double>& per_kernel) {
+  per_kernel.resize(program_.kernels.size(), 0.0);
+  run_all(&per_kernel);
 }
 
 std::vector<ir::Tensor> CompiledModel::run(const std::vector<ir::Tensor>& inputs) {

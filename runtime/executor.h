@@ -63,8 +63,10 @@ class CompiledModel {
 
  private:
   std::vector<const float*> kernel_args(const ir::Node& n) const;
-  void run_kernels();  // every kernel once, on the micro-batch in the arena
-  void run_slice(int64_t s);
+  // Every kernel once, on the micro-batch in the arena; with per_kernel, each one's time added.
+  void run_kernels(std::vector<double>* per_kernel);
+  void run_slice(int64_t s, std::vector<double>* per_kernel);
+  void run_all(std::vector<double>* per_kernel);  // every micro-batch
 
   codegen::Program program_;
   int64_t slices_ = 1;  // batch / micro-batch

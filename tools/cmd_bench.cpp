@@ -263,8 +263,7 @@ int run_vs_peers(const BenchOptions& o, int threads) {
 }
 
 int bench(const BenchOptions& o) {
-  const int threads =
-      o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+  const int threads = resolve_threads(o.threads);
   if (!o.vs.empty()) return run_vs_peers(o, threads);
   runtime::CompiledModel model(
       build_program(load_with_weights(o.net, o.batch, "", o.seed), o.passes, threads), threads);

@@ -370,10 +370,15 @@ ACTIVATIONS = ["relu", "relu6", "swish", "silu", "sigmoid", "softmax", "tanh", "
 @fixture("Activation layer: " + ", ".join(ACTIVATIONS) + " (softmax over the channel axis; "
          "hard_sigmoid is Keras 3's relu6(x+3)/6, not Keras 2's 0.2x+0.5); inputs in [-5, 5)")
 def fx_activations():
+    return activation_layers_model("activations", ACTIVATIONS), -5, 5
+
+
+def activation_layers_model(name, activations):
+    """An Activation layer per name, each on the same (2, 3, 4) input, concatenated."""
     x = keras.Input((2, 3, 4), name="in")
-    ys = [layers.Activation(a, name="act_" + a)(x) for a in ACTIVATIONS]
+    ys = [layers.Activation(a, name="act_" + a)(x) for a in activations]
     y = layers.Concatenate(name="cat")(ys)
-    return keras.Model(x, y, name="activations"), -5, 5
+    return keras.Model(x, y, name=name)
 
 
 @fixture("ReLU layer: default, max_value=6, negative_slope=0.1, threshold=0.5, "
@@ -400,10 +405,7 @@ ACTIVATIONS_KERAS3 = ["gelu", "hard_silu", "hard_swish", "mish", "elu", "selu", 
          "written as \"hard_silu\", x * relu6(x+3)/6; elu with alpha 1; selu with its fixed "
          "alpha and scale; log_softmax over the channel axis); inputs in [-5, 5)")
 def fx_activations_keras3():
-    x = keras.Input((2, 3, 4), name="in")
-    ys = [layers.Activation(a, name="act_" + a)(x) for a in ACTIVATIONS_KERAS3]
-    y = layers.Concatenate(name="cat")(ys)
-    return keras.Model(x, y, name="activations_keras3"), -5, 5
+    return activation_layers_model("activations_keras3", ACTIVATIONS_KERAS3), -5, 5
 
 
 @fixture("Keras 3 activations as layer epilogues (activation= in the layer): Conv2D 3x3 'same' "

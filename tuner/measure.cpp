@@ -32,6 +32,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Seeded uniform inputs in [lo, hi) for every input of the graph.
+std::vector<ir::Tensor> uniform_inputs(const ir::Graph& g, uint64_t seed, double lo, double hi) {
+  std::mt19937_64 rng(seed);
+  std::vector<ir::Tensor> inputs;
+  for (ir::NodeId id : g.inputs()) {
+    ir::Tensor t(g.node(id).type.shape);
+    for (auto& v : t.data)
+      v = static_cast<float>(static_cast<double>(rng() >> 11) * 0x1.0p-53 * (hi - lo) + lo);
+    inputs.push_back(std::move(t));
+  }
+  return inputs;
+}
+
 // A workload's weights, inputs and reference outputs, made once per worker.
 struct Fixture {
   ir::Graph graph;
@@ -45,12 +58,7 @@ const Fixture& fixture(const std::string& net, int64_t batch) {
   Fixture f;
   f.graph = ir::parse(net, "workload", batch);
   runtime::init_weights(f.graph, 7);
-  std::mt19937_64 rng(11);
-  for (ir::NodeId id : f.graph.inputs()) {
-    ir::Tensor t(f.graph.node(id).type.shape);
-    for (auto& v : t.data) v = static_cast<float>(static_cast<double>(rng() >> 11) * 0x1.0p-52 - 1);
-    f.inputs.push_back(std::move(t));
-  }
+  f.inputs = uniform_inputs(f.graph, 11, -1, 1);
   f.want = runtime::reference::run(f.graph, f.inputs);
   return cache.emplace(key, std::move(f)).first->second;
 }
@@ -91,14 +99,7 @@ std::unique_ptr<runtime::CompiledModel> in_context(const Request& r) {
   o.target = r.target;
   o.micro_batch = r.batch;
   auto m = std::make_unique<runtime::CompiledModel>(codegen::compile(std::move(g), o), r.threads);
-  std::mt19937_64 rng(13);
-  std::vector<ir::Tensor> inputs;
-  for (ir::NodeId id : m->graph().inputs()) {
-    ir::Tensor t(m->graph().node(id).type.shape);
-    for (auto& v : t.data) v = static_cast<float>(static_cast<double>(rng() >> 11) * 0x1.0p-53);
-    inputs.push_back(std::move(t));
-  }
-  m->run(inputs);
+  m->run(uniform_inputs(m->graph(), 13, 0, 1));
   return m;
 }
 

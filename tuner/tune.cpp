@@ -71,6 +71,21 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
     states.push_back(std::move(s));
   }
 
+  // A record of this tune's key (hardware, workload, target, threads, versions) for a schedule.
+  auto record_for = [&](const State& s, const std::string& schedule, const char* source) {
+    Record r;
+    r.fingerprint = fp;
+    r.workload = s.w->key;
+    r.target = opts.target.name;
+    r.threads = opts.threads;
+    r.cnnc_version = cnnc_version();
+    r.halide_version = halide_version();
+    r.schedule = schedule;
+    r.source = source;
+    r.date = now_utc();
+    return r;
+  };
+
   auto measure = [&](State& s, const std::string& schedule, const char* source) {
     Request req{s.w->net, s.w->batch,  schedule, opts.target.name, opts.threads,
                 5,        opts.min_ms, context,  s.w->layers};
@@ -79,21 +94,12 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
     const double limit = (context.empty() ? 60 : 300) +
                          10 * (req.repeats + 2) * std::max(s.r.heuristic_ms, opts.min_ms) * 1e-3;
     const Measurement m = worker.measure(req, limit);
-    Record rec;
-    rec.fingerprint = fp;
-    rec.workload = s.w->key;
-    rec.target = opts.target.name;
-    rec.threads = opts.threads;
-    rec.cnnc_version = cnnc_version();
-    rec.halide_version = halide_version();
-    rec.schedule = schedule;
-    rec.source = source;
+    Record rec = record_for(s, schedule, source);
     rec.ok = m.ok;
     rec.ms = m.ok ? m.ms : 0;
     rec.noise = m.ok && std::isfinite(m.noise) ? m.noise : 0;
     rec.heuristic_ms = m.ok && schedule == s.r.heuristic ? m.ms : s.r.heuristic_ms;
     rec.error = m.error.substr(0, 1000);
-    rec.date = now_utc();
     db.add(rec);  // committed before the next candidate starts
     s.tried.insert(schedule);
     ++s.r.trials;
@@ -230,18 +236,9 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
       const bool wins = b[b.size() / 2] < s.r.heuristic_ms;
       s.r.verified = wins ? best : s.r.heuristic;
       s.r.recheck_best_ms = wins ? b[b.size() / 2] : s.r.heuristic_ms;
-      Record v;
-      v.fingerprint = fp;
-      v.workload = s.w->key;
-      v.target = opts.target.name;
-      v.threads = opts.threads;
-      v.cnnc_version = cnnc_version();
-      v.halide_version = halide_version();
-      v.schedule = s.r.verified;
-      v.source = "verified";
+      Record v = record_for(s, s.r.verified, "verified");
       v.ms = s.r.recheck_best_ms;
       v.heuristic_ms = s.r.heuristic_ms;
-      v.date = now_utc();
       db.add(v);
     }
     s.r.seconds = std::chrono::duration<double>(Clock::now() - ws).count();

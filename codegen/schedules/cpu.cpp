@@ -63,9 +63,11 @@ std::string conv_error(const ConvSpec& s, const ir::Schedule& sc) {
   return "";
 }
 
-// Rows of the (fused rows x batch) loop per parallel task; `extent` is the loop's length (a
-// split wider than the loop would shift its tasks before the start).
-void parallel_rows(Func& f, Var rows, int64_t per_task, int64_t extent) {
+// Rows of the (fused rows x batch) loop per parallel task, on a Func or an update Stage;
+// `extent` is the loop's length (a split wider than the loop would shift its tasks before the
+// start).
+template <class FuncOrStage>
+void parallel_rows(FuncOrStage& f, Var rows, int64_t per_task, int64_t extent) {
   per_task = std::min(per_task, extent);
   if (per_task > 1) {
     Var outer("rows_o"), inner("rows_i");
@@ -92,7 +94,8 @@ std::string schedule_error(const ir::Graph& g, const ir::Node& n, const ir::Sche
     return conv_error(conv_spec(g, n), sc);
   if (!power_of_two(sc.vector)) return "v (vector lanes) must be a power of two from 1 to 64";
   if (sc.vector > n.type.channels())
-    return "v (vector lanes) must not exceed the output channels (" + std::to_string(n.type.channels()) + ")";
+    return "v (vector lanes) must not exceed the output channels (" +
+           std::to_string(n.type.channels()) + ")";
   if (sc.rows < 1) return "r (rows per task) must be set";
   return "";
 }
@@ -258,12 +261,7 @@ std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc
       for (size_t i = 0; i < a.slices.size(); ++i) {
         Stage u = out.update(static_cast<int>(i));
         if (rank == 4) u.fuse(v[2], v[3], outer);
-        if (rows > 1) {
-          Var o("rows_o"), in("rows_i");
-          u.split(outer, o, in, static_cast<int>(rows)).parallel(o);
-        } else {
-          u.parallel(outer);
-        }
+        parallel_rows(u, outer, rows, extent);
         u.vectorize(a.slices[i].x, ir::vector_lanes_for(a.arg_dims[i][0], lanes));
       }
       return "channel slices written in place, vectorised (" + std::to_string(lanes) + " lanes), " +
