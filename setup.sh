@@ -7,7 +7,8 @@ cd "$(dirname "$0")"
 # libjpeg/libpng: the Halide CMake package looks for them (its image I/O components).
 APT_PACKAGES=(build-essential ccache doctest-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev libjpeg-dev libpng-dev
               libhdf5-dev libzip-dev pkg-config libsqlite3-dev libxgboost-dev
-              libdnnl-dev)  # oneDNN: only benchmarks/bench_layers, to compare with what TensorFlow runs
+              libdnnl-dev   # oneDNN: only benchmarks/bench_layers, to compare with what TensorFlow runs
+              pocl-opencl-icd ocl-icd-opencl-dev)  # OpenCL on the CPU: the GPU schedules tested without a GPU
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

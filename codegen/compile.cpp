@@ -16,6 +16,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "codegen/device_memory.h"
 #include "codegen/disk_cache.h"
 #include "codegen/ops/ops.h"
 #include "codegen/schedules/schedules.h"
@@ -45,7 +46,10 @@ Lowered take(A& a, std::string schedule) {
 
 Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t) {
   const ir::Schedule& sc = n.schedule;
-  if (const std::string why = schedule_error(g, n, sc, ir::TargetFamily::Cpu); !why.empty())
+  const bool gpu = t.has_gpu_feature();
+  if (const std::string why =
+          schedule_error(g, n, sc, gpu ? ir::TargetFamily::Gpu : ir::TargetFamily::Cpu);
+      !why.empty())
     throw Error(g.where(n) + ": cannot apply its schedule: " + why +
                 " (schedule=" + ir::to_text(sc) +
                 "); leave it out (schedule=none) to let the tiling pass choose one");
@@ -54,17 +58,17 @@ Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t) {
     case ir::KernelKind::Depthwise: {
       ConvAlgorithm a = conv_algorithm(conv_spec(g, n), static_cast<int>(sc.pack),
                                        n.op == ir::OpKind::Dense ? "dense" : "conv");
-      std::string how = schedule_conv_cpu(a, sc, t);
+      std::string how = gpu ? schedule_conv_gpu(a, sc) : schedule_conv_cpu(a, sc, t);
       return take(a, std::move(how));
     }
     case ir::KernelKind::Pool: {
       Algorithm a = pool_algorithm(g, n);
-      std::string how = schedule_pool_cpu(a, sc, t);
+      std::string how = gpu ? schedule_pool_gpu(a, sc) : schedule_pool_cpu(a, sc, t);
       return take(a, std::move(how));
     }
     case ir::KernelKind::Pointwise: {
       PointwiseAlgorithm a = pointwise_algorithm(g, n);
-      std::string how = schedule_pointwise_cpu(a, sc, t);
+      std::string how = gpu ? schedule_pointwise_gpu(a, sc) : schedule_pointwise_cpu(a, sc, t);
       return take(a, std::move(how));
     }
   }
@@ -77,7 +81,9 @@ void capture_error(JITUserContext*, const char* msg) { last_error = msg; }
 // A kernel JIT-compiled in memory (a Callable) or loaded from the disk cache (an AOT function).
 class HalideKernel final : public Kernel {
  public:
-  HalideKernel(Callable c, const Lowered& l) : callable_(std::move(c)) { describe(l); }
+  HalideKernel(Callable c, const Lowered& l, bool gpu) : callable_(std::move(c)), gpu_(gpu) {
+    describe(l);
+  }
   HalideKernel(AotFunction f, DiskCache* disk, const Lowered& l) : aot_(f), disk_(disk) {
     describe(l);
   }
@@ -91,6 +97,20 @@ class HalideKernel final : public Kernel {
     in.reserve(args.size());
     for (size_t i = 0; i < args.size(); ++i) in.emplace_back(args[i], arg_dims_[i]);
     Runtime::Buffer<float> result(out, out_dims_);
+    // A GPU kernel's buffers are views of the device's copy of these bytes.
+    struct DeviceViews {
+      std::vector<halide_buffer_t*> bufs;
+      ~DeviceViews() {
+        for (halide_buffer_t* b : bufs) unbind(*b);
+      }
+    } views;
+    internal_assert(gpu_ == (services.device != nullptr),
+                    "a GPU kernel needs its Program's device memory, a CPU kernel none");
+    if (gpu_) {
+      for (auto& b : in) views.bufs.push_back(b.raw_buffer()), bind(*services.device, *b.raw_buffer(), true);
+      views.bufs.push_back(result.raw_buffer());
+      bind(*services.device, *result.raw_buffer(), false);
+    }
     if (aot_) {
       disk_->use_services(services);
       std::vector<void*> argv;
@@ -138,6 +158,7 @@ class HalideKernel final : public Kernel {
     weight_block_ = l.weight_block;
   }
   std::optional<Callable> callable_;
+  bool gpu_ = false;
   AotFunction aot_ = nullptr;
   DiskCache* disk_ = nullptr;
   std::vector<std::vector<int>> arg_dims_;
@@ -203,21 +224,67 @@ std::shared_ptr<const Kernel> cached_kernel(
 
 }  // namespace
 
+namespace {
+
+// cuda[:sm_XX]: the Halide CUDA capability to compile for, the highest Halide 21 knows that the
+// requested GPU runs (its PTX is JIT-compiled by the driver for a newer GPU: sm_90 runs sm_86's).
+struct CudaCapability {
+  int value;
+  Target::Feature feature;
+};
+constexpr CudaCapability kCudaCapabilities[] = {
+    {30, Target::CUDACapability30}, {32, Target::CUDACapability32},
+    {35, Target::CUDACapability35}, {50, Target::CUDACapability50},
+    {61, Target::CUDACapability61}, {70, Target::CUDACapability70},
+    {75, Target::CUDACapability75}, {80, Target::CUDACapability80},
+    {86, Target::CUDACapability86},
+};
+
+ir::Target describe_gpu_target(const std::string& name) {
+  ir::Target r = describe_target("host");
+  r.name = name;
+  r.family = ir::Target::Gpu;
+  Target t = get_host_target();  // the host CPU's features; never host-cuda, which asks the GPU
+  if (name == "opencl") {
+    r.gpu.api = ir::GpuFacts::OpenCL;
+    t = t.with_feature(Target::OpenCL);
+  } else {
+    int sm = 86;
+    if (name != "cuda") {
+      const std::string v = name.substr(std::string("cuda:sm_").size());
+      const bool digits = name.rfind("cuda:sm_", 0) == 0 && !v.empty() && v.size() <= 3 &&
+                          v.find_first_not_of("0123456789") == std::string::npos;
+      sm = digits ? std::stoi(v) : 0;
+      if (sm < kCudaCapabilities[0].value)
+        throw Error("target '" + name + "': expected cuda or cuda:sm_XX with XX a compute " +
+                    "capability of 30 or more (cuda:sm_86, cuda:sm_90); accepted: " +
+                    ir::kTargetSyntax);
+    }
+    const CudaCapability* best = &kCudaCapabilities[0];
+    for (const auto& c : kCudaCapabilities)
+      if (c.value <= sm) best = &c;
+    r.gpu.api = ir::GpuFacts::Cuda;
+    r.gpu.capability = best->value;
+    r.gpu.requested_capability = sm;
+    t = t.with_feature(Target::CUDA).with_feature(best->feature);
+  }
+  r.halide = t.to_string();
+  return r;
+}
+
+}  // namespace
+
 ir::Target describe_target(const std::string& name) {
+  if (name == "opencl" || name == "cuda" || name.rfind("cuda:", 0) == 0)
+    return describe_gpu_target(name);
   ir::Target r;
   r.name = name;
-  if (name == "opencl" || name == "cuda" || name.rfind("cuda:", 0) == 0)
-    throw Error("target '" + name +
-                "': GPU kernels are not built yet (CUDA and OpenCL schedules come with "
-                "the GPU targets); accepted now: host, or a CPU target string such as "
-                "x86-64-linux-avx2-fma");
   if (name != "host" && !Target::validate_target_string(name))
     throw Error("unknown target '" + name + "'; accepted: " + ir::kTargetSyntax);
   const Target t = name == "host" ? get_host_target() : Target(name);
   if (t.has_gpu_feature())
-    throw Error("target '" + name +
-                "': GPU kernels are not built yet; accepted now: host, or a CPU target "
-                "string such as x86-64-linux-avx2-fma");
+    throw Error("target '" + name + "': a GPU is named by --target opencl or cuda[:sm_XX], " +
+                "not by a GPU feature in a target string; accepted: " + ir::kTargetSyntax);
   r.halide = name == "host" ? "host" : t.to_string();
   r.cpu.arch = t.arch == Target::X86   ? "x86-64"
                : t.arch == Target::ARM ? "arm-" + std::to_string(t.bits)
@@ -246,8 +313,9 @@ ir::Target describe_target(const std::string& name) {
 // vs 1295; one image per pass was slower than four on DenseNet121 and VGG16. A rule from the
 // cache sizes did not predict this (VGG16's first layers exceed every cache either way), so it
 // stays a measured default until the autotuner chooses it per model and machine.
-int64_t choose_micro_batch(const ir::Graph& g, int64_t requested) {
+int64_t choose_micro_batch(const ir::Graph& g, int64_t requested, ir::Target::Family family) {
   int64_t m = requested;
+  if (m <= 0 && family == ir::Target::Gpu) m = g.batch();
   if (m <= 0)
     for (int64_t d = 1; d <= std::min<int64_t>(g.batch(), 4); ++d)
       if (g.batch() % d == 0) m = d;
@@ -265,8 +333,12 @@ Program compile(ir::Graph g, const CompileOptions& opts) {
   Program p;
   p.target = describe_target(opts.target);
   const Target target = halide_target(p.target);
+  const bool gpu = p.target.family == ir::Target::Gpu;
+  // GPU kernels are JIT-compiled into one Halide runtime, whose device memory they share; the
+  // disk cache holds CPU kernels only.
+  if (gpu) p.device = make_device_memory(p.target, target);
   const int64_t batch = g.batch();
-  p.micro_batch = choose_micro_batch(g, opts.micro_batch);
+  p.micro_batch = choose_micro_batch(g, opts.micro_batch, p.target.family);
   // Kernels and memory plan for one micro-batch; the Program's graph keeps the caller's batch.
   g.set_batch(p.micro_batch);
   const auto start = std::chrono::steady_clock::now();
@@ -284,7 +356,7 @@ Program compile(ir::Graph g, const CompileOptions& opts) {
           [&]() -> std::shared_ptr<const Kernel> {
             Lowered l = lower(g, n, target);
             std::vector<Argument> args(l.args.begin(), l.args.end());
-            if (DiskCache* disk = opts.disk_cache ? DiskCache::instance() : nullptr) {
+            if (DiskCache* disk = opts.disk_cache && !gpu ? DiskCache::instance() : nullptr) {
               AotFunction f = disk->load_or_build(
                   key, target,
                   [&](const std::string& object, const std::string& function) {
@@ -295,7 +367,7 @@ Program compile(ir::Graph g, const CompileOptions& opts) {
               return std::make_shared<const HalideKernel>(f, disk, l);
             }
             return std::make_shared<const HalideKernel>(
-                Pipeline(l.out).compile_to_callable(args, target), l);
+                Pipeline(l.out).compile_to_callable(args, target), l, gpu);
           },
           cn.cached);
       p.from_disk += from_disk;
@@ -311,7 +383,8 @@ Program compile(ir::Graph g, const CompileOptions& opts) {
   }
   p.compile_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  p.plan = plan_memory(g, opts.reuse_memory);
+  p.plan = plan_memory(g, opts.reuse_memory,
+                       gpu ? MemoryPlan::kGpuAlignment : MemoryPlan::kCpuAlignment);
   g.set_batch(batch);
   p.graph = std::move(g);
   return p;
@@ -327,27 +400,50 @@ std::string halide_version() {
          std::to_string(HALIDE_VERSION_PATCH);
 }
 
+namespace {
+
+// The PTX module Halide embeds in a CUDA target's object: NUL-terminated text around its
+// ".target sm_" directive.
+std::string ptx_in_object(const std::string& object) {
+  const size_t at = object.find(".target sm_");
+  if (at == std::string::npos) return "";
+  const size_t begin = object.rfind('\0', at) + 1;  // npos + 1 == 0
+  const size_t end = object.find('\0', at);
+  return object.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+}
+
+}  // namespace
+
 std::string emit(const ir::Graph& g, const ir::Node& n, const ir::Target& t, Stage stage) {
+  if (stage == Stage::Ptx && !(t.family == ir::Target::Gpu && t.gpu.api == ir::GpuFacts::Cuda))
+    throw Error("--emit ptx is for a CUDA target (--target cuda[:sm_XX]), not " + t.name);
   const Target target = halide_target(t);
   Lowered l = lower(g, n, target);
   std::vector<Argument> args(l.args.begin(), l.args.end());
   char dir[] = "/tmp/cnnc-emit-XXXXXX";
   if (!mkdtemp(dir))
     throw Error(std::string("cannot make a temporary folder for --emit: ") + std::strerror(errno));
-  const std::string file = std::string(dir) + "/kernel" + (stage == Stage::Halide ? ".stmt" : ".s");
+  const std::string file = std::string(dir) + "/kernel" +
+                           (stage == Stage::Halide ? ".stmt" : stage == Stage::Ptx ? ".o" : ".s");
   try {
     if (stage == Stage::Halide)
       Pipeline(l.out).compile_to_lowered_stmt(file, args, StmtOutputFormat::Text, target);
+    else if (stage == Stage::Ptx)
+      Pipeline(l.out).compile_to_object(file, args, "kernel", target.with_feature(Target::NoRuntime));
     else
       Pipeline(l.out).compile_to_assembly(file, args, "kernel",
                                           target.with_feature(Target::NoRuntime));
   } catch (const Halide::Error& e) {
     throw Error(g.where(n) + ": Halide could not compile this layer: " + e.what());
   }
-  std::ifstream f(file);
+  std::ifstream f(file, std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   std::remove(file.c_str());
   rmdir(dir);
+  if (stage == Stage::Ptx) {
+    text = ptx_in_object(text);
+    internal_assert(!text.empty(), "no PTX in the object Halide wrote for " + g.where(n));
+  }
   return text;
 }
 

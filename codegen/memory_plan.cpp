@@ -5,9 +5,10 @@
 
 namespace cnnc::codegen {
 
-MemoryPlan plan_memory(const ir::Graph& g, bool reuse) {
+MemoryPlan plan_memory(const ir::Graph& g, bool reuse, int64_t alignment) {
   const int n = g.size();
   MemoryPlan p;
+  p.alignment = alignment;
   p.offset.assign(n, -1);
   p.bytes.assign(n, 0);
   p.first.assign(n, 0);
@@ -19,8 +20,8 @@ MemoryPlan plan_memory(const ir::Graph& g, bool reuse) {
     const bool view = ir::is_view(node.op);
     owner[i] = view ? owner[node.inputs[0]] : i;
     if (view) continue;
-    p.bytes[i] = (node.type.elements() * int64_t{sizeof(float)} + MemoryPlan::kAlignment - 1) /
-                 MemoryPlan::kAlignment * MemoryPlan::kAlignment;
+    p.bytes[i] = (node.type.elements() * int64_t{sizeof(float)} + alignment - 1) / alignment *
+                 alignment;
     p.first[i] = node.op == ir::OpKind::Input ? 0 : i;
     p.last[i] = i;
   }

@@ -14,13 +14,32 @@
 
 namespace cnnc::codegen {
 
+// A GPU program's memory on the device: a mirror of host memory regions (the activation arena,
+// each weight tensor). GPU kernels take host addresses, as CPU kernels do, and read and write
+// the device's copy of those bytes; the runtime copies only the model's inputs to the device and
+// its outputs back. Implemented by codegen (codegen/device_memory.cpp) for the GPU API of the
+// target; null in a CPU Program.
+class DeviceMemory {
+ public:
+  virtual ~DeviceMemory() = default;
+  // Mirrors [host, host + bytes) on the device; `upload` copies the bytes there now (weights).
+  // Throws cnnc::Error when there is no device, or not enough memory on it (naming the need).
+  virtual void map(const void* host, size_t bytes, bool upload) = 0;
+  virtual void to_device(const void* host, size_t bytes) = 0;  // within a mapped region
+  virtual void to_host(void* host, size_t bytes) = 0;          // within a mapped region
+  virtual void finish() = 0;  // waits until every kernel launched so far has run
+  virtual size_t mapped_bytes() const = 0;
+};
+
 // What a kernel calls back into while it runs, provided by the runtime (runtime/services.h): its
-// parallel loops' workers and the memory of its own buffers (Halide's do_par_for, malloc, free).
+// parallel loops' workers and the memory of its own buffers (Halide's do_par_for, malloc, free),
+// and for a GPU program the device memory its buffers live in.
 struct RuntimeServices {
   int (*do_par_for)(void* user_context, int (*task)(void*, int, uint8_t*), int min, int size,
                     uint8_t* closure) = nullptr;
   void* (*malloc)(void* user_context, size_t bytes) = nullptr;
   void (*free)(void* user_context, void* ptr) = nullptr;
+  DeviceMemory* device = nullptr;
 };
 
 // One compiled node. Shapes are fixed at compile time; run() takes the data pointers of the
@@ -41,7 +60,11 @@ class Kernel {
 // Every value a kernel writes gets an offset in one arena; two values share bytes only when
 // their lifetimes do not overlap (liveness-based reuse).
 struct MemoryPlan {
-  static constexpr int64_t kAlignment = 64;  // bytes: a cache line, a full AVX-512 vector
+  // Every offset and size is a multiple of the alignment: on a CPU a cache line and an AVX-512
+  // vector; on a GPU 512 bytes, because a kernel's buffer is an OpenCL sub-buffer at its offset,
+  // which must be a multiple of the device's base-address alignment (PoCL 128, GPUs up to 512).
+  static constexpr int64_t kCpuAlignment = 64, kGpuAlignment = 512;
+  int64_t alignment = kCpuAlignment;
   std::vector<int64_t> offset;               // per node, in bytes; -1 for views (no storage)
   std::vector<int64_t> bytes;                // per node: its buffer's size (0 for views)
   std::vector<int> first, last;              // per node: the steps its buffer is live (inclusive)
@@ -66,6 +89,7 @@ struct Program {
   ir::Target target;
   std::vector<CompiledNode> kernels;  // nodes in graph order; views and inputs have none
   MemoryPlan plan;                    // one micro-batch's activations
+  std::shared_ptr<DeviceMemory> device;  // GPU targets: where the kernels' buffers live
   double compile_seconds = 0;
   size_t compiled = 0;   // kernels compiled now
   size_t from_disk = 0;  // kernels loaded from the on-disk cache; the rest reused one in memory

@@ -29,7 +29,7 @@ enum class ScheduleKind {
   Depthwise,  // depthwise conv: register tile of channels x pixels, padded per task
   Pool,       // pooling: vectorised over channels, rows per task
   Pointwise,  // every other kernel: vectorised over channels, rows per task
-  // GPU (fields defined here; codegen for them comes with the GPU targets)
+  // GPU (CUDA, OpenCL)
   GpuTile,       // conv/dense/depthwise: thread blocks over output tiles, shared-memory staging
   GpuPointwise,  // every other kernel: thread blocks over channels x pixels
 };
@@ -47,8 +47,8 @@ struct Schedule {
   int64_t taps_inside = 0;  // t: 1 = every tap inside the register tile
   int64_t pack = 0;         // p: output channels per block of pre-packed weights
   // GPU fields: a thread block computes block_channels x block_pixels outputs of one row
-  // (x block_rows rows), each thread `channels` x `pixels` of them in registers; `chunk` input
-  // channels are staged per step; shared: 1 stages the input tile, 2 the weights, 3 both.
+  // (x block_rows rows), each thread `channels` x `pixels` of them in registers, reducing over
+  // `chunk` input channels per step; shared: 1 stages the block's input window in shared memory.
   int64_t block_channels = 0;  // C
   int64_t block_pixels = 0;    // X
   int64_t block_rows = 0;      // R

@@ -12,10 +12,12 @@ std::string Target::describe() const {
   if (cpu.l3_bytes) s += ", L3 " + kib(cpu.l3_bytes);
   s += ", " + std::to_string(cpu.cores) + " cores";
   if (!cpu.model.empty()) s += ", " + cpu.model;
-  if (family == Gpu)
-    s += "; GPU " + std::string(gpu.api == GpuFacts::Cuda ? "CUDA" : "OpenCL") +
-         (gpu.capability ? " sm_" + std::to_string(gpu.capability) : "") +
-         (gpu.name.empty() ? "" : " " + gpu.name);
+  if (family == Gpu && gpu.api == GpuFacts::OpenCL) s += "; GPU OpenCL";
+  if (family == Gpu && gpu.api == GpuFacts::Cuda) {
+    s += "; GPU CUDA sm_" + std::to_string(gpu.capability);
+    if (gpu.requested_capability > gpu.capability)
+      s += " PTX, which the driver compiles for sm_" + std::to_string(gpu.requested_capability);
+  }
   return s + ")";
 }
 

@@ -18,13 +18,17 @@ struct CpuFacts {
   int cores = 1;
 };
 
+// What GPU schedules are sized by. Compiling needs no GPU, so these are the limits every GPU of
+// the API honours (CUDA since sm_30; OpenCL devices, PoCL's included), not one device's readings.
 struct GpuFacts {
   enum Api { Cuda, OpenCL } api = Cuda;
   std::string name;
-  int capability = 0;  // CUDA compute capability x 10 (86: sm_86)
-  int sms = 0;
+  int capability = 0;  // CUDA: the compute capability x 10 kernels are compiled for (86: sm_86)
+  int requested_capability = 0;  // CUDA: what --target asked for (90 for cuda:sm_90)
+  int sms = 0;                   // streaming multiprocessors (0: unknown until run)
   int64_t shared_bytes_per_block = 48 << 10;
   int registers_per_block = 65536;
+  int max_threads_per_block = 1024;
 };
 
 struct Target {

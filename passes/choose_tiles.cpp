@@ -9,6 +9,7 @@ namespace {
 // The layer as a convolution: dense is a 1x1 conv over a one-row image of all its input rows.
 struct ConvShape {
   int64_t out_c, out_w, out_h, in_per_group, groups, taps;
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;  // the window (1x1 for dense)
 };
 
 ConvShape conv_shape(const ir::Graph& g, const ir::Node& n, int64_t kernel_batch) {
@@ -18,8 +19,52 @@ ConvShape conv_shape(const ir::Graph& g, const ir::Node& n, int64_t kernel_batch
     return {n.type.channels(), rows, 1, in.channels(), 1, 1};
   }
   const auto& a = n.attr<ir::Conv2DAttrs>();
-  return {n.type.shape[3],          n.type.shape[2], n.type.shape[1],
-          in.channels() / a.groups, a.groups,        a.kernel.h * a.kernel.w};
+  return {n.type.shape[3], n.type.shape[2], n.type.shape[1], in.channels() / a.groups,
+          a.groups,        a.kernel.h * a.kernel.w, a.kernel.h,     a.kernel.w,
+          a.strides.h,     a.strides.w,             a.dilation.h,   a.dilation.w};
+}
+
+int64_t largest_divisor_up_to(int64_t n, int64_t limit) {
+  for (int64_t d = std::min(n, limit); d > 1; --d)
+    if (n % d == 0) return d;
+  return 1;
+}
+
+// A GPU conv: a block of up to 64 output channels x 8 pixels x enough rows for ~256 threads,
+// each thread 4 channels x 2 pixels in registers (few enough that no GPU spills them); the
+// whole reduction per thread, unrolled by 4 where the channels allow; the block's input window
+// staged in shared memory when it takes at most a third of the 48 KiB a block may use.
+ir::Schedule gpu_conv_schedule(const ConvShape& s, const ir::GpuFacts& gpu) {
+  const bool depthwise = s.in_per_group == 1 && s.groups > 1;
+  ir::Schedule sc;
+  sc.kind = ir::ScheduleKind::GpuTile;
+  sc.block_channels = std::min<int64_t>(s.out_c, 64);
+  sc.channels = depthwise ? 1 : largest_divisor_up_to(sc.block_channels, 4);
+  sc.block_pixels = std::min<int64_t>(s.out_w, 8);
+  sc.pixels = largest_divisor_up_to(sc.block_pixels, 2);
+  const int64_t per_row = sc.block_channels / sc.channels * (sc.block_pixels / sc.pixels);
+  sc.block_rows = std::clamp<int64_t>(256 / per_row, 1, s.out_h);
+  if (!depthwise) {
+    sc.chunk = s.in_per_group;
+    sc.unroll = largest_divisor_up_to(sc.chunk, 4);
+    if (sc.unroll == 1) sc.unroll = 0;
+  }
+  const int64_t window = ((sc.block_pixels - 1) * s.sw + (s.kw - 1) * s.dw + 1) *
+                         ((sc.block_rows - 1) * s.sh + (s.kh - 1) * s.dh + 1);
+  const int64_t channels = depthwise ? sc.block_channels : s.in_per_group * s.groups;
+  if (s.taps > 1 && channels * window * 4 <= gpu.shared_bytes_per_block / 3) sc.shared = 1;
+  return sc;
+}
+
+// Pooling and pointwise kernels on a GPU: a block of up to 64 channels x enough pixels for
+// ~256 threads, a thread per output (coalesced along the channels).
+ir::Schedule gpu_pointwise_schedule(const ir::Node& n) {
+  ir::Schedule sc;
+  sc.kind = ir::ScheduleKind::GpuPointwise;
+  sc.vector = 1;
+  sc.block_channels = std::min<int64_t>(n.type.channels(), 64);
+  sc.block_pixels = std::max<int64_t>(1, 256 / sc.block_channels);
+  return sc;
 }
 
 }  // namespace
@@ -27,6 +72,7 @@ ConvShape conv_shape(const ir::Graph& g, const ir::Node& n, int64_t kernel_batch
 ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts) {
   const int64_t kernel_batch = opts.kernel_batch > 0 ? opts.kernel_batch : g.batch();
   const ConvShape s = conv_shape(g, n, kernel_batch);
+  if (opts.target.family == ir::Target::Gpu) return gpu_conv_schedule(s, opts.target.gpu);
   const ir::CpuFacts& m = opts.target.cpu;
   ir::Schedule sc;
   sc.vector = ir::vector_lanes_for(s.out_c, m.vector_lanes);
@@ -120,8 +166,14 @@ ir::Schedule pointwise_schedule(const ir::Node& n, ir::ScheduleKind kind,
 }  // namespace
 
 ir::Graph choose_tiles(ir::Graph g, const TilingOptions& opts) {
+  const bool gpu = opts.target.family == ir::Target::Gpu;
   for (auto& n : g.nodes()) {
     if (!ir::has_kernel(n.op) || n.schedule.kind != ir::ScheduleKind::None) continue;
+    if (gpu && ir::kernel_kind(g, n) != ir::KernelKind::Conv &&
+        ir::kernel_kind(g, n) != ir::KernelKind::Depthwise) {
+      n.schedule = gpu_pointwise_schedule(n);
+      continue;
+    }
     switch (ir::kernel_kind(g, n)) {
       case ir::KernelKind::Conv:
       case ir::KernelKind::Depthwise:

@@ -66,6 +66,19 @@ CompiledModel::CompiledModel(codegen::Program program, int threads) : program_(s
     data_[i] = offset >= 0 ? arena_.data() + offset / int64_t{sizeof(float)}
                            : data_[n.inputs[0]];  // a view: same data, another shape
   }
+  services_ = services();
+  if (codegen::DeviceMemory* device = program_.device.get()) {
+    // The arena and every weight live on the device from now on; the weights go there once.
+    services_.device = device;
+    device->map(arena_.data(), static_cast<size_t>(program_.plan.arena_bytes), false);
+    for (const auto& ck : program_.kernels) {
+      const auto& packed = packed_[ck.node];
+      for (const auto& p : g.node(ck.node).params)
+        if (!p.value.data.empty())
+          device->map(p.role == "kernel" && !packed.empty() ? packed.data() : p.value.data.data(),
+                      p.value.data.size() * sizeof(float), true);
+    }
+  }
 }
 
 std::vector<const float*> CompiledModel::kernel_args(const ir::Node& n) const {
@@ -80,7 +93,24 @@ std::vector<const float*> CompiledModel::kernel_args(const ir::Node& n) const {
 void CompiledModel::run_kernel(size_t k) {
   const auto& ck = program_.kernels.at(k);
   const auto args = kernel_args(program_.graph.node(ck.node));
-  for (int64_t s = 0; s < slices_; ++s) ck.kernel->run(args, data_[ck.node], services());
+  for (int64_t s = 0; s < slices_; ++s) ck.kernel->run(args, data_[ck.node], services_);
+  if (services_.device) services_.device->finish();
+}
+
+void CompiledModel::inputs_to_device() {
+  if (!services_.device) return;
+  for (ir::NodeId i : program_.graph.inputs())
+    services_.device->to_device(data_[i], bytes_per_slice(i));
+}
+
+void CompiledModel::outputs_to_host() {
+  if (!services_.device) return;
+  for (ir::NodeId o : program_.graph.outputs())
+    services_.device->to_host(data_[o], bytes_per_slice(o));
+}
+
+size_t CompiledModel::bytes_per_slice(ir::NodeId id) const {
+  return static_cast<size_t>(program_.graph.node(id).type.elements() / slices_) * sizeof(float);
 }
 
 // One micro-batch: its images of the inputs in, every kernel, its images of the outputs out.
@@ -90,7 +120,9 @@ void CompiledModel::run_slice(int64_t s, std::vector<double>* per_kernel) {
     const size_t n = batch_in_[i].size() / static_cast<size_t>(slices_);
     std::copy_n(batch_in_[i].data() + static_cast<size_t>(s) * n, n, data_[ins[i]]);
   }
+  inputs_to_device();
   run_kernels(per_kernel);
+  outputs_to_host();
   for (size_t o = 0; o < outs.size(); ++o) {
     const size_t n = batch_out_[o].size() / static_cast<size_t>(slices_);
     std::copy_n(data_[outs[o]], n, batch_out_[o].data() + static_cast<size_t>(s) * n);
@@ -99,7 +131,7 @@ void CompiledModel::run_slice(int64_t s, std::vector<double>* per_kernel) {
 
 void CompiledModel::run_kernels(std::vector<double>* per_kernel) {
   using Clock = std::chrono::steady_clock;
-  const codegen::RuntimeServices& s = services();
+  const codegen::RuntimeServices& s = services_;
   for (size_t k = 0; k < program_.kernels.size(); ++k) {
     const auto& ck = program_.kernels[k];
     const auto args = kernel_args(program_.graph.node(ck.node));
@@ -109,8 +141,10 @@ void CompiledModel::run_kernels(std::vector<double>* per_kernel) {
     }
     const auto t0 = Clock::now();
     ck.kernel->run(args, data_[ck.node], s);
+    if (s.device) s.device->finish();  // a GPU kernel's time is until it has run
     (*per_kernel)[k] += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   }
+  if (s.device) s.device->finish();
 }
 
 void CompiledModel::run_all(std::vector<double>* per_kernel) {
@@ -140,7 +174,9 @@ std::vector<ir::Tensor> CompiledModel::run(const std::vector<ir::Tensor>& inputs
     std::copy(inputs[i].data.begin(), inputs[i].data.end(),
               slices_ == 1 ? data_[ids[i]] : batch_in_[i].data());
   }
+  if (slices_ == 1) inputs_to_device();
   rerun();
+  if (slices_ == 1) outputs_to_host();
   std::vector<ir::Tensor> outs;
   const auto out_ids = g.outputs();
   for (size_t o = 0; o < out_ids.size(); ++o) {

@@ -67,6 +67,10 @@ class CompiledModel {
   void run_kernels(std::vector<double>* per_kernel);
   void run_slice(int64_t s, std::vector<double>* per_kernel);
   void run_all(std::vector<double>* per_kernel);  // every micro-batch
+  // A GPU program: the inputs' bytes of one micro-batch to the device, the outputs' back.
+  void inputs_to_device();
+  void outputs_to_host();
+  size_t bytes_per_slice(ir::NodeId id) const;
 
   codegen::Program program_;
   int64_t slices_ = 1;  // batch / micro-batch
@@ -75,6 +79,7 @@ class CompiledModel {
   Arena arena_;                             // every activation, at the plan's offsets
   std::vector<std::vector<float>> packed_;  // per node: its kernel weights as its kernel reads them
   std::vector<float*> data_;                // per node: its storage or the viewed input's
+  codegen::RuntimeServices services_;       // the worker pool's, and the Program's device memory
 };
 
 }  // namespace cnnc::runtime

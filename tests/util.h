@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 
@@ -11,6 +12,13 @@
 namespace cnnc::test {
 
 inline std::string source_path(const std::string& rel) { return std::string(CNNC_SOURCE_DIR) + "/" + rel; }
+
+// The target the compiling tests build for: $CNNC_TEST_TARGET (ctest runs the op and Keras tests
+// again with opencl, on PoCL), else the host.
+inline std::string test_target() {
+  const char* t = std::getenv("CNNC_TEST_TARGET");
+  return t && *t ? t : "host";
+}
 
 inline ir::Tensor random_tensor(const ir::Shape& shape, std::mt19937& rng, float lo = -1.f,
                                 float hi = 1.f) {

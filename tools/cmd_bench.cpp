@@ -118,10 +118,13 @@ void print_profile(runtime::CompiledModel& model, double peak, double bandwidth,
       "without\n"
       "  per-kernel timing: %.3f ms\n",
       wall_ms, between_ms, wall_ms > 0 ? 100 * between_ms / wall_ms : 0.0, model_ms);
-  std::printf(
-      "  roofline: %.1f GFLOP/s peak, %.1f GB/s memory bandwidth (measured now), ridge at %.1f "
-      "FLOP/byte\n",
-      peak, bandwidth, ridge);
+  if (peak > 0)
+    std::printf(
+        "  roofline: %.1f GFLOP/s peak, %.1f GB/s memory bandwidth (measured now), ridge at %.1f "
+        "FLOP/byte\n",
+        peak, bandwidth, ridge);
+  else
+    std::printf("  roofline: no peak measured for this target (%%peak and bound left at 0)\n");
   std::printf("  %-24s %-16s %-18s %10s %9s %7s %9s %7s %8s %8s %-7s %6s  %s\n", "layer", "op",
               "output", "ms", "in model", "share", "GFLOP/s", "%peak", "GB/s", "FLOP/B", "bound",
               "%roof", "schedule");
@@ -135,13 +138,15 @@ void print_profile(runtime::CompiledModel& model, double peak, double bandwidth,
     const double intensity = flops / bytes;
     const bool memory_bound = intensity < ridge;
     // Under the roof's slope, GFLOP/s over intensity x bandwidth is GB/s over bandwidth.
-    const double roof_pct =
-        memory_bound ? (bandwidth > 0 ? 100 * gbs / bandwidth : 0.0) : 100 * gf / peak;
+    const double roof_pct = peak <= 0      ? 0.0
+                            : memory_bound ? (bandwidth > 0 ? 100 * gbs / bandwidth : 0.0)
+                                           : 100 * gf / peak;
     std::printf(
         "  %-24s %-16s %-18s %10.3f %9.3f %6.1f%% %9.1f %6.1f%% %8.1f %8.2f %-7s %5.1f%%  %s\n",
         n.name.c_str(), std::string(n.info().text).c_str(),
         ir::shape_to_string(n.type.shape, true).c_str(), r.ms, in_model[r.k], 100 * r.ms / total,
-        gf, peak > 0 ? 100 * gf / peak : 0.0, gbs, intensity, memory_bound ? "memory" : "compute",
+        gf, peak > 0 ? 100 * gf / peak : 0.0, gbs, intensity,
+        peak <= 0 ? "-" : memory_bound ? "memory" : "compute",
         roof_pct, ck.kernel->schedule().c_str());
   }
   std::printf(
@@ -289,8 +294,10 @@ int bench(const BenchOptions& o) {
     model.rerun();
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
-  // The peak with the same number of threads, measured now, on this machine.
-  const double peak = bench::measure_fma_peak_gflops(threads);
+  // The peak with the same number of threads, measured now, on this machine: a CPU's. A GPU
+  // target's limit is its GPU's (benchmarks/cuda_peak measures a CUDA GPU's).
+  const bool gpu = model.program().target.family == ir::Target::Gpu;
+  const double peak = gpu ? 0.0 : bench::measure_fma_peak_gflops(threads);
   const double median = quantile(ms, 0.5);
   const double gflops = 2.0 * static_cast<double>(macs) / (median * 1e-3) * 1e-9;
 
@@ -321,9 +328,14 @@ int bench(const BenchOptions& o) {
         "  speed:      %.1f GFLOP/s = %.1f%% of the FMA peak (%.1f GFLOP/s on %d thread(s), "
         "measured now)\n",
         gflops, 100.0 * gflops / peak, peak, threads);
+  else if (gpu)
+    std::printf("  speed:      %.1f GFLOP/s on the %s device (the CPU's peak does not apply; "
+                "benchmarks/cuda_peak measures a CUDA GPU's)\n",
+                gflops, model.program().target.name.c_str());
   else
     std::printf("  speed:      %.1f GFLOP/s (no AVX2+FMA: peak not measured)\n", gflops);
-  if (o.profile) print_profile(model, peak, bench::measure_memory_bandwidth_gbs(threads), median);
+  if (o.profile)
+    print_profile(model, peak, gpu ? 0.0 : bench::measure_memory_bandwidth_gbs(threads), median);
   if (!o.json_out.empty()) {
     const nlohmann::json j = {{"model", model.graph().name},
                               {"net", o.net},

@@ -1,4 +1,4 @@
-// cnnc compile NET --emit graph|fused|schedule|halide|asm: stop after a stage and show it.
+// cnnc compile NET --emit graph|fused|schedule|halide|asm|ptx: stop after a stage and show it.
 #include <cstdio>
 #include <set>
 
@@ -76,15 +76,20 @@ int compile(const CompileFlags& o) {
     return 0;
   }
   // The kernels are compiled for one micro-batch, as `run` and `bench` would.
-  const int64_t batch = g.batch(), micro = codegen::choose_micro_batch(g, o.passes.micro_batch);
+  const int64_t batch = g.batch(),
+                micro = codegen::choose_micro_batch(
+                    g, o.passes.micro_batch, codegen::describe_target(o.passes.target).family);
   if (micro < batch)
     std::printf(
         "# micro-batch %lld of batch %lld: kernels and memory are for %lld image(s) per pass\n",
         static_cast<long long>(micro), static_cast<long long>(batch),
         static_cast<long long>(micro));
-  if (o.emit == "halide" || o.emit == "asm") {
+  if (o.emit == "halide" || o.emit == "asm" || o.emit == "ptx") {
     g.set_batch(micro);
-    print_stage(g, o, o.emit == "halide" ? codegen::Stage::Halide : codegen::Stage::Assembly);
+    print_stage(g, o,
+                o.emit == "halide" ? codegen::Stage::Halide
+                : o.emit == "asm"  ? codegen::Stage::Assembly
+                                   : codegen::Stage::Ptx);
     return 0;
   }
   const codegen::Program p = codegen::compile(std::move(g), compile_options(o.passes));
@@ -121,9 +126,10 @@ Action add_compile(CLI::App& app) {
                   "layers fused into it), "
                   "schedule (each kernel's schedule, compiled), halide (Halide's lowered statement "
                   "of each kernel), "
-                  "asm (each kernel's assembly)")
-      ->check(CLI::IsMember({"graph", "fused", "schedule", "halide", "asm"}));
-  sub->add_option("--layer", o->layer, "with --emit halide|asm: only this layer's kernel");
+                  "asm (each kernel's assembly), ptx (each kernel's PTX, for --target cuda; "
+                  "assemble it with the CUDA Toolkit's ptxas -arch=sm_90 -v)")
+      ->check(CLI::IsMember({"graph", "fused", "schedule", "halide", "asm", "ptx"}));
+  sub->add_option("--layer", o->layer, "with --emit halide|asm|ptx: only this layer's kernel");
   sub->add_option("--batch", o->batch, "batch size")->check(CLI::Range(int64_t{1}, int64_t{4096}));
   sub->add_option(
       "--dump-graph", o->dump_graph,

@@ -118,6 +118,10 @@ int tune(const TuneFlags& o) {
   if (o.net.empty()) throw Error("tune: give a MODEL (or --worker)");
   const double budget = parse_budget(o.budget);
   const int threads = resolve_threads(o.threads);
+  if (codegen::describe_target(o.passes.target).family == ir::Target::Gpu)
+    throw Error("--target " + o.passes.target +
+                ": cnnc tune searches CPU schedules only so far; GPU kernels run the tiling "
+                "pass's gpu_tile and gpu_pointwise schedules (see cnnc compile --emit schedule)");
   PassFlags untuned = o.passes;
   untuned.no_tuning = true;
   ir::Graph g = optimize(load_with_weights(o.net, o.batch, "", o.seed), untuned, threads);

@@ -30,7 +30,7 @@ ir::Graph load_with_weights(const std::string& net, int64_t batch, const std::st
 void add_pass_flags(CLI::App& sub, PassFlags& flags) {
   sub.add_option("--target", flags.target,
                  std::string("what to compile for: ") + ir::kTargetSyntax +
-                     " (GPU targets are not built yet)");
+                     " (a GPU target compiles anywhere; running it needs that GPU)");
   sub.add_option("--disable-pass", flags.disabled, "skip this optimisation pass (repeatable)");
   sub.add_option("--print-after", flags.print_after,
                  "print the IR after this pass ('all': after each)");
@@ -67,7 +67,8 @@ ir::Graph optimize(ir::Graph g, const PassFlags& flags, int threads) {
   opts.disabled = {flags.disabled.begin(), flags.disabled.end()};
   // Schedules for this machine, at the batch each kernel will be called with.
   opts.tiling.target = codegen::describe_target(flags.target);
-  opts.tiling.kernel_batch = codegen::choose_micro_batch(g, flags.micro_batch);
+  opts.tiling.kernel_batch =
+      codegen::choose_micro_batch(g, flags.micro_batch, opts.tiling.target.family);
   opts.tiling.pack_weights = !flags.no_weight_packing;
   const auto names = passes::pass_names();
   if (!flags.print_after.empty() && flags.print_after != "all" &&

@@ -90,6 +90,10 @@ std::string schedule_error(const ir::Graph& g, const ir::Node& n, const ir::Sche
     return std::string(ir::schedule_kind_name(sc.kind)) + " is a " +
            (family == ir::TargetFamily::Cpu ? "GPU schedule, and the target is a CPU"
                                             : "CPU schedule, and the target is a GPU");
+  if (family == ir::TargetFamily::Gpu)
+    return kind == ir::KernelKind::Conv || kind == ir::KernelKind::Depthwise
+               ? gpu_schedule_error(conv_spec(g, n), kind == ir::KernelKind::Depthwise, sc)
+               : gpu_pointwise_error(sc, n.type.channels());
   if (kind == ir::KernelKind::Conv || kind == ir::KernelKind::Depthwise)
     return conv_error(conv_spec(g, n), sc);
   if (!power_of_two(sc.vector)) return "v (vector lanes) must be a power of two from 1 to 64";

@@ -19,4 +19,15 @@ std::string schedule_pool_cpu(Algorithm& a, const ir::Schedule& sc, const Halide
 std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc,
                                    const Halide::Target& t);
 
+// The GPU schedules (CUDA and OpenCL alike): thread blocks over output tiles, each thread a
+// few outputs in registers. A kernel whose schedule is `none` gets GPU defaults, since a GPU
+// kernel left unscheduled would run on the host.
+// Why a GPU schedule cannot apply to a conv (depthwise or not) or to a pooling/pointwise kernel
+// with `channels` outputs, or "" (schedule_error's GPU half).
+std::string gpu_schedule_error(const ConvSpec& s, bool depthwise, const ir::Schedule& sc);
+std::string gpu_pointwise_error(const ir::Schedule& sc, int64_t channels);
+std::string schedule_conv_gpu(ConvAlgorithm& a, const ir::Schedule& sc);
+std::string schedule_pool_gpu(Algorithm& a, const ir::Schedule& sc);
+std::string schedule_pointwise_gpu(PointwiseAlgorithm& a, const ir::Schedule& sc);
+
 }  // namespace cnnc::codegen

@@ -42,19 +42,23 @@ std::string random_network(std::mt19937& rng) {
 
 }  // namespace
 
-TEST_CASE("memory plan: live buffers never overlap, on random graphs") {
+TEST_CASE("memory plan: live buffers never overlap, on random graphs, at CPU and GPU alignments") {
   for (unsigned seed = 1; seed <= 300; ++seed) {
     std::mt19937 rng(seed);
     std::string text = random_network(rng);
     CAPTURE(seed);
     CAPTURE(text);
     const ir::Graph g = ir::parse(text, "random.cnn", 1 + static_cast<int64_t>(seed % 3));
-    const codegen::MemoryPlan p = codegen::plan_memory(g);
+    // Odd seeds at a GPU's alignment (OpenCL sub-buffer offsets), even ones at a CPU's.
+    const int64_t alignment =
+        seed % 2 ? codegen::MemoryPlan::kGpuAlignment : codegen::MemoryPlan::kCpuAlignment;
+    const codegen::MemoryPlan p = codegen::plan_memory(g, true, alignment);
+    CHECK(p.alignment == alignment);
     int64_t largest = 0;
     for (int i = 0; i < g.size(); ++i) {
       if (p.offset[i] < 0) continue;
       largest = std::max(largest, p.bytes[i]);
-      CHECK(p.offset[i] % codegen::MemoryPlan::kAlignment == 0);
+      CHECK(p.offset[i] % p.alignment == 0);
       CHECK(p.offset[i] + p.bytes[i] <= p.arena_bytes);
       CHECK(p.bytes[i] >= g.node(i).type.elements() * 4);
       for (int j = 0; j < i; ++j) {

@@ -47,13 +47,15 @@ bool check_network(const std::string& text, std::mt19937& rng, int64_t batch = 1
   std::vector<ir::Tensor> inputs;
   for (ir::NodeId id : g.inputs()) inputs.push_back(test::random_tensor(g.node(id).type.shape, rng));
   const auto want = runtime::reference::run(g, inputs);
+  const ir::Target target = codegen::describe_target(test::test_target());
   if (schedules != Schedules::Plain) {
-    const passes::TilingOptions tiling{codegen::describe_target("host"), codegen::choose_micro_batch(g, micro_batch),
+    const passes::TilingOptions tiling{target, codegen::choose_micro_batch(g, micro_batch, target.family),
                                        schedules == Schedules::Tiled};
     g = passes::choose_tiles(std::move(g), tiling);
   }
   codegen::CompileOptions opts;
   opts.micro_batch = micro_batch;
+  opts.target = target.name;
   runtime::CompiledModel model(codegen::compile(g, opts));
   const auto got = model.run(inputs);
   REQUIRE(got.size() == want.size());
@@ -148,6 +150,41 @@ TEST_CASE("a recorded schedule is applied as written, and one that cannot apply 
     random_weights(g, rng);
     const std::string message = std::string("t.cnn:2: layer 'c' (conv2d): cannot apply its schedule: ") + why;
     CHECK_THROWS_WITH_AS(codegen::compile(g), doctest::Contains(message.c_str()), Error);
+  }
+}
+
+// Run by the GPU pass of this suite (ctest's test_codegen_opencl; the host pass excludes it).
+TEST_CASE("GPU: a recorded gpu_tile or gpu_pointwise schedule is applied as written; one that cannot apply is a clear error") {
+  REQUIRE(codegen::describe_target(test::test_target()).family == ir::Target::Gpu);
+  std::mt19937 rng(25);
+  const std::string conv = "input x shape=9x9x16\nconv2d c filters=48 kernel=3x3 padding=same ";
+  // Blocks with partial last tiles, uneven rows, chunks, unrolling, shared-memory staging.
+  for (const char* schedule : {"gpu_tile:c4,x2,k16,C32,X8,R2", "gpu_tile:c1,x1,k4,C48,X3,R1,u2",
+                               "gpu_tile:c3,x3,k8,C12,X9,R4,s1,u4", "gpu_tile:c8,x1,k16,C16,X5,R3,s1"}) {
+    CAPTURE(schedule);
+    CHECK(check_network(conv + "schedule=" + schedule + "\n", rng, 2));
+  }
+  CHECK(check_network("input x shape=9x9x8\nconv2d c filters=8 kernel=3x3 strides=2 padding=same groups=8 "
+                      "schedule=gpu_tile:c1,x2,C8,X4,R2,s1\n", rng, 2));
+  CHECK(check_network("input x shape=64\ndense d units=40 schedule=gpu_tile:c4,x1,k8,C16,X1,R1,u8\n", rng, 3));
+  CHECK(check_network("input x shape=7x5x24\nrelu r schedule=gpu_pointwise:v4,C8,X3\n"
+                      "maxpool2d p pool=2 strides=2 padding=same schedule=gpu_pointwise:v2,C24,X1\n", rng, 2));
+  for (auto [schedule, why] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"gpu_tile:c4,x2,k5,C32,X8,R2", "k (input channels per chunk) must divide the input channels per group (16)"},
+           {"gpu_tile:c3,x2,k16,C32,X8,R2", "c must divide C and x must divide X"},
+           {"gpu_tile:c1,x1,k16,C48,X9,R9", "a block of 3888 threads (C/c x X/x x R) exceeds 1024"},
+           {"gpu_tile:c16,x8,k16,C48,X8,R1", "a thread's tile (c x x) may hold at most 64 accumulators"},
+           {"gpu_tile:c4,x2,k16,C32,X8,R2,u3", "u (unroll) must divide k"},
+           {"gpu_tile:c4,x2,k16,C32,X8,R2,s2", "s takes 1"},
+           {"gpu_tile:c4,x2", "gpu_tile needs C, X, R (block) and c, x (thread) set"},
+           {"tile:v16,c16,x4,k4,r1", "tile is a CPU schedule, and the target is a GPU"}}) {
+    CAPTURE(schedule);
+    ir::Graph g = ir::parse(conv + "schedule=" + schedule + "\n", "t.cnn");
+    random_weights(g, rng);
+    codegen::CompileOptions opts;
+    opts.target = test::test_target();
+    const std::string message = std::string("t.cnn:2: layer 'c' (conv2d): cannot apply its schedule: ") + why;
+    CHECK_THROWS_WITH_AS(codegen::compile(g, opts), doctest::Contains(message.c_str()), Error);
   }
 }
 

@@ -99,7 +99,11 @@ TEST_CASE("every Keras fixture, in .keras, .h5 and .json form, matches Keras' ou
       ir::Graph g = frontend::load(file.string(), inputs[0].shape[0]);
       // Reference first (the importer's semantics), then Halide after the passes.
       const auto ref = runtime::reference::run(g, inputs);
-      runtime::CompiledModel model(codegen::compile(passes::optimize(g)));
+      passes::PipelineOptions popts;
+      popts.tiling.target = codegen::describe_target(test::test_target());
+      codegen::CompileOptions copts;
+      copts.target = popts.tiling.target.name;
+      runtime::CompiledModel model(codegen::compile(passes::optimize(g, popts), copts));
       const auto got = model.run(inputs);
       REQUIRE(got.size() == want.size());
       for (size_t i = 0; i < want.size(); ++i) {

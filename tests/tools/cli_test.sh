@@ -230,15 +230,26 @@ case $CASE in
     ;;
 
   target_flag)
-    # --target: host, another CPU's Halide target string; GPU targets refused until built.
+    # --target: host, another CPU's Halide target string, opencl (PoCL runs it on this CPU),
+    # cuda (compiles here; running needs the GPU).
     expect_ok run "$M/lenet5.cnn" --seed 3 --target x86-64-linux-sse41 -o sse.npy
     expect_ok run "$M/lenet5.cnn" --seed 3 -o host.npy
-    cmp -s <(npy_values sse.npy | awk '{printf "%.5f\n", $1}') <(npy_values host.npy | awk '{printf "%.5f\n", $1}') ||
-      fail "sse41 and host outputs differ"
+    expect_ok run "$M/lenet5.cnn" --seed 3 --target opencl -o opencl.npy
+    for other in sse opencl; do
+      cmp -s <(npy_values $other.npy | awk '{printf "%.5f\n", $1}') <(npy_values host.npy | awk '{printf "%.5f\n", $1}') ||
+        fail "$other and host outputs differ"
+    done
     expect_ok compile "$M/lenet5.cnn" --target x86-64-linux-sse41 --emit schedule
     has "x86-64 sse41, 4 lanes, 16 vector registers"
-    expect_error "target 'opencl': GPU kernels are not built yet" -- run "$M/lenet5.cnn" --target opencl
-    expect_error "target 'cuda:sm_90': GPU kernels are not built yet" -- bench "$M/lenet5.cnn" --target cuda:sm_90
+    expect_ok compile "$M/resnet_mini.cnn" --target cuda:sm_90 --emit schedule
+    has "gpu_tile:"
+    has "GPU CUDA sm_86 PTX, which the driver compiles for sm_90"
+    expect_ok compile "$M/lenet5.cnn" --target cuda --emit ptx --layer c1
+    has ".target sm_86"
+    expect_error "target cuda:sm_90: cannot run:" -- run "$M/lenet5.cnn" --target cuda:sm_90
+    expect_error "--emit ptx is for a CUDA target" -- compile "$M/lenet5.cnn" --emit ptx
+    expect_error "target 'cuda:sm_2': expected cuda or cuda:sm_XX" -- run "$M/lenet5.cnn" --target cuda:sm_2
+    expect_error "a GPU is named by --target opencl or cuda" -- run "$M/lenet5.cnn" --target x86-64-linux-opencl
     expect_error "unknown target 'z80'; accepted: host" -- compile "$M/lenet5.cnn" --target z80
     ;;
 
