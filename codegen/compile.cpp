@@ -44,8 +44,8 @@ Lowered take(A& a, std::string schedule) {
   return {a.out, a.args, a.arg_dims, a.out_dims, std::move(schedule), a.weight_block};
 }
 
-Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t) {
-  const ir::Schedule& sc = n.schedule;
+Lowered lower_as(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc, const Target& t,
+                 const ir::Target& facts) {
   const bool gpu = t.has_gpu_feature();
   if (const std::string why =
           schedule_error(g, n, sc, gpu ? ir::TargetFamily::Gpu : ir::TargetFamily::Cpu);
@@ -53,26 +53,51 @@ Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t) {
     throw Error(g.where(n) + ": cannot apply its schedule: " + why +
                 " (schedule=" + ir::to_text(sc) +
                 "); leave it out (schedule=none) to let the tiling pass choose one");
+  const bool autoscheduled = ir::is_autoscheduler(sc.kind);
   switch (ir::kernel_kind(g, n)) {
     case ir::KernelKind::Conv:
     case ir::KernelKind::Depthwise: {
       ConvAlgorithm a = conv_algorithm(conv_spec(g, n), static_cast<int>(sc.pack),
                                        n.op == ir::OpKind::Dense ? "dense" : "conv");
-      std::string how = gpu ? schedule_conv_gpu(a, sc) : schedule_conv_cpu(a, sc, t);
+      std::string how = autoscheduled ? autoschedule(a.out, sc.kind, t, facts)
+                        : gpu         ? schedule_conv_gpu(a, sc)
+                                      : schedule_conv_cpu(a, sc, t);
       return take(a, std::move(how));
     }
     case ir::KernelKind::Pool: {
       Algorithm a = pool_algorithm(g, n);
-      std::string how = gpu ? schedule_pool_gpu(a, sc) : schedule_pool_cpu(a, sc, t);
+      std::string how = autoscheduled ? autoschedule(a.out, sc.kind, t, facts)
+                        : gpu         ? schedule_pool_gpu(a, sc)
+                                      : schedule_pool_cpu(a, sc, t);
       return take(a, std::move(how));
     }
     case ir::KernelKind::Pointwise: {
       PointwiseAlgorithm a = pointwise_algorithm(g, n);
-      std::string how = gpu ? schedule_pointwise_gpu(a, sc) : schedule_pointwise_cpu(a, sc, t);
+      std::string how = autoscheduled ? autoschedule(a.out, sc.kind, t, facts)
+                        : gpu         ? schedule_pointwise_gpu(a, sc)
+                                      : schedule_pointwise_cpu(a, sc, t);
       return take(a, std::move(how));
     }
   }
   throw InternalError("unknown kernel kind");
+}
+
+// A node's algorithm with its schedule applied. An autoscheduler that finds no schedule for a
+// kernel (Anderson2021 on a softmax: "zero parallel tilings") leaves it to codegen's default
+// schedule for the target, and says so.
+Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t, const ir::Target& facts) {
+  if (!ir::is_autoscheduler(n.schedule.kind)) return lower_as(g, n, n.schedule, t, facts);
+  try {
+    return lower_as(g, n, n.schedule, t, facts);
+  } catch (const Halide::Error& e) {
+    std::string why = e.what();
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    why = why.substr(why.find_first_not_of(" :", why.rfind("Error") == 0 ? 6 : 0));
+    Lowered l = lower_as(g, n, ir::Schedule{}, t, facts);
+    l.schedule = std::string(ir::schedule_kind_name(n.schedule.kind)) +
+                 " found no schedule (" + why + "); codegen's default: " + l.schedule;
+    return l;
+  }
 }
 
 thread_local std::string last_error;
@@ -146,6 +171,10 @@ class HalideKernel final : public Kernel {
     argv.push_back(result.raw_buffer());
     if (callable_->call_argv_fast(argv.size(), argv.data()) != 0)
       throw Error("kernel failed: " + last_error);
+    // A GPU kernel whose last stage ran on the host (an autoscheduler's choice) left its output
+    // there: the device copy is the one the next kernel reads.
+    if (halide_buffer_t* r = result.raw_buffer(); gpu_ && r->host_dirty())
+      r->device_interface->copy_to_device(nullptr, r, r->device_interface);
   }
   std::string schedule() const override { return schedule_; }
   int weight_block() const override { return weight_block_; }
@@ -354,7 +383,7 @@ Program compile(ir::Graph g, const CompileOptions& opts) {
       cn.kernel = cached_kernel(
           key,
           [&]() -> std::shared_ptr<const Kernel> {
-            Lowered l = lower(g, n, target);
+            Lowered l = lower(g, n, target, p.target);
             std::vector<Argument> args(l.args.begin(), l.args.end());
             if (DiskCache* disk = opts.disk_cache && !gpu ? DiskCache::instance() : nullptr) {
               AotFunction f = disk->load_or_build(
@@ -418,7 +447,7 @@ std::string emit(const ir::Graph& g, const ir::Node& n, const ir::Target& t, Sta
   if (stage == Stage::Ptx && !(t.family == ir::Target::Gpu && t.gpu.api == ir::GpuFacts::Cuda))
     throw Error("--emit ptx is for a CUDA target (--target cuda[:sm_XX]), not " + t.name);
   const Target target = halide_target(t);
-  Lowered l = lower(g, n, target);
+  Lowered l = lower(g, n, target, t);
   std::vector<Argument> args(l.args.begin(), l.args.end());
   char dir[] = "/tmp/cnnc-emit-XXXXXX";
   if (!mkdtemp(dir))

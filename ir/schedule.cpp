@@ -42,6 +42,9 @@ constexpr KindInfo kKinds[] = {
     {ScheduleKind::GpuTile, "gpu_tile", TargetFamily::Gpu, kConvs, "cxkCXRsu"},
     {ScheduleKind::GpuPointwise, "gpu_pointwise", TargetFamily::Gpu,
      bit(KernelKind::Pool) | bit(KernelKind::Pointwise), "vCX"},
+    {ScheduleKind::Adams2019, "adams2019", TargetFamily::Cpu, kAll, ""},
+    {ScheduleKind::Mullapudi2016, "mullapudi2016", TargetFamily::Cpu, kAll, ""},
+    {ScheduleKind::Anderson2021, "anderson2021", TargetFamily::Gpu, kAll, ""},
 };
 
 const KindInfo& info(ScheduleKind k) {
@@ -67,6 +70,10 @@ const char* kernel_kind_name(KernelKind k) {
 }
 
 const char* schedule_kind_name(ScheduleKind k) { return info(k).name; }
+bool is_autoscheduler(ScheduleKind k) {
+  return k == ScheduleKind::Adams2019 || k == ScheduleKind::Mullapudi2016 ||
+         k == ScheduleKind::Anderson2021;
+}
 TargetFamily target_family(ScheduleKind k) { return info(k).family; }
 bool schedule_fits(ScheduleKind s, KernelKind k) { return info(s).kernels & bit(k); }
 
@@ -80,9 +87,12 @@ std::string to_text(const Schedule& sc) {
 }
 
 std::string schedule_syntax() {
-  std::string s = "none, or KIND:FIELDS with KIND and its field letters one of";
+  std::string s = "none, an autoscheduler (";
   for (const auto& k : kKinds)
-    if (k.kind != ScheduleKind::None) s += std::string(" ") + k.name + "(" + k.fields + ")";
+    if (is_autoscheduler(k.kind)) s += std::string(s.back() == '(' ? "" : ", ") + k.name;
+  s += "), or KIND:FIELDS with KIND and its field letters one of";
+  for (const auto& k : kKinds)
+    if (*k.fields) s += std::string(" ") + k.name + "(" + k.fields + ")";
   return s + ", each letter followed by a positive number (e.g. tile:v16,c32,x10,k64,r2,p32)";
 }
 
@@ -96,7 +106,7 @@ bool parse_schedule(std::string_view text, Schedule& sc, std::string& why) {
   if (!kind) return why = "unknown schedule kind '" + std::string(name) + "'", false;
   sc.kind = kind->kind;
   if (colon == std::string_view::npos) return true;
-  if (sc.kind == ScheduleKind::None) return why = "none takes no fields", false;
+  if (!*kind->fields) return why = std::string(kind->name) + " takes no fields", false;
   std::string_view rest = text.substr(colon + 1);
   while (true) {
     const auto comma = rest.find(',');

@@ -32,7 +32,14 @@ enum class ScheduleKind {
   // GPU (CUDA, OpenCL)
   GpuTile,       // conv/dense/depthwise: thread blocks over output tiles, shared-memory staging
   GpuPointwise,  // every other kernel: thread blocks over channels x pixels
+  // One of Halide's autoschedulers chooses the kernel's schedule (any kernel kind): a
+  // comparison point for cnnc's schedules and a seed for the tuner.
+  Adams2019,      // CPU: beam search with a learned cost model
+  Mullapudi2016,  // CPU: tiling and fusion from a locality model
+  Anderson2021,   // GPU: Adams2019's search for GPU schedules
 };
+// Whether a kind is one of Halide's autoschedulers (no fields; codegen runs the autoscheduler).
+bool is_autoscheduler(ScheduleKind k);
 
 enum class TargetFamily { Cpu, Gpu };
 

@@ -48,6 +48,10 @@ void add_pass_flags(CLI::App& sub, PassFlags& flags) {
   sub.add_option("--db", flags.db, "the tuning database (default: $CNNC_TUNING_DB, else tuning.db in the cache folder)");
   sub.add_flag("--no-tuning", flags.no_tuning, "use the tiling pass's schedules, not the tuning database's");
   sub.add_flag("--explain", flags.explain, "say for each kernel which schedule it runs and why");
+  sub.add_option("--autoschedule", flags.autoschedule,
+                 "schedule every kernel with this Halide autoscheduler instead (a comparison "
+                 "point): adams2019 or mullapudi2016 on a CPU, anderson2021 on a GPU target")
+      ->check(CLI::IsMember({"adams2019", "mullapudi2016", "anderson2021"}));
 }
 
 int resolve_threads(int threads) {
@@ -86,7 +90,21 @@ ir::Graph optimize(ir::Graph g, const PassFlags& flags, int threads) {
                   r.changed ? ir::print(r.graph).c_str() : "");
     };
   g = passes::optimize(std::move(g), opts);
-  if (!flags.no_tuning) {
+  if (!flags.autoschedule.empty()) {
+    ir::Schedule sc;
+    std::string why;
+    internal_assert(parse_schedule(flags.autoschedule, sc, why), why);
+    const bool gpu_kind = ir::target_family(sc.kind) == ir::TargetFamily::Gpu;
+    if (gpu_kind != (opts.tiling.target.family == ir::Target::Gpu))
+      throw Error("--autoschedule " + flags.autoschedule + " schedules for a " +
+                  (gpu_kind ? "GPU" : "CPU") + " target, and --target " + flags.target +
+                  " is not one; use " + (gpu_kind ? "adams2019 or mullapudi2016" : "anderson2021"));
+    for (auto& n : g.nodes())
+      if (ir::has_kernel(n.op)) n.schedule = sc;
+    if (flags.explain)
+      std::printf("# schedules: Halide's %s autoscheduler on every kernel (--autoschedule)\n",
+                  flags.autoschedule.c_str());
+  } else if (!flags.no_tuning) {
     const auto why = tuner::apply_records(g, flags.db.empty() ? tuner::default_database_path() : flags.db,
                                           opts.tiling.target, resolve_threads(threads), opts.tiling.kernel_batch);
     if (flags.explain)

@@ -28,6 +28,7 @@ struct PassFlags {
   std::string db;        // the tuning database (default: tuner::default_database_path())
   bool no_tuning = false;  // the tiling pass's schedules even where the database has better
   bool explain = false;  // say for each kernel which schedule it runs and why
+  std::string autoschedule;  // every kernel scheduled by this Halide autoscheduler instead
 };
 void add_pass_flags(CLI::App& sub, PassFlags& flags);
 // passes::optimize with the flags, for their target, then the tuning database's best schedules

@@ -1,4 +1,5 @@
-// The buffers of every algorithm: dense inputs and outputs with fixed bounds.
+// The buffers of every algorithm: dense inputs and outputs with fixed bounds (and the same as
+// estimates, which Halide's autoschedulers read).
 #include "codegen/ops/ops.h"
 
 namespace cnnc::codegen {
@@ -9,13 +10,17 @@ ImageParam make_input(const std::string& name, const std::vector<int>& dims) {
   ImageParam p(Float(32), static_cast<int>(dims.size()), name);
   int stride = 1;
   for (size_t i = 0; i < dims.size(); ++i) {
-    p.dim(static_cast<int>(i)).set_bounds(0, dims[i]).set_stride(stride);
+    p.dim(static_cast<int>(i)).set_bounds(0, dims[i]).set_stride(stride).set_estimate(0, dims[i]);
     stride *= dims[i];
   }
   return p;
 }
 
 void bound_output(Func& f, const std::vector<int>& dims) {
+  // Estimates too, for Halide's autoschedulers (ir::is_autoscheduler).
+  Region estimates;
+  for (int d : dims) estimates.emplace_back(0, d);
+  f.set_estimates(estimates);
   int stride = 1;
   for (size_t i = 0; i < dims.size(); ++i) {
     f.output_buffer().dim(static_cast<int>(i)).set_bounds(0, dims[i]).set_stride(stride);

@@ -58,7 +58,10 @@ std::string conv_error(const ConvSpec& s, const ir::Schedule& sc) {
     case K::Pointwise:
     case K::GpuTile:
     case K::GpuPointwise:
-      break;  // refused before
+    case K::Adams2019:
+    case K::Mullapudi2016:
+    case K::Anderson2021:
+      break;  // refused or handled before
   }
   return "";
 }
@@ -90,6 +93,7 @@ std::string schedule_error(const ir::Graph& g, const ir::Node& n, const ir::Sche
     return std::string(ir::schedule_kind_name(sc.kind)) + " is a " +
            (family == ir::TargetFamily::Cpu ? "GPU schedule, and the target is a CPU"
                                             : "CPU schedule, and the target is a GPU");
+  if (ir::is_autoscheduler(sc.kind)) return "";
   if (family == ir::TargetFamily::Gpu)
     return kind == ir::KernelKind::Conv || kind == ir::KernelKind::Depthwise
                ? gpu_schedule_error(conv_spec(g, n), kind == ir::KernelKind::Depthwise, sc)
@@ -198,7 +202,10 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
     case ir::ScheduleKind::Pool:
     case ir::ScheduleKind::Pointwise:
     case ir::ScheduleKind::GpuTile:
-    case ir::ScheduleKind::GpuPointwise: {
+    case ir::ScheduleKind::GpuPointwise:
+    case ir::ScheduleKind::Adams2019:
+    case ir::ScheduleKind::Mullapudi2016:
+    case ir::ScheduleKind::Anderson2021: {
       // No schedule recorded (the tiling pass did not run): vectorised over the output
       // channels, one pixel at a time, parallel over rows; no register tiling.
       const int v = vector_width(s.out_c, t);

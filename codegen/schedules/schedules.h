@@ -6,6 +6,7 @@
 
 #include "codegen/ops/ops.h"
 #include "ir/schedule.h"
+#include "ir/target.h"
 
 namespace cnnc::codegen {
 
@@ -29,5 +30,10 @@ std::string gpu_pointwise_error(const ir::Schedule& sc, int64_t channels);
 std::string schedule_conv_gpu(ConvAlgorithm& a, const ir::Schedule& sc);
 std::string schedule_pool_gpu(Algorithm& a, const ir::Schedule& sc);
 std::string schedule_pointwise_gpu(PointwiseAlgorithm& a, const ir::Schedule& sc);
+
+// Schedules `out` (an algorithm's output, unscheduled) by one of Halide's autoschedulers
+// (ir::is_autoscheduler(kind)) for the target; returns what ran, with its parameters.
+std::string autoschedule(Halide::Func& out, ir::ScheduleKind kind, const Halide::Target& target,
+                         const ir::Target& facts);
 
 }  // namespace cnnc::codegen

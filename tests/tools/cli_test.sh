@@ -229,6 +229,23 @@ case $CASE in
     [[ $RC -eq 1 ]] && grep -q "no layer with a kernel is named 'no_such_layer'" err.txt || fail "unknown --layer"
     ;;
 
+  autoschedulers)
+    # --autoschedule: Halide's autoschedulers on every kernel, as a comparison point; same outputs.
+    expect_ok run "$M/lenet5.cnn" --seed 3 -o host.npy
+    expect_ok run "$M/lenet5.cnn" --seed 3 --autoschedule mullapudi2016 -o mullapudi.npy
+    expect_ok run "$M/lenet5.cnn" --seed 3 --autoschedule adams2019 -o adams.npy
+    expect_ok run "$M/lenet5.cnn" --seed 3 --autoschedule anderson2021 --target opencl -o anderson.npy
+    for other in mullapudi adams anderson; do
+      cmp -s <(npy_values $other.npy | awk '{printf "%.5f\n", $1}') <(npy_values host.npy | awk '{printf "%.5f\n", $1}') ||
+        fail "$other and host outputs differ"
+    done
+    expect_ok compile "$M/lenet5.cnn" --autoschedule mullapudi2016 --emit schedule
+    has "Halide's Mullapudi2016 autoscheduler (last_level_cache_size"
+    expect_error "--autoschedule anderson2021 schedules for a GPU target, and --target host is not one" -- \
+      run "$M/lenet5.cnn" --autoschedule anderson2021
+    printf 'input x shape=8x8x4\nconv2d c filters=8 kernel=3x3 schedule=adams2019:v4\n' > bad.cnn
+    expect_error "adams2019 takes no fields" -- run bad.cnn
+    ;;
   target_flag)
     # --target: host, another CPU's Halide target string, opencl (PoCL runs it on this CPU),
     # cuda (compiles here; running needs the GPU).
