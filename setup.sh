@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 APT_PACKAGES=(build-essential ccache doctest-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev libjpeg-dev libpng-dev
               libhdf5-dev libzip-dev pkg-config libsqlite3-dev libxgboost-dev
               libdnnl-dev   # oneDNN: only benchmarks/bench_layers, to compare with what TensorFlow runs
-              pocl-opencl-icd ocl-icd-opencl-dev)  # OpenCL on the CPU: the GPU schedules tested without a GPU
+              pocl-opencl-icd ocl-icd-opencl-dev  # OpenCL on the CPU: the GPU schedules tested without a GPU
+              gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)  # cnnc export --target arm-64-linux, run under emulation
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

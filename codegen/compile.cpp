@@ -18,6 +18,7 @@
 
 #include "codegen/device_memory.h"
 #include "codegen/disk_cache.h"
+#include "codegen/lower.h"
 #include "codegen/ops/ops.h"
 #include "codegen/schedules/schedules.h"
 #include "ir/error.h"
@@ -28,77 +29,6 @@ namespace cnnc::codegen {
 using namespace Halide;
 
 namespace {
-
-// A node's algorithm with its schedule applied, ready for Halide to compile.
-struct Lowered {
-  Func out;
-  std::vector<ImageParam> args;
-  std::vector<std::vector<int>> arg_dims;
-  std::vector<int> out_dims;
-  std::string schedule;  // in words
-  int weight_block = 0;
-};
-
-template <class A>
-Lowered take(A& a, std::string schedule) {
-  return {a.out, a.args, a.arg_dims, a.out_dims, std::move(schedule), a.weight_block};
-}
-
-Lowered lower_as(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc, const Target& t,
-                 const ir::Target& facts) {
-  const bool gpu = t.has_gpu_feature();
-  if (const std::string why =
-          schedule_error(g, n, sc, gpu ? ir::TargetFamily::Gpu : ir::TargetFamily::Cpu);
-      !why.empty())
-    throw Error(g.where(n) + ": cannot apply its schedule: " + why +
-                " (schedule=" + ir::to_text(sc) +
-                "); leave it out (schedule=none) to let the tiling pass choose one");
-  const bool autoscheduled = ir::is_autoscheduler(sc.kind);
-  switch (ir::kernel_kind(g, n)) {
-    case ir::KernelKind::Conv:
-    case ir::KernelKind::Depthwise: {
-      ConvAlgorithm a = conv_algorithm(conv_spec(g, n), static_cast<int>(sc.pack),
-                                       n.op == ir::OpKind::Dense ? "dense" : "conv");
-      std::string how = autoscheduled ? autoschedule(a.out, sc.kind, t, facts)
-                        : gpu         ? schedule_conv_gpu(a, sc)
-                                      : schedule_conv_cpu(a, sc, t);
-      return take(a, std::move(how));
-    }
-    case ir::KernelKind::Pool: {
-      Algorithm a = pool_algorithm(g, n);
-      std::string how = autoscheduled ? autoschedule(a.out, sc.kind, t, facts)
-                        : gpu         ? schedule_pool_gpu(a, sc)
-                                      : schedule_pool_cpu(a, sc, t);
-      return take(a, std::move(how));
-    }
-    case ir::KernelKind::Pointwise: {
-      PointwiseAlgorithm a = pointwise_algorithm(g, n);
-      std::string how = autoscheduled ? autoschedule(a.out, sc.kind, t, facts)
-                        : gpu         ? schedule_pointwise_gpu(a, sc)
-                                      : schedule_pointwise_cpu(a, sc, t);
-      return take(a, std::move(how));
-    }
-  }
-  throw InternalError("unknown kernel kind");
-}
-
-// A node's algorithm with its schedule applied. An autoscheduler that finds no schedule for a
-// kernel (Anderson2021 on a softmax: "zero parallel tilings") leaves it to codegen's default
-// schedule for the target, and says so.
-Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t, const ir::Target& facts) {
-  if (!ir::is_autoscheduler(n.schedule.kind)) return lower_as(g, n, n.schedule, t, facts);
-  try {
-    return lower_as(g, n, n.schedule, t, facts);
-  } catch (const Halide::Error& e) {
-    std::string why = e.what();
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-    why = why.substr(why.find_first_not_of(" :", why.rfind("Error") == 0 ? 6 : 0));
-    Lowered l = lower_as(g, n, ir::Schedule{}, t, facts);
-    l.schedule = std::string(ir::schedule_kind_name(n.schedule.kind)) +
-                 " found no schedule (" + why + "); codegen's default: " + l.schedule;
-    return l;
-  }
-}
 
 thread_local std::string last_error;
 void capture_error(JITUserContext*, const char* msg) { last_error = msg; }
@@ -195,10 +125,6 @@ class HalideKernel final : public Kernel {
   std::string schedule_;
   int weight_block_ = 0;
 };
-
-Target halide_target(const ir::Target& t) {
-  return t.halide == "host" ? get_host_target() : Target(t.halide);
-}
 
 // What the OS says of the CPU: "model name" and family/model, for reports and fingerprints.
 std::string cpu_model() {

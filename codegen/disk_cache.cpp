@@ -1,9 +1,7 @@
 #include "codegen/disk_cache.h"
 
 #include <dlfcn.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,9 +11,8 @@
 #include <iostream>
 #include <mutex>
 
+#include "codegen/spawn.h"
 #include "ir/error.h"
-
-extern char** environ;
 
 namespace cnnc::codegen {
 
@@ -59,19 +56,10 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-// Runs `c++ -shared` on an object (no shell involved); true on success.
+// Runs `c++ -shared` on an object; true on success.
 bool link_shared(const std::string& object, const std::string& library) {
   const char* cxx = std::getenv("CXX");
-  std::vector<std::string> args = {cxx && *cxx ? cxx : "c++", "-shared", "-o", library, object};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid;
-  if (posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return false;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) return false;
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return run_program({cxx && *cxx ? cxx : "c++", "-shared", "-o", library, object});
 }
 
 // A unique temporary name beside `path`, so the final rename is atomic on the same filesystem.

@@ -30,19 +30,6 @@ Arena& Arena::operator=(Arena&& o) noexcept {
   return *this;
 }
 
-std::vector<float> pack_weights(const ir::Tensor& kernel, int block) {
-  const int64_t out = kernel.shape.back(), rows = kernel.elements() / out;  // rows: h*w*in
-  internal_assert(
-      block > 0 && out % block == 0,
-      "cannot pack " + std::to_string(out) + " channels in blocks of " + std::to_string(block));
-  std::vector<float> packed(kernel.data.size());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t o = 0; o < out; ++o)
-      packed[static_cast<size_t>(((o / block) * rows + r) * block + o % block)] =
-          kernel.data[static_cast<size_t>(r * out + o)];
-  return packed;
-}
-
 CompiledModel::CompiledModel(codegen::Program program, int threads) : program_(std::move(program)) {
   set_num_threads(threads);
   const ir::Graph& g = program_.graph;
@@ -51,7 +38,7 @@ CompiledModel::CompiledModel(codegen::Program program, int threads) : program_(s
   packed_.resize(g.size());
   for (const auto& ck : program_.kernels)
     if (const int block = ck.kernel->weight_block(); block > 0)
-      packed_[ck.node] = pack_weights(g.node(ck.node).param("kernel")->value, block);
+      packed_[ck.node] = codegen::pack_weights(g.node(ck.node).param("kernel")->value, block);
   arena_ = Arena(static_cast<size_t>(program_.plan.arena_bytes));
   if (slices_ > 1) {
     for (ir::NodeId i : g.inputs())

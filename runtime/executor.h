@@ -27,11 +27,6 @@ class Arena {
   size_t size_ = 0;
 };
 
-// Packs HWIO (or dense (in, out)) weights into blocks of `block` output channels:
-// [out/block][h][w][in][block] (codegen::Kernel::weight_block). `out` must be a multiple of
-// `block`.
-std::vector<float> pack_weights(const ir::Tensor& kernel, int block);
-
 class CompiledModel {
  public:
   // Takes a compiled Program (codegen::compile) to run on `threads` worker threads (0: one

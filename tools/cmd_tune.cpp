@@ -31,6 +31,7 @@ struct TuneFlags {
   int threads = 0;
   uint64_t seed = 1;
   bool worker = false, no_cost_model = false, alone = false;
+  std::vector<std::string> seeds = {"mullapudi2016", "adams2019"};
   PassFlags passes;
 };
 
@@ -133,6 +134,9 @@ int tune(const TuneFlags& o) {
   t.micro_batch = codegen::choose_micro_batch(g, o.passes.micro_batch);
   t.seed = o.seed;
   t.cost_model = !o.no_cost_model;
+  t.seeds.clear();
+  for (const auto& seed : o.seeds)
+    if (seed != "none") t.seeds.push_back(seed);
   t.in_context = !o.alone;
   // A live line on a terminal; on a log, one line every 25 trials.
   const bool tty = isatty(2);
@@ -192,6 +196,11 @@ Action add_tune(CLI::App& app) {
                   "write the tuning curve (best model time against tuning time) as SVG");
   sub->add_flag("--no-cost-model", o->no_cost_model,
                 "measure the search's proposals as they come, without the learned model's ranking");
+  sub->add_option("--seeds", o->seeds,
+                  "Halide's autoschedulers measured first as seeds (adams2019: only on workloads "
+                  "with 2 minutes of budget or more), or none")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"adams2019", "mullapudi2016", "none"}));
   sub->add_flag("--alone", o->alone,
                 "time each candidate kernel alone, not inside a run of the whole model");
   sub->add_flag("--worker", o->worker,

@@ -16,5 +16,6 @@ Action add_compile(CLI::App& app);
 Action add_compare(CLI::App& app);
 Action add_tune(CLI::App& app);
 Action add_db(CLI::App& app);
+Action add_export(CLI::App& app);
 
 }  // namespace cnnc::tools

@@ -156,6 +156,10 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
     total_share -= share(&s);
     const auto ws = Clock::now();
     const ir::Node& node = s.graph.node(s.graph.size() - 1);
+    for (const std::string& seed : opts.seeds)
+      if (!s.tried.count(seed) && (seed != "adams2019" || slice >= opts.kSlowSeedSeconds) &&
+          elapsed() < opts.budget_s)
+        measure(s, seed, "autoscheduler");
     int stale = 0;
     while (std::chrono::duration<double>(Clock::now() - ws).count() < slice &&
            elapsed() < opts.budget_s && stale < 50) {

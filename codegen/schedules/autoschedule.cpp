@@ -1,12 +1,11 @@
 // Halide's autoschedulers on one kernel: the plugins ship in Halide's wheel beside libHalide
 // (libautoschedule_adams2019.so, _mullapudi2016, _anderson2021); each is loaded once, by
 // absolute path, and run with fixed seeds so that a kernel's schedule is reproducible.
-#include <dlfcn.h>
-
 #include <map>
 #include <mutex>
 #include <set>
 
+#include "codegen/lower.h"
 #include "codegen/schedules/schedules.h"
 #include "ir/error.h"
 
@@ -15,15 +14,6 @@ namespace cnnc::codegen {
 using namespace Halide;
 
 namespace {
-
-// The folder libHalide was loaded from (the plugins are its neighbours).
-std::string halide_library_folder() {
-  Dl_info info{};
-  if (!dladdr(reinterpret_cast<void*>(&Halide::load_plugin), &info) || !info.dli_fname)
-    return "";
-  const std::string path = info.dli_fname;
-  return path.substr(0, path.rfind('/'));
-}
 
 void load_autoscheduler(const std::string& plugin) {
   static std::mutex mutex;

@@ -89,11 +89,13 @@ TEST_CASE("choose_tiles keeps a recorded schedule; schedules round-trip and bad 
       {"tile:v0", "'v0' is not a letter and a positive number"},
       {"none:v8", "none takes no fields"},
       {"pool:v8,k4", "pool takes the fields vr, not 'k'"},
+      {"adams2019:v8", "adams2019 takes no fields"},
       {"blocked", "unknown schedule kind 'blocked'"}};
   for (const auto& [bad, reason] : bad_ones) {
     CAPTURE(bad);
     const std::string net = "input x shape=8x8x16\nconv2d c filters=32 kernel=3x3 schedule=" + std::string(bad) + "\n";
-    const std::string why = "attribute 'schedule': '" + std::string(bad) + "': " + reason + "; accepted: none, or KIND:FIELDS";
+    const std::string why = "attribute 'schedule': '" + std::string(bad) + "': " + reason +
+                            "; accepted: none, an autoscheduler (adams2019, mullapudi2016, anderson2021), or KIND:FIELDS";
     CHECK_THROWS_WITH_AS(ir::parse(net, "t.cnn"), doctest::Contains(why.c_str()), Error);
   }
   // A view has no kernel, so no schedule.

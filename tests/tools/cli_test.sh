@@ -97,6 +97,19 @@ npy_header() {
 # N float32 values of 0.5 (00 00 00 3f).
 halves() { local i; for ((i = 0; i < $1; i++)); do printf '\x00\x00\x00\x3f'; done; }
 
+# N float32 values from {0.25, 0.5, 0.75, -0.5} in a fixed pseudo-random order (an LCG).
+mixed() {
+  local i x=7 v=('\x00\x00\x80\x3e' '\x00\x00\x00\x3f' '\x00\x00\x40\x3f' '\x00\x00\x00\xbf')
+  for ((i = 0; i < $1; i++)); do x=$(((x * 1103515245 + 12345) % 2147483648)); printf "${v[$(((x >> 16) % 4))]}"; done
+}
+
+# The largest |a - b| over two .npy files of the same length, and fails above a tolerance.
+max_diff() {
+  paste <(npy_values "$1") <(npy_values "$2") |
+    awk -v tol="$3" '{d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d; n++}
+      END {printf "max |diff| %.3g over %d values\n", m, n; exit !(n > 0 && m <= tol)}'
+}
+
 # N bytes of fixed pseudo-random garbage (an LCG, so the file is the same on every run).
 garbage() {
   local i o x=12345 out=""
@@ -246,6 +259,52 @@ case $CASE in
     printf 'input x shape=8x8x4\nconv2d c filters=8 kernel=3x3 schedule=adams2019:v4\n' > bad.cnn
     expect_error "adams2019 takes no fields" -- run bad.cnn
     ;;
+  export_c)
+    # cnnc export: a static library + C header + weights; the example C program built against
+    # the exported LeNet-5 (weights in a file) and ResNet-mini (embedded, batch 3 run as
+    # micro-batches) gives `cnnc run`'s outputs.
+    command -v cc >/dev/null || fail "no C compiler (build-essential)"
+    { npy_header "(1, 32, 32, 1)"; mixed 1024; } >x1.npy
+    { npy_header "(3, 32, 32, 3)"; mixed 9216; } >x3.npy
+    expect_ok export "$M/lenet5.cnn" -o lenet --name lenet5 --seed 3
+    has "lenet/liblenet5.a"
+    expect_ok export "$M/resnet_mini.cnn" -o rmini --name rmini --seed 4 --batch 3 --embed-weights
+    [[ ! -e rmini/rmini.weights ]] || fail "embedded weights were also written to a file"
+    cc -O2 -Wall -Werror -DNET=lenet5 -I lenet "$SRC/examples/deploy/run_model.c" lenet/liblenet5.a -lm -lpthread -ldl -o run_lenet5 ||
+      fail "the example does not build against liblenet5.a"
+    cc -O2 -Wall -Werror -DNET=rmini -I rmini "$SRC/examples/deploy/run_model.c" rmini/librmini.a -lm -lpthread -ldl -o run_rmini ||
+      fail "the example does not build against librmini.a"
+    ./run_lenet5 lenet/lenet5.weights x1.npy y1.npy || fail "the exported LeNet-5 failed"
+    ./run_rmini - x3.npy y3.npy || fail "the exported ResNet-mini failed"
+    expect_ok run "$M/lenet5.cnn" --seed 3 --input x1.npy -o ref1.npy
+    expect_ok run "$M/resnet_mini.cnn" --seed 4 --input x3.npy -o ref3.npy
+    max_diff y1.npy ref1.npy 0 || fail "exported LeNet-5 and cnnc run differ"
+    max_diff y3.npy ref3.npy 0 || fail "exported ResNet-mini and cnnc run differ"
+    ! ./run_rmini lenet/lenet5.weights x3.npy y.npy 2>err.txt || fail "the wrong weights were accepted"
+    grep -q "not the weights of rmini" err.txt || fail "the wrong weights' message: $(cat err.txt)"
+    expect_error "exporting GPU kernels is not built yet" -- export "$M/lenet5.cnn" -o gpu --target opencl
+    ;;
+  export_arm)
+    # Cross-compiled for aarch64 (NEON) with Debian's cross toolchain, run under qemu-user: the
+    # same outputs as this machine's cnnc run (to 1e-5: other vector sums).
+    command -v aarch64-linux-gnu-gcc >/dev/null || fail "no aarch64 cross compiler (gcc-aarch64-linux-gnu)"
+    command -v qemu-aarch64-static >/dev/null || fail "no qemu-aarch64-static (qemu-user-static)"
+    { npy_header "(2, 32, 32, 3)"; mixed 6144; } >x2.npy
+    for net in lenet5:1 resnet_mini:2; do
+      name=${net%%:*}
+      batch=${net##*:}
+      expect_ok export "$M/$name.cnn" -o "arm_$name" --name "$name" --seed 5 --batch "$batch" --target arm-64-linux
+      has "for arm-64-linux"
+      aarch64-linux-gnu-gcc -O2 -static -DNET="$name" -I "arm_$name" "$SRC/examples/deploy/run_model.c" \
+        "arm_$name/lib$name.a" -lm -lpthread -ldl -o "run_$name" 2>/dev/null || fail "the aarch64 example does not link"
+      input=x2.npy
+      [[ $name == lenet5 ]] && { npy_header "(1, 32, 32, 1)"; mixed 1024; } >x1.npy && input=x1.npy
+      qemu-aarch64-static "./run_$name" "arm_$name/$name.weights" "$input" "arm_$name.npy" ||
+        fail "the aarch64 $name failed under qemu"
+      expect_ok run "$M/$name.cnn" --seed 5 --input "$input" -o "host_$name.npy"
+      max_diff "arm_$name.npy" "host_$name.npy" 1e-5 || fail "aarch64 and host outputs of $name differ"
+    done
+    ;;
   target_flag)
     # --target: host, another CPU's Halide target string, opencl (PoCL runs it on this CPU),
     # cuda (compiles here; running needs the GPU).
@@ -287,6 +346,7 @@ case $CASE in
     cmp -s <(npy_values tuned.npy | awk '{printf "%.5f\n", $1}') <(npy_values plain.npy | awk '{printf "%.5f\n", $1}') ||
       fail "tuned and untuned outputs differ"
     expect_ok db export t.jsonl --db t.db
+    grep -q '"schedule":"mullapudi2016"' t.jsonl || fail "the Mullapudi2016 seed was not measured"
     sed 's/"fingerprint":"[^"]*"/"fingerprint":"some other machine"/' t.jsonl > other.jsonl
     expect_ok db import other.jsonl --db o.db
     expect_ok run one.cnn --db o.db --threads 2 --explain --seed 2

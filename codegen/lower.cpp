@@ -1,0 +1,91 @@
+// A node to a Halide pipeline: its algorithm (codegen/ops/) with its schedule applied
+// (codegen/schedules/), after checking that the schedule fits the layer.
+#include "codegen/lower.h"
+
+#include <dlfcn.h>
+
+#include "codegen/schedules/schedules.h"
+#include "ir/error.h"
+#include "ir/text.h"
+
+namespace cnnc::codegen {
+
+using namespace Halide;
+
+std::string halide_library_folder() {
+  Dl_info info{};
+  if (!dladdr(reinterpret_cast<void*>(&Halide::load_plugin), &info) || !info.dli_fname)
+    return "";
+  const std::string path = info.dli_fname;
+  return path.substr(0, path.rfind('/'));
+}
+
+Target halide_target(const ir::Target& t) {
+  return t.halide == "host" ? get_host_target() : Target(t.halide);
+}
+
+namespace {
+
+template <class A>
+Lowered take(A& a, std::string schedule) {
+  return {a.out, a.args, a.arg_dims, a.out_dims, std::move(schedule), a.weight_block};
+}
+
+Lowered lower_as(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc, const Target& t,
+                 const ir::Target& facts) {
+  const bool gpu = t.has_gpu_feature();
+  if (const std::string why =
+          schedule_error(g, n, sc, gpu ? ir::TargetFamily::Gpu : ir::TargetFamily::Cpu);
+      !why.empty())
+    throw Error(g.where(n) + ": cannot apply its schedule: " + why +
+                " (schedule=" + ir::to_text(sc) +
+                "); leave it out (schedule=none) to let the tiling pass choose one");
+  const bool autoscheduled = ir::is_autoscheduler(sc.kind);
+  switch (ir::kernel_kind(g, n)) {
+    case ir::KernelKind::Conv:
+    case ir::KernelKind::Depthwise: {
+      ConvAlgorithm a = conv_algorithm(conv_spec(g, n), static_cast<int>(sc.pack),
+                                       n.op == ir::OpKind::Dense ? "dense" : "conv");
+      std::string how = autoscheduled ? autoschedule(a.out, sc.kind, t, facts)
+                        : gpu         ? schedule_conv_gpu(a, sc)
+                                      : schedule_conv_cpu(a, sc, t);
+      return take(a, std::move(how));
+    }
+    case ir::KernelKind::Pool: {
+      Algorithm a = pool_algorithm(g, n);
+      std::string how = autoscheduled ? autoschedule(a.out, sc.kind, t, facts)
+                        : gpu         ? schedule_pool_gpu(a, sc)
+                                      : schedule_pool_cpu(a, sc, t);
+      return take(a, std::move(how));
+    }
+    case ir::KernelKind::Pointwise: {
+      PointwiseAlgorithm a = pointwise_algorithm(g, n);
+      std::string how = autoscheduled ? autoschedule(a.out, sc.kind, t, facts)
+                        : gpu         ? schedule_pointwise_gpu(a, sc)
+                                      : schedule_pointwise_cpu(a, sc, t);
+      return take(a, std::move(how));
+    }
+  }
+  throw InternalError("unknown kernel kind");
+}
+
+}  // namespace
+
+// An autoscheduler that finds no schedule for a kernel (Anderson2021 on a softmax: "zero
+// parallel tilings") leaves it to codegen's default schedule for the target, and says so.
+Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t, const ir::Target& facts) {
+  if (!ir::is_autoscheduler(n.schedule.kind)) return lower_as(g, n, n.schedule, t, facts);
+  try {
+    return lower_as(g, n, n.schedule, t, facts);
+  } catch (const Halide::Error& e) {
+    std::string why = e.what();
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    why = why.substr(why.find_first_not_of(" :", why.rfind("Error") == 0 ? 6 : 0));
+    Lowered l = lower_as(g, n, ir::Schedule{}, t, facts);
+    l.schedule = std::string(ir::schedule_kind_name(n.schedule.kind)) +
+                 " found no schedule (" + why + "); codegen's default: " + l.schedule;
+    return l;
+  }
+}
+
+}  // namespace cnnc::codegen
