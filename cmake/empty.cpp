@@ -1,0 +1,1 @@
+// libcnnc is its stages' libraries, linked whole (cmake/install.cmake); no code of its own.
