@@ -22,14 +22,17 @@ fi
 
 PY=${PYTHON:-python3}
 # Halide 21's wheel carries libHalide, its headers and CMake package; its CMake package needs CMake >= 3.28.
-$PY -m pip install -q --disable-pip-version-check "halide==21.0.0" "cmake>=3.28,<4.2" numpy 2>&1 \
+$PY -m pip install -q --disable-pip-version-check "halide==21.0.0" "cmake>=3.28,<4.2" numpy \
+  "pybind11>=2.11" pytest "scikit-build-core>=0.10" 2>&1 \
   | grep -v "Running pip as the 'root' user" || true
 
 HALIDE_DIR=$($PY -c "import halide, os; print(os.path.join(os.path.dirname(halide.__file__), 'lib64', 'cmake', 'Halide'))")
 CMAKE_BIN=$($PY -c "import cmake, os; print(os.path.join(cmake.CMAKE_BIN_DIR, 'cmake'))")
 
 "$CMAKE_BIN" -S . -B build -DCMAKE_BUILD_TYPE=Release -DHalide_DIR="$HALIDE_DIR" \
-  -DHalideHelpers_DIR="$(dirname "$HALIDE_DIR")/HalideHelpers" >/dev/null
+  -DHalideHelpers_DIR="$(dirname "$HALIDE_DIR")/HalideHelpers" \
+  -Dpybind11_DIR="$($PY -c 'import pybind11; print(pybind11.get_cmake_dir())')" \
+  -DPython_EXECUTABLE="$(command -v "$PY")" >/dev/null
 "$CMAKE_BIN" --build build -j "$(nproc)"
 # ctest from the same CMake, so the README's test command needs nothing else on PATH.
 ln -sf "$(dirname "$CMAKE_BIN")/ctest" build/ctest
