@@ -40,12 +40,6 @@ Toolchain toolchain(const Target& t) {
   return {cc && *cc ? cc : "cc", ar && *ar ? ar : "ar", "build-essential"};
 }
 
-std::string dims_text(const std::vector<int>& dims) {
-  std::string s;
-  for (int d : dims) s += (s.empty() ? "" : ", ") + std::to_string(d);
-  return s;
-}
-
 // A C identifier from a name: letters, digits and '_' (a leading digit gets a '_').
 std::string c_identifier(const std::string& name) {
   std::string s;

@@ -26,9 +26,15 @@ Target halide_target(const ir::Target& t) {
 
 namespace {
 
+// The algorithm with the schedule its kind asks for: an autoscheduler's, the GPU's or the CPU's.
 template <class A>
-Lowered take(A& a, std::string schedule) {
-  return {a.out, a.args, a.arg_dims, a.out_dims, std::move(schedule), a.weight_block};
+Lowered scheduled(A a, const ir::Schedule& sc, const Target& t, const ir::Target& facts,
+                  std::string (*gpu)(A&, const ir::Schedule&),
+                  std::string (*cpu)(A&, const ir::Schedule&, const Target&)) {
+  std::string how = ir::is_autoscheduler(sc.kind) ? autoschedule(a.out, sc.kind, t, facts)
+                    : t.has_gpu_feature()         ? gpu(a, sc)
+                                                  : cpu(a, sc, t);
+  return {a.out, a.args, a.arg_dims, a.out_dims, std::move(how), a.weight_block};
 }
 
 Lowered lower_as(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc, const Target& t,
@@ -40,31 +46,17 @@ Lowered lower_as(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc, 
     throw Error(g.where(n) + ": cannot apply its schedule: " + why +
                 " (schedule=" + ir::to_text(sc) +
                 "); leave it out (schedule=none) to let the tiling pass choose one");
-  const bool autoscheduled = ir::is_autoscheduler(sc.kind);
   switch (ir::kernel_kind(g, n)) {
     case ir::KernelKind::Conv:
-    case ir::KernelKind::Depthwise: {
-      ConvAlgorithm a = conv_algorithm(conv_spec(g, n), static_cast<int>(sc.pack),
-                                       n.op == ir::OpKind::Dense ? "dense" : "conv");
-      std::string how = autoscheduled ? autoschedule(a.out, sc.kind, t, facts)
-                        : gpu         ? schedule_conv_gpu(a, sc)
-                                      : schedule_conv_cpu(a, sc, t);
-      return take(a, std::move(how));
-    }
-    case ir::KernelKind::Pool: {
-      Algorithm a = pool_algorithm(g, n);
-      std::string how = autoscheduled ? autoschedule(a.out, sc.kind, t, facts)
-                        : gpu         ? schedule_pool_gpu(a, sc)
-                                      : schedule_pool_cpu(a, sc, t);
-      return take(a, std::move(how));
-    }
-    case ir::KernelKind::Pointwise: {
-      PointwiseAlgorithm a = pointwise_algorithm(g, n);
-      std::string how = autoscheduled ? autoschedule(a.out, sc.kind, t, facts)
-                        : gpu         ? schedule_pointwise_gpu(a, sc)
-                                      : schedule_pointwise_cpu(a, sc, t);
-      return take(a, std::move(how));
-    }
+    case ir::KernelKind::Depthwise:
+      return scheduled(conv_algorithm(conv_spec(g, n), static_cast<int>(sc.pack),
+                                      n.op == ir::OpKind::Dense ? "dense" : "conv"),
+                       sc, t, facts, schedule_conv_gpu, schedule_conv_cpu);
+    case ir::KernelKind::Pool:
+      return scheduled(pool_algorithm(g, n), sc, t, facts, schedule_pool_gpu, schedule_pool_cpu);
+    case ir::KernelKind::Pointwise:
+      return scheduled(pointwise_algorithm(g, n), sc, t, facts, schedule_pointwise_gpu,
+                       schedule_pointwise_cpu);
   }
   throw InternalError("unknown kernel kind");
 }

@@ -321,6 +321,10 @@ int bench(const BenchOptions& o) {
       bytes(model.memory_plan().arena_bytes).c_str(),
       bytes(model.memory_plan().unshared_bytes).c_str(),
       bytes(static_cast<int64_t>(runtime::scratch_bytes_held())).c_str());
+  if (const auto& device = model.program().device)
+    std::printf("  device:     %s mirrored on the %s device (activations and weights)\n",
+                bytes(static_cast<int64_t>(device->mapped_bytes())).c_str(),
+                model.program().target.name.c_str());
   std::printf("  work:       %s MACs per batch = %.3f GFLOP\n", with_commas(macs).c_str(),
               2e-9 * static_cast<double>(macs));
   if (peak > 0)
