@@ -285,22 +285,22 @@ case $CASE in
     expect_error "exporting GPU kernels is not built yet" -- export "$M/lenet5.cnn" -o gpu --target opencl
     ;;
   export_arm)
-    # Cross-compiled for aarch64 (NEON) with Debian's cross toolchain, run under qemu-user: the
+    # Cross-compiled for aarch64 with Debian's cross toolchain, run under qemu-user: the
     # same outputs as this machine's cnnc run (to 1e-5: other vector sums).
     command -v aarch64-linux-gnu-gcc >/dev/null || fail "no aarch64 cross compiler (gcc-aarch64-linux-gnu)"
     command -v qemu-aarch64-static >/dev/null || fail "no qemu-aarch64-static (qemu-user-static)"
     { npy_header "(2, 32, 32, 3)"; mixed 6144; } >x2.npy
-    for net in lenet5:1 resnet_mini:2; do
-      name=${net%%:*}
-      batch=${net##*:}
-      expect_ok export "$M/$name.cnn" -o "arm_$name" --name "$name" --seed 5 --batch "$batch" --target arm-64-linux
-      has "for arm-64-linux"
+    # NEON, and SVE2 at 128-bit vectors (qemu's "max" CPU with that vector length).
+    for case in lenet5:1:arm-64-linux resnet_mini:2:arm-64-linux resnet_mini:2:arm-64-linux-sve2-vector_bits_128; do
+      IFS=: read -r name batch target <<<"$case"
+      expect_ok export "$M/$name.cnn" -o "arm_$name" --name "$name" --seed 5 --batch "$batch" --target "$target"
+      has "for $target"
       aarch64-linux-gnu-gcc -O2 -static -DNET="$name" -I "arm_$name" "$SRC/examples/deploy/run_model.c" \
         "arm_$name/lib$name.a" -lm -lpthread -ldl -o "run_$name" 2>/dev/null || fail "the aarch64 example does not link"
       input=x2.npy
       [[ $name == lenet5 ]] && { npy_header "(1, 32, 32, 1)"; mixed 1024; } >x1.npy && input=x1.npy
-      qemu-aarch64-static "./run_$name" "arm_$name/$name.weights" "$input" "arm_$name.npy" ||
-        fail "the aarch64 $name failed under qemu"
+      qemu-aarch64-static -cpu max,sve128=on "./run_$name" "arm_$name/$name.weights" "$input" "arm_$name.npy" ||
+        fail "the aarch64 $name ($target) failed under qemu"
       expect_ok run "$M/$name.cnn" --seed 5 --input "$input" -o "host_$name.npy"
       max_diff "arm_$name.npy" "host_$name.npy" 1e-5 || fail "aarch64 and host outputs of $name differ"
     done
