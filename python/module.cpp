@@ -9,13 +9,19 @@
 #include <chrono>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "codegen/compile.h"
 #include "frontend/load.h"
 #include "ir/error.h"
+#include "ir/text.h"
 #include "passes/pipeline.h"
 #include "runtime/executor.h"
 #include "runtime/weights.h"
+#include "tuner/apply.h"
+#include "tuner/database.h"
+#include "tuner/measure.h"
+#include "tuner/tune.h"
 
 namespace py = pybind11;
 using namespace cnnc;
@@ -53,7 +59,7 @@ class Compiled {
     return outputs.size() == 1 ? result[0] : py::object(result);
   }
 
-  // One line per kernel: layer, op, output shape, the schedule it runs.
+  // One line per kernel: layer, op, output shape, its schedule (the IR's text, then in words).
   std::string summary() const {
     const ir::Graph& g = model_.graph();
     std::ostringstream s;
@@ -62,7 +68,8 @@ class Compiled {
     for (const auto& ck : model_.kernels()) {
       const ir::Node& n = g.node(ck.node);
       s << "  " << n.name << " (" << n.info().text << ") "
-        << ir::shape_to_string(n.type.shape, true) << ": " << ck.kernel->schedule() << "\n";
+        << ir::shape_to_string(n.type.shape, true) << ": schedule=" << ir::to_text(n.schedule)
+        << ", " << ck.kernel->schedule() << "\n";
     }
     return s.str();
   }
@@ -101,25 +108,81 @@ class Compiled {
   runtime::CompiledModel model_;
 };
 
-// load -> weights -> passes (schedules for the target) -> codegen, as `cnnc run` does.
-std::unique_ptr<Compiled> compile(const std::string& path, int64_t batch, const std::string& target,
-                                  const std::string& weights, uint64_t seed, int threads) {
-  ir::Graph g = frontend::load(path, batch);
-  if (weights.empty())
-    runtime::init_weights(g, seed);
+struct Options {
+  int64_t batch = 1;
+  std::string target = "host", weights, db;  // db: "" for the default tuning database
+  uint64_t seed = 0;
+  int threads = 0;
+};
+
+int resolved(int threads) {
+  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// load -> weights -> passes (schedules for the target), as `cnnc run` does, with or without the
+// tuning database's best schedules for this hardware.
+ir::Graph optimized(const std::string& path, const Options& o, bool tuned) {
+  ir::Graph g = frontend::load(path, o.batch);
+  if (o.weights.empty())
+    runtime::init_weights(g, o.seed);
   else
-    runtime::load_weights(g, weights);
+    runtime::load_weights(g, o.weights);
   passes::PipelineOptions opts;
-  opts.tiling.target = codegen::describe_target(target);
+  opts.tiling.target = codegen::describe_target(o.target);
   opts.tiling.kernel_batch = codegen::choose_micro_batch(g, 0, opts.tiling.target.family);
+  g = passes::optimize(std::move(g), opts);
+  if (tuned)
+    tuner::apply_records(g, o.db.empty() ? tuner::default_database_path() : o.db,
+                         opts.tiling.target, resolved(o.threads), opts.tiling.kernel_batch);
+  return g;
+}
+
+std::unique_ptr<Compiled> compile(const std::string& path, const Options& o, bool tuning) {
+  ir::Graph g = optimized(path, o, tuning);
   codegen::CompileOptions c;
-  c.target = target;
+  c.target = o.target;
   codegen::Program p;
   {
     py::gil_scoped_release unlocked;
-    p = codegen::compile(passes::optimize(std::move(g), opts), c);
+    p = codegen::compile(std::move(g), c);
   }
-  return std::make_unique<Compiled>(std::move(p), threads);
+  return std::make_unique<Compiled>(std::move(p), o.threads);
+}
+
+// cnnc tune from Python: each workload's schedule searched for `budget_s` seconds in all, the
+// records committed to the database that compile() then reads. `worker`: the measuring
+// process's command line (python -m cnnc._worker).
+py::list tune(const std::string& path, double budget_s, const Options& o,
+              const std::vector<std::string>& worker) {
+  tuner::TuneOptions t;
+  t.target = codegen::describe_target(o.target);
+  if (t.target.family == ir::Target::Gpu)
+    throw Error("target " + o.target + ": tuning searches CPU schedules only so far");
+  ir::Graph g = optimized(path, o, false);
+  t.budget_s = budget_s;
+  t.db_path = o.db.empty() ? tuner::default_database_path() : o.db;
+  t.threads = resolved(o.threads);
+  t.micro_batch = codegen::choose_micro_batch(g, 0);
+  t.seed = o.seed;
+  t.worker = worker;
+  tuner::TuneResult r;
+  {
+    py::gil_scoped_release unlocked;
+    r = tuner::tune(g, t);
+  }
+  py::list out;
+  for (const auto& w : r.workloads) {
+    py::dict d;
+    d["workload"] = w.key;
+    d["layers"] = w.layers;
+    d["heuristic"] = w.heuristic;
+    d["heuristic_ms"] = w.heuristic_ms;
+    d["best"] = w.verified.empty() ? w.best : w.verified;
+    d["best_ms"] = w.verified.empty() ? w.best_ms : w.recheck_best_ms;
+    d["trials"] = w.trials;
+    out.append(d);
+  }
+  return out;
 }
 
 }  // namespace
@@ -133,6 +196,20 @@ PYBIND11_MODULE(_cnnc, m) {
       .def("bench", &Compiled::bench, py::arg("runs") = 20)
       .def_property_readonly("input_shapes", [](const Compiled& c) { return c.shapes(true); })
       .def_property_readonly("output_shapes", [](const Compiled& c) { return c.shapes(false); });
-  m.def("compile", &compile, py::arg("path"), py::arg("batch") = 1, py::arg("target") = "host",
-        py::arg("weights") = "", py::arg("seed") = 0, py::arg("threads") = 0);
+  py::class_<Options>(m, "Options")
+      .def(py::init<>())
+      .def_readwrite("batch", &Options::batch)
+      .def_readwrite("target", &Options::target)
+      .def_readwrite("weights", &Options::weights)
+      .def_readwrite("db", &Options::db)
+      .def_readwrite("seed", &Options::seed)
+      .def_readwrite("threads", &Options::threads);
+  m.def("compile", &compile, py::arg("path"), py::arg("options"), py::arg("tuning") = true);
+  m.def("tune", &tune, py::arg("path"), py::arg("budget_s"), py::arg("options"),
+        py::arg("worker"));
+  // The measuring process's loop (python -m cnnc._worker): JSON lines on stdin and stdout.
+  m.def("serve_worker", [] {
+    py::gil_scoped_release unlocked;
+    return tuner::serve_worker();
+  });
 }

@@ -219,9 +219,11 @@ void Worker::start() {
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
   for (int fd : {in[0], in[1], out[0], out[1]}) posix_spawn_file_actions_addclose(&fa, fd);
-  char arg0[] = "cnnc", arg1[] = "tune", arg2[] = "--worker";
-  char* argv[] = {arg0, arg1, arg2, nullptr};
-  const int rc = posix_spawn(&pid_, exe_.c_str(), &fa, nullptr, argv, environ);
+  std::vector<std::string> args = argv_;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const int rc = posix_spawnp(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   close(in[0]);
   close(out[1]);

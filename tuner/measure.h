@@ -43,8 +43,11 @@ int serve_worker();
 // A worker process of this same binary, restarted when it dies or times out.
 class Worker {
  public:
-  // `exe`: the cnnc binary to run as `exe tune --worker` (this process's own by default).
-  explicit Worker(std::string exe = "/proc/self/exe") : exe_(std::move(exe)) {}
+  // `exe`: the cnnc binary to run as `exe tune --worker` (this process's own by default); or
+  // the whole command line of a process that serves the same protocol (serve_worker), such as
+  // `python -m cnnc._worker`.
+  explicit Worker(std::string exe = "/proc/self/exe") : argv_{std::move(exe), "tune", "--worker"} {}
+  explicit Worker(std::vector<std::string> argv) : argv_(std::move(argv)) {}
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -56,7 +59,7 @@ class Worker {
  private:
   void start();
   void stop();
-  std::string exe_;
+  std::vector<std::string> argv_;
   pid_t pid_ = 0;
   int to_ = -1, from_ = -1;
   std::string pending_;  // bytes read past the last line

@@ -37,7 +37,7 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
   Database db(opts.db_path);
   const std::string fp = fingerprint(opts.target);
   const std::vector<Workload> work = workloads(optimized, opts.micro_batch);
-  Worker worker;
+  Worker worker = opts.worker.empty() ? Worker() : Worker(opts.worker);
   // The model as the worker re-creates it for in-context timing (schedules included).
   const std::string context = opts.in_context ? ir::print(optimized) : std::string();
   std::mt19937_64 rng(opts.seed);

@@ -28,6 +28,8 @@ struct TuneOptions {
   // Time each candidate inside a run of the whole model (its layers' time there, caches as the
   // layers before left them) rather than alone.
   bool in_context = true;
+  // The measuring process's command line (tuner::Worker); empty: this binary's `tune --worker`.
+  std::vector<std::string> worker;
   // Called after each trial: workload i of n, trials so far, the best and heuristic times.
   std::function<void(const std::string& line)> progress;
 };

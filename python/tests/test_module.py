@@ -32,7 +32,7 @@ def test_compiled_network_matches_cnnc_run(tmp_path):
 def test_summary_and_bench():
     net = cnnc.compile(os.path.join(MODELS, "lenet5.cnn"))
     net(np.zeros((1, 32, 32, 1), np.float32))
-    assert "c1 (conv2d) 1x28x28x6:" in net.summary()
+    assert "c1 (conv2d) 1x28x28x6: schedule=" in net.summary()
     b = net.bench(runs=5)
     assert b["runs"] == 5 and 0 < b["min_ms"] <= b["median_ms"] and b["images_per_s"] > 0
 
@@ -70,3 +70,22 @@ def test_a_live_keras_model_matches_predict():
     x = np.random.default_rng(3).random((4, 16, 16, 3), dtype=np.float32)
     np.testing.assert_allclose(cnnc.compile(model, batch=4)(x), model.predict(x, verbose=0),
                                rtol=0, atol=1e-4)
+
+
+def test_tune_records_what_compile_then_uses(tmp_path):
+    net = tmp_path / "one.cnn"
+    net.write_text("input x shape=12x12x16\nconv2d c filters=32 kernel=3x3 padding=same activation=relu\n"
+                   "maxpool2d p pool=2x2\n")
+    db = tmp_path / "t.db"
+    workloads = cnnc.tune(net, budget="6s", db=db, threads=2)
+    assert [w["layers"] for w in workloads] == [["c"], ["p"]]
+    assert all(w["trials"] >= 1 and w["best_ms"] > 0 and w["heuristic_ms"] > 0 for w in workloads)
+    assert db.exists()
+    x = np.random.default_rng(4).random((1, 12, 12, 16), dtype=np.float32)
+    tuned, plain = cnnc.compile(net, db=db, threads=2), cnnc.compile(net, tuning=False)
+    np.testing.assert_allclose(tuned(x), plain(x), rtol=0, atol=1e-5)
+    # The conv runs the schedule the tuner found best (or confirmed), the plain one the heuristic.
+    assert f"c (conv2d) 1x12x12x32: schedule={workloads[0]['best']}," in tuned.summary()
+    assert f"c (conv2d) 1x12x12x32: schedule={workloads[0]['heuristic']}," in plain.summary()
+    with pytest.raises(cnnc.Error, match="give a duration like 90s"):
+        cnnc.tune(net, budget="soon", db=db)
