@@ -45,6 +45,8 @@ struct BenchOptions {
   std::vector<std::string> vs;  // peers for the side-by-side run
   std::string json_out;         // where to write the results as JSON
   bool serve = false;
+  // A GPU target's limits, measured by benchmarks/cuda_peak on that GPU (0: not given).
+  double device_peak_gflops = 0, device_gbs = 0;
   PassFlags passes;
 };
 
@@ -72,7 +74,8 @@ int64_t kernel_bytes(const ir::Graph& g, const ir::Node& n) {
 // intensity x bandwidth instead of the peak. Beside it, the kernel's median time inside whole
 // runs of the model (caches as the kernels before left them), and what the model spends
 // between its kernels.
-void print_profile(runtime::CompiledModel& model, double peak, double bandwidth, double model_ms) {
+void print_profile(runtime::CompiledModel& model, double peak, double bandwidth, double model_ms,
+                   const char* source) {
   const ir::Graph& g = model.graph();
   struct Row {
     size_t k;
@@ -120,9 +123,9 @@ void print_profile(runtime::CompiledModel& model, double peak, double bandwidth,
       wall_ms, between_ms, wall_ms > 0 ? 100 * between_ms / wall_ms : 0.0, model_ms);
   if (peak > 0)
     std::printf(
-        "  roofline: %.1f GFLOP/s peak, %.1f GB/s memory bandwidth (measured now), ridge at %.1f "
+        "  roofline: %.1f GFLOP/s peak, %.1f GB/s memory bandwidth (%s), ridge at %.1f "
         "FLOP/byte\n",
-        peak, bandwidth, ridge);
+        peak, bandwidth, source, ridge);
   else
     std::printf("  roofline: no peak measured for this target (%%peak and bound left at 0)\n");
   std::printf("  %-24s %-16s %-18s %10s %9s %7s %9s %7s %8s %8s %-7s %6s  %s\n", "layer", "op",
@@ -297,7 +300,7 @@ int bench(const BenchOptions& o) {
   // The peak with the same number of threads, measured now, on this machine: a CPU's. A GPU
   // target's limit is its GPU's (benchmarks/cuda_peak measures a CUDA GPU's).
   const bool gpu = model.program().target.family == ir::Target::Gpu;
-  const double peak = gpu ? 0.0 : bench::measure_fma_peak_gflops(threads);
+  const double peak = gpu ? o.device_peak_gflops : bench::measure_fma_peak_gflops(threads);
   const double median = quantile(ms, 0.5);
   const double gflops = 2.0 * static_cast<double>(macs) / (median * 1e-3) * 1e-9;
 
@@ -327,7 +330,11 @@ int bench(const BenchOptions& o) {
                 model.program().target.name.c_str());
   std::printf("  work:       %s MACs per batch = %.3f GFLOP\n", with_commas(macs).c_str(),
               2e-9 * static_cast<double>(macs));
-  if (peak > 0)
+  if (peak > 0 && gpu)
+    std::printf("  speed:      %.1f GFLOP/s = %.1f%% of the device's FMA peak (%.1f GFLOP/s, "
+                "--device-peak: cuda_peak's measurement)\n",
+                gflops, 100.0 * gflops / peak, peak);
+  else if (peak > 0)
     std::printf(
         "  speed:      %.1f GFLOP/s = %.1f%% of the FMA peak (%.1f GFLOP/s on %d thread(s), "
         "measured now)\n",
@@ -339,7 +346,8 @@ int bench(const BenchOptions& o) {
   else
     std::printf("  speed:      %.1f GFLOP/s (no AVX2+FMA: peak not measured)\n", gflops);
   if (o.profile)
-    print_profile(model, peak, gpu ? 0.0 : bench::measure_memory_bandwidth_gbs(threads), median);
+    print_profile(model, peak, gpu ? o.device_gbs : bench::measure_memory_bandwidth_gbs(threads),
+                  median, gpu ? "the device's, as given" : "measured now");
   if (!o.json_out.empty()) {
     const nlohmann::json j = {{"model", model.graph().name},
                               {"net", o.net},
@@ -389,6 +397,13 @@ Action add_bench(CLI::App& app) {
                   "(a Keras model file; needs tools/setup_keras.sh)")
       ->delimiter(',');
   sub->add_option("--json", o->json_out, "also write the results to this JSON file");
+  sub->add_option("--device-peak", o->device_peak_gflops,
+                  "a GPU target's FMA peak in GFLOP/s, as benchmarks/cuda_peak measured it on "
+                  "that GPU (for %peak and the roofline)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--device-bandwidth", o->device_gbs,
+                  "a GPU target's memory bandwidth in GB/s (benchmarks/cuda_peak)")
+      ->check(CLI::PositiveNumber);
   sub->add_flag("--serve", o->serve,
                 "compile, then take commands on stdin (used by benchmarks/vs_peers.py)");
   add_pass_flags(*sub, o->passes);
