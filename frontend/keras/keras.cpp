@@ -5,6 +5,7 @@
 
 #include "frontend/keras/convert.h"
 #include "frontend/keras/hdf5.h"
+#include "frontend/keras/isolated.h"
 #include "frontend/keras/model_config.h"
 #include "frontend/keras/zip_archive.h"
 #include "frontend/load.h"
@@ -84,26 +85,34 @@ ir::Graph load(const std::string& path, int64_t batch) {
     const ModelConfig m = parse_model_config(zip.read("config.json", kMaxConfigBytes), path + ": config.json");
     if (!zip.has("model.weights.h5")) return convert(m, nullptr, path, batch);
     const std::string image = zip.read("model.weights.h5", kMaxWeightsBytes);
-    const LayerWeights w = read_keras3_weights(Hdf5File::open_image(path + ": model.weights.h5", image));
+    const std::string label = path + ": model.weights.h5";
+    const LayerWeights w = read_isolated(label, [&] {
+                             return Hdf5Contents{"", read_keras3_weights(Hdf5File::open_image(label, image))};
+                           }).weights;
     check_all_used(w, m, path);
     return convert(m, &w, path, batch);
   }
   if (ext == ".h5") {
-    const Hdf5File h5 = Hdf5File::open(path);
-    if (!h5.has_attribute("/", "model_config"))
-      throw Error(path + ": an HDF5 file without a model_config: a weights file? Give the model (.keras, .h5 from "
-                         "model.save) or its architecture .json with NAME.weights.h5 beside it");
-    const ModelConfig m = parse_model_config(h5.string_attribute("/", "model_config"), path + ": model_config");
-    const LayerWeights w = read_legacy_weights(h5, h5.is_group("model_weights") ? "model_weights" : "/");
-    check_all_used(w, m, path);
-    return convert(m, &w, path, batch);
+    const Hdf5Contents c = read_isolated(path, [&] {
+      const Hdf5File h5 = Hdf5File::open(path);
+      if (!h5.has_attribute("/", "model_config"))
+        throw Error(path + ": an HDF5 file without a model_config: a weights file? Give the model (.keras, .h5 from "
+                           "model.save) or its architecture .json with NAME.weights.h5 beside it");
+      return Hdf5Contents{h5.string_attribute("/", "model_config"),
+                          read_legacy_weights(h5, h5.is_group("model_weights") ? "model_weights" : "/")};
+    });
+    const ModelConfig m = parse_model_config(c.config, path + ": model_config");
+    check_all_used(c.weights, m, path);
+    return convert(m, &c.weights, path, batch);
   }
   if (ext == ".json") {
     const ModelConfig m = parse_model_config(read_file(path, kMaxConfigBytes), path);
     std::filesystem::path weights = path;
     weights.replace_extension(".weights.h5");
     if (!std::filesystem::exists(weights)) return convert(m, nullptr, path, batch);
-    const LayerWeights w = read_weights_file(Hdf5File::open(weights.string()));
+    const LayerWeights w = read_isolated(weights.string(), [&] {
+                             return Hdf5Contents{"", read_weights_file(Hdf5File::open(weights.string()))};
+                           }).weights;
     check_all_used(w, m, weights.string());
     return convert(m, &w, path, batch);
   }

@@ -3,12 +3,15 @@
 // run by the reference implementation. Then malformed and hostile files.
 #include <doctest/doctest.h>
 
+#include <csignal>
+
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <set>
 #include <unistd.h>
 
+#include "frontend/keras/isolated.h"
 #include "frontend/load.h"
 #include "ir/error.h"
 #include "ir/shape_inference.h"
@@ -196,4 +199,32 @@ TEST_CASE("weights that disagree with the architecture are refused, naming the l
 TEST_CASE("a shared layer (one layer called twice) is refused with a message that says so") {
   const std::string e = load_error((fixtures() / "extra_shared_nested.keras").string());
   CHECK(e.find("is called 2 times (a shared layer)") != std::string::npos);
+}
+
+TEST_CASE("HDF5 is read in a child process: its results come back; its crash, hang or error is a clear error") {
+  using frontend::keras::Hdf5Contents;
+  using frontend::keras::read_isolated;
+  Hdf5Contents c;
+  c.config = std::string("{\"config\": 1}\0binary", 20);
+  c.weights["conv"] = {ir::Tensor({3, 3, 2, 4}), ir::Tensor({4})};
+  c.weights["conv"][0].data[7] = -2.5f;
+  c.weights["empty"] = {};
+  const Hdf5Contents back = read_isolated("f.h5", [&] { return c; });
+  CHECK(back.config == c.config);
+  REQUIRE(back.weights.size() == 2);
+  CHECK(back.weights.at("conv")[0].shape == ir::Shape{3, 3, 2, 4});
+  CHECK(back.weights.at("conv")[0].data == c.weights["conv"][0].data);
+  CHECK(back.weights.at("conv")[1].shape == ir::Shape{4});
+  CHECK(back.weights.at("empty").empty());
+  CHECK_THROWS_WITH_AS(read_isolated("bad.h5", []() -> Hdf5Contents { throw Error("bad.h5: no 'layers' group"); }),
+                       "bad.h5: no 'layers' group", Error);
+  CHECK_THROWS_WITH_AS(read_isolated("crash.h5", []() -> Hdf5Contents {
+                         std::raise(SIGSEGV);
+                         return {};
+                       }),
+                       doctest::Contains("crash.h5: the HDF5 library crashed reading it (signal 11"), Error);
+  CHECK_THROWS_WITH_AS(read_isolated("hang.h5", []() -> Hdf5Contents {
+                         for (;;) pause();
+                       }, 0.5),
+                       doctest::Contains("hang.h5: the HDF5 library did not finish reading it"), Error);
 }

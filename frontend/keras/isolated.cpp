@@ -1,0 +1,154 @@
+#include "frontend/keras/isolated.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "ir/error.h"
+
+namespace cnnc::frontend::keras {
+
+namespace {
+
+// The child's answer: a status byte (1: contents, 0: an error message), then length-prefixed
+// fields. Only this file writes and reads it, between a parent and its own child.
+void put_u64(std::string& out, uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
+void put_string(std::string& out, const std::string& s) {
+  put_u64(out, s.size());
+  out += s;
+}
+
+std::string serialize(const Hdf5Contents& c) {
+  std::string out(1, '\1');
+  put_string(out, c.config);
+  put_u64(out, c.weights.size());
+  for (const auto& [layer, tensors] : c.weights) {
+    put_string(out, layer);
+    put_u64(out, tensors.size());
+    for (const ir::Tensor& t : tensors) {
+      put_u64(out, t.shape.size());
+      for (int64_t d : t.shape) put_u64(out, static_cast<uint64_t>(d));
+      put_u64(out, t.data.size());
+      out.append(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float));
+    }
+  }
+  return out;
+}
+
+struct Reader {
+  const std::string& in;
+  size_t at = 1;
+  uint64_t u64() {
+    internal_assert(at + 8 <= in.size(), "the HDF5 reader's answer is truncated");
+    uint64_t v;
+    std::memcpy(&v, in.data() + at, 8);
+    at += 8;
+    return v;
+  }
+  std::string bytes(uint64_t n) {
+    internal_assert(n <= in.size() - at, "the HDF5 reader's answer is truncated");
+    std::string s = in.substr(at, n);
+    at += n;
+    return s;
+  }
+};
+
+Hdf5Contents deserialize(const std::string& in) {
+  Reader r{in};
+  Hdf5Contents c;
+  c.config = r.bytes(r.u64());
+  for (uint64_t layers = r.u64(); layers > 0; --layers) {
+    auto& tensors = c.weights[r.bytes(r.u64())];
+    for (uint64_t n = r.u64(); n > 0; --n) {
+      ir::Tensor t;
+      for (uint64_t rank = r.u64(); rank > 0; --rank) t.shape.push_back(static_cast<int64_t>(r.u64()));
+      const uint64_t elements = r.u64();
+      const std::string data = r.bytes(elements * sizeof(float));
+      t.data.resize(elements);
+      std::memcpy(t.data.data(), data.data(), data.size());
+      tensors.push_back(std::move(t));
+    }
+  }
+  return c;
+}
+
+void write_all(int fd, const std::string& s) {
+  for (size_t done = 0; done < s.size();) {
+    const ssize_t n = write(fd, s.data() + done, s.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+Hdf5Contents read_isolated(const std::string& label, const std::function<Hdf5Contents()>& read,
+                           double timeout_s) {
+  int fds[2];
+  if (pipe(fds) != 0) throw Error(label + ": cannot make a pipe: " + std::strerror(errno));
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    throw Error(label + ": cannot start the HDF5 reader: " + std::strerror(errno));
+  }
+  if (pid == 0) {  // the child: read, answer, exit without running the parent's destructors
+    close(fds[0]);
+    std::string answer;
+    try {
+      answer = serialize(read());
+    } catch (const std::exception& e) {
+      answer = std::string(1, '\0') + e.what();
+    }
+    write_all(fds[1], answer);
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string answer;
+  char buf[1 << 16];
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  bool timed_out = false;
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    const int ready = poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) continue;
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  if (timed_out) kill(pid, SIGKILL);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out)
+    throw Error(label + ": the HDF5 library did not finish reading it in " +
+                std::to_string(static_cast<int>(timeout_s)) +
+                " s (a damaged or hostile file?); the reader was stopped");
+  if (WIFSIGNALED(status))
+    throw Error(label + ": the HDF5 library crashed reading it (signal " +
+                std::to_string(WTERMSIG(status)) + ": " + strsignal(WTERMSIG(status)) +
+                "): a damaged or hostile file; nothing was loaded");
+  if (answer.empty())
+    throw Error(label + ": the HDF5 reader ended without an answer (exit status " +
+                std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
+  if (answer[0] == '\0') throw Error(answer.substr(1));
+  return deserialize(answer);
+}
+
+}  // namespace cnnc::frontend::keras

@@ -1,0 +1,25 @@
+#pragma once
+// Reading HDF5 in a child process. Debian's HDF5 1.10 cannot be hardened against hostile files
+// (a use-after-free and an endless loop in H5Aread -> H5T__conv_vlen -> H5HG_read were found by
+// this project's fuzzer), so every .h5 read runs in a forked child that hands back what it read
+// through a pipe; a crash, a hang or an error there becomes a cnnc::Error naming the file, and
+// this process goes on.
+#include <functional>
+#include <string>
+
+#include "frontend/keras/model_config.h"
+
+namespace cnnc::frontend::keras {
+
+// What a Keras file's HDF5 part holds: the model config (legacy .h5; else empty) and weights.
+struct Hdf5Contents {
+  std::string config;
+  LayerWeights weights;
+};
+
+// Runs `read` in a child process and returns its result. `label` names the file in errors;
+// the child is killed after `timeout_s` seconds.
+Hdf5Contents read_isolated(const std::string& label, const std::function<Hdf5Contents()>& read,
+                           double timeout_s = 120);
+
+}  // namespace cnnc::frontend::keras
