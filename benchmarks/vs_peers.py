@@ -51,9 +51,9 @@ class Cnnc:
 
     name = "cnnc"
 
-    def __init__(self, exe, model, batch, threads):
+    def __init__(self, exe, model, batch, threads, flags=()):
         self.proc = subprocess.Popen([exe, "bench", model, "--serve", "--batch", str(batch),
-                                      "--threads", str(threads)],
+                                      "--threads", str(threads), *flags],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.ready = self._read()
 
@@ -220,6 +220,8 @@ def main():
     ap.add_argument("--max-time", type=float, default=300.0, help="stop measuring after this many seconds")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--cnnc-flag", action="append", default=[],
+                    help="a flag for cnnc's side (repeatable): --db, --no-tuning, --autoschedule ...")
     a = ap.parse_args()
 
     peers = [p for p in a.peers.split(",") if p]
@@ -246,7 +248,7 @@ def main():
     lo, hi = input_range(a.model)
     rng = np.random.default_rng(a.seed)
     systems, errors, extra = [], {}, {}
-    cnnc = Cnnc(a.cnnc, a.model, a.batch, a.threads)  # compiles first, alone on the machine
+    cnnc = Cnnc(a.cnnc, a.model, a.batch, a.threads, a.cnnc_flag)  # compiles first, alone on the machine
     try:
         systems.append(cnnc)
         onnx = None

@@ -261,6 +261,16 @@ int run_vs_peers(const BenchOptions& o, int threads) {
                                    "--seed",
                                    std::to_string(o.seed)};
   if (!o.json_out.empty()) args.insert(args.end(), {"--json", o.json_out});
+  // cnnc's side runs with this command's compile flags (the tuning database, an autoscheduler).
+  std::vector<std::string> forwarded;
+  if (!o.passes.db.empty()) forwarded.insert(forwarded.end(), {"--db", o.passes.db});
+  if (o.passes.no_tuning) forwarded.push_back("--no-tuning");
+  if (!o.passes.autoschedule.empty())
+    forwarded.insert(forwarded.end(), {"--autoschedule", o.passes.autoschedule});
+  if (o.passes.target != "host") forwarded.insert(forwarded.end(), {"--target", o.passes.target});
+  if (o.passes.micro_batch)
+    forwarded.insert(forwarded.end(), {"--micro-batch", std::to_string(o.passes.micro_batch)});
+  for (const auto& f : forwarded) args.push_back("--cnnc-flag=" + f);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
