@@ -61,23 +61,56 @@ Lowered lower_as(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc, 
   throw InternalError("unknown kernel kind");
 }
 
+// Whether a CPU pipeline runs on zero-filled arguments of its fixed shapes: an autoscheduler may
+// compute an intermediate stage past an input's fixed bounds (Adams2019 on ResNet50's 3-channel
+// stem: channels -14..2), and Halide then fails every call of the kernel.
+bool runs_on_zeros(Lowered& l, const Target& t) {
+  bool ok = true;
+  try {
+    for (size_t i = 0; i < l.args.size(); ++i) {
+      Buffer<float> b(l.arg_dims[i]);
+      b.fill(0.f);
+      l.args[i].set(b);
+    }
+    Buffer<float> out(l.out_dims);
+    l.out.realize(out, t);
+  } catch (const Halide::Error&) {
+    ok = false;
+  }
+  for (auto& p : l.args) p.reset();
+  return ok;
+}
+
+// An autoscheduler's failure on one kernel leaves that kernel to codegen's default schedule for
+// the target, and the schedule's description says why.
+Lowered fall_back(const ir::Graph& g, const ir::Node& n, const Target& t, const ir::Target& facts,
+                  const std::string& why) {
+  Lowered l = lower_as(g, n, ir::Schedule{}, t, facts);
+  l.schedule = std::string(ir::schedule_kind_name(n.schedule.kind)) + " " + why +
+               "; codegen's default: " + l.schedule;
+  return l;
+}
+
 }  // namespace
 
 // An autoscheduler that finds no schedule for a kernel (Anderson2021 on a softmax: "zero
-// parallel tilings") leaves it to codegen's default schedule for the target, and says so.
+// parallel tilings"), or one whose CPU schedule fails on the kernel's own shapes, leaves it to
+// codegen's default schedule.
 Lowered lower(const ir::Graph& g, const ir::Node& n, const Target& t, const ir::Target& facts) {
   if (!ir::is_autoscheduler(n.schedule.kind)) return lower_as(g, n, n.schedule, t, facts);
+  Lowered l;
   try {
-    return lower_as(g, n, n.schedule, t, facts);
+    l = lower_as(g, n, n.schedule, t, facts);
   } catch (const Halide::Error& e) {
     std::string why = e.what();
     while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
     why = why.substr(why.find_first_not_of(" :", why.rfind("Error") == 0 ? 6 : 0));
-    Lowered l = lower_as(g, n, ir::Schedule{}, t, facts);
-    l.schedule = std::string(ir::schedule_kind_name(n.schedule.kind)) +
-                 " found no schedule (" + why + "); codegen's default: " + l.schedule;
-    return l;
+    return fall_back(g, n, t, facts, "found no schedule (" + why + ")");
   }
+  // A GPU pipeline is not probed: compiling for a GPU needs no device, running does.
+  if (!t.has_gpu_feature() && !runs_on_zeros(l, t))
+    return fall_back(g, n, t, facts, "gave a schedule that fails on this kernel's shapes");
+  return l;
 }
 
 }  // namespace cnnc::codegen
