@@ -352,6 +352,7 @@ ExportResult export_library(ir::Graph g, const ExportOptions& opts) {
   r.library_bytes = static_cast<int64_t>(fs::file_size(library));
   r.files.insert(r.files.begin(), {"lib" + N + ".a", N + ".h"});
   r.compiler = tools.cc;
+  r.name = N;
   fs::remove_all(work, ec);
   return r;
 }

@@ -18,6 +18,7 @@ struct ExportOptions {
 };
 
 struct ExportResult {
+  std::string name;                // the C prefix (opts.name made an identifier)
   std::vector<std::string> files;  // what was written, in the folder
   std::string compiler;            // the C compiler that built the executor
   int64_t library_bytes = 0, weight_bytes = 0;

@@ -59,11 +59,11 @@ CompiledModel::CompiledModel(codegen::Program program, int threads) : program_(s
     services_.device = device;
     device->map(arena_.data(), static_cast<size_t>(program_.plan.arena_bytes), false);
     for (const auto& ck : program_.kernels) {
-      const auto& packed = packed_[ck.node];
-      for (const auto& p : g.node(ck.node).params)
-        if (!p.value.data.empty())
-          device->map(p.role == "kernel" && !packed.empty() ? packed.data() : p.value.data.data(),
-                      p.value.data.size() * sizeof(float), true);
+      const ir::Node& n = g.node(ck.node);
+      const auto args = kernel_args(n);  // inputs, then the weights as the kernel reads them
+      for (size_t p = 0; p < n.params.size(); ++p)
+        if (const size_t floats = n.params[p].value.data.size())
+          device->map(args[n.inputs.size() + p], floats * sizeof(float), true);
     }
   }
 }

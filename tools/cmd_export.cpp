@@ -35,7 +35,7 @@ int export_net(const ExportFlags& o) {
               o.embed ? " (embedded)" : "");
   for (const auto& f : r.files) std::printf("  %s/%s\n", o.dir.c_str(), f.c_str());
   std::printf("  link: %s app.c -I %s %s/lib%s.a -lm -lpthread -ldl\n", r.compiler.c_str(),
-              o.dir.c_str(), o.dir.c_str(), r.files[0].substr(3, r.files[0].size() - 5).c_str());
+              o.dir.c_str(), o.dir.c_str(), r.name.c_str());
   return 0;
 }
 

@@ -14,8 +14,11 @@ using namespace Halide;
 
 namespace {
 
-constexpr int64_t kMaxThreads = 1024;    // per block, on every CUDA GPU and PoCL
-constexpr int64_t kSharedBytes = 48 << 10;  // shared memory per block any CUDA GPU grants
+// The limits every GPU of the APIs honours (ir::GpuFacts' defaults, which the tiling pass sizes
+// its proposals by): threads and shared memory per block.
+const ir::GpuFacts kLimits;
+const int64_t kMaxThreads = kLimits.max_threads_per_block;
+const int64_t kSharedBytes = kLimits.shared_bytes_per_block;
 
 int64_t clamp_to(int64_t v, int64_t extent) { return std::max<int64_t>(1, std::min(v, extent)); }
 
