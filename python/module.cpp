@@ -9,16 +9,12 @@
 #include <chrono>
 #include <memory>
 #include <sstream>
-#include <thread>
 
 #include "codegen/compile.h"
-#include "frontend/load.h"
 #include "ir/error.h"
 #include "ir/text.h"
-#include "passes/pipeline.h"
 #include "runtime/executor.h"
-#include "runtime/weights.h"
-#include "tuner/apply.h"
+#include "tools/prepare.h"
 #include "tuner/database.h"
 #include "tuner/measure.h"
 #include "tuner/tune.h"
@@ -115,36 +111,29 @@ struct Options {
   int threads = 0;
 };
 
-int resolved(int threads) {
-  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+// The command line's flags for these options (tools/prepare.h: the same load, passes and
+// tuning-database lookup as `cnnc run`).
+tools::PassFlags flags(const Options& o, bool tuning) {
+  tools::PassFlags f;
+  f.target = o.target;
+  f.db = o.db;
+  f.no_tuning = !tuning;
+  return f;
 }
 
-// load -> weights -> passes (schedules for the target), as `cnnc run` does, with or without the
-// tuning database's best schedules for this hardware.
-ir::Graph optimized(const std::string& path, const Options& o, bool tuned) {
-  ir::Graph g = frontend::load(path, o.batch);
-  if (o.weights.empty())
-    runtime::init_weights(g, o.seed);
-  else
-    runtime::load_weights(g, o.weights);
-  passes::PipelineOptions opts;
-  opts.tiling.target = codegen::describe_target(o.target);
-  opts.tiling.kernel_batch = codegen::choose_micro_batch(g, 0, opts.tiling.target.family);
-  g = passes::optimize(std::move(g), opts);
-  if (tuned)
-    tuner::apply_records(g, o.db.empty() ? tuner::default_database_path() : o.db,
-                         opts.tiling.target, resolved(o.threads), opts.tiling.kernel_batch);
-  return g;
+// load -> weights -> passes (schedules for the target), with or without the tuning database's
+// best schedules for this hardware.
+ir::Graph optimized(const std::string& path, const Options& o, bool tuning) {
+  return tools::optimize(tools::load_with_weights(path, o.batch, o.weights, o.seed),
+                         flags(o, tuning), o.threads);
 }
 
 std::unique_ptr<Compiled> compile(const std::string& path, const Options& o, bool tuning) {
   ir::Graph g = optimized(path, o, tuning);
-  codegen::CompileOptions c;
-  c.target = o.target;
   codegen::Program p;
   {
     py::gil_scoped_release unlocked;
-    p = codegen::compile(std::move(g), c);
+    p = codegen::compile(std::move(g), tools::compile_options(flags(o, tuning)));
   }
   return std::make_unique<Compiled>(std::move(p), o.threads);
 }
@@ -161,7 +150,7 @@ py::list tune(const std::string& path, double budget_s, const Options& o,
   ir::Graph g = optimized(path, o, false);
   t.budget_s = budget_s;
   t.db_path = o.db.empty() ? tuner::default_database_path() : o.db;
-  t.threads = resolved(o.threads);
+  t.threads = tools::resolve_threads(o.threads);
   t.micro_batch = codegen::choose_micro_batch(g, 0);
   t.seed = o.seed;
   t.worker = worker;
