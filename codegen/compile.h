@@ -24,6 +24,10 @@ struct CompileOptions {
 // target compiles anywhere, and only running it needs the device.
 ir::Target describe_target(const std::string& name);
 
+// The GPU a GPU target runs on here ("NVIDIA H200, 132 SMs"), asking its driver; "" for a CPU
+// target or when no device is found. What tuning records of a GPU are keyed by.
+std::string gpu_device_name(const ir::Target& target);
+
 // Images per pass through the network: `requested` if > 0 (it must divide the batch), else on a
 // CPU the largest divisor of the batch up to 4 (measured; see compile.cpp), on a GPU the whole
 // batch (a GPU needs every image's threads to fill its SMs).

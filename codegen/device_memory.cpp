@@ -5,11 +5,14 @@
 
 #include <dlfcn.h>
 
+#include <cstdint>
+
 #include <limits>
 #include <map>
 #include <mutex>
 #include <utility>
 
+#include "codegen/compile.h"
 #include "ir/error.h"
 
 namespace cnnc::codegen {
@@ -44,6 +47,52 @@ std::string missing_device(const ir::Target& t) {
     return "no OpenCL platform is installed (Debian's pocl-opencl-icd runs OpenCL on the CPU)";
   return "";
 }
+
+}  // namespace
+
+std::string gpu_device_name(const ir::Target& t) {
+  if (t.family != ir::Target::Gpu || !missing_device(t).empty()) return "";
+  char name[256] = {0};
+  int units = 0;
+  if (t.gpu.api == ir::GpuFacts::Cuda) {
+    // Device 0: the one Halide's CUDA runtime uses unless HL_GPU_DEVICE says otherwise.
+    void* lib = dlopen("libcuda.so.1", RTLD_LAZY);
+    using Get = int (*)(int*, int);
+    using Name = int (*)(char*, int, int);
+    using Attribute = int (*)(int*, int, int);
+    auto get = reinterpret_cast<Get>(dlsym(lib, "cuDeviceGet"));
+    auto get_name = reinterpret_cast<Name>(dlsym(lib, "cuDeviceGetName"));
+    auto attribute = reinterpret_cast<Attribute>(dlsym(lib, "cuDeviceGetAttribute"));
+    int dev = 0;
+    const int kMultiprocessorCount = 16;  // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
+    if (!get || !get_name || !attribute || get(&dev, 0) != 0 ||
+        get_name(name, sizeof name - 1, dev) != 0 || attribute(&units, kMultiprocessorCount, dev))
+      return "";
+    return std::string(name) + ", " + std::to_string(units) + " SMs";
+  }
+  // OpenCL: the first device of the first platform (PoCL's CPU device here).
+  void* lib = dlopen("libOpenCL.so", RTLD_LAZY);
+  if (!lib) lib = dlopen("libOpenCL.so.1", RTLD_LAZY);
+  using Platforms = int (*)(unsigned, void**, unsigned*);
+  using Devices = int (*)(void*, uint64_t, unsigned, void**, unsigned*);
+  using Info = int (*)(void*, unsigned, size_t, void*, size_t*);
+  auto platforms = reinterpret_cast<Platforms>(dlsym(lib, "clGetPlatformIDs"));
+  auto devices = reinterpret_cast<Devices>(dlsym(lib, "clGetDeviceIDs"));
+  auto info = reinterpret_cast<Info>(dlsym(lib, "clGetDeviceInfo"));
+  void* platform = nullptr;
+  void* device = nullptr;
+  const uint64_t kAllTypes = 0xFFFFFFFF;                  // CL_DEVICE_TYPE_ALL
+  const unsigned kName = 0x102B, kComputeUnits = 0x1002;  // CL_DEVICE_NAME, _MAX_COMPUTE_UNITS
+  unsigned n = 0;
+  if (!platforms || !devices || !info || platforms(1, &platform, &n) != 0 || n == 0 ||
+      devices(platform, kAllTypes, 1, &device, &n) != 0 || n == 0 ||
+      info(device, kName, sizeof name - 1, name, nullptr) != 0 ||
+      info(device, kComputeUnits, sizeof units, &units, nullptr) != 0)
+    return "";
+  return std::string(name) + ", " + std::to_string(units) + " compute units";
+}
+
+namespace {
 
 class HalideDeviceMemory final : public DeviceMemory {
  public:
@@ -113,7 +162,8 @@ class HalideDeviceMemory final : public DeviceMemory {
     internal_assert(at + bytes <= it->first + r.bytes,
                     "a GPU kernel's buffer runs past its mapped region");
     return views_
-        .emplace(key, r.buffer.cropped(0, static_cast<int>(at - it->first), static_cast<int>(bytes)))
+        .emplace(key,
+                 r.buffer.cropped(0, static_cast<int>(at - it->first), static_cast<int>(bytes)))
         .first->second;
   }
 

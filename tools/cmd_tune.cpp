@@ -30,8 +30,8 @@ struct TuneFlags {
   int64_t batch = 1;
   int threads = 0;
   uint64_t seed = 1;
-  bool worker = false, no_cost_model = false, alone = false;
-  std::vector<std::string> seeds = {"mullapudi2016", "adams2019"};
+  bool worker = false, no_cost_model = false, alone = false, seeds_given = false;
+  std::vector<std::string> seeds;
   PassFlags passes;
 };
 
@@ -119,23 +119,35 @@ int tune(const TuneFlags& o) {
   if (o.net.empty()) throw Error("tune: give a MODEL (or --worker)");
   const double budget = parse_budget(o.budget);
   const int threads = resolve_threads(o.threads);
-  if (codegen::describe_target(o.passes.target).family == ir::Target::Gpu)
-    throw Error("--target " + o.passes.target +
-                ": cnnc tune searches CPU schedules only so far; GPU kernels run the tiling "
-                "pass's gpu_tile and gpu_pointwise schedules (see cnnc compile --emit schedule)");
+  const ir::Target target = codegen::describe_target(o.passes.target);
+  const bool gpu = target.family == ir::Target::Gpu;
+  if (gpu && codegen::gpu_device_name(target).empty())
+    throw Error("--target " + o.passes.target + ": tuning measures on the GPU, and its driver " +
+                "finds no device on this machine (cnnc run --target " + o.passes.target +
+                " says why)");
+  // Seeds: the autoschedulers of the target's family (CPU: Mullapudi2016, Adams2019; GPU:
+  // Anderson2021), unless --seeds names them.
+  std::vector<std::string> seeds = o.seeds_given ? o.seeds
+                                   : gpu         ? std::vector<std::string>{"anderson2021"}
+                                         : std::vector<std::string>{"mullapudi2016", "adams2019"};
+  for (const auto& seed : seeds)
+    if (seed != "none" && (seed == "anderson2021") != gpu)
+      throw Error("--seeds " + seed + ": an autoscheduler for " + (gpu ? "CPU" : "GPU") +
+                  " schedules; for --target " + o.passes.target + " give " +
+                  (gpu ? "anderson2021" : "mullapudi2016, adams2019") + " or none");
   PassFlags untuned = o.passes;
   untuned.no_tuning = true;
   ir::Graph g = optimize(load_with_weights(o.net, o.batch, "", o.seed), untuned, threads);
   tuner::TuneOptions t;
   t.budget_s = budget;
   t.db_path = o.passes.db.empty() ? tuner::default_database_path() : o.passes.db;
-  t.target = codegen::describe_target(o.passes.target);
+  t.target = target;
   t.threads = threads;
-  t.micro_batch = codegen::choose_micro_batch(g, o.passes.micro_batch);
+  t.micro_batch = codegen::choose_micro_batch(g, o.passes.micro_batch, target.family);
   t.seed = o.seed;
   t.cost_model = !o.no_cost_model;
   t.seeds.clear();
-  for (const auto& seed : o.seeds)
+  for (const auto& seed : seeds)
     if (seed != "none") t.seeds.push_back(seed);
   t.in_context = !o.alone;
   // A live line on a terminal; on a log, one line every 25 trials.
@@ -196,17 +208,22 @@ Action add_tune(CLI::App& app) {
                   "write the tuning curve (best model time against tuning time) as SVG");
   sub->add_flag("--no-cost-model", o->no_cost_model,
                 "measure the search's proposals as they come, without the learned model's ranking");
-  sub->add_option("--seeds", o->seeds,
-                  "Halide's autoschedulers measured first as seeds (adams2019: only on workloads "
-                  "with 2 minutes of budget or more), or none")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"adams2019", "mullapudi2016", "none"}));
+  auto* seeds =
+      sub->add_option("--seeds", o->seeds,
+                      "Halide's autoschedulers measured first as seeds (default: mullapudi2016,"
+                      "adams2019 on a CPU, anderson2021 on a GPU; adams2019 and anderson2021 "
+                      "only on workloads with 2 minutes of budget or more), or none")
+          ->delimiter(',')
+          ->check(CLI::IsMember({"adams2019", "mullapudi2016", "anderson2021", "none"}));
   sub->add_flag("--alone", o->alone,
                 "time each candidate kernel alone, not inside a run of the whole model");
   sub->add_flag("--worker", o->worker,
                 "measure candidates sent as JSON lines on stdin (the tuner starts this)");
   add_pass_flags(*sub, o->passes);
-  return [o] { return tune(*o); };
+  return [o, seeds] {
+    o->seeds_given = seeds->count() > 0;
+    return tune(*o);
+  };
 }
 
 }  // namespace cnnc::tools

@@ -10,7 +10,7 @@ namespace cnnc::tuner {
 
 namespace {
 
-constexpr size_t kFeatures = 24;
+constexpr size_t kFeatures = 31;
 
 void check(int rc, const char* what) {
   if (rc != 0) throw InternalError(std::string("xgboost: ") + what + ": " + XGBGetLastError());
@@ -36,6 +36,9 @@ std::vector<float> features(const ir::Graph& g, const ir::Node& n, const ir::Sch
   const double v = std::max<double>(1, static_cast<double>(s.vector));
   const double c = static_cast<double>(s.channels), x = static_cast<double>(s.pixels);
   const double rows = std::max<double>(1, static_cast<double>(s.rows));
+  const double bc = std::max<double>(1, static_cast<double>(s.block_channels));
+  const double bx = std::max<double>(1, static_cast<double>(s.block_pixels));
+  const double br = std::max<double>(1, static_cast<double>(s.block_rows));
   const double tasks = std::ceil(out_c / std::max(c, v)) * std::ceil(out_h / rows) * batch;
   std::vector<float> f = {
       static_cast<float>(ir::kernel_kind(g, n)),
@@ -62,6 +65,15 @@ std::vector<float> features(const ir::Graph& g, const ir::Node& n, const ir::Sch
       static_cast<float>(std::fmod(out_c, std::max(c, v)) != 0),
       lg(out_c * out_w * out_h * batch * in_per_group * taps),  // MACs
       static_cast<float>(std::fmod(out_c, v) != 0),
+      // GPU schedules: the block (C x X x R outputs), its threads and how many blocks fill the
+      // device, shared-memory staging and the reduction's unroll (0 for CPU schedules).
+      lg(bc),
+      lg(bx),
+      lg(br),
+      lg(std::max(1.0, bc / std::max(c, v)) * std::max(1.0, bx / std::max(x, 1.0)) * br),
+      lg(std::ceil(out_c / bc) * std::ceil(out_w / bx) * std::ceil(out_h / br) * batch),
+      static_cast<float>(s.shared),
+      lg(static_cast<double>(s.unroll)),
   };
   internal_assert(f.size() == kFeatures, "cost model: feature count");
   return f;

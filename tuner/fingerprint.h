@@ -8,7 +8,7 @@
 namespace cnnc::tuner {
 
 // "x86-64 avx512 l16 r32 L1=32K L2=1024K L3=32768K cores=2 cpu=AMD EPYC (family 25, model 17)"
-// (for a GPU target, the GPU's name, capability and SMs follow).
+// For a GPU target: "gpu=NVIDIA H200, 132 SMs cuda sm_86" (the device the driver finds).
 std::string fingerprint(const ir::Target& t);
 
 }  // namespace cnnc::tuner

@@ -47,9 +47,46 @@ std::vector<int64_t> lane_choices(const ir::Target& t, int64_t channels) {
   return v.empty() ? std::vector<int64_t>{1} : v;
 }
 
+// One draw from a GPU kernel's space: gpu_tile's block (C x X x R outputs), thread tile (c x x
+// in registers), reduction chunk k, unroll u and shared-memory staging s; gpu_pointwise's block
+// and lanes per thread. May not fit (the caller checks).
+ir::Schedule draw_gpu(const ir::Graph& g, const ir::Node& n, std::mt19937_64& rng) {
+  const Shape s = shape_of(g, n);
+  ir::Schedule sc;
+  const ir::KernelKind kind = ir::kernel_kind(g, n);
+  if (kind == ir::KernelKind::Pool || kind == ir::KernelKind::Pointwise) {
+    sc.kind = ir::ScheduleKind::GpuPointwise;
+    sc.vector = pick(rng, std::vector<int64_t>{1, 1, 2, 4});
+    sc.block_channels =
+        std::min<int64_t>(s.out_c, sc.vector * pick(rng, std::vector<int64_t>{8, 16, 32, 64}));
+    sc.block_pixels = pick(rng, std::vector<int64_t>{1, 2, 4, 8, 16, 32});
+    return sc;
+  }
+  sc.kind = ir::ScheduleKind::GpuTile;
+  const bool depthwise = kind == ir::KernelKind::Depthwise;
+  sc.channels = pick(
+      rng, depthwise ? std::vector<int64_t>{1, 2, 4} : std::vector<int64_t>{1, 2, 4, 4, 8, 8, 16});
+  sc.pixels = pick(rng, std::vector<int64_t>{1, 2, 2, 4, 4, 8});
+  sc.block_channels =
+      std::min<int64_t>(s.out_c, sc.channels * pick(rng, std::vector<int64_t>{4, 8, 16, 32}));
+  sc.channels = std::min(sc.channels, sc.block_channels);
+  sc.block_pixels =
+      std::min<int64_t>(s.out_w, sc.pixels * pick(rng, std::vector<int64_t>{1, 2, 4, 8}));
+  sc.pixels = std::min(sc.pixels, sc.block_pixels);
+  sc.block_rows = std::min<int64_t>(s.out_h, pick(rng, std::vector<int64_t>{1, 2, 4, 8}));
+  sc.shared = between(rng, 0, 1);
+  if (!depthwise) {
+    sc.chunk = pick(rng, divisors(s.in_per_group));
+    sc.unroll = pick(rng, std::vector<int64_t>{0, 2, 4, 8});
+    if (sc.unroll && sc.chunk % sc.unroll) sc.unroll = 0;
+  }
+  return sc;
+}
+
 // One draw from the kind's space; may not fit (the caller checks).
 ir::Schedule draw(const ir::Graph& g, const ir::Node& n, const ir::Target& t,
                   std::mt19937_64& rng) {
+  if (t.family == ir::Target::Gpu) return draw_gpu(g, n, rng);
   const Shape s = shape_of(g, n);
   ir::Schedule sc;
   const ir::KernelKind kind = ir::kernel_kind(g, n);
@@ -115,11 +152,16 @@ ir::Schedule mutate(const ir::Schedule& base, const ir::Graph& g, const ir::Node
     if (fresh.kind != base.kind || between(rng, 0, 7) == 0) {
       s = fresh;
     } else {
-      int64_t ir::Schedule::*fields[] = {&ir::Schedule::vector, &ir::Schedule::channels,
-                                         &ir::Schedule::pixels, &ir::Schedule::chunk,
-                                         &ir::Schedule::rows,   &ir::Schedule::taps_inside,
-                                         &ir::Schedule::pack};
-      auto f = fields[between(rng, 0, 6)];
+      using F = int64_t ir::Schedule::*;
+      const std::vector<F> cpu = {&ir::Schedule::vector, &ir::Schedule::channels,
+                                  &ir::Schedule::pixels, &ir::Schedule::chunk,
+                                  &ir::Schedule::rows,   &ir::Schedule::taps_inside,
+                                  &ir::Schedule::pack};
+      const std::vector<F> gpu = {
+          &ir::Schedule::vector,     &ir::Schedule::channels,       &ir::Schedule::pixels,
+          &ir::Schedule::chunk,      &ir::Schedule::block_channels, &ir::Schedule::block_pixels,
+          &ir::Schedule::block_rows, &ir::Schedule::shared,         &ir::Schedule::unroll};
+      const F f = pick(rng, t.family == ir::Target::Gpu ? gpu : cpu);
       s.*f = fresh.*f;
       if (f == &ir::Schedule::channels && s.pack) s.pack = s.channels;  // packing follows the tile
     }

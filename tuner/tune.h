@@ -21,8 +21,9 @@ struct TuneOptions {
   double min_ms = 150;     // each candidate timed for at least this long
   bool cost_model = true;  // candidates ranked by the learned model before they are measured
   // Halide's autoschedulers measured first on each workload, as seeds of the search (schedule
-  // kinds: adams2019, mullapudi2016). Adams2019 takes 10-40 s to schedule a conv on 2 cores,
-  // so it seeds only workloads whose share of the budget is at least kSlowSeedSeconds.
+  // kinds: adams2019, mullapudi2016; anderson2021 for a GPU). Adams2019 takes 10-40 s to
+  // schedule a conv on 2 cores (Anderson2021 longer), so these two seed only workloads whose
+  // share of the budget is at least kSlowSeedSeconds.
   std::vector<std::string> seeds = {"mullapudi2016", "adams2019"};
   static constexpr double kSlowSeedSeconds = 120;
   // Time each candidate inside a run of the whole model (its layers' time there, caches as the

@@ -358,6 +358,28 @@ case $CASE in
     expect_error "--budget 'soon': give a duration like 90s, 15m or 1h" -- tune one.cnn --budget soon --db t.db
     ;;
 
+  tune_gpu)
+    # The GPU schedule space tuned through OpenCL (PoCL runs it on this CPU): records keyed by
+    # the device the driver finds, applied by run --target opencl; CPU seeds refused for a GPU.
+    write_net one.cnn "input x shape=12x12x16" "conv2d c filters=32 kernel=3x3 padding=same activation=relu" "maxpool2d p pool=2x2"
+    expect_ok tune one.cnn --target opencl --budget 8s --db g.db --threads 2
+    grep -qE "on gpu=.*, [0-9]+ compute units opencl" out.txt || fail "the fingerprint does not name the OpenCL device"
+    has "gpu_tile:"
+    has "model: untuned"
+    expect_ok run one.cnn --target opencl --db g.db --threads 2 --explain --seed 2 -o tuned.npy
+    grep -qE "tuned: the database's best for this hardware|confirmed by the database" out.txt ||
+      fail "--explain does not say the database's GPU schedule was used"
+    expect_ok run one.cnn --no-tuning --seed 2 -o plain.npy
+    paste <(npy_values tuned.npy) <(npy_values plain.npy) |
+      awk '{d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d} END {exit !(NR > 0 && m < 1e-4)}' ||
+      fail "the tuned GPU kernels and the CPU's outputs differ by 1e-4 or more"
+    expect_error "--seeds adams2019: an autoscheduler for CPU schedules; for --target opencl give anderson2021 or none" -- tune one.cnn --target opencl --seeds adams2019 --budget 5s --db g.db
+    expect_error "--seeds anderson2021: an autoscheduler for GPU schedules" -- tune one.cnn --seeds anderson2021 --budget 5s --db g.db
+    if ! ldconfig -p | grep -q libcuda.so.1; then
+      expect_error "--target cuda: tuning measures on the GPU, and its driver finds no device on this machine" -- tune one.cnn --target cuda --budget 5s --db g.db
+    fi
+    ;;
+
   tune_kill_resume)
     # kill -9 at random moments of a tune, 20 times: the database opens, passes SQLite's
     # integrity check, holds every record committed before (never fewer), and the next run

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 
 #include "codegen/compile.h"
 #include "ir/error.h"
@@ -99,7 +100,8 @@ TEST_CASE("database: records are kept, the best is found, export and import roun
 
 TEST_CASE("database: hostile files and import lines are refused by name, nothing half-imported") {
   const std::string junk = scratch("junk.db");
-  std::ofstream(junk) << "this is not an SQLite file at all, just some text that is long enough........";
+  std::ofstream(junk)
+      << "this is not an SQLite file at all, just some text that is long enough........";
   CHECK_THROWS_AS(tuner::Database{junk}, Error);
   CHECK_THROWS_WITH_AS(tuner::Database{junk}, doctest::Contains(junk.c_str()), Error);
   // An SQLite file of another program: refused, and left as it was.
@@ -107,16 +109,17 @@ TEST_CASE("database: hostile files and import lines are refused by name, nothing
   fs::remove(other);
   sqlite3* raw = nullptr;
   REQUIRE(sqlite3_open(other.c_str(), &raw) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(raw, "CREATE TABLE notes(x TEXT); INSERT INTO notes VALUES('keep me')", nullptr,
-                       nullptr, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(raw, "CREATE TABLE notes(x TEXT); INSERT INTO notes VALUES('keep me')",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(raw);
-  CHECK_THROWS_WITH_AS(tuner::Database{other}, doctest::Contains("not a cnnc tuning database"), Error);
+  CHECK_THROWS_WITH_AS(tuner::Database{other}, doctest::Contains("not a cnnc tuning database"),
+                       Error);
   // Right version number, wrong columns: refused too.
   const std::string wrong = scratch("wrong.db");
   fs::remove(wrong);
   REQUIRE(sqlite3_open(wrong.c_str(), &raw) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(raw, "CREATE TABLE records(id INTEGER); PRAGMA user_version=1", nullptr, nullptr,
-                       nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(raw, "CREATE TABLE records(id INTEGER); PRAGMA user_version=1", nullptr,
+                       nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(raw);
   CHECK_THROWS_AS(tuner::Database{wrong}, Error);
   const std::string path = scratch("c.db");
@@ -146,33 +149,62 @@ TEST_CASE("database: hostile files and import lines are refused by name, nothing
   };
   for (const auto& [text, why] : bad) {
     CAPTURE(text);
-    CHECK_THROWS_WITH_AS(db.import_lines(line + text + "\n", "import.jsonl"), doctest::Contains(why.c_str()), Error);
+    CHECK_THROWS_WITH_AS(db.import_lines(line + text + "\n", "import.jsonl"),
+                         doctest::Contains(why.c_str()), Error);
     CHECK(db.all().empty());  // all or nothing: the good first line was not kept either
   }
 }
 
 TEST_CASE("search: every random or mutated candidate is a schedule codegen applies") {
-  const ir::Target host = codegen::describe_target("host");
-  std::mt19937_64 rng(5);
-  for (const char* net : {"input x shape=14x14x32\nconv2d c filters=48 kernel=3x3 padding=same\n",
-                          "input x shape=14x14x32\nconv2d c filters=32 kernel=3x3 padding=same groups=32\n",
-                          "input x shape=300\ndense d units=70\n",
-                          "input x shape=9x9x12\nmaxpool2d p pool=3x3 strides=2x2\n",
-                          "input x shape=9x9x12\nbatchnorm b epilogue=gelu\n",
-                          "input x shape=9x9x5\ninput y shape=9x9x7\nconcat c <- x, y\n"}) {
-    CAPTURE(net);
-    const ir::Graph g = ir::parse(net, "t.cnn", 2);
-    const ir::Node& n = g.node(g.size() - 1);
-    ir::Schedule s = tuner::random_schedule(g, n, host, rng);
-    for (int i = 0; i < 40; ++i) {
-      ir::Node probe = n;
-      probe.schedule = s;
-      CAPTURE(ir::to_text(s));
-      CHECK(codegen::schedule_problem(g, probe, host).empty());
-      CHECK(s.kind != ir::ScheduleKind::None);
-      s = i % 3 ? tuner::mutate(s, g, n, host, rng) : tuner::random_schedule(g, n, host, rng);
+  // The CPU space on this machine, and the GPU spaces (gpu_tile, gpu_pointwise), which need no
+  // GPU to be checked.
+  for (const char* target : {"host", "cuda:sm_90", "opencl"}) {
+    CAPTURE(target);
+    const ir::Target host = codegen::describe_target(target);
+    const bool gpu = host.family == ir::Target::Gpu;
+    std::mt19937_64 rng(5);
+    for (const char* net :
+         {"input x shape=14x14x32\nconv2d c filters=48 kernel=3x3 padding=same\n",
+          "input x shape=14x14x32\nconv2d c filters=32 kernel=3x3 padding=same groups=32\n",
+          "input x shape=300\ndense d units=70\n",
+          "input x shape=9x9x12\nmaxpool2d p pool=3x3 strides=2x2\n",
+          "input x shape=9x9x12\nbatchnorm b epilogue=gelu\n",
+          "input x shape=9x9x5\ninput y shape=9x9x7\nconcat c <- x, y\n"}) {
+      CAPTURE(net);
+      const ir::Graph g = ir::parse(net, "t.cnn", 2);
+      const ir::Node& n = g.node(g.size() - 1);
+      ir::Schedule s = tuner::random_schedule(g, n, host, rng);
+      for (int i = 0; i < 40; ++i) {
+        ir::Node probe = n;
+        probe.schedule = s;
+        CAPTURE(ir::to_text(s));
+        CHECK(codegen::schedule_problem(g, probe, host).empty());
+        CHECK(s.kind != ir::ScheduleKind::None);
+        CHECK((ir::target_family(s.kind) == ir::TargetFamily::Gpu) == gpu);
+        s = i % 3 ? tuner::mutate(s, g, n, host, rng) : tuner::random_schedule(g, n, host, rng);
+      }
     }
   }
+}
+
+TEST_CASE("search: the GPU space reaches every gpu_tile field, not only the tiling pass's choice") {
+  const ir::Target cuda = codegen::describe_target("cuda:sm_90");
+  const ir::Graph g = ir::parse(
+      "input x shape=28x28x64\nconv2d c filters=128 kernel=3x3 padding=same\n", "t.cnn", 8);
+  const ir::Node& n = g.node(g.size() - 1);
+  std::mt19937_64 rng(9);
+  std::set<int64_t> thread_c, block_c, rows, shared, unroll;
+  for (int i = 0; i < 300; ++i) {
+    const ir::Schedule s = tuner::random_schedule(g, n, cuda, rng);
+    REQUIRE(s.kind == ir::ScheduleKind::GpuTile);
+    thread_c.insert(s.channels), block_c.insert(s.block_channels), rows.insert(s.block_rows);
+    shared.insert(s.shared), unroll.insert(s.unroll);
+  }
+  CHECK(thread_c.size() >= 4);
+  CHECK(block_c.size() >= 4);
+  CHECK(rows.size() >= 3);
+  CHECK(shared.size() == 2);
+  CHECK(unroll.size() >= 3);
 }
 
 TEST_CASE("records apply only on their hardware, target and thread count; --explain says why") {
@@ -198,7 +230,8 @@ TEST_CASE("records apply only on their hardware, target and thread count; --expl
   auto why = tuner::apply_records(h, path, host, 2, 1);
   REQUIRE(why.size() == 1);
   CHECK(ir::to_text(h.node(1).schedule) == heuristic);
-  CHECK(why[0].why.find("records from other hardware, not applied: another machine") != std::string::npos);
+  CHECK(why[0].why.find("records from other hardware, not applied: another machine") !=
+        std::string::npos);
   {
     tuner::Database db(path);
     tuner::Record r = record("tile:v8,c8,x3,k8,r2", 0.1, tuner::fingerprint(host));
@@ -213,7 +246,9 @@ TEST_CASE("records apply only on their hardware, target and thread count; --expl
   CHECK(ir::to_text(k.node(1).schedule) == heuristic);
 }
 
-TEST_CASE("the worker: a result checked against the reference; a timeout or a crash costs one candidate") {
+TEST_CASE(
+    "the worker: a result checked against the reference; a timeout or a crash costs one "
+    "candidate") {
   tuner::Worker worker(CNNC_BINARY);
   tuner::Request r;
   r.net = "input in0 shape=8x8x8\nconv2d L filters=16 kernel=3x3 <- in0\n";
@@ -276,7 +311,8 @@ TEST_CASE("the worker: a result checked against the reference; a timeout or a cr
 TEST_CASE("cost model: learns which schedules are faster from measurements, and ranks new ones") {
   // Synthetic measurements where time grows with rows per task: the model must rank a small
   // `r` ahead of a large one it has not seen.
-  const ir::Graph g = ir::parse("input x shape=28x28x32\nconv2d c filters=32 kernel=3x3 padding=same\n", "t.cnn");
+  const ir::Graph g =
+      ir::parse("input x shape=28x28x32\nconv2d c filters=32 kernel=3x3 padding=same\n", "t.cnn");
   const ir::Node& n = g.node(1);
   tuner::CostModel model;
   CHECK(!model.trained());
