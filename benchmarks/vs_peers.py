@@ -229,20 +229,24 @@ def main():
     if bad:
         sys.exit(f"vs_peers: unknown peer(s) {bad}; accepted: {', '.join(PEERS)}")
     ext = os.path.splitext(a.model)[1]
-    if ext not in (".keras", ".h5"):
-        sys.exit(f"vs_peers: {a.model}: Keras and ONNX Runtime need the model as a Keras file "
-                 f"(.keras or .h5), not '{ext}'; tools/keras_export.py writes the zoo, LeNet-5 "
+    if ext not in (".keras", ".h5", ".onnx"):
+        sys.exit(f"vs_peers: {a.model}: the peers need the model as a Keras file (.keras or .h5) "
+                 f"or an ONNX file, not '{ext}'; tools/keras_export.py writes the zoo, LeNet-5 "
                  "and the CIFAR-10 CNN as .keras")
     if not os.path.exists(a.model):
         sys.exit(f"vs_peers: {a.model}: no such file")
-    try:
-        import tensorflow as tf  # noqa: F401 - checked before the long cnnc compile
-        import keras
-    except ImportError as e:
-        sys.exit(f"vs_peers: {e}; install TensorFlow and Keras with tools/setup_keras.sh")
-    # The same thread count for everyone; must be set before TensorFlow runs anything.
-    tf.config.threading.set_intra_op_parallelism_threads(a.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    is_onnx = ext == ".onnx"  # ONNX Runtime runs it as it is, NCHW; Keras cannot
+    if is_onnx and "keras" in peers:
+        sys.exit(f"vs_peers: {a.model}: Keras cannot run an ONNX model; accepted peer: onnxruntime")
+    if not is_onnx:
+        try:
+            import tensorflow as tf  # noqa: F401 - checked before the long cnnc compile
+            import keras
+        except ImportError as e:
+            sys.exit(f"vs_peers: {e}; install TensorFlow and Keras with tools/setup_keras.sh")
+        # The same thread count for everyone; must be set before TensorFlow runs anything.
+        tf.config.threading.set_intra_op_parallelism_threads(a.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
 
     tmp = tempfile.mkdtemp(prefix="cnnc_vs_")
     lo, hi = input_range(a.model)
@@ -251,14 +255,21 @@ def main():
     cnnc = Cnnc(a.cnnc, a.model, a.batch, a.threads, a.cnnc_flag)  # compiles first, alone on the machine
     try:
         systems.append(cnnc)
-        onnx = None
-        if "onnxruntime" in peers:  # before Keras loads the model: the conversion needs the memory
-            try:
-                onnx, extra["onnx_convert_seconds"] = onnx_file(a.model)
-            except RuntimeError as e:
-                errors["onnxruntime"] = str(e)
-        model = keras.models.load_model(a.model, compile=False)
-        x = rng.uniform(lo, hi, [a.batch] + list(model.input_shape[1:])).astype("float32")
+        onnx, model = None, None
+        if is_onnx:
+            import onnxruntime as ort
+
+            onnx = a.model
+            shape = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"]).get_inputs()[0].shape
+            x = rng.uniform(lo, hi, [a.batch] + [int(d) for d in shape[1:]]).astype("float32")
+        else:
+            if "onnxruntime" in peers:  # before Keras loads the model: the conversion needs the memory
+                try:
+                    onnx, extra["onnx_convert_seconds"] = onnx_file(a.model)
+                except RuntimeError as e:
+                    errors["onnxruntime"] = str(e)
+            model = keras.models.load_model(a.model, compile=False)
+            x = rng.uniform(lo, hi, [a.batch] + list(model.input_shape[1:])).astype("float32")
         in_path = os.path.join(tmp, "input.npy")
         np.save(in_path, x)
         cnnc.set_input(in_path)
@@ -274,7 +285,14 @@ def main():
             except Exception as e:  # noqa: BLE001 - a model ONNX Runtime cannot load is a result
                 errors["onnxruntime"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
 
-        reference = np.asarray(model(x, training=False))
+        # The reference: Keras' own output, or for an ONNX model ONNX Runtime's.
+        if model is not None:
+            reference = np.asarray(model(x, training=False))
+        else:
+            ort_system = [s for s in systems if s.name == "onnxruntime"]
+            if not ort_system:
+                raise RuntimeError(f"ONNX Runtime cannot run {a.model}: {errors.get('onnxruntime')}")
+            reference = np.asarray(ort_system[0].output(tmp))
         scale = max(float(np.max(np.abs(reference))), 1e-30)
         rel_err = {s.name: float(np.max(np.abs(np.asarray(s.output(tmp)).reshape(reference.shape) - reference))) / scale
                    for s in systems}
@@ -290,7 +308,7 @@ def main():
         "cnnc_compile_seconds": cnnc.ready["compile_seconds"], "cnnc_distinct_kernels": cnnc.ready.get("compiled"), "peak_gflops": peak["fma_peak_gflops"],
         "memory_gbs": peak["memory_gbs"], "cpu": cpu_name(), "cores": os.cpu_count(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": versions(), "input_range": [lo, hi], "seed": a.seed, **extra, "systems": {},
+        "versions": versions(("onnxruntime",) if is_onnx else versions.__defaults__[0]), "input_range": [lo, hi], "seed": a.seed, **extra, "systems": {},
     }
     for s in systems:
         ms = samples[s.name]
@@ -309,9 +327,9 @@ def main():
     return 0
 
 
-def versions():
+def versions(mods=("tensorflow", "keras", "onnxruntime", "tf2onnx")):
     out = {"python": platform.python_version(), "numpy": np.__version__}
-    for mod in ("tensorflow", "keras", "onnxruntime", "tf2onnx"):
+    for mod in mods:
         try:
             out[mod] = __import__(mod).__version__
         except ImportError:
@@ -325,7 +343,7 @@ def print_table(r):
           f"{2e-9 * r['macs']:.3g} GFLOP per step; FMA peak {r['peak_gflops']:.1f} GFLOP/s, "
           f"memory {r['memory_gbs']:.1f} GB/s (measured now)")
     print(f"  {'system':<12} {'median ms':>10} {'p10':>9} {'p90':>9} {'runs':>5} {'GFLOP/s':>8} "
-          f"{'%peak':>6} {'cnnc/this':>9} {'rel err vs Keras':>16}")
+          f"{'%peak':>6} {'cnnc/this':>9} {'rel err vs ' + ('ORT' if r['path'].endswith('.onnx') else 'Keras'):>16}")
     base = r["systems"]["cnnc"]["median_ms"]
     for name, s in r["systems"].items():
         if "error" in s:

@@ -8,6 +8,7 @@
 
 #include "frontend/keras/keras.h"
 #include "frontend/native/native.h"
+#include "frontend/onnx/onnx.h"
 #include "ir/error.h"
 
 namespace cnnc::frontend {
@@ -37,8 +38,9 @@ ir::Graph load(const std::string& path, int64_t batch) {
     if (!std::filesystem::exists(path)) throw Error(path + ": no such file");
     return keras::load(path, batch);
   }
-  if (ext == ".onnx") throw Error(path + ": ONNX import is not built yet; accepted: .cnn, .keras, .h5, .json");
-  throw Error(path + ": unknown format '" + ext + "'; accepted: .cnn (docs/format.md), .keras, .h5, .json (Keras)");
+  if (ext == ".onnx") return onnx::load(path, batch);
+  throw Error(path + ": unknown format '" + ext +
+              "'; accepted: .cnn (docs/format.md), .keras, .h5, .json (Keras), .onnx");
 }
 
 }  // namespace cnnc::frontend

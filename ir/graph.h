@@ -55,6 +55,9 @@ class Graph {
   // Weights of the source model that an importer folded into derived ones (Keras
   // Normalization's mean, variance and count): counted in total_params.
   int64_t folded_params = 0;
+  // The source format is channels-first (ONNX): its inputs and rank-4 outputs are N x C x H x W
+  // where the IR's are NHWC. The command line converts .npy files at that boundary.
+  bool channels_first_io = false;
 
   // Appends a layer after checking its name, inputs and shapes; returns its id. Throws
   // cnnc::Error naming file:line, the layer and what would be accepted.

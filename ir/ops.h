@@ -173,6 +173,14 @@ struct ReshapeAttrs {
   }
   bool operator==(const ReshapeAttrs&) const = default;
 };
+struct LayerNormAttrs {
+  float epsilon = 1e-3f;  // Keras' default
+  template <class V>
+  void visit(V& v) {
+    v("epsilon", epsilon);
+  }
+  bool operator==(const LayerNormAttrs&) const = default;
+};
 struct DropoutAttrs {
   float rate = 0.5f;
   template <class V>
@@ -198,7 +206,8 @@ enum class PatternKind { ElemWise, Broadcast, Injective, Reduction, OutEWiseFusa
 
 using Attrs = std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs,
                            GlobalPoolAttrs, BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs,
-                           PadAttrs, CropAttrs, ReshapeAttrs, DropoutAttrs>;
+                           PadAttrs, CropAttrs, ReshapeAttrs, DropoutAttrs,
+                           LayerNormAttrs>;
 
 // Op traits (the ops.def column): bits.
 constexpr unsigned kView = 1;                // no kernel: the output is the input's data reshaped

@@ -201,6 +201,12 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
              role == "gamma" || role == "moving_variance" ? Init::Ones : Init::Zeros});
       if (!(n.attr<BatchNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
       break;
+    case OpKind::LayerNorm:
+      r.type = in[0];
+      r.params.push_back({"gamma", {x.back()}, Init::Ones});
+      r.params.push_back({"beta", {x.back()}, Init::Zeros});
+      if (!(n.attr<LayerNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
+      break;
     case OpKind::Affine:
       r.type = in[0];
       r.params.push_back({"scale", {x.back()}, Init::Ones});
@@ -332,7 +338,8 @@ Inferred infer(const Node& n, const std::vector<TensorType>& all_inputs, int64_t
     fail("epilogue=add needs a second input, the residual to add");
   const std::vector<TensorType> in(all_inputs.begin(), all_inputs.end() - (n.epilogue.add ? 1 : 0));
   Inferred r = infer_op(n, in, batch);
-  check_epilogue(n, all_inputs.back(), r.type);
+  // (an input layer has no inputs: its "residual" is never read, as it takes no epilogue)
+  check_epilogue(n, all_inputs.empty() ? r.type : all_inputs.back(), r.type);
   return r;
 }
 

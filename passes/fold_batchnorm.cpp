@@ -139,7 +139,10 @@ int64_t counted_params(const ir::Node& n) {
 
 }  // namespace
 
-ir::Graph fold_batchnorm(ir::Graph g) {
+namespace {
+
+// One sweep: every normalisation whose neighbour can take it. `folded` counts them.
+ir::Graph fold_once(ir::Graph g, int& folded) {
   const Uses uses = find_uses(g);
 
   std::vector<ir::NodeId> replacement(g.size());
@@ -160,8 +163,21 @@ ir::Graph fold_batchnorm(ir::Graph g) {
     // The folded weights still count as the source model's parameters.
     g.folded_params += counted_params(bn);
     replacement[i] = bn.inputs[0];
+    ++folded;
   }
   return rebuild(std::move(g), replacement);
+}
+
+}  // namespace
+
+// Sweeps until nothing folds: a chain of normalisations (an ONNX export's BatchNorm as a Mul
+// then an Add, each an affine) folds one link per sweep, as each sweep sees the graph before it.
+ir::Graph fold_batchnorm(ir::Graph g) {
+  for (int folded = 1; folded > 0;) {
+    folded = 0;
+    g = fold_once(std::move(g), folded);
+  }
+  return g;
 }
 
 }  // namespace cnnc::passes

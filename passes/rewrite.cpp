@@ -7,6 +7,7 @@ ir::Graph rebuild(ir::Graph g, const std::vector<ir::NodeId>& replacement) {
   out.name = g.name;
   out.source = g.source;
   out.folded_params = g.folded_params;
+  out.channels_first_io = g.channels_first_io;
   out.set_batch(g.batch());
   std::vector<ir::NodeId> new_id(g.size(), -1);
   for (int i = 0; i < g.size(); ++i) {

@@ -191,11 +191,11 @@ int serve(runtime::CompiledModel& model, int threads, int64_t batch, int64_t mac
     try {
       if (cmd == "quit") return 0;
       if (cmd == "input") {
-        inputs = {runtime::read_npy(arg)};
+        inputs = {input_from_user(model.graph(), runtime::read_npy(arg))};
         outputs = model.run(inputs);
         reply({{"ok", true}});
       } else if (cmd == "output") {
-        runtime::write_npy(arg, outputs.at(0));
+        runtime::write_npy(arg, output_to_user(model.graph(), outputs.at(0)));
         reply({{"ok", true}});
       } else if (cmd == "time") {
         const int n = std::max(1, std::atoi(arg.c_str()));
@@ -226,10 +226,13 @@ int run_vs_peers(const BenchOptions& o, int threads) {
     if (std::find(kPeers.begin(), kPeers.end(), p) == kPeers.end())
       throw Error("cnnc bench: unknown peer '" + p + "' in --vs; accepted: keras, onnxruntime");
   const std::string ext = std::filesystem::path(o.net).extension().string();
-  if (ext != ".keras" && ext != ".h5")
+  if (ext != ".keras" && ext != ".h5" && ext != ".onnx")
     throw Error("cnnc bench --vs: " + o.net +
-                ": Keras and ONNX Runtime need the model as a Keras file (.keras or .h5); "
+                ": the peers need the model as a Keras file (.keras or .h5) or an ONNX file; "
                 "tools/keras_export.py writes the zoo, LeNet5 and CIFAR10CNN as .keras");
+  if (ext == ".onnx" && std::find(o.vs.begin(), o.vs.end(), "keras") != o.vs.end())
+    throw Error("cnnc bench --vs keras: " + o.net +
+                ": Keras cannot run an ONNX model; accepted peer for it: onnxruntime");
   const char* env_script = std::getenv("CNNC_VS_PEERS");
   const std::string script = env_script ? env_script : CNNC_BENCHMARKS_DIR "/vs_peers.py";
   if (access(script.c_str(), R_OK) != 0)
@@ -389,7 +392,7 @@ Action add_bench(CLI::App& app) {
   auto* sub =
       app.add_subcommand("bench", "Measure latency, throughput, GFLOP/s and % of the FMA peak");
   auto o = std::make_shared<BenchOptions>();
-  sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json)")->required();
+  sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json, .onnx)")->required();
   sub->add_option("--batch", o->batch, "batch size")->check(CLI::Range(int64_t{1}, int64_t{4096}));
   sub->add_option("--threads", o->threads, "worker threads (0: one per core)")
       ->check(CLI::Range(0, 256));

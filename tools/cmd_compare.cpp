@@ -53,7 +53,9 @@ int compare(const CompareFlags& o) {
   r["compile_seconds"] = model.program().compile_seconds;
   r["kernels"] = model.kernels().size();
   const auto t0 = Clock::now();
-  const auto outs = model.run(inputs);
+  for (auto& t : inputs) t = input_from_user(model.graph(), std::move(t));
+  std::vector<ir::Tensor> outs = model.run(inputs);
+  for (auto& t : outs) t = output_to_user(model.graph(), std::move(t));
   r["run_ms"] = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   if (outs.size() != o.expected.size())
     throw Error(o.net + ": has " + std::to_string(outs.size()) + " outputs, " +
@@ -90,7 +92,7 @@ Action add_compare(CLI::App& app) {
       "compare",
       "Run NET on stored inputs and compare with stored outputs (JSON; exit 4 when they differ)");
   auto o = std::make_shared<CompareFlags>();
-  sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json)")->required();
+  sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json, .onnx)")->required();
   sub->add_option("--input", o->inputs, "input .npy, one per network input in order")->required();
   sub->add_option("--expect", o->expected, "expected output .npy, one per output in order")
       ->required();

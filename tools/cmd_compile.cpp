@@ -120,7 +120,7 @@ Action add_compile(CLI::App& app) {
                          "Compile and show a stage: the IR, the fused kernels, their schedules, "
                          "Halide's lowered statements or the assembly");
   auto o = std::make_shared<CompileFlags>();
-  sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json)")->required();
+  sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json, .onnx)")->required();
   sub->add_option("--emit", o->emit,
                   "what to show: graph (the IR after the passes), fused (each kernel and the "
                   "layers fused into it), "

@@ -45,7 +45,7 @@ Action add_export(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "export", "Compile ahead of time into a static library + C header + weights (docs/deploy.md)");
   auto o = std::make_shared<ExportFlags>();
-  sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json)")->required();
+  sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json, .onnx)")->required();
   sub->add_option("-o,--output", o->dir, "the folder to write (created)")->required();
   sub->add_option("--name", o->name,
                   "the C prefix of the API (NAME_create, NAME_run ...); default: the network's "

@@ -42,7 +42,7 @@ int run(const RunOptions& o) {
   if (o.input.empty())
     inputs = random_inputs(model.graph(), o.seed);
   else
-    inputs.push_back(std::move(given));
+    inputs.push_back(input_from_user(model.graph(), std::move(given)));
   const auto t0 = std::chrono::steady_clock::now();
   auto outputs = model.run(inputs);
   const double ms =
@@ -51,7 +51,7 @@ int run(const RunOptions& o) {
               model.graph().name.c_str(), static_cast<long long>(model.graph().batch()),
               model.kernels().size(), model.program().compile_seconds, ms);
   for (size_t k = 0; k < outputs.size(); ++k) {
-    const ir::Tensor& t = outputs[k];
+    const ir::Tensor t = output_to_user(model.graph(), std::move(outputs[k]));
     const auto& node = model.graph().node(model.graph().outputs()[k]);
     std::printf("output '%s' %s:\n", node.name.c_str(), ir::shape_to_string(t.shape, true).c_str());
     const int64_t per = t.elements() / t.shape[0];

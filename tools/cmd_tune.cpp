@@ -198,7 +198,7 @@ Action add_tune(CLI::App& app) {
       "tune",
       "Search each kernel's schedule on this machine; keep the best in the tuning database");
   auto o = std::make_shared<TuneFlags>();
-  sub->add_option("MODEL", o->net, "network file (.cnn, .keras, .h5, .json)");
+  sub->add_option("MODEL", o->net, "network file (.cnn, .keras, .h5, .json, .onnx)");
   sub->add_option("--budget", o->budget, "time to spend (90s, 15m, 1h)");
   sub->add_option("--batch", o->batch, "batch size")->check(CLI::Range(int64_t{1}, int64_t{4096}));
   sub->add_option("--threads", o->threads, "worker threads (0: one per core)")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the model readers' (and the tuning database import's) libFuzzer targets with clang (ASan + UBSan) into build-fuzz/ and runs
+# Builds the model readers' (.cnn, Keras, ONNX; and the tuning database import's) libFuzzer targets with clang (ASan + UBSan) into build-fuzz/ and runs
 # each for SECONDS (default 60), seeded with the example models and the Keras fixtures.
 # A crash leaves its input in build-fuzz/crash-*; the run then fails.
 set -euo pipefail
@@ -8,16 +8,19 @@ SECONDS_EACH=${1:-60}
 CMAKE_BIN=$(python3 -c "import cmake, os; print(os.path.join(cmake.CMAKE_BIN_DIR, 'cmake'))")
 CC=clang CXX=clang++ "$CMAKE_BIN" -S . -B build-fuzz -DCNNC_FUZZERS=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 "$CMAKE_BIN" --build build-fuzz -j "$(nproc)"
-mkdir -p build-fuzz/corpus/native build-fuzz/corpus/config build-fuzz/corpus/file build-fuzz/corpus/tuning
+mkdir -p build-fuzz/corpus/native build-fuzz/corpus/config build-fuzz/corpus/file build-fuzz/corpus/tuning build-fuzz/corpus/onnx
 cp models/*.cnn build-fuzz/corpus/native/
 for f in tests/fixtures/keras/*.json; do [ -e "$f" ] && cp "$f" build-fuzz/corpus/config/; done
 # fuzz_keras_file's first byte chooses the format: even .keras, odd .h5.
 for f in tests/fixtures/keras/*.keras; do [ -e "$f" ] && { printf '\x00'; cat "$f"; } > "build-fuzz/corpus/file/$(basename "$f")"; done
 for f in tests/fixtures/keras/*.h5; do [ -e "$f" ] && { printf '\x01'; cat "$f"; } > "build-fuzz/corpus/file/$(basename "$f")"; done
 cp tests/fuzz/tuning_records.jsonl build-fuzz/corpus/tuning/
+cp tests/fixtures/onnx/*.onnx build-fuzz/corpus/onnx/
 cd build-fuzz
 export ASAN_OPTIONS=detect_leaks=0
-./tests/fuzz/fuzz_native -max_total_time="$SECONDS_EACH" -max_len=4096 corpus/native
-./tests/fuzz/fuzz_keras_config -max_total_time="$SECONDS_EACH" -max_len=65536 corpus/config
-./tests/fuzz/fuzz_keras_file -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 corpus/file
-./tests/fuzz/fuzz_tuning_import -max_total_time="$SECONDS_EACH" -max_len=8192 corpus/tuning
+# -timeout: an input that takes longer than 10 s is a finding (a hang), not a slow run.
+./tests/fuzz/fuzz_native -max_total_time="$SECONDS_EACH" -timeout=10 -max_len=4096 corpus/native
+./tests/fuzz/fuzz_keras_config -max_total_time="$SECONDS_EACH" -timeout=10 -max_len=65536 corpus/config
+./tests/fuzz/fuzz_keras_file -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=4096 corpus/file
+./tests/fuzz/fuzz_onnx_file -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=4096 -max_len=65536 corpus/onnx
+./tests/fuzz/fuzz_tuning_import -max_total_time="$SECONDS_EACH" -timeout=10 -max_len=8192 corpus/tuning

@@ -11,9 +11,9 @@
 #include "ir/error.h"
 #include "ir/text.h"
 #include "passes/pipeline.h"
+#include "runtime/weights.h"
 #include "tuner/apply.h"
 #include "tuner/database.h"
-#include "runtime/weights.h"
 
 namespace cnnc::tools {
 
@@ -45,8 +45,11 @@ void add_pass_flags(CLI::App& sub, PassFlags& flags) {
          "--micro-batch", flags.micro_batch,
          "images per pass through the network, a divisor of the batch (0: cnnc chooses, up to 4)")
       ->check(CLI::Range(int64_t{0}, int64_t{4096}));
-  sub.add_option("--db", flags.db, "the tuning database (default: $CNNC_TUNING_DB, else tuning.db in the cache folder)");
-  sub.add_flag("--no-tuning", flags.no_tuning, "use the tiling pass's schedules, not the tuning database's");
+  sub.add_option(
+      "--db", flags.db,
+      "the tuning database (default: $CNNC_TUNING_DB, else tuning.db in the cache folder)");
+  sub.add_flag("--no-tuning", flags.no_tuning,
+               "use the tiling pass's schedules, not the tuning database's");
   sub.add_flag("--explain", flags.explain, "say for each kernel which schedule it runs and why");
   sub.add_option("--autoschedule", flags.autoschedule,
                  "schedule every kernel with this Halide autoscheduler instead (a comparison "
@@ -55,7 +58,8 @@ void add_pass_flags(CLI::App& sub, PassFlags& flags) {
 }
 
 int resolve_threads(int threads) {
-  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return threads > 0 ? threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 codegen::CompileOptions compile_options(const PassFlags& flags) {
@@ -105,11 +109,13 @@ ir::Graph optimize(ir::Graph g, const PassFlags& flags, int threads) {
       std::printf("# schedules: Halide's %s autoscheduler on every kernel (--autoschedule)\n",
                   flags.autoschedule.c_str());
   } else if (!flags.no_tuning) {
-    const auto why = tuner::apply_records(g, flags.db.empty() ? tuner::default_database_path() : flags.db,
-                                          opts.tiling.target, resolve_threads(threads), opts.tiling.kernel_batch);
+    const auto why = tuner::apply_records(
+        g, flags.db.empty() ? tuner::default_database_path() : flags.db, opts.tiling.target,
+        resolve_threads(threads), opts.tiling.kernel_batch);
     if (flags.explain)
       for (const auto& e : why)
-        std::printf("# schedule of %s: %s, %s\n", e.layer.c_str(), e.schedule.c_str(), e.why.c_str());
+        std::printf("# schedule of %s: %s, %s\n", e.layer.c_str(), e.schedule.c_str(),
+                    e.why.c_str());
   } else if (flags.explain) {
     std::printf("# schedules: the tiling pass's (--no-tuning)\n");
   }
@@ -150,6 +156,35 @@ std::vector<ir::Tensor> random_inputs(const ir::Graph& g, uint64_t seed) {
     inputs.push_back(std::move(t));
   }
   return inputs;
+}
+
+namespace {
+
+// Permutes a rank-4 tensor's axes: out[i0][i1][i2][i3] = in at the positions `from` names.
+ir::Tensor permute4(const ir::Tensor& t, const int (&from)[4]) {
+  const ir::Shape& s = t.shape;
+  ir::Tensor r(ir::Shape{s[from[0]], s[from[1]], s[from[2]], s[from[3]]});
+  int64_t stride[4] = {s[1] * s[2] * s[3], s[2] * s[3], s[3], 1};
+  int64_t i = 0;
+  for (int64_t a = 0; a < r.shape[0]; ++a)
+    for (int64_t b = 0; b < r.shape[1]; ++b)
+      for (int64_t c = 0; c < r.shape[2]; ++c)
+        for (int64_t d = 0; d < r.shape[3]; ++d)
+          r.data[i++] = t.data[a * stride[from[0]] + b * stride[from[1]] + c * stride[from[2]] +
+                               d * stride[from[3]]];
+  return r;
+}
+
+}  // namespace
+
+ir::Tensor input_from_user(const ir::Graph& g, ir::Tensor t) {
+  if (!g.channels_first_io || t.shape.size() != 4) return t;
+  return permute4(t, {0, 2, 3, 1});  // NCHW -> NHWC
+}
+
+ir::Tensor output_to_user(const ir::Graph& g, ir::Tensor t) {
+  if (!g.channels_first_io || t.shape.size() != 4) return t;
+  return permute4(t, {0, 3, 1, 2});  // NHWC -> NCHW
 }
 
 }  // namespace cnnc::tools

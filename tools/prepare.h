@@ -48,4 +48,9 @@ void write_file_atomically(const std::string& path, const std::string& text);
 // Deterministic inputs in [0, 1) for every graph input (like a normalised image).
 std::vector<ir::Tensor> random_inputs(const ir::Graph& g, uint64_t seed);
 
+// A model's tensors at the command line's boundary: for a channels-first source (ONNX) a rank-4
+// .npy is N x C x H x W, which these convert to and from the IR's NHWC; otherwise unchanged.
+ir::Tensor input_from_user(const ir::Graph& g, ir::Tensor t);
+ir::Tensor output_to_user(const ir::Graph& g, ir::Tensor t);
+
 }  // namespace cnnc::tools

@@ -55,7 +55,9 @@ Algorithm pool_algorithm(const ir::Graph& g, const ir::Node& n);
 // reduction over the pixels of each image).
 struct PointwiseAlgorithm : Algorithm {
   enum Form { Map, Concat, RowReduction, PixelReduction } form = Map;
-  std::vector<Halide::Func> stages;  // RowReduction: max, exp, sum; PixelReduction: total
+  // RowReduction: a reduction over the row, a map, a second reduction (softmax: max, exp, sum;
+  // layernorm: mean, centred, var); PixelReduction: total.
+  std::vector<Halide::Func> stages;
   std::vector<Halide::RDom> slices;  // Concat: the channels of each input
   Halide::RDom reduction;            // PixelReduction: the pixels
 };

@@ -136,6 +136,25 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
       l.stages = {m, e, s};
       break;
     }
+    case ir::OpKind::LayerNorm: {
+      // The row's mean, its centred values, their variance: the same three stages (reduction,
+      // map, reduction) as softmax's, so its CPU and GPU row schedules apply unchanged.
+      l.form = PointwiseAlgorithm::RowReduction;
+      std::vector<Expr> red = at;
+      RDom r(0, l.out_dims[0]);
+      red[0] = r.x;
+      std::vector<Var> rest(v.begin() + 1, v.end());
+      const float inv_c = 1.f / static_cast<float>(l.out_dims[0]);
+      const float eps = node.attr<ir::LayerNormAttrs>().epsilon;
+      Func mean("mean"), centred("centred"), var("var");
+      mean(rest) = sum(in(red)) * inv_c;
+      centred(v) = x - mean(rest);
+      var(rest) = sum(centred(red) * centred(red)) * inv_c;
+      out(v) =
+          centred(v) / sqrt(var(rest) + eps) * l.args[1](v[0]) + l.args[2](v[0]);  // gamma, beta
+      l.stages = {mean, centred, var};
+      break;
+    }
     case ir::OpKind::GlobalAvgPool2D:
     case ir::OpKind::GlobalMaxPool2D: {
       l.form = PointwiseAlgorithm::PixelReduction;

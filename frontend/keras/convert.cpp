@@ -19,7 +19,8 @@ using ConvertFn = ir::NodeId (*)(Converter&, const Layer&);
 // Reads one layer's config values with messages that name the layer and the key.
 class Converter {
  public:
-  Converter(const LayerWeights* w, const std::string& source, int64_t batch) : weights_(w), source_(source) {
+  Converter(const LayerWeights* w, const std::string& source, int64_t batch)
+      : weights_(w), source_(source) {
     g.source = source;
     g.set_batch(batch);
   }
@@ -97,7 +98,8 @@ class Converter {
       const json &h = (*v)[0], &w = (*v)[1];
       if (h.is_array() && w.is_array() && h.size() == 2 && w.size() == 2)
         return {ir::Padding::Explicit, amount(h[0]), amount(h[1]), amount(w[0]), amount(w[1])};
-      if (!h.is_array() && !w.is_array()) return {ir::Padding::Explicit, amount(h), amount(h), amount(w), amount(w)};
+      if (!h.is_array() && !w.is_array())
+        return {ir::Padding::Explicit, amount(h), amount(h), amount(w), amount(w)};
     }
     fail(l, std::string("'") + key + "' must be P, [ph, pw] or [[top, bottom], [left, right]]");
   }
@@ -110,7 +112,8 @@ class Converter {
   void channels_last(const Layer& l) const {
     const std::string f = string(l, "data_format", "channels_last");
     if (f != "channels_last")
-      fail(l, "data_format '" + f + "' is not supported; accepted: channels_last (NHWC, Keras' default on CPU)");
+      fail(l, "data_format '" + f +
+                  "' is not supported; accepted: channels_last (NHWC, Keras' default on CPU)");
   }
   // The channel axis of an op that works on one: -1 or the last axis of its input.
   void last_axis(const Layer& l, ir::NodeId input, const char* key = "axis") const {
@@ -124,12 +127,14 @@ class Converter {
 
   ir::NodeId input(const Layer& l, size_t i = 0) const {
     if (i >= l.inputs.size())
-      fail(l, "expects at least " + std::to_string(i + 1) + " input(s), has " + std::to_string(l.inputs.size()));
+      fail(l, "expects at least " + std::to_string(i + 1) + " input(s), has " +
+                  std::to_string(l.inputs.size()));
     return output_of.at(l.inputs[i].layer);
   }
   std::vector<ir::NodeId> inputs(const Layer& l, size_t min) const {
     if (l.inputs.size() < min)
-      fail(l, "expects at least " + std::to_string(min) + " inputs, has " + std::to_string(l.inputs.size()));
+      fail(l, "expects at least " + std::to_string(min) + " inputs, has " +
+                  std::to_string(l.inputs.size()));
     std::vector<ir::NodeId> ids;
     for (const auto& r : l.inputs) ids.push_back(output_of.at(r.layer));
     return ids;
@@ -163,10 +168,12 @@ class Converter {
       fail(l, "activation must be a name");
     return apply_activation(l, a, x, name);
   }
-  ir::NodeId apply_activation(const Layer& l, const std::string& a, ir::NodeId x, const std::string& name) {
+  ir::NodeId apply_activation(const Layer& l, const std::string& a, ir::NodeId x,
+                              const std::string& name) {
     if (a == "linear" || a.empty()) return x;
     const ir::OpInfo* op = ir::find_activation(a);  // Keras' names, from ir/activations.def
-    if (!op) fail(l, "activation '" + a + "' is not supported; accepted: " + ir::activation_names());
+    if (!op)
+      fail(l, "activation '" + a + "' is not supported; accepted: " + ir::activation_names());
     return add(l, name, op->kind, ir::default_attrs(op->kind), {x});
   }
 
@@ -176,20 +183,21 @@ class Converter {
     auto it = weights_->find(l.name);
     const size_t have = it == weights_->end() ? 0 : it->second.size();
     if (have != expected)
-      fail(l, "the weights file holds " + std::to_string(have) + " weight tensor(s) for this layer, the layer needs " +
-                  std::to_string(expected));
+      fail(l, "the weights file holds " + std::to_string(have) +
+                  " weight tensor(s) for this layer, the layer needs " + std::to_string(expected));
     return &it->second;
   }
   // Sets param `role` of node `id` from a Keras tensor. `reshape` accepts another shape with the
   // same element count (Keras' depthwise kernels (kh, kw, C, m) are our (kh, kw, 1, C*m)).
-  void set(const Layer& l, ir::NodeId id, const std::string& role, const ir::Tensor& t, bool reshape = false) {
+  void set(const Layer& l, ir::NodeId id, const std::string& role, const ir::Tensor& t,
+           bool reshape = false) {
     ir::Node& n = g.node(id);
     for (auto& p : n.params) {
       if (p.role != role) continue;
       const bool same = t.shape == p.value.shape || (reshape && t.elements() == p.value.elements());
       if (!same || static_cast<int64_t>(t.data.size()) != p.value.elements())
-        fail(l, "weights '" + role + "' have shape " + ir::shape_to_string(t.shape, true) + ", the layer needs " +
-                    ir::shape_to_string(p.value.shape, true));
+        fail(l, "weights '" + role + "' have shape " + ir::shape_to_string(t.shape, true) +
+                    ", the layer needs " + ir::shape_to_string(p.value.shape, true));
       p.value.data = t.data;
       return;
     }
@@ -237,8 +245,8 @@ ir::NodeId input_layer(Converter& c, const Layer& l) {
 
 // A layer with a kernel and an optional bias (Conv2D, DepthwiseConv2D, Dense), then its
 // activation. `reshape_kernel`: Keras' depthwise kernel (kh, kw, C, m) is our (kh, kw, 1, C*m).
-ir::NodeId kernel_layer(Converter& c, const Layer& l, ir::OpKind op, ir::Attrs attrs, ir::NodeId x, bool use_bias,
-                        bool reshape_kernel = false) {
+ir::NodeId kernel_layer(Converter& c, const Layer& l, ir::OpKind op, ir::Attrs attrs, ir::NodeId x,
+                        bool use_bias, bool reshape_kernel = false) {
   const ir::NodeId id = c.add(l, l.name, op, std::move(attrs), {x});
   if (const auto* w = c.weights(l, use_bias ? 2 : 1)) {
     c.set(l, id, "kernel", (*w)[0], reshape_kernel);
@@ -314,6 +322,37 @@ ir::NodeId batch_norm(Converter& c, const Layer& l) {
   return id;
 }
 
+ir::NodeId layer_norm(Converter& c, const Layer& l) {
+  const ir::NodeId x = c.input(l);
+  c.last_axis(l, x);
+  if (c.boolean(l, "rms_scaling", false))
+    c.fail(l, "rms_scaling=True is not supported; accepted: rms_scaling=False");
+  ir::LayerNormAttrs a;
+  a.epsilon = static_cast<float>(c.number(l, "epsilon", 1e-3));
+  const bool scale = c.boolean(l, "scale", true), center = c.boolean(l, "center", true);
+  const ir::NodeId id = c.add(l, l.name, ir::OpKind::LayerNorm, a, {x});
+  const size_t channels = static_cast<size_t>(c.g.node(x).type.channels());
+  if (!scale) c.set_constant(id, "gamma", std::vector<float>(channels, 1.f));
+  if (!center) c.set_constant(id, "beta", std::vector<float>(channels, 0.f));
+  if (const auto* w = c.weights(l, scale + center)) {
+    size_t k = 0;
+    if (scale) c.set(l, id, "gamma", (*w)[k++]);
+    if (center) c.set(l, id, "beta", (*w)[k++]);
+  }
+  return id;
+}
+
+// keras.applications' LayerScale (ConvNeXt): x times a learned per-channel gamma, an affine
+// map whose shift is 0.
+ir::NodeId layer_scale(Converter& c, const Layer& l) {
+  const ir::NodeId x = c.input(l);
+  const ir::NodeId id = c.add(l, l.name, ir::OpKind::Affine, ir::AffineAttrs{}, {x});
+  const size_t channels = static_cast<size_t>(c.g.node(x).type.channels());
+  c.set_constant(id, "shift", std::vector<float>(channels, 0.f));
+  if (const auto* w = c.weights(l, 1)) c.set(l, id, "scale", (*w)[0]);
+  return id;
+}
+
 ir::NodeId activation_layer(Converter& c, const Layer& l) {
   // 'linear' is no node: the layer's name then denotes its input.
   return c.apply_activation(l, c.string(l, "activation", "linear"), c.input(l), l.name);
@@ -321,7 +360,8 @@ ir::NodeId activation_layer(Converter& c, const Layer& l) {
 
 ir::NodeId relu_layer(Converter& c, const Layer& l) {
   ir::ReLUAttrs a;
-  a.max_value = static_cast<float>(c.number(l, "max_value", std::numeric_limits<double>::infinity()));
+  a.max_value =
+      static_cast<float>(c.number(l, "max_value", std::numeric_limits<double>::infinity()));
   a.negative_slope = static_cast<float>(c.number(l, "negative_slope", 0));
   a.threshold = static_cast<float>(c.number(l, "threshold", 0));
   return c.add(l, l.name, ir::OpKind::ReLU, a, {c.input(l)});
@@ -365,6 +405,28 @@ ir::NodeId cropping(Converter& c, const Layer& l) {
   return c.add(l, l.name, ir::OpKind::Cropping2D, a, {c.input(l)});
 }
 
+// Keras' CenterCrop: the central height x width (Keras rounds the top/left margin down).
+ir::NodeId center_crop(Converter& c, const Layer& l) {
+  c.channels_last(l);
+  const ir::NodeId x = c.input(l);
+  const ir::Shape& s = c.g.node(x).type.shape;
+  if (s.size() != 4) c.fail(l, "needs an image input (H, W, C)");
+  const int64_t h = c.integer(l, "height"), w = c.integer(l, "width");
+  if (h > s[1] || w > s[2] || h < 1 || w < 1)
+    c.fail(l, "crops " + std::to_string(s[1]) + "x" + std::to_string(s[2]) + " to " +
+                  std::to_string(h) + "x" + std::to_string(w) +
+                  "; accepted: a crop no larger than the input (Keras resizes a smaller "
+                  "input first, which cnnc does not)");
+  ir::CropAttrs a;
+  a.crop = {ir::Padding::Explicit, (s[1] - h) / 2, s[1] - h - (s[1] - h) / 2, (s[2] - w) / 2,
+            s[2] - w - (s[2] - w) / 2};
+  return c.add(l, l.name, ir::OpKind::Cropping2D, a, {x});
+}
+
+// Layers that are the identity at inference (augmentation, noise, regularisation): their output
+// is their input; no node is added. (Training will make the augmentations real ops.)
+ir::NodeId inference_identity(Converter& c, const Layer& l) { return c.input(l); }
+
 ir::NodeId pooling(Converter& c, const Layer& l, ir::OpKind op) {
   c.channels_last(l);
   ir::Pool2DAttrs a;
@@ -383,8 +445,12 @@ ir::NodeId global_pool(Converter& c, const Layer& l, ir::OpKind op) {
   a.keepdims = c.boolean(l, "keepdims", false);
   return c.add(l, l.name, op, a, {c.input(l)});
 }
-ir::NodeId global_avg(Converter& c, const Layer& l) { return global_pool(c, l, ir::OpKind::GlobalAvgPool2D); }
-ir::NodeId global_max(Converter& c, const Layer& l) { return global_pool(c, l, ir::OpKind::GlobalMaxPool2D); }
+ir::NodeId global_avg(Converter& c, const Layer& l) {
+  return global_pool(c, l, ir::OpKind::GlobalAvgPool2D);
+}
+ir::NodeId global_max(Converter& c, const Layer& l) {
+  return global_pool(c, l, ir::OpKind::GlobalMaxPool2D);
+}
 
 ir::NodeId dropout(Converter& c, const Layer& l) {
   ir::DropoutAttrs a;
@@ -418,14 +484,16 @@ ir::NodeId reshape(Converter& c, const Layer& l) {
     const ir::TensorType& in = c.g.node(x).type;
     const int64_t per_item = in.elements() / in.shape[0];
     if (per_item % known != 0)
-      c.fail(l, "target_shape " + t->dump() + " does not divide the input's " + std::to_string(per_item) + " values");
+      c.fail(l, "target_shape " + t->dump() + " does not divide the input's " +
+                    std::to_string(per_item) + " values");
     a.shape[static_cast<size_t>(inferred)] = per_item / known;
   }
   return c.add(l, l.name, ir::OpKind::Reshape, a, {x});
 }
 
 // A per-channel x * scale + shift from values in the config (a number or a list per channel).
-std::vector<float> per_channel(Converter& c, const Layer& l, const char* key, double def, size_t channels) {
+std::vector<float> per_channel(Converter& c, const Layer& l, const char* key, double def,
+                               size_t channels) {
   const json* v = c.find(l, key);
   if (!v) return std::vector<float>(channels, static_cast<float>(def));
   if (v->is_number()) return std::vector<float>(channels, v->get<float>());
@@ -437,11 +505,12 @@ std::vector<float> per_channel(Converter& c, const Layer& l, const char* key, do
     }
     return out;
   }
-  c.fail(l, std::string("'") + key + "' must be a number or one number per channel (" + std::to_string(channels) + ")");
+  c.fail(l, std::string("'") + key + "' must be a number or one number per channel (" +
+                std::to_string(channels) + ")");
 }
 
-ir::NodeId affine(Converter& c, const Layer& l, const std::string& name, ir::NodeId x, std::vector<float> scale,
-                  std::vector<float> shift) {
+ir::NodeId affine(Converter& c, const Layer& l, const std::string& name, ir::NodeId x,
+                  std::vector<float> scale, std::vector<float> shift) {
   const ir::NodeId id = c.add(l, name, ir::OpKind::Affine, ir::AffineAttrs{}, {x});
   c.set_constant(id, "scale", scale);
   c.set_constant(id, "shift", shift);
@@ -451,7 +520,8 @@ ir::NodeId affine(Converter& c, const Layer& l, const std::string& name, ir::Nod
 ir::NodeId rescaling(Converter& c, const Layer& l) {
   const ir::NodeId x = c.input(l);
   const size_t ch = static_cast<size_t>(c.g.node(x).type.channels());
-  return affine(c, l, l.name, x, per_channel(c, l, "scale", 1.0, ch), per_channel(c, l, "offset", 0.0, ch));
+  return affine(c, l, l.name, x, per_channel(c, l, "scale", 1.0, ch),
+                per_channel(c, l, "offset", 0.0, ch));
 }
 
 // Keras: (x - mean) / max(sqrt(variance), epsilon) with epsilon 1e-7; invert undoes it.
@@ -467,7 +537,8 @@ ir::NodeId normalization(Converter& c, const Layer& l) {
   } else if (const auto* w = c.weights(l, 3)) {  // mean, variance, count
     for (int k : {0, 1})
       if (static_cast<size_t>((*w)[k].elements()) != ch)
-        c.fail(l, "weights mean/variance must hold one value per channel (" + std::to_string(ch) + ")");
+        c.fail(l, "weights mean/variance must hold one value per channel (" + std::to_string(ch) +
+                      ")");
     mean = (*w)[0].data;
     var = (*w)[1].data;
     c.g.folded_params += (*w)[0].elements() + (*w)[1].elements() + (*w)[2].elements();
@@ -476,7 +547,8 @@ ir::NodeId normalization(Converter& c, const Layer& l) {
   for (size_t i = 0; i < ch; ++i) {
     const double sd = std::max(std::sqrt(static_cast<double>(var[i])), 1e-7);
     scale[i] = static_cast<float>(invert ? sd : 1.0 / sd);
-    shift[i] = static_cast<float>(invert ? static_cast<double>(mean[i]) : -static_cast<double>(mean[i]) / sd);
+    shift[i] = static_cast<float>(invert ? static_cast<double>(mean[i])
+                                         : -static_cast<double>(mean[i]) / sd);
   }
   return affine(c, l, l.name, x, scale, shift);
 }
@@ -487,12 +559,15 @@ ir::NodeId custom_scale(Converter& c, const Layer& l) {
   if (ins.size() != 2) c.fail(l, "expects two inputs (the shortcut and the branch)");
   const size_t ch = static_cast<size_t>(c.g.node(ins[1]).type.channels());
   const float s = static_cast<float>(c.number(l, "scale", 1.0));
-  const ir::NodeId scaled = affine(c, l, l.name + ".scale", ins[1], std::vector<float>(ch, s), std::vector<float>(ch, 0.f));
+  const ir::NodeId scaled = affine(c, l, l.name + ".scale", ins[1], std::vector<float>(ch, s),
+                                   std::vector<float>(ch, 0.f));
   return c.add(l, l.name, ir::OpKind::Add, ir::NoAttrs{}, {ins[0], scaled});
 }
 
 ir::NodeId lambda(Converter& c, const Layer& l) {
-  c.fail(l, "Lambda layers hold Python code, which cnnc never runs; rebuild the model with built-in layers");
+  c.fail(l,
+         "Lambda layers hold Python code, which cnnc never runs; rebuild the model with built-in "
+         "layers");
 }
 
 const std::map<std::string, ConvertFn>& converters() {
@@ -503,6 +578,8 @@ const std::map<std::string, ConvertFn>& converters() {
       {"SeparableConv2D", separable_conv2d},
       {"Dense", dense},
       {"BatchNormalization", batch_norm},
+      {"LayerNormalization", layer_norm},
+      {"LayerScale", layer_scale},
       {"Activation", activation_layer},
       {"ReLU", relu_layer},
       {"LeakyReLU", leaky_relu},
@@ -523,6 +600,18 @@ const std::map<std::string, ConvertFn>& converters() {
       {"Normalization", normalization},
       {"CustomScaleLayer", custom_scale},
       {"Lambda", lambda},
+      {"CenterCrop", center_crop},
+      {"RandomFlip", inference_identity},
+      {"RandomRotation", inference_identity},
+      {"RandomZoom", inference_identity},
+      {"RandomTranslation", inference_identity},
+      {"RandomContrast", inference_identity},
+      {"RandomBrightness", inference_identity},
+      {"GaussianNoise", inference_identity},
+      {"GaussianDropout", inference_identity},
+      {"AlphaDropout", inference_identity},
+      {"SpatialDropout2D", inference_identity},
+      {"ActivityRegularization", inference_identity},
   };
   return table;
 }
@@ -536,13 +625,15 @@ std::string supported_layers() {
   return s;
 }
 
-ir::Graph convert(const ModelConfig& m, const LayerWeights* weights, const std::string& source, int64_t batch) {
+ir::Graph convert(const ModelConfig& m, const LayerWeights* weights, const std::string& source,
+                  int64_t batch) {
   Converter c(weights, source, batch);
   c.g.name = m.name;
   for (const Layer& l : m.layers) {
     auto it = converters().find(l.class_name);
     if (it == converters().end())
-      c.fail(l, "layer class '" + l.class_name + "' is not supported; accepted: " + supported_layers());
+      c.fail(l, "layer class '" + l.class_name +
+                    "' is not supported; accepted: " + supported_layers());
     if (l.class_name != "InputLayer" && l.inputs.empty()) c.fail(l, "has no inputs");
     c.output_of[l.name] = it->second(c, l);
   }
@@ -553,7 +644,9 @@ ir::Graph convert(const ModelConfig& m, const LayerWeights* weights, const std::
   const auto ins = c.g.inputs();
   for (size_t i = 0; i < m.inputs.size() && i < ins.size(); ++i)
     if (c.g.node(ins[i]).name != m.inputs[i].layer)
-      throw Error(source + ": the model's inputs are declared in another order than its layers; cnnc takes them in layer order");
+      throw Error(source +
+                  ": the model's inputs are declared in another order than its layers; cnnc takes "
+                  "them in layer order");
   return std::move(c.g);
 }
 

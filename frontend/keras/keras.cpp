@@ -22,13 +22,13 @@ bool numeric(const std::string& s) {
   return !s.empty() && s.size() < 10 && std::all_of(s.begin(), s.end(), ::isdigit);
 }
 
-// Keras 3 weights: layers/<key>/vars/<0, 1, ...>, the group "vars" naming its layer.
-LayerWeights read_keras3_weights(const Hdf5File& h5) {
-  LayerWeights w;
-  if (!h5.is_group("layers"))
-    throw Error(h5.label() + ": no 'layers' group; not a Keras 3 weights file");
-  for (const std::string& key : h5.members("layers")) {
-    const std::string vars = "layers/" + key + "/vars";
+// Keras 3 weights: layers/<key>/vars/<0, 1, ...>, the group "vars" naming its layer; a model
+// used as a layer holds its own layers/<key>/layers/... (read to any depth, by layer name).
+void read_keras3_layers(const Hdf5File& h5, const std::string& group, LayerWeights& w, int depth) {
+  if (depth > 8) throw Error(h5.label() + ": nested model weights deeper than 8 levels");
+  for (const std::string& key : h5.members(group)) {
+    if (h5.is_group(group + "/" + key + "/layers")) read_keras3_layers(h5, group + "/" + key + "/layers", w, depth + 1);
+    const std::string vars = group + "/" + key + "/vars";
     if (!h5.is_group(vars)) continue;
     const std::string name = h5.has_attribute(vars, "name") ? h5.string_attribute(vars, "name") : key;
     std::vector<std::string> idx = h5.members(vars);
@@ -42,18 +42,33 @@ LayerWeights read_keras3_weights(const Hdf5File& h5) {
       tensors.push_back(h5.dataset(vars + "/" + idx[k]));
     }
   }
+}
+
+LayerWeights read_keras3_weights(const Hdf5File& h5) {
+  LayerWeights w;
+  if (!h5.is_group("layers"))
+    throw Error(h5.label() + ": no 'layers' group; not a Keras 3 weights file");
+  read_keras3_layers(h5, "layers", w, 0);
   return w;
 }
 
 // Legacy (Keras 2 style) weights: model_weights/<layer>/<weight_names...>, in weight_names order.
+// A weight name's second-last component names the layer that owns it ("conv1/kernel:0"), which
+// for a model used as a layer is one of its inner layers ("head/head_dense/kernel").
 LayerWeights read_legacy_weights(const Hdf5File& h5, const std::string& root) {
   LayerWeights w;
   for (const std::string& layer : h5.string_list_attribute(root, "layer_names")) {
     const std::string group = (root == "/" ? "" : root + "/") + layer;
     if (!h5.is_group(group)) throw Error(h5.label() + ": layer_names lists '" + layer + "' but there is no group for it");
-    auto& tensors = w[layer];
-    for (const std::string& name : h5.string_list_attribute(group, "weight_names"))
-      tensors.push_back(h5.dataset(group + "/" + name));
+    w[layer];  // a layer without weights is still a layer of the file
+    for (const std::string& name : h5.string_list_attribute(group, "weight_names")) {
+      const size_t last = name.rfind('/');
+      const size_t before = last == std::string::npos || last == 0 ? std::string::npos : name.rfind('/', last - 1);
+      const std::string owner = last == std::string::npos ? layer
+                                : before == std::string::npos ? name.substr(0, last)
+                                                              : name.substr(before + 1, last - before - 1);
+      w[owner].push_back(h5.dataset(group + "/" + name));
+    }
   }
   return w;
 }

@@ -10,7 +10,9 @@ using nlohmann::json;
 
 namespace {
 
-[[noreturn]] void fail(const std::string& source, const std::string& msg) { throw Error(source + ": " + msg); }
+[[noreturn]] void fail(const std::string& source, const std::string& msg) {
+  throw Error(source + ": " + msg);
+}
 
 TensorRef ref_from_history(const json& h, const std::string& where) {
   if (!h.is_array() || h.size() < 3 || !h[0].is_string() || !h[1].is_number_integer() ||
@@ -21,7 +23,8 @@ TensorRef ref_from_history(const json& h, const std::string& where) {
 
 // Keras 3: {"class_name": "__keras_tensor__", "config": {"keras_history": [name, node, tensor]}}
 // anywhere inside "args"; Keras 2: [[name, node, tensor, kwargs], ...].
-void collect_keras3(const json& v, std::vector<TensorRef>& out, const std::string& where, int depth = 0) {
+void collect_keras3(const json& v, std::vector<TensorRef>& out, const std::string& where,
+                    int depth = 0) {
   if (depth > 16) throw Error(where + ": inbound_nodes are nested too deeply");
   if (v.is_object()) {
     if (v.value("class_name", "") == "__keras_tensor__") {
@@ -68,6 +71,75 @@ std::vector<TensorRef> endpoints(const json& v, const std::string& where) {
   return refs;
 }
 
+bool is_model_class(const std::string& cls) {
+  return cls == "Functional" || cls == "Sequential" || cls == "Model";
+}
+
+ModelConfig parse_model(const json& root, const std::string& source, int depth);
+
+// Replaces each model-as-layer by its layers: the inner model's inputs become what the
+// model-as-layer read, and a reference to the model-as-layer's output becomes its inner
+// output. `nested` holds the inner configs by the outer layer's name.
+void inline_nested(ModelConfig& m, std::map<std::string, ModelConfig>& nested,
+                   const std::string& source) {
+  if (nested.empty()) return;
+  std::map<std::pair<std::string, int>, TensorRef> alias;  // (layer, tensor) -> what it is
+  std::set<std::string> names;
+  for (const Layer& l : m.layers)
+    if (!nested.count(l.name)) names.insert(l.name);
+  std::vector<Layer> flat;
+  for (Layer& l : m.layers) {
+    auto it = nested.find(l.name);
+    if (it == nested.end()) {
+      flat.push_back(std::move(l));
+      continue;
+    }
+    ModelConfig& inner = it->second;
+    const std::string where = source + ": nested model '" + l.name + "'";
+    if (l.inputs.size() != inner.inputs.size())
+      fail(where, "is called with " + std::to_string(l.inputs.size()) + " input(s) and has " +
+                      std::to_string(inner.inputs.size()));
+    // The inner inputs under names of this model-as-layer's own, so that they cannot be
+    // confused with an outer layer of the same name.
+    std::map<std::string, std::string> inner_input;
+    for (size_t k = 0; k < inner.inputs.size(); ++k) {
+      const std::string key = l.name + "/" + inner.inputs[k].layer;
+      inner_input[inner.inputs[k].layer] = key;
+      alias[{key, 0}] = l.inputs[k];
+    }
+    for (size_t k = 0; k < inner.outputs.size(); ++k)
+      alias[{l.name, static_cast<int>(k)}] = inner.outputs[k];
+    for (Layer& il : inner.layers) {
+      if (il.class_name == "InputLayer") continue;
+      for (TensorRef& r : il.inputs)
+        if (auto in = inner_input.find(r.layer); in != inner_input.end()) r.layer = in->second;
+      if (!names.insert(il.name).second)
+        fail(where, "its layer '" + il.name +
+                        "' has the name of another layer of the model; names must be unique");
+      flat.push_back(std::move(il));
+    }
+    m.nested_models.push_back(l.name);
+    m.nested_models.insert(m.nested_models.end(), inner.nested_models.begin(),
+                           inner.nested_models.end());
+  }
+  auto resolve = [&](TensorRef& r) {
+    for (int hops = 0; hops < 64; ++hops) {
+      auto a = alias.find({r.layer, r.tensor});
+      if (a == alias.end()) return;
+      if (r.node != 0)
+        fail(source, "model-as-layer '" + r.layer +
+                         "' is called more than once (a shared model); cnnc imports "
+                         "layers and models called once");
+      r = a->second;
+    }
+    fail(source, "nested models refer to each other in a cycle");
+  };
+  for (Layer& l : flat)
+    for (TensorRef& r : l.inputs) resolve(r);
+  for (TensorRef& r : m.outputs) resolve(r);
+  m.layers = std::move(flat);
+}
+
 }  // namespace
 
 ModelConfig parse_model_config(const std::string& text, const std::string& source) {
@@ -77,20 +149,34 @@ ModelConfig parse_model_config(const std::string& text, const std::string& sourc
   } catch (const json::exception& e) {
     fail(source, std::string("the model config is not valid JSON: ") + e.what());
   }
+  return parse_model(root, source, 0);
+}
+
+namespace {
+
+// A model's config; depth > 0 for a model used as a layer, whose Sequential form needs no
+// input shape (its input is what the outer model gives it).
+ModelConfig parse_model(const json& root, const std::string& source, int depth) {
+  if (depth > 8) fail(source, "models are nested more than 8 deep");
   if (!root.is_object() || !root.contains("class_name") || !root.contains("config") ||
       !root["class_name"].is_string() || !root["config"].is_object())
-    fail(source, "the model config has no class_name/config (expected the output of model.to_json())");
+    fail(source,
+         "the model config has no class_name/config (expected the output of model.to_json())");
   const std::string cls = root["class_name"].get<std::string>();
   const json& cfg = root["config"];
   ModelConfig m;
-  m.name = cfg.contains("name") && cfg["name"].is_string() ? cfg["name"].get<std::string>() : "model";
-  if (!cfg.contains("layers") || !cfg["layers"].is_array()) fail(source, "the model config lists no layers");
+  m.name =
+      cfg.contains("name") && cfg["name"].is_string() ? cfg["name"].get<std::string>() : "model";
+  if (!cfg.contains("layers") || !cfg["layers"].is_array())
+    fail(source, "the model config lists no layers");
   if (cfg["layers"].size() > 100000) fail(source, "more than 100000 layers");
   const bool sequential = cls == "Sequential";
   if (!sequential && cls != "Functional" && cls != "Model")
-    fail(source, "model class '" + cls + "' is not supported; accepted: Functional, Model, Sequential");
+    fail(source,
+         "model class '" + cls + "' is not supported; accepted: Functional, Model, Sequential");
 
   std::set<std::string> names;
+  std::map<std::string, ModelConfig> nested;
   for (const auto& l : cfg["layers"]) {
     if (!l.is_object() || !l.contains("class_name") || !l["class_name"].is_string())
       fail(source, "a layer entry without class_name");
@@ -105,8 +191,7 @@ ModelConfig parse_model_config(const std::string& text, const std::string& sourc
       fail(source, "a " + layer.class_name + " layer has no name");
     const std::string where = source + ": layer '" + layer.name + "' (" + layer.class_name + ")";
     if (!names.insert(layer.name).second) throw Error(where + ": the name is used twice");
-    if (layer.class_name == "Functional" || layer.class_name == "Sequential" || layer.class_name == "Model")
-      throw Error(where + ": nested models are not supported; save the inner model's layers inline");
+    if (is_model_class(layer.class_name)) nested[layer.name] = parse_model(l, where, depth + 1);
     if (!sequential) layer.inputs = inbound(l, where);
     m.layers.push_back(std::move(layer));
   }
@@ -121,13 +206,15 @@ ModelConfig parse_model_config(const std::string& text, const std::string& sourc
       const json& first = m.layers[0].config;
       for (const char* key : {"batch_shape", "batch_input_shape"})
         if (first.contains(key)) in.config["batch_shape"] = first[key];
-      if (!in.config.contains("batch_shape"))
+      if (!in.config.contains("batch_shape") && depth == 0)
         fail(source, "the Sequential model's first layer declares no input shape (batch_shape)");
       m.layers.insert(m.layers.begin(), in);
     }
-    for (size_t i = 1; i < m.layers.size(); ++i) m.layers[i].inputs = {{m.layers[i - 1].name, 0, 0}};
+    for (size_t i = 1; i < m.layers.size(); ++i)
+      m.layers[i].inputs = {{m.layers[i - 1].name, 0, 0}};
     m.inputs = {{m.layers.front().name, 0, 0}};
     m.outputs = {{m.layers.back().name, 0, 0}};
+    inline_nested(m, nested, source);
     return m;
   }
 
@@ -135,6 +222,7 @@ ModelConfig parse_model_config(const std::string& text, const std::string& sourc
     fail(source, "the functional model config has no input_layers/output_layers");
   m.inputs = endpoints(cfg["input_layers"], source + ": input_layers");
   m.outputs = endpoints(cfg["output_layers"], source + ": output_layers");
+  inline_nested(m, nested, source);
 
   // Order producers before consumers (Kahn's algorithm); a reference to an unknown layer or a
   // cycle is an error.
@@ -146,10 +234,12 @@ ModelConfig parse_model_config(const std::string& text, const std::string& sourc
     for (const auto& r : m.layers[i].inputs) {
       auto it = index.find(r.layer);
       if (it == index.end())
-        fail(source, "layer '" + m.layers[i].name + "' reads '" + r.layer + "', which is not a layer of the model");
+        fail(source, "layer '" + m.layers[i].name + "' reads '" + r.layer +
+                         "', which is not a layer of the model");
       if (r.node != 0 || r.tensor != 0)
-        fail(source, "layer '" + m.layers[i].name + "' reads output " + std::to_string(r.tensor) + " of call " +
-                         std::to_string(r.node) + " of '" + r.layer + "'; cnnc imports single-output layers called once");
+        fail(source, "layer '" + m.layers[i].name + "' reads output " + std::to_string(r.tensor) +
+                         " of call " + std::to_string(r.node) + " of '" + r.layer +
+                         "'; cnnc imports single-output layers called once");
       users[it->second].push_back(i);
       ++pending[i];
     }
@@ -168,10 +258,14 @@ ModelConfig parse_model_config(const std::string& text, const std::string& sourc
   for (size_t i : order) sorted.push_back(std::move(m.layers[i]));
   m.layers = std::move(sorted);
   for (const auto& r : m.outputs)
-    if (!index.count(r.layer)) fail(source, "output_layers names '" + r.layer + "', which is not a layer");
+    if (!index.count(r.layer))
+      fail(source, "output_layers names '" + r.layer + "', which is not a layer");
   for (const auto& r : m.inputs)
-    if (!index.count(r.layer)) fail(source, "input_layers names '" + r.layer + "', which is not a layer");
+    if (!index.count(r.layer))
+      fail(source, "input_layers names '" + r.layer + "', which is not a layer");
   return m;
 }
+
+}  // namespace
 
 }  // namespace cnnc::frontend::keras

@@ -26,11 +26,14 @@ struct ModelConfig {
   std::string name;
   std::vector<Layer> layers;  // producers before consumers
   std::vector<TensorRef> inputs, outputs;
+  // Models used as layers (a Sequential augmentation block, a Functional tower), any depth:
+  // their layers are inlined above, reading what the model-as-layer read; listed here by name.
+  std::vector<std::string> nested_models;
 };
 
 // Parses model.to_json() output or a .keras config.json. Throws cnnc::Error naming `source`
-// and the layer for anything malformed; a model class other than Functional/Model/Sequential,
-// a shared layer (called twice) or a nested model is refused with a message.
+// and the layer for anything malformed; a model class other than Functional/Model/Sequential
+// or a shared layer (called twice) is refused with a message. Nested models are inlined.
 ModelConfig parse_model_config(const std::string& json_text, const std::string& source);
 
 // Weights of each layer in Keras' own order (e.g. kernel, bias), by layer name.

@@ -232,6 +232,27 @@ Tensor softmax(const Node& n, const Tensor& in, bool log) {
   return out;
 }
 
+// Each pixel's channels normalised by their own mean and (population) variance, in double.
+Tensor layer_norm(const Node& n, const Tensor& in) {
+  Tensor out(n.type.shape);
+  const double eps = n.attr<ir::LayerNormAttrs>().epsilon;
+  const auto& gamma = n.param("gamma")->value.data;
+  const auto& beta = n.param("beta")->value.data;
+  const int64_t c = in.shape.back(), rows = in.elements() / c;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = in.data.data() + r * c;
+    double mean = 0, var = 0;
+    for (int64_t k = 0; k < c; ++k) mean += x[k];
+    mean /= static_cast<double>(c);
+    for (int64_t k = 0; k < c; ++k) var += (x[k] - mean) * (x[k] - mean);
+    var /= static_cast<double>(c);
+    const double inv = 1 / std::sqrt(var + eps);
+    for (int64_t k = 0; k < c; ++k)
+      out.data[r * c + k] = static_cast<float>((x[k] - mean) * inv * gamma[k] + beta[k]);
+  }
+  return out;
+}
+
 Tensor add(const Node& n, const std::vector<const Tensor*>& ins) {
   Tensor out(n.type.shape);
   for (size_t i = 0; i < out.data.size(); ++i) {
@@ -382,6 +403,8 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
 #include "ir/activations.def"
 #undef CNNC_ACTIVATION
       return elementwise(n, x, [k = n.op](double v) { return activate(k, v); });
+    case OpKind::LayerNorm:
+      return layer_norm(n, x);
     case OpKind::Softmax:
       return softmax(n, x, /*log=*/false);
     case OpKind::LogSoftmax:

@@ -245,6 +245,7 @@ TEST_CASE("elementwise ops, batch norm, softmax and global pooling match the ref
                                                  "batchnorm", "dropout rate=0.3", "globalavgpool2d",
                                                  "globalavgpool2d keepdims=true", "flatten", "swish",
                                                  "hardsigmoid", "affine", "globalmaxpool2d",
+                                                 "layernorm", "layernorm epsilon=1e-6",
                                                  "globalmaxpool2d keepdims=true", "relu max_value=6",
                                                  "relu threshold=0.5",
                                                  "relu max_value=2.5 negative_slope=0.2 threshold=0.25"});

@@ -107,9 +107,9 @@ TEST_CASE("files that cannot be read") {
     const std::string none = dir.write("net", "input x shape=4\n");
     check_contains(load_error(none), {none, "unknown format ''", "accepted: .cnn"});
   }
-  SUBCASE("ONNX is not built yet; Keras files are read by the Keras reader") {
-    const std::string onnx = dir.write("m.onnx", "{}");
-    check_contains(load_error(onnx), {onnx, "ONNX import is not built yet", "accepted: .cnn"});
+  SUBCASE("a .onnx file goes to the ONNX reader; Keras files are read by the Keras reader") {
+    const std::string onnx = dir.write("m.onnx", "input x shape=4");
+    check_contains(load_error(onnx), {onnx, "not an ONNX model"});
     const std::string keras = dir.write("m.keras", "{}");
     check_contains(load_error(keras), {keras, "not a readable .keras archive"});
     const std::string h5 = dir.write("m.h5", "{}");

@@ -64,6 +64,17 @@ TEST_CASE("fold_batchnorm: into the conv before it, adding a bias it did not hav
   test::check_close(runtime::reference::run(f, x)[0], runtime::reference::run(g, x)[0], 1e-5);
 }
 
+TEST_CASE("fold_batchnorm: a chain of normalisations folds whole (ONNX's BatchNorm as Mul, then Add)") {
+  ir::Graph g = with_weights(
+      "input x shape=6x6x3\nconv2d c filters=4 kernel=3x3\naffine mul\naffine add\nbatchnorm bn\nrelu r\n");
+  ir::Graph f = passes::fold_batchnorm(g);
+  CHECK(body(f) == "input x shape=6x6x3\nconv2d c filters=4 kernel=3x3\nrelu r\n");
+  CHECK(f.node(1).absorbed == std::vector<std::string>{"mul", "add", "bn"});
+  std::mt19937 rng(4);
+  const auto x = random_inputs(g, rng);
+  test::check_close(runtime::reference::run(f, x)[0], runtime::reference::run(g, x)[0], 1e-5);
+}
+
 TEST_CASE("fold_batchnorm: dense and affine fold; a shared or output producer keeps its batchnorm") {
   CHECK(body(passes::fold_batchnorm(with_weights("input x shape=5\ndense d units=3\naffine a\n"))) ==
         "input x shape=5\ndense d units=3\n");

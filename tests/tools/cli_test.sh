@@ -358,6 +358,20 @@ case $CASE in
     expect_error "--budget 'soon': give a duration like 90s, 15m or 1h" -- tune one.cnn --budget soon --db t.db
     ;;
 
+  onnx_import)
+    # An ONNX model at the command line: its NCHW input .npy taken as ONNX Runtime took it, the
+    # outputs compared with ONNX Runtime's; summary and compile read it like any model.
+    F="$SRC/tests/fixtures/onnx"
+    expect_ok compare "$F/inception_block.onnx" --input "$F/inception_block.input.npy" --expect "$F/inception_block.output.npy"
+    has '"pass":true'
+    expect_ok summary "$F/resnet_block.onnx"
+    has "resnet_block"
+    expect_ok run "$F/conv_bn_gemm.onnx" --input "$F/conv_bn_gemm.input.npy" -o out.npy
+    has "output 'softmax_9' 2x10"
+    printf 'not a protobuf' > bad.onnx
+    expect_error "bad.onnx: not an ONNX model" -- run bad.onnx
+    ;;
+
   tune_gpu)
     # The GPU schedule space tuned through OpenCL (PoCL runs it on this CPU): records keyed by
     # the device the driver finds, applied by run --target opencl; CPU seeds refused for a GPU.
@@ -439,7 +453,7 @@ case $CASE in
     ;;
   bad_extension)
     cp "$M/lenet5.cnn" net.onnx
-    expect_error "net.onnx" "ONNX import is not built yet" "accepted: .cnn" -- summary net.onnx
+    expect_error "net.onnx: not an ONNX model" -- summary net.onnx
     cp "$M/lenet5.cnn" net.txt
     expect_error "net.txt" "unknown format '.txt'" "accepted: .cnn" -- run net.txt
     ;;
