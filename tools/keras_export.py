@@ -61,7 +61,8 @@ def name_seed(seed, name):
 
 def randomise_weights(model, rng, bias_std=0.1, normalization=None):
     """BatchNormalization: moving_mean ~ N(0, 0.1), moving_variance ~ U(0.5, 1.5),
-    gamma ~ U(0.5, 1.5), beta ~ N(0, 0.1) (those present). Biases of Conv2D, DepthwiseConv2D,
+    gamma ~ U(0.5, 1.5), beta ~ N(0, 0.1) (those present; LayerNormalization's too, and
+    LayerScale's gamma ~ U(0.5, 1.5)). Biases of Conv2D, DepthwiseConv2D,
     SeparableConv2D and Dense ~ N(0, bias_std) (Keras initialises them to 0, which would hide a
     bias that is dropped or misplaced). Normalization layers without a mean in their config get
     `normalization` = (mean, variance) as their mean/variance weights, if given."""
@@ -79,6 +80,13 @@ def randomise_weights(model, rng, bias_std=0.1, normalization=None):
             bias = getattr(layer, "bias", None)
             if bias is not None and bias_std > 0:
                 bias.assign(rng.normal(0.0, bias_std, tuple(bias.shape)).astype("float32"))
+        elif isinstance(layer, layers.LayerNormalization):
+            for w in layer.weights:  # gamma ~ U(0.5, 1.5), beta ~ N(0, 0.1), those present
+                c = w.shape[0]
+                w.assign((rng.uniform(0.5, 1.5, c) if "gamma" in w.path else rng.normal(0, 0.1, c)).astype("float32"))
+        elif type(layer).__name__ == "LayerScale":  # ConvNeXt's: 1e-6 at init would hide its branch
+            for w in layer.weights:
+                w.assign(rng.uniform(0.5, 1.5, tuple(w.shape)).astype("float32"))
         elif isinstance(layer, layers.Normalization) and normalization is not None:
             if getattr(layer, "input_mean", None) is None:
                 mean, var = normalization
@@ -763,6 +771,17 @@ def fx_convnext_block():
     return keras.Model(x, y, name="convnext_block"), -1, 1
 
 
+@fixture("Keras 3 operations on a tensor and a number (MobileNetV3's hard sigmoid "
+         "ReLU(6)(x + 3) * (1/6); x - 1) and the Subtract and Average layers")
+def fx_scalar_ops():
+    x = keras.Input((5, 5, 4), name="in")
+    a = layers.Conv2D(4, 1, name="conv")(x)
+    h = layers.ReLU(6.0, name="relu6")(a + 3.0) * (1.0 / 6.0)
+    s = layers.Subtract(name="sub")([h, x])
+    m = layers.Average(name="avg")([s, a, x])
+    return keras.Model(x, (m - 1.0) * 0.5, name="scalar_ops"), -4, 4
+
+
 @fixture("Models as layers in a functional model: a functional tower (Conv2D + BatchNorm) "
          "and a Sequential classifier head, each with weights, beside a layer of the outer "
          "model; CenterCrop before them")
@@ -826,15 +845,31 @@ def export_fixture(name, builder, out, seed):
     if LayerScale:
         custom["LayerScale"] = LayerScale
     diffs = {}
-    m = keras.models.load_model(base + ".keras", compile=False)
-    diffs["keras"] = max(float(np.max(np.abs(a - b))) for a, b in zip(ys, run_model(m, x)))
+
+    def reload(form, load):
+        # Keras 3.15 cannot rebuild a functional model with an operation on a tensor and a number
+        # (`x + 3.0`: "Only input tensors may be passed as positional arguments"), though it
+        # saves it; such a form is written but not re-checked.
+        try:
+            m = load()
+        except ValueError as e:
+            if "positional arguments" not in str(e):
+                raise
+            print(f"{name}: Keras cannot reload its {form} form ({e}); not re-checked")
+            return
+        diffs[form] = max(float(np.max(np.abs(a - b))) for a, b in zip(ys, run_model(m, x)))
+
+    reload("keras", lambda: keras.models.load_model(base + ".keras", compile=False))
     if os.path.exists(base + ".h5"):
-        m = keras.models.load_model(base + ".h5", compile=False, custom_objects=custom)
-        diffs["h5"] = max(float(np.max(np.abs(a - b))) for a, b in zip(ys, run_model(m, x)))
-    with open(base + ".json") as f:
-        m = keras.models.model_from_json(f.read(), custom_objects=custom)
-    m.load_weights(base + ".weights.h5")
-    diffs["json+weights"] = max(float(np.max(np.abs(a - b))) for a, b in zip(ys, run_model(m, x)))
+        reload("h5", lambda: keras.models.load_model(base + ".h5", compile=False, custom_objects=custom))
+
+    def from_json():
+        with open(base + ".json") as f:
+            m = keras.models.model_from_json(f.read(), custom_objects=custom)
+        m.load_weights(base + ".weights.h5")
+        return m
+
+    reload("json+weights", from_json)
     sizes = {ext: os.path.getsize(base + ext) for ext in (".keras", ".h5", ".json", ".weights.h5")
              if os.path.exists(base + ext)}
     return model, ys, diffs, sizes

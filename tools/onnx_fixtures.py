@@ -147,7 +147,31 @@ def preprocess():
     return b.model((2, 3, 9, 9), b.op("Tanh", [x]), 13)
 
 
-MODELS = [conv_bn_gemm, resnet_block, mobilenet_block, inception_block, preprocess]
+def tf2onnx_style():
+    # What tf2onnx writes for a Keras model: an N x H x W x C input transposed to NCHW first,
+    # BatchNorm as Mul + Add of [C, 1, 1] constants, a crop as a Slice, a Reshape to the tensor's own shape, a
+    # Reshape of N x C to N x C x 1 x 1 before a 1x1 conv (MobileNet's head), Squeeze of the
+    # spatial axes, MatMul + Add.
+    b = Builder("tf2onnx_style", 6)
+    x = b.op("Transpose", ["input"], perm=[0, 3, 1, 2])
+    x = b.conv(x, 3, 8, 3, pads=[1, 1, 1, 1])
+    x = b.op("Mul", [x, b.const(b.rng.uniform(0.5, 1.5, (8, 1, 1)).astype(np.float32))])
+    x = b.op("Relu", [b.op("Add", [x, b.const(b.rng.uniform(-0.2, 0.2, (8, 1, 1)).astype(np.float32))])])
+    # Keras' Cropping2D((1, 0), (0, 1)) as a Slice of H and W (NASNet's).
+    x = b.op("Slice", [x, b.const(np.array([1, 0], np.int64)), b.const(np.array([2**63 - 1, -1], np.int64)),
+                       b.const(np.array([2, 3], np.int64))])
+    x = b.op("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+    x = b.op("GlobalAveragePool", [x])
+    x = b.op("Reshape", [x, b.const(np.array([-1, 8, 1, 1], dtype=np.int64))])
+    x = b.op("Squeeze", [x, b.const(np.array([2, 3], dtype=np.int64))])
+    x = b.op("Reshape", [x, b.const(np.array([-1, 8, 1, 1], dtype=np.int64))])
+    x = b.op("Flatten", [b.op("Relu", [b.conv(x, 8, 6, 1)])])
+    x = b.op("Add", [b.op("MatMul", [x, b.weight(6, 5)]), b.const(np.linspace(-0.3, 0.3, 5).astype(np.float32))])
+    m = b.model((2, 6, 6, 3), b.op("Softmax", [x], axis=1), 17)
+    return m
+
+
+MODELS = [conv_bn_gemm, resnet_block, mobilenet_block, inception_block, preprocess, tf2onnx_style]
 
 
 def main():

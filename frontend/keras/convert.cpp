@@ -379,11 +379,48 @@ ir::NodeId softmax_layer(Converter& c, const Layer& l) {
   return c.add(l, l.name, ir::OpKind::Softmax, ir::NoAttrs{}, {x});
 }
 
+ir::NodeId affine(Converter& c, const Layer& l, const std::string& name, ir::NodeId x,
+                  std::vector<float> scale, std::vector<float> shift);
+
+// A Keras 3 operation on one tensor and a number (`x + 3.0`, `x * (1 / 6)`, `x - 1`):
+// an affine map; -1 (no node) when the layer is not a tensor and a number.
+ir::NodeId scalar_op(Converter& c, const Layer& l, char op) {
+  if (l.inputs.size() != 1 || l.constants.size() != 1) return -1;
+  const ir::NodeId x = c.input(l);
+  const size_t ch = static_cast<size_t>(c.g.node(x).type.channels());
+  const float k = static_cast<float>(l.constants[0]);
+  float scale = 1, shift = 0;
+  if (op == '+') shift = k;
+  if (op == '*') scale = k;
+  if (op == '-') shift = -k;  // Keras builds `x - k` only: `k - x` needs k as a tensor
+  return affine(c, l, l.name, x, std::vector<float>(ch, scale), std::vector<float>(ch, shift));
+}
+
 ir::NodeId add_layer(Converter& c, const Layer& l) {
+  if (const ir::NodeId id = scalar_op(c, l, '+'); id >= 0) return id;
   return c.add(l, l.name, ir::OpKind::Add, ir::NoAttrs{}, c.inputs(l, 2));
 }
 ir::NodeId multiply_layer(Converter& c, const Layer& l) {
+  if (const ir::NodeId id = scalar_op(c, l, '*'); id >= 0) return id;
   return c.add(l, l.name, ir::OpKind::Multiply, ir::NoAttrs{}, c.inputs(l, 2));
+}
+// Subtract of two tensors: a + (-1) b; of a tensor and a number: an affine map.
+ir::NodeId subtract_layer(Converter& c, const Layer& l) {
+  if (const ir::NodeId id = scalar_op(c, l, '-'); id >= 0) return id;
+  const auto ins = c.inputs(l, 2);
+  if (ins.size() != 2) c.fail(l, "subtracts 2 inputs, has " + std::to_string(ins.size()));
+  const size_t ch = static_cast<size_t>(c.g.node(ins[1]).type.channels());
+  const ir::NodeId negated =
+      affine(c, l, l.name + ".negate", ins[1], std::vector<float>(ch, -1.f), std::vector<float>(ch, 0.f));
+  return c.add(l, l.name, ir::OpKind::Add, ir::NoAttrs{}, {ins[0], negated});
+}
+// Average of n tensors: their sum times 1/n.
+ir::NodeId average_layer(Converter& c, const Layer& l) {
+  const auto ins = c.inputs(l, 2);
+  const ir::NodeId sum = c.add(l, l.name + ".sum", ir::OpKind::Add, ir::NoAttrs{}, ins);
+  const size_t ch = static_cast<size_t>(c.g.node(sum).type.channels());
+  return affine(c, l, l.name, sum, std::vector<float>(ch, 1.f / static_cast<float>(ins.size())),
+                std::vector<float>(ch, 0.f));
 }
 ir::NodeId concatenate(Converter& c, const Layer& l) {
   const auto ins = c.inputs(l, 1);
@@ -586,6 +623,8 @@ const std::map<std::string, ConvertFn>& converters() {
       {"Softmax", softmax_layer},
       {"Add", add_layer},
       {"Multiply", multiply_layer},
+      {"Subtract", subtract_layer},
+      {"Average", average_layer},
       {"Concatenate", concatenate},
       {"ZeroPadding2D", zero_padding},
       {"Cropping2D", cropping},

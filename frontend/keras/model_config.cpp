@@ -39,7 +39,7 @@ void collect_keras3(const json& v, std::vector<TensorRef>& out, const std::strin
   }
 }
 
-std::vector<TensorRef> inbound(const json& layer, const std::string& where) {
+std::vector<TensorRef> inbound(const json& layer, const std::string& where, Layer* out = nullptr) {
   std::vector<TensorRef> refs;
   if (!layer.contains("inbound_nodes")) return refs;
   const json& nodes = layer["inbound_nodes"];
@@ -51,6 +51,9 @@ std::vector<TensorRef> inbound(const json& layer, const std::string& where) {
   const json& node = nodes[0];
   if (node.is_object()) {  // Keras 3
     collect_keras3(node.contains("args") ? node["args"] : json::array(), refs, where);
+    if (out && node.contains("args") && node["args"].is_array())
+      for (const auto& a : node["args"])
+        if (a.is_number()) out->constants.push_back(a.get<double>());
   } else if (node.is_array()) {  // Keras 2
     for (const auto& h : node) refs.push_back(ref_from_history(h, where));
   } else {
@@ -192,7 +195,7 @@ ModelConfig parse_model(const json& root, const std::string& source, int depth) 
     const std::string where = source + ": layer '" + layer.name + "' (" + layer.class_name + ")";
     if (!names.insert(layer.name).second) throw Error(where + ": the name is used twice");
     if (is_model_class(layer.class_name)) nested[layer.name] = parse_model(l, where, depth + 1);
-    if (!sequential) layer.inputs = inbound(l, where);
+    if (!sequential) layer.inputs = inbound(l, where, &layer);
     m.layers.push_back(std::move(layer));
   }
 

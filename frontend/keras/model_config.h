@@ -20,6 +20,9 @@ struct Layer {
   std::string class_name, name;
   nlohmann::json config;
   std::vector<TensorRef> inputs;  // of the layer's single call
+  // Numbers passed beside the tensors (Keras 3 operations on a tensor and a constant, such as
+  // MobileNetV3's `x + 3.0`: an Add whose args are [tensor, 3.0]).
+  std::vector<double> constants;
 };
 
 struct ModelConfig {

@@ -774,6 +774,10 @@ class Importer {
     const bool batch_kept = !v.empty() && (v[0] == 0 || v[0] == -1 || v[0] == static_cast<double>(s[0]));
     if (v.size() == 2 && batch_kept && (v[1] == -1 || v[1] == static_cast<double>(elements)))
       return flatten_to_2d(x);
+    // To its own shape (N x C x H x W again): nothing to do.
+    if (v.size() == 4 && batch_kept && rank(x) == 4 && v[1] == static_cast<double>(s[3]) &&
+        v[2] == static_cast<double>(s[1]) && v[3] == static_cast<double>(s[2]))
+      return define(x);
     // N x C to N x C x 1 x 1 (Keras' Reshape((1, 1, C)) as tf2onnx writes it): the same data.
     if (v.size() == 4 && batch_kept && rank(x) == 2 && v[1] == static_cast<double>(elements) && v[2] == 1 &&
         v[3] == 1) {
@@ -796,6 +800,44 @@ class Importer {
     Value v = x;
     v.nhwc_input = false;
     define(v);
+  }
+
+  // A Slice of the spatial axes with step 1 (Keras' Cropping2D as tf2onnx writes it): a crop.
+  void slice() {
+    const Value& x = value(0);
+    need_rank(x, 4);
+    if (opset_ < 10) fail("opset " + std::to_string(opset_) + "'s Slice (attributes); accepted: opset 10 and later");
+    // Ends are often INT64_MAX ("to the end"): clamped first, as Slice clamps them to the axis.
+    auto ints = [&](int i, const char* what) {
+      std::vector<int64_t> r;
+      for (double v : need_constant(i, what).values) r.push_back(to_integer(std::clamp(v, -1e12, 1e12), what));
+      return r;
+    };
+    const std::vector<int64_t> starts = ints(1, "starts"), ends = ints(2, "ends");
+    std::vector<int64_t> axes, steps;
+    if (node_->input_size() > 3 && !node_->input(3).empty()) axes = ints(3, "axes");
+    if (node_->input_size() > 4 && !node_->input(4).empty()) steps = ints(4, "steps");
+    if (axes.empty())
+      for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+    if (ends.size() != starts.size() || axes.size() != starts.size() || (!steps.empty() && steps.size() != starts.size()))
+      fail("starts, ends, axes and steps must have one value per sliced axis");
+    const ir::Shape& s = g_.node(x.id).type.shape;
+    const int64_t dims[4] = {s[0], s[3], s[1], s[2]};  // N, C, H, W
+    ir::CropAttrs a;
+    a.crop = {ir::Padding::Explicit, 0, 0, 0, 0};
+    for (size_t i = 0; i < axes.size(); ++i) {
+      const int64_t axis = axes[i] < 0 ? axes[i] + 4 : axes[i];
+      if (axis < 0 || axis > 3) fail("axis " + std::to_string(axes[i]) + " of a rank-4 tensor");
+      if (!steps.empty() && steps[i] != 1) fail("steps other than 1 are not supported");
+      const int64_t d = dims[axis];
+      const int64_t b = std::clamp<int64_t>(starts[i] < 0 ? starts[i] + d : starts[i], 0, d);
+      const int64_t e = std::clamp<int64_t>(ends[i] < 0 ? ends[i] + d : ends[i], 0, d);
+      if (e <= b) fail("an empty slice of axis " + std::to_string(axis));
+      if (axis < 2 && (b != 0 || e != d)) fail("a slice of N or C; accepted: slices of H and W (a crop)");
+      if (axis == 2) a.crop.top = b, a.crop.bottom = d - e;
+      if (axis == 3) a.crop.left = b, a.crop.right = d - e;
+    }
+    define(add(ir::OpKind::Cropping2D, a, {x.id}));
   }
 
   // Squeeze of the 1 x 1 spatial axes of N x C x 1 x 1 (after global pooling): a flatten.
@@ -938,6 +980,8 @@ class Importer {
       pad();
     else if (op == "Transpose")
       transpose();
+    else if (op == "Slice")
+      slice();
     else if (op == "Squeeze")
       squeeze();
     else if (op == "Dropout" || op == "Identity")
@@ -956,14 +1000,12 @@ ir::Graph load(const std::string& path, int64_t batch) { return Importer(path, b
 
 std::string supported_operators() {
   return "Add, AveragePool, BatchNormalization, Clip (min 0), Concat (channels), Constant, Conv, "
-         "Div (by a constant), "
-         "Dropout, Elu, Exp, Flatten, Gelu, Gemm, GlobalAveragePool, GlobalMaxPool, HardSigmoid, "
-         "HardSwish, Identity, "
-         "LeakyRelu, LogSoftmax, MatMul (constant weights), MaxPool, Mish, Mul, Pad (constant, H "
-         "and W), Relu, "
-         "Reshape (to N x rest, or N x C to N x C x 1 x 1), Selu, Sigmoid, Softmax (channels), Softplus, Softsign, Squeeze (N "
-         "x C x 1 x 1), "
-         "Sub (a constant), Sum, Tanh, Transpose (an NHWC input to NCHW)";
+         "Div (by a constant), Dropout, Elu, Exp, Flatten, Gelu, Gemm, GlobalAveragePool, "
+         "GlobalMaxPool, HardSigmoid, HardSwish, Identity, LeakyRelu, LogSoftmax, MatMul (constant "
+         "weights), MaxPool, Mish, Mul, Pad (constant, H and W), Relu, Reshape (to N x rest, to its "
+         "own shape, or N x C to N x C x 1 x 1), Selu, Sigmoid, Slice (H and W, step 1), Softmax "
+         "(channels), Softplus, Softsign, Squeeze (N x C x 1 x 1), Sub (a constant), Sum, Tanh, "
+         "Transpose (an NHWC input to NCHW)";
 }
 
 }  // namespace cnnc::frontend::onnx
