@@ -8,6 +8,7 @@ cd "$(dirname "$0")"
 APT_PACKAGES=(build-essential ccache doctest-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev libjpeg-dev libpng-dev
               libhdf5-dev libzip-dev pkg-config libsqlite3-dev libxgboost-dev
               libonnx-dev libprotobuf-dev   # the ONNX reader: onnx/onnx_pb.h, libonnx_proto
+              zlib1g-dev dataset-fashion-mnist  # gzip'd IDX files: cnnc evaluate --data fashion-mnist
               libdnnl-dev   # oneDNN: only benchmarks/bench_layers, to compare with what TensorFlow runs
               pocl-opencl-icd ocl-icd-opencl-dev  # OpenCL on the CPU: the GPU schedules tested without a GPU
               gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)  # cnnc export --target arm-64-linux, run under emulation

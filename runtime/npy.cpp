@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <regex>
 
 #include "ir/error.h"
@@ -34,8 +35,13 @@ ir::Tensor read_npy(const std::string& path) {
   if (!std::regex_search(header, m, std::regex("'descr':\\s*'([<>|]?[a-z]\\d+)'")))
     throw Error(path + ": .npy header has no dtype");
   const std::string descr = m[1];
-  if (descr != "<f4" && descr != "<f8")
-    throw Error(path + ": dtype " + descr + " is not supported; accepted: float32 (<f4) or float64 (<f8)");
+  // Little-endian floats, and integers (images as uint8, labels as int64), converted to float.
+  static const std::map<std::string, int64_t> kItem = {{"<f4", 4}, {"<f8", 8}, {"|u1", 1}, {"|i1", 1},
+                                                       {"<i4", 4}, {"<i8", 8}, {"<u4", 4}, {"<u8", 8}};
+  if (!kItem.count(descr))
+    throw Error(path + ": dtype " + descr +
+                " is not supported; accepted: float32 (<f4), float64 (<f8), uint8 (|u1), int8, int32, "
+                "int64, uint32, uint64 (little-endian)");
   if (std::regex_search(header, std::regex("'fortran_order':\\s*True")))
     throw Error(path + ": Fortran-order arrays are not supported; save with np.ascontiguousarray");
   if (!std::regex_search(header, m, std::regex("'shape':\\s*\\(([^)]*)\\)")))
@@ -56,7 +62,7 @@ ir::Tensor read_npy(const std::string& path) {
   }
   // Compare with what the file holds before allocating: a corrupt header must not make us
   // allocate gigabytes.
-  const int64_t item = descr == "<f4" ? 4 : 8;
+  const int64_t item = kItem.at(descr);
   const std::streamoff data_start = f.tellg();
   f.seekg(0, std::ios::end);
   const std::streamoff file_size = f.tellg();
@@ -69,9 +75,23 @@ ir::Tensor read_npy(const std::string& path) {
   if (descr == "<f4") {
     f.read(reinterpret_cast<char*>(t.data.data()), n * 4);
   } else {
-    std::vector<double> d(static_cast<size_t>(n));
-    f.read(reinterpret_cast<char*>(d.data()), n * 8);
-    std::copy(d.begin(), d.end(), t.data.begin());
+    std::vector<char> raw(static_cast<size_t>(n * item));
+    f.read(raw.data(), n * item);
+    auto convert = [&](auto sample) {
+      using T = decltype(sample);
+      for (int64_t i = 0; i < n; ++i) {
+        T v;
+        std::memcpy(&v, raw.data() + i * item, sizeof v);
+        t.data[static_cast<size_t>(i)] = static_cast<float>(v);
+      }
+    };
+    if (descr == "<f8") convert(double{});
+    if (descr == "|u1") convert(uint8_t{});
+    if (descr == "|i1") convert(int8_t{});
+    if (descr == "<i4") convert(int32_t{});
+    if (descr == "<i8") convert(int64_t{});
+    if (descr == "<u4") convert(uint32_t{});
+    if (descr == "<u8") convert(uint64_t{});
   }
   if (!f) throw Error(path + ": truncated: the header promises " + std::to_string(n) + " values");
   return t;

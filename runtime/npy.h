@@ -1,5 +1,6 @@
 #pragma once
-// NumPy .npy files (format 1.0-3.0), float32 in C order; float64 is converted on reading.
+// NumPy .npy files (format 1.0-3.0) in C order, written as float32; read from float32, float64
+// or an integer type (uint8 images, int64 labels), converted to float.
 #include <string>
 
 #include "ir/types.h"

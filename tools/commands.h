@@ -17,5 +17,6 @@ Action add_compare(CLI::App& app);
 Action add_tune(CLI::App& app);
 Action add_db(CLI::App& app);
 Action add_export(CLI::App& app);
+Action add_evaluate(CLI::App& app);
 
 }  // namespace cnnc::tools

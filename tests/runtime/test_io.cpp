@@ -16,6 +16,7 @@
 
 #include "ir/error.h"
 #include "ir/text.h"
+#include "runtime/dataset.h"
 #include "runtime/npy.h"
 #include "runtime/weights.h"
 #include "tests/util.h"
@@ -498,12 +499,13 @@ TEST_CASE("read_npy: bad files are clear errors naming the file") {
   std::string v9 = numpy_bytes("<f4", "(2, 3)", f4);
   v9[6] = 9;
   refuse("version.npy", v9, {"version 9", "accepted: 1.0, 2.0, 3.0"});
-  refuse("i4.npy", numpy_bytes("<i4", "(2, 3)", f4), {"<i4", "not supported", "float32 (<f4)", "float64 (<f8)"});
+  refuse("c8.npy", numpy_bytes("<c8", "(2, 3)", f4), {"<c8", "not supported", "float32 (<f4)", "uint8 (|u1)"});
   refuse("f2.npy", numpy_bytes("<f2", "(2, 3)", f4), {"<f2", "float32 (<f4)"});
   refuse("bigendian.npy", numpy_bytes(">f4", "(2, 3)", f4), {">f4", "float32 (<f4)"});
   refuse("fortran.npy", numpy_bytes("<f4", "(2, 3)", f4, true), {"Fortran"});
   refuse("truncated.npy", numpy_bytes("<f4", "(2, 3)", f4.substr(0, 20)), {"truncated"});
   refuse("truncated64.npy", numpy_bytes("<f8", "(2, 3)", f4), {"truncated"});
+  refuse("truncated_i8.npy", numpy_bytes("<i8", "(2, 3)", f4), {"truncated"});
   refuse("nodata.npy", numpy_bytes("<f4", "(2, 3)", ""), {"truncated"});
   refuse("noshape.npy", numpy_bytes("<f4", "[2, 3]", f4), {"shape"});
   refuse("negative.npy", numpy_bytes("<f4", "(-1, 6)", f4), {});
@@ -543,4 +545,81 @@ TEST_CASE("init_weights leaves weights that are already set (e.g. read from a mo
   rt::init_weights(g, 3);
   CHECK(std::all_of(kernel.data.begin(), kernel.data.end(), [](float v) { return v == 0.25f; }));
   CHECK(g.node(1).params[1].value.data.size() == 2);  // the bias was empty: now set
+}
+
+TEST_CASE("npy: integer arrays (uint8 images, int64 labels) are read as float") {
+  TempDir dir;
+  write_bytes(dir.file("u8.npy"), numpy_bytes("|u1", "(2, 2)", std::string("\x00\x07\xff\x80", 4)));
+  CHECK(rt::read_npy(dir.file("u8.npy")).data == std::vector<float>{0, 7, 255, 128});
+  write_bytes(dir.file("i8.npy"), numpy_bytes("<i8", "(3,)", raw(std::vector<int64_t>{9, -2, 1 << 20})));
+  CHECK(rt::read_npy(dir.file("i8.npy")).data == std::vector<float>{9, -2, 1 << 20});
+}
+
+namespace {
+
+std::string be32(uint32_t v) {
+  return {char(v >> 24), char(v >> 16 & 255), char(v >> 8 & 255), char(v & 255)};
+}
+// IDX files of n images of h x w bytes (pixel i = i % 251) and n labels (i % 10).
+std::string idx_images(uint32_t n, uint32_t h, uint32_t w, uint32_t magic = 2051) {
+  std::string s = be32(magic) + be32(n) + be32(h) + be32(w);
+  for (uint32_t i = 0; i < n * h * w; ++i) s += char(i % 251);
+  return s;
+}
+std::string idx_labels(uint32_t n, uint32_t magic = 2049, int top = 10) {
+  std::string s = be32(magic) + be32(n);
+  for (uint32_t i = 0; i < n; ++i) s += char(i % top);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("datasets: IDX pairs and .npy pairs are read; bad files are refused by name") {
+  TempDir dir;
+  write_bytes(dir.file("img"), idx_images(5, 3, 4));
+  write_bytes(dir.file("lab"), idx_labels(5));
+  const rt::Dataset ds = rt::read_idx(dir.file("img"), dir.file("lab"));
+  CHECK(ds.images.shape == ir::Shape{5, 3, 4, 1});
+  CHECK(ds.images.data[13] == 13.f);
+  CHECK(ds.labels == std::vector<int64_t>{0, 1, 2, 3, 4});
+  CHECK(ds.from_uint8);
+  auto refuse = [&](const std::string& images, const std::string& labels, std::vector<std::string> expect) {
+    write_bytes(dir.file("i"), images);
+    write_bytes(dir.file("l"), labels);
+    const std::string msg = error_of([&] { rt::read_idx(dir.file("i"), dir.file("l")); });
+    for (const auto& e : expect) {
+      CAPTURE(msg);
+      CHECK(contains(msg, e));
+    }
+  };
+  refuse(idx_images(5, 3, 4, 2049), idx_labels(5), {"not an IDX image file: magic number 2049, expected 2051"});
+  refuse(idx_images(5, 3, 4), idx_labels(5, 2051), {"not an IDX label file: magic number 2051, expected 2049"});
+  refuse(idx_images(5, 3, 4).substr(0, 40), idx_labels(5), {"promises 60 bytes of data, the file holds 24 (truncated)"});
+  refuse(idx_images(5, 3, 4), idx_labels(4), {"holds 4 labels", "holds 5 images"});
+  refuse("", idx_labels(5), {"not an IDX image file"});
+  // .npy pairs: N x H x W images get one channel; labels must be whole, non-negative, as many.
+  write_bytes(dir.file("x.npy"), numpy_bytes("|u1", "(2, 2, 3)", std::string(12, '\x05')));
+  write_bytes(dir.file("y.npy"), numpy_bytes("<i8", "(2,)", raw(std::vector<int64_t>{3, 1})));
+  const rt::Dataset np = rt::read_npy_pair(dir.file("x.npy"), dir.file("y.npy"));
+  CHECK(np.images.shape == ir::Shape{2, 2, 3, 1});
+  CHECK(np.labels == std::vector<int64_t>{3, 1});
+  CHECK(np.from_uint8);
+  write_bytes(dir.file("y3.npy"), numpy_bytes("<i8", "(3,)", raw(std::vector<int64_t>{3, 1, 0})));
+  CHECK(contains(error_of([&] { rt::read_npy_pair(dir.file("x.npy"), dir.file("y3.npy")); }), "holds 3 labels"));
+  write_bytes(dir.file("yf.npy"), numpy_bytes("<f4", "(2,)", raw(std::vector<float>{0.5f, 1})));
+  CHECK(contains(error_of([&] { rt::read_npy_pair(dir.file("x.npy"), dir.file("yf.npy")); }), "not a class index"));
+  write_bytes(dir.file("yn.npy"), numpy_bytes("<i8", "(2,)", raw(std::vector<int64_t>{-1, 1})));
+  CHECK(contains(error_of([&] { rt::read_npy_pair(dir.file("x.npy"), dir.file("yn.npy")); }), "label 0 is -1"));
+  write_bytes(dir.file("x1.npy"), numpy_bytes("<f4", "(2, 6)", raw(std::vector<float>(12, 0.f))));
+  CHECK(contains(error_of([&] { rt::read_npy_pair(dir.file("x1.npy"), dir.file("y.npy")); }), "accepted: N x H x W x C"));
+  CHECK(contains(error_of([&] { rt::load_dataset(dir.path.string(), "test"); }), "t10k-images-idx3-ubyte[.gz] is missing"));
+  CHECK(contains(error_of([&] { rt::load_dataset("fashion-mnist", "validation"); }), "accepted: train, test"));
+}
+
+TEST_CASE("datasets: Debian's Fashion-MNIST (gzip'd IDX) has its 10,000 test images of 10 classes") {
+  const rt::Dataset ds = rt::load_dataset("fashion-mnist", "test");
+  CHECK(ds.images.shape == ir::Shape{10000, 28, 28, 1});
+  REQUIRE(ds.labels.size() == 10000);
+  CHECK(*std::max_element(ds.labels.begin(), ds.labels.end()) == 9);
+  CHECK(*std::max_element(ds.images.data.begin(), ds.images.data.end()) == 255.f);
 }

@@ -372,6 +372,29 @@ case $CASE in
     expect_error "bad.onnx: not an ONNX model" -- run bad.onnx
     ;;
 
+  evaluate_keras)
+    # A net Keras trained on Fashion-MNIST (tools/fashion_fixture.py): cnnc evaluate on Debian's
+    # test set agrees with Keras' own evaluate() (stored beside it) on the loss and on every
+    # prediction but near-ties.
+    F="$SRC/tests/fixtures/fashion"
+    expect_ok evaluate "$F/fashion_trained.keras" --data fashion-mnist --threads 2
+    python3 - "$F/fashion_trained.eval.json" out.txt <<'PY' || fail "cnnc evaluate disagrees with Keras"
+import json, re, sys
+want = json.load(open(sys.argv[1]))
+text = open(sys.argv[2]).read()
+loss = float(re.search(r"loss:\s+([0-9.]+)", text).group(1))
+correct = int(re.search(r"accuracy:\s+[0-9.]+ \(([0-9]+) of", text).group(1))
+print(f"cnnc: loss {loss}, {correct} correct; Keras: loss {want['loss']:.6f}, {want['correct']} correct")
+sys.exit(not (abs(loss - want["loss"]) <= 1e-4 * max(1, want["loss"]) and abs(correct - want["correct"]) <= want["near_ties"]))
+PY
+    # Bad data and mismatched nets are refused by name.
+    expect_error "the network takes images of 32x32x1" "the data" "holds 28x28x1" -- evaluate "$M/lenet5.cnn" --data fashion-mnist
+    python3 -c "import numpy as np; np.save('x.npy', np.zeros((3, 28, 28), np.uint8)); np.save('y.npy', np.array([1, 12, 0]))"
+    expect_error "label 1 is 12, but the network has 10 classes (0 to 9)" -- evaluate "$F/fashion_trained.keras" --data x.npy,y.npy
+    printf 'not idx' > t10k-images-idx3-ubyte; printf 'x' > t10k-labels-idx1-ubyte
+    expect_error "t10k-images-idx3-ubyte: not an IDX image file: magic number" -- evaluate "$F/fashion_trained.keras" --data .
+    ;;
+
   tune_gpu)
     # The GPU schedule space tuned through OpenCL (PoCL runs it on this CPU): records keyed by
     # the device the driver finds, applied by run --target opencl; CPU seeds refused for a GPU.
