@@ -80,6 +80,8 @@ def main():
         "(opset 17, NHWC input transposed to NCHW inside the graph), imported by cnnc's ONNX reader",
         "(frontend/onnx), compiled and run on the zoo's input; its output compared with ONNX Runtime's",
         "on the same input and with Keras' own. Regenerate: `python3 tools/onnx_zoo.py --zoo DIR`.",
+        "Params are what the ONNX file holds (tf2onnx folds BatchNorm statistics into constants, so they",
+        "differ from Keras' count); a compile time near 0 means every kernel came from the disk cache.",
         "",
         f"Machine: {cpu_model()}. {len(ok)} of {len(rows)} models within {a.tolerance:g} of both.",
         "",
