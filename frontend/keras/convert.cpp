@@ -410,8 +410,8 @@ ir::NodeId subtract_layer(Converter& c, const Layer& l) {
   const auto ins = c.inputs(l, 2);
   if (ins.size() != 2) c.fail(l, "subtracts 2 inputs, has " + std::to_string(ins.size()));
   const size_t ch = static_cast<size_t>(c.g.node(ins[1]).type.channels());
-  const ir::NodeId negated =
-      affine(c, l, l.name + ".negate", ins[1], std::vector<float>(ch, -1.f), std::vector<float>(ch, 0.f));
+  const ir::NodeId negated = affine(c, l, l.name + ".negate", ins[1], std::vector<float>(ch, -1.f),
+                                    std::vector<float>(ch, 0.f));
   return c.add(l, l.name, ir::OpKind::Add, ir::NoAttrs{}, {ins[0], negated});
 }
 // Average of n tensors: their sum times 1/n.
@@ -446,7 +446,7 @@ ir::NodeId cropping(Converter& c, const Layer& l) {
 ir::NodeId center_crop(Converter& c, const Layer& l) {
   c.channels_last(l);
   const ir::NodeId x = c.input(l);
-  const ir::Shape& s = c.g.node(x).type.shape;
+  const ir::Shape s = c.g.node(x).type.shape;  // a copy: add() may move the nodes
   if (s.size() != 4) c.fail(l, "needs an image input (H, W, C)");
   const int64_t h = c.integer(l, "height"), w = c.integer(l, "width");
   if (h > s[1] || w > s[2] || h < 1 || w < 1)

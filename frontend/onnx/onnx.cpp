@@ -427,7 +427,7 @@ class Importer {
     ir::Padding p{ir::Padding::Explicit, 0, 0, 0, 0};
     if (mode == "VALID") return {ir::Padding::Valid};
     if (mode == "SAME_UPPER" || mode == "SAME_LOWER") {
-      const ir::Shape& s = g_.node(x.id).type.shape;
+      const ir::Shape s = g_.node(x.id).type.shape;  // a copy: add() may move the nodes
       auto split = [&](int64_t in, int64_t k, int64_t st, int64_t d, int64_t& lo, int64_t& hi) {
         const int64_t out = (in + st - 1) / st;
         const int64_t total = std::max<int64_t>(0, (out - 1) * st + (k - 1) * d + 1 - in);
@@ -726,7 +726,7 @@ class Importer {
       // The last partial window is kept (as PyTorch: if it starts inside the input or its
       // leading padding): more padding at the bottom/right, which neither max nor the average
       // of valid elements sees.
-      const ir::Shape& s = g_.node(x.id).type.shape;
+      const ir::Shape s = g_.node(x.id).type.shape;  // a copy: add() may move the nodes
       auto extra = [](int64_t in, int64_t k, int64_t st, int64_t lo, int64_t hi) {
         int64_t out = (in + lo + hi - k + st - 1) / st + 1;
         if ((out - 1) * st >= in + lo) --out;
@@ -750,7 +750,7 @@ class Importer {
   // dense layer's rows follow.
   void flatten_to_2d(const Value& x) {
     if (rank(x) == 2) return define(x);
-    const ir::Shape& s = g_.node(x.id).type.shape;
+    const ir::Shape s = g_.node(x.id).type.shape;  // a copy: add() may move the nodes
     Value v{add(ir::OpKind::Flatten, ir::NoAttrs{}, {x.id})};
     if (s[1] * s[2] > 1) v.c = s[3], v.h = s[1], v.w = s[2];
     define(v);
@@ -767,11 +767,12 @@ class Importer {
   void reshape() {
     const Value& x = value(0);
     const Const& shape = need_constant(1, "the shape");
-    const ir::Shape& s = g_.node(x.id).type.shape;
+    const ir::Shape s = g_.node(x.id).type.shape;  // a copy: add() may move the nodes
     int64_t elements = 1;
     for (size_t i = 1; i < s.size(); ++i) elements *= s[i];
     const auto& v = shape.values;
-    const bool batch_kept = !v.empty() && (v[0] == 0 || v[0] == -1 || v[0] == static_cast<double>(s[0]));
+    const bool batch_kept =
+        !v.empty() && (v[0] == 0 || v[0] == -1 || v[0] == static_cast<double>(s[0]));
     if (v.size() == 2 && batch_kept && (v[1] == -1 || v[1] == static_cast<double>(elements)))
       return flatten_to_2d(x);
     // To its own shape (N x C x H x W again): nothing to do.
@@ -779,8 +780,8 @@ class Importer {
         v[2] == static_cast<double>(s[1]) && v[3] == static_cast<double>(s[2]))
       return define(x);
     // N x C to N x C x 1 x 1 (Keras' Reshape((1, 1, C)) as tf2onnx writes it): the same data.
-    if (v.size() == 4 && batch_kept && rank(x) == 2 && v[1] == static_cast<double>(elements) && v[2] == 1 &&
-        v[3] == 1) {
+    if (v.size() == 4 && batch_kept && rank(x) == 2 && v[1] == static_cast<double>(elements) &&
+        v[2] == 1 && v[3] == 1) {
       ir::ReshapeAttrs a;
       a.shape = {1, 1, elements};
       return define(add(ir::OpKind::Reshape, a, {x.id}));
@@ -806,11 +807,14 @@ class Importer {
   void slice() {
     const Value& x = value(0);
     need_rank(x, 4);
-    if (opset_ < 10) fail("opset " + std::to_string(opset_) + "'s Slice (attributes); accepted: opset 10 and later");
+    if (opset_ < 10)
+      fail("opset " + std::to_string(opset_) +
+           "'s Slice (attributes); accepted: opset 10 and later");
     // Ends are often INT64_MAX ("to the end"): clamped first, as Slice clamps them to the axis.
     auto ints = [&](int i, const char* what) {
       std::vector<int64_t> r;
-      for (double v : need_constant(i, what).values) r.push_back(to_integer(std::clamp(v, -1e12, 1e12), what));
+      for (double v : need_constant(i, what).values)
+        r.push_back(to_integer(std::clamp(v, -1e12, 1e12), what));
       return r;
     };
     const std::vector<int64_t> starts = ints(1, "starts"), ends = ints(2, "ends");
@@ -819,9 +823,10 @@ class Importer {
     if (node_->input_size() > 4 && !node_->input(4).empty()) steps = ints(4, "steps");
     if (axes.empty())
       for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
-    if (ends.size() != starts.size() || axes.size() != starts.size() || (!steps.empty() && steps.size() != starts.size()))
+    if (ends.size() != starts.size() || axes.size() != starts.size() ||
+        (!steps.empty() && steps.size() != starts.size()))
       fail("starts, ends, axes and steps must have one value per sliced axis");
-    const ir::Shape& s = g_.node(x.id).type.shape;
+    const ir::Shape s = g_.node(x.id).type.shape;      // a copy: add() may move the nodes
     const int64_t dims[4] = {s[0], s[3], s[1], s[2]};  // N, C, H, W
     ir::CropAttrs a;
     a.crop = {ir::Padding::Explicit, 0, 0, 0, 0};
@@ -833,7 +838,8 @@ class Importer {
       const int64_t b = std::clamp<int64_t>(starts[i] < 0 ? starts[i] + d : starts[i], 0, d);
       const int64_t e = std::clamp<int64_t>(ends[i] < 0 ? ends[i] + d : ends[i], 0, d);
       if (e <= b) fail("an empty slice of axis " + std::to_string(axis));
-      if (axis < 2 && (b != 0 || e != d)) fail("a slice of N or C; accepted: slices of H and W (a crop)");
+      if (axis < 2 && (b != 0 || e != d))
+        fail("a slice of N or C; accepted: slices of H and W (a crop)");
       if (axis == 2) a.crop.top = b, a.crop.bottom = d - e;
       if (axis == 3) a.crop.left = b, a.crop.right = d - e;
     }
@@ -851,7 +857,7 @@ class Importer {
     for (int64_t& a : axes)
       if (a < 0) a += rank(x);
     std::sort(axes.begin(), axes.end());
-    const ir::Shape& s = g_.node(x.id).type.shape;
+    const ir::Shape s = g_.node(x.id).type.shape;  // a copy: add() may move the nodes
     if (rank(x) != 4 || s[1] != 1 || s[2] != 1 ||
         (axes != std::vector<int64_t>{2, 3} && !axes.empty()))
       fail("axes " + dims_text(axes) +
@@ -1002,7 +1008,8 @@ std::string supported_operators() {
   return "Add, AveragePool, BatchNormalization, Clip (min 0), Concat (channels), Constant, Conv, "
          "Div (by a constant), Dropout, Elu, Exp, Flatten, Gelu, Gemm, GlobalAveragePool, "
          "GlobalMaxPool, HardSigmoid, HardSwish, Identity, LeakyRelu, LogSoftmax, MatMul (constant "
-         "weights), MaxPool, Mish, Mul, Pad (constant, H and W), Relu, Reshape (to N x rest, to its "
+         "weights), MaxPool, Mish, Mul, Pad (constant, H and W), Relu, Reshape (to N x rest, to "
+         "its "
          "own shape, or N x C to N x C x 1 x 1), Selu, Sigmoid, Slice (H and W, step 1), Softmax "
          "(channels), Softplus, Softsign, Squeeze (N x C x 1 x 1), Sub (a constant), Sum, Tanh, "
          "Transpose (an NHWC input to NCHW)";

@@ -82,6 +82,7 @@ leakyrelu lr alpha=0.1
 sigmoid sg
 tanh th
 affine af <- bn
+layernorm ln epsilon=1e-06 <- bn
 swish sw
 hardsigmoid hs
 hard_silu hsl
@@ -134,6 +135,7 @@ leakyrelu lr alpha=0.1                                            # 16x16x8
 sigmoid sg                                                        # 16x16x8
 tanh th                                                           # 16x16x8
 affine af <- bn                                                   # 16x16x8
+layernorm ln epsilon=1e-06 <- bn                                  # 16x16x8
 swish sw                                                          # 16x16x8
 hardsigmoid hs                                                    # 16x16x8
 hard_silu hsl                                                     # 16x16x8

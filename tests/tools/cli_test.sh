@@ -546,8 +546,8 @@ PY
   bad_npy_not_npy)
     expect_error "lenet5.cnn" "not a .npy file" -- run "$M/lenet5.cnn" --input "$M/lenet5.cnn"
     expect_error "nope.npy" -- run "$M/lenet5.cnn" --input nope.npy
-    { printf '\x93NUMPY\x01\x00\x76\x00'; printf '%-117s\n' "{'descr': '<i4', 'fortran_order': False, 'shape': (1, 32, 32, 1), }"; halves 1024; } >int.npy
-    expect_error "int.npy" "<i4" "float32 (<f4)" -- run "$M/lenet5.cnn" --input int.npy
+    { printf '\x93NUMPY\x01\x00\x76\x00'; printf '%-117s\n' "{'descr': '<c8', 'fortran_order': False, 'shape': (1, 32, 32, 1), }"; halves 1024; } >complex.npy
+    expect_error "complex.npy" "<c8" "float32 (<f4)" -- run "$M/lenet5.cnn" --input complex.npy
     { npy_header "(1, 32, 32, 1)"; halves 10; } >short.npy
     expect_error "short.npy" "truncated" -- run "$M/lenet5.cnn" --input short.npy
     { npy_header "(99999999999, 99999999999)"; halves 10; } >absurd.npy
