@@ -308,7 +308,7 @@ def main():
         "cnnc_compile_seconds": cnnc.ready["compile_seconds"], "cnnc_distinct_kernels": cnnc.ready.get("compiled"), "peak_gflops": peak["fma_peak_gflops"],
         "memory_gbs": peak["memory_gbs"], "cpu": cpu_name(), "cores": os.cpu_count(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": versions(("onnxruntime",) if is_onnx else versions.__defaults__[0]), "input_range": [lo, hi], "seed": a.seed, **extra, "systems": {},
+        "versions": versions(("onnxruntime",) if is_onnx else ("tensorflow", "keras", "onnxruntime", "tf2onnx")), "input_range": [lo, hi], "seed": a.seed, **extra, "systems": {},
     }
     for s in systems:
         ms = samples[s.name]
@@ -327,7 +327,7 @@ def main():
     return 0
 
 
-def versions(mods=("tensorflow", "keras", "onnxruntime", "tf2onnx")):
+def versions(mods):
     out = {"python": platform.python_version(), "numpy": np.__version__}
     for mod in mods:
         try:

@@ -2,8 +2,11 @@
 // Helpers shared by the tests: seeded random tensors and magnitude-relative comparison.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <string>
 
@@ -11,7 +14,17 @@
 
 namespace cnnc::test {
 
-inline std::string source_path(const std::string& rel) { return std::string(CNNC_SOURCE_DIR) + "/" + rel; }
+inline std::string source_path(const std::string& rel) {
+  return std::string(CNNC_SOURCE_DIR) + "/" + rel;
+}
+
+// `file` in this test process's own scratch folder (temp/cnnc-test-SUITE-PID), created on use.
+inline std::string scratch_path(const std::string& suite, const std::string& file) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("cnnc-test-" + suite + "-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / file).string();
+}
 
 // The target the compiling tests build for: $CNNC_TEST_TARGET (ctest runs the op and Keras tests
 // again with opencl, on PoCL), else the host.

@@ -301,45 +301,39 @@ ir::NodeId dense(Converter& c, const Layer& l) {
   return kernel_layer(c, l, ir::OpKind::Dense, a, c.input(l), a.use_bias);
 }
 
-ir::NodeId batch_norm(Converter& c, const Layer& l) {
+// A normalisation layer (BatchNormalization, LayerNormalization) on the channel axis, with
+// Keras' optional gamma and beta: left out of the weights without scale / center, where they
+// are 1 and 0. `statistics` are the weights after them (BatchNorm's moving mean and variance).
+ir::NodeId normalization(Converter& c, const Layer& l, ir::OpKind op, ir::Attrs attrs,
+                         const std::vector<const char*>& statistics) {
   const ir::NodeId x = c.input(l);
   c.last_axis(l, x);
-  ir::BatchNormAttrs a;
-  a.epsilon = static_cast<float>(c.number(l, "epsilon", 1e-3));
   const bool scale = c.boolean(l, "scale", true), center = c.boolean(l, "center", true);
-  const ir::NodeId id = c.add(l, l.name, ir::OpKind::BatchNorm, a, {x});
+  const ir::NodeId id = c.add(l, l.name, op, std::move(attrs), {x});
   const size_t channels = static_cast<size_t>(c.g.node(x).type.channels());
-  // Keras leaves out gamma without scale and beta without center: they are 1 and 0.
   if (!scale) c.set_constant(id, "gamma", std::vector<float>(channels, 1.f));
   if (!center) c.set_constant(id, "beta", std::vector<float>(channels, 0.f));
-  if (const auto* w = c.weights(l, 2 + scale + center)) {
+  if (const auto* w = c.weights(l, scale + center + statistics.size())) {
     size_t k = 0;
     if (scale) c.set(l, id, "gamma", (*w)[k++]);
     if (center) c.set(l, id, "beta", (*w)[k++]);
-    c.set(l, id, "moving_mean", (*w)[k++]);
-    c.set(l, id, "moving_variance", (*w)[k++]);
+    for (const char* role : statistics) c.set(l, id, role, (*w)[k++]);
   }
   return id;
 }
 
+ir::NodeId batch_norm(Converter& c, const Layer& l) {
+  ir::BatchNormAttrs a;
+  a.epsilon = static_cast<float>(c.number(l, "epsilon", 1e-3));
+  return normalization(c, l, ir::OpKind::BatchNorm, a, {"moving_mean", "moving_variance"});
+}
+
 ir::NodeId layer_norm(Converter& c, const Layer& l) {
-  const ir::NodeId x = c.input(l);
-  c.last_axis(l, x);
   if (c.boolean(l, "rms_scaling", false))
     c.fail(l, "rms_scaling=True is not supported; accepted: rms_scaling=False");
   ir::LayerNormAttrs a;
   a.epsilon = static_cast<float>(c.number(l, "epsilon", 1e-3));
-  const bool scale = c.boolean(l, "scale", true), center = c.boolean(l, "center", true);
-  const ir::NodeId id = c.add(l, l.name, ir::OpKind::LayerNorm, a, {x});
-  const size_t channels = static_cast<size_t>(c.g.node(x).type.channels());
-  if (!scale) c.set_constant(id, "gamma", std::vector<float>(channels, 1.f));
-  if (!center) c.set_constant(id, "beta", std::vector<float>(channels, 0.f));
-  if (const auto* w = c.weights(l, scale + center)) {
-    size_t k = 0;
-    if (scale) c.set(l, id, "gamma", (*w)[k++]);
-    if (center) c.set(l, id, "beta", (*w)[k++]);
-  }
-  return id;
+  return normalization(c, l, ir::OpKind::LayerNorm, a, {});
 }
 
 // keras.applications' LayerScale (ConvNeXt): x times a learned per-channel gamma, an affine

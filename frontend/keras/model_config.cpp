@@ -78,8 +78,6 @@ bool is_model_class(const std::string& cls) {
   return cls == "Functional" || cls == "Sequential" || cls == "Model";
 }
 
-ModelConfig parse_model(const json& root, const std::string& source, int depth);
-
 // Replaces each model-as-layer by its layers: the inner model's inputs become what the
 // model-as-layer read, and a reference to the model-as-layer's output becomes its inner
 // output. `nested` holds the inner configs by the outer layer's name.
@@ -121,9 +119,6 @@ void inline_nested(ModelConfig& m, std::map<std::string, ModelConfig>& nested,
                         "' has the name of another layer of the model; names must be unique");
       flat.push_back(std::move(il));
     }
-    m.nested_models.push_back(l.name);
-    m.nested_models.insert(m.nested_models.end(), inner.nested_models.begin(),
-                           inner.nested_models.end());
   }
   auto resolve = [&](TensorRef& r) {
     for (int hops = 0; hops < 64; ++hops) {
@@ -142,20 +137,6 @@ void inline_nested(ModelConfig& m, std::map<std::string, ModelConfig>& nested,
   for (TensorRef& r : m.outputs) resolve(r);
   m.layers = std::move(flat);
 }
-
-}  // namespace
-
-ModelConfig parse_model_config(const std::string& text, const std::string& source) {
-  json root;
-  try {
-    root = json::parse(text);
-  } catch (const json::exception& e) {
-    fail(source, std::string("the model config is not valid JSON: ") + e.what());
-  }
-  return parse_model(root, source, 0);
-}
-
-namespace {
 
 // A model's config; depth > 0 for a model used as a layer, whose Sequential form needs no
 // input shape (its input is what the outer model gives it).
@@ -270,5 +251,15 @@ ModelConfig parse_model(const json& root, const std::string& source, int depth) 
 }
 
 }  // namespace
+
+ModelConfig parse_model_config(const std::string& text, const std::string& source) {
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::exception& e) {
+    fail(source, std::string("the model config is not valid JSON: ") + e.what());
+  }
+  return parse_model(root, source, 0);
+}
 
 }  // namespace cnnc::frontend::keras

@@ -27,11 +27,8 @@ struct Layer {
 
 struct ModelConfig {
   std::string name;
-  std::vector<Layer> layers;  // producers before consumers
-  std::vector<TensorRef> inputs, outputs;
-  // Models used as layers (a Sequential augmentation block, a Functional tower), any depth:
-  // their layers are inlined above, reading what the model-as-layer read; listed here by name.
-  std::vector<std::string> nested_models;
+  std::vector<Layer> layers;               // producers before consumers
+  std::vector<TensorRef> inputs, outputs;  // models used as layers are inlined in `layers`
 };
 
 // Parses model.to_json() output or a .keras config.json. Throws cnnc::Error naming `source`

@@ -60,11 +60,7 @@ std::vector<ir::Tensor> inputs_of(const std::string& name) {
   return ins;
 }
 
-std::string scratch(const std::string& file) {
-  const fs::path dir = fs::temp_directory_path() / ("cnnc-test-keras-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return (dir / file).string();
-}
+std::string scratch(const std::string& file) { return test::scratch_path("keras", file); }
 
 void write(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary);

@@ -18,6 +18,7 @@
 #include "ir/text.h"
 #include "passes/pipeline.h"
 #include "runtime/weights.h"
+#include "tests/util.h"
 #include "tuner/apply.h"
 #include "tuner/cost_model.h"
 #include "tuner/database.h"
@@ -31,11 +32,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("cnnc-test-tuner-" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  return (dir / name).string();
-}
+std::string scratch(const std::string& name) { return test::scratch_path("tuner", name); }
 
 tuner::Record record(const std::string& schedule, double ms, const std::string& fp = "hw A") {
   tuner::Record r;
