@@ -29,8 +29,9 @@ class Compiled {
  public:
   explicit Compiled(codegen::Program p, int threads) : model_(std::move(p), threads) {}
 
-  // Inputs as numpy arrays (float32, batch first, channels last); outputs likewise: one array,
-  // or a list where the network has several outputs.
+  // Inputs as numpy arrays (float32, batch first, channels last; channels first for an ONNX model,
+  // as ONNX Runtime takes them: the same boundary as the command line's); outputs likewise: one
+  // array, or a list where the network has several outputs.
   py::object call(const py::args& args) {
     std::vector<ir::Tensor> inputs;
     for (const auto& a : args) {
@@ -39,7 +40,7 @@ class Compiled {
       ir::Tensor t;
       t.shape.assign(x.shape(), x.shape() + x.ndim());
       t.data.assign(x.data(), x.data() + x.size());
-      inputs.push_back(std::move(t));
+      inputs.push_back(tools::input_from_user(model_.graph(), std::move(t)));
     }
     std::vector<ir::Tensor> outputs;
     {
@@ -47,7 +48,8 @@ class Compiled {
       outputs = model_.run(inputs);
     }
     py::list result;
-    for (const auto& t : outputs) {
+    for (auto& out : outputs) {
+      const ir::Tensor t = tools::output_to_user(model_.graph(), std::move(out));
       py::array_t<float> y(std::vector<py::ssize_t>(t.shape.begin(), t.shape.end()));
       std::copy(t.data.begin(), t.data.end(), y.mutable_data());
       result.append(y);
@@ -79,9 +81,9 @@ class Compiled {
       for (int i = 0; i < std::max(runs, 1); ++i) {
         const auto t0 = std::chrono::steady_clock::now();
         model_.rerun();
-        ms.push_back(std::chrono::duration<double, std::milli>(
-                         std::chrono::steady_clock::now() - t0)
-                         .count());
+        ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count());
       }
     }
     std::sort(ms.begin(), ms.end());
@@ -96,7 +98,8 @@ class Compiled {
   py::list shapes(bool inputs) const {
     const ir::Graph& g = model_.graph();
     py::list l;
-    for (ir::NodeId id : inputs ? g.inputs() : g.outputs()) l.append(py::tuple(py::cast(g.node(id).type.shape)));
+    for (ir::NodeId id : inputs ? g.inputs() : g.outputs())
+      l.append(py::tuple(py::cast(tools::shape_for_user(g, g.node(id).type.shape))));
     return l;
   }
 
@@ -194,8 +197,7 @@ PYBIND11_MODULE(_cnnc, m) {
       .def_readwrite("seed", &Options::seed)
       .def_readwrite("threads", &Options::threads);
   m.def("compile", &compile, py::arg("path"), py::arg("options"), py::arg("tuning") = true);
-  m.def("tune", &tune, py::arg("path"), py::arg("budget_s"), py::arg("options"),
-        py::arg("worker"));
+  m.def("tune", &tune, py::arg("path"), py::arg("budget_s"), py::arg("options"), py::arg("worker"));
   // The measuring process's loop (python -m cnnc._worker): JSON lines on stdin and stdout.
   m.def("serve_worker", [] {
     py::gil_scoped_release unlocked;

@@ -171,7 +171,22 @@ def tf2onnx_style():
     return m
 
 
-MODELS = [conv_bn_gemm, resnet_block, mobilenet_block, inception_block, preprocess, tf2onnx_style]
+def flatten_features():
+    # Per-feature operations after a Flatten of a 3x3 map (BatchNorm1d, a Mul and an Add of
+    # 36 constants, Sum): their constants follow ONNX's c*H*W + h*W + w order, which the
+    # importer reorders as it does the Gemm's rows.
+    b = Builder("flatten_features", 7)
+    x = b.op("Relu", [b.conv("input", 2, 4, 3, strides=[2, 2])])  # 7x7 -> 3x3x4
+    x = b.op("Flatten", [x])
+    x = b.bn(x, 36)
+    x = b.op("Mul", [x, b.const(b.rng.uniform(0.5, 1.5, 36).astype(np.float32))])
+    x = b.op("Add", [x, b.const(b.rng.uniform(-0.3, 0.3, (1, 36)).astype(np.float32))])
+    x = b.op("Sum", [b.op("Relu", [x]), x])
+    return b.model((2, 2, 7, 7), b.gemm(x, 36, 5), 13)
+
+
+MODELS = [conv_bn_gemm, resnet_block, mobilenet_block, inception_block, preprocess, tf2onnx_style,
+          flatten_features]
 
 
 def main():

@@ -187,4 +187,9 @@ ir::Tensor output_to_user(const ir::Graph& g, ir::Tensor t) {
   return permute4(t, {0, 3, 1, 2});  // NHWC -> NCHW
 }
 
+ir::Shape shape_for_user(const ir::Graph& g, const ir::Shape& s) {
+  if (!g.channels_first_io || s.size() != 4) return s;
+  return {s[0], s[3], s[1], s[2]};
+}
+
 }  // namespace cnnc::tools

@@ -52,5 +52,7 @@ std::vector<ir::Tensor> random_inputs(const ir::Graph& g, uint64_t seed);
 // .npy is N x C x H x W, which these convert to and from the IR's NHWC; otherwise unchanged.
 ir::Tensor input_from_user(const ir::Graph& g, ir::Tensor t);
 ir::Tensor output_to_user(const ir::Graph& g, ir::Tensor t);
+// An input's or output's shape as the user gives or gets it (N x C x H x W for such a source).
+ir::Shape shape_for_user(const ir::Graph& g, const ir::Shape& s);
 
 }  // namespace cnnc::tools

@@ -90,6 +90,10 @@ class Importer {
       auto it = values_.find(out.name());
       if (it == values_.end())
         throw Error(path_ + ": graph output '" + out.name() + "' is not computed by any node");
+      if (it->second.c)
+        throw Error(path_ + ": graph output '" + out.name() +
+                    "' is a flattened N x C x H x W map, whose features cnnc holds in N x H x W x "
+                    "C order; accepted: outputs that are not flattened feature maps");
       outs.push_back(it->second.id);
     }
     if (outs.empty()) throw Error(path_ + ": the graph has no outputs");
@@ -169,67 +173,36 @@ class Importer {
     } else if (t.has_raw_data()) {
       bytes = &t.raw_data();
     }
-    auto from_raw = [&](size_t size, auto convert) {
-      if (bytes->size() != static_cast<size_t>(n) * size)
+    // The typed field, or raw little-endian bytes of T (inline or external).
+    auto read = [&](auto sample, const auto& field) {
+      using T = decltype(sample);
+      if (!bytes) {
+        if (field.size() != n)
+          fail(std::string(what) + " '" + t.name() + "' holds " + std::to_string(field.size()) +
+               " values, its shape needs " + std::to_string(n));
+        c.values.assign(field.begin(), field.end());
+        return c;
+      }
+      if (bytes->size() != static_cast<size_t>(n) * sizeof(T))
         fail(std::string(what) + " '" + t.name() + "' holds " + std::to_string(bytes->size()) +
-             " bytes, its shape needs " + std::to_string(static_cast<size_t>(n) * size));
+             " bytes, its shape needs " + std::to_string(static_cast<size_t>(n) * sizeof(T)));
       c.values.resize(static_cast<size_t>(n));
-      for (int64_t i = 0; i < n; ++i) c.values[i] = convert(bytes->data() + i * size);
-    };
-    auto check_count = [&](int count) {
-      if (count != n)
-        fail(std::string(what) + " '" + t.name() + "' holds " + std::to_string(count) +
-             " values, its shape needs " + std::to_string(n));
+      for (int64_t i = 0; i < n; ++i) {
+        T v;
+        std::memcpy(&v, bytes->data() + i * sizeof(T), sizeof v);
+        c.values[i] = static_cast<double>(v);
+      }
+      return c;
     };
     switch (t.data_type()) {
       case TensorProto::FLOAT:
-        if (bytes)
-          return from_raw(4,
-                          [](const char* p) {
-                            float v;
-                            std::memcpy(&v, p, 4);
-                            return double(v);
-                          }),
-                 c;
-        check_count(t.float_data_size());
-        c.values.assign(t.float_data().begin(), t.float_data().end());
-        return c;
+        return read(float{}, t.float_data());
       case TensorProto::DOUBLE:
-        if (bytes)
-          return from_raw(8,
-                          [](const char* p) {
-                            double v;
-                            std::memcpy(&v, p, 8);
-                            return v;
-                          }),
-                 c;
-        check_count(t.double_data_size());
-        c.values.assign(t.double_data().begin(), t.double_data().end());
-        return c;
+        return read(double{}, t.double_data());
       case TensorProto::INT64:
-        if (bytes)
-          return from_raw(8,
-                          [](const char* p) {
-                            int64_t v;
-                            std::memcpy(&v, p, 8);
-                            return double(v);
-                          }),
-                 c;
-        check_count(t.int64_data_size());
-        c.values.assign(t.int64_data().begin(), t.int64_data().end());
-        return c;
+        return read(int64_t{}, t.int64_data());
       case TensorProto::INT32:
-        if (bytes)
-          return from_raw(4,
-                          [](const char* p) {
-                            int32_t v;
-                            std::memcpy(&v, p, 4);
-                            return double(v);
-                          }),
-                 c;
-        check_count(t.int32_data_size());
-        c.values.assign(t.int32_data().begin(), t.int32_data().end());
-        return c;
+        return read(int32_t{}, t.int32_data());
       default:
         fail(std::string(what) + " '" + t.name() + "' has data type " +
              std::to_string(t.data_type()) + "; accepted: float, double, int64, int32");
@@ -253,7 +226,7 @@ class Importer {
              "' is not a number");
       }
     }
-    const fs::path dir = fs::path(path_).parent_path();
+    const fs::path dir = fs::path(path_).parent_path().lexically_normal();  // "a/../b.onnx" too
     const fs::path file = (dir / location).lexically_normal();
     const std::string rel = file.lexically_relative(dir.empty() ? "." : dir).string();
     if (location.empty() || fs::path(location).is_absolute() || rel.empty() ||
@@ -276,8 +249,9 @@ class Importer {
     return data;
   }
 
+  bool has_input(int i) const { return i < node_->input_size() && !node_->input(i).empty(); }
   const Const* constant(int i) const {
-    if (i >= node_->input_size() || node_->input(i).empty()) return nullptr;
+    if (!has_input(i)) return nullptr;
     auto it = consts_.find(node_->input(i));
     return it == consts_.end() ? nullptr : &it->second;
   }
@@ -288,9 +262,12 @@ class Importer {
            ") must be a constant (an initializer); cnnc compiles fixed weights");
     return *c;
   }
+  // An optional input (a bias, Clip's bounds): absent, or a constant.
+  const Const* optional_constant(int i, const char* what) const {
+    return has_input(i) ? &need_constant(i, what) : nullptr;
+  }
   const Value& value(int i) const {
-    if (i >= node_->input_size() || node_->input(i).empty())
-      fail("input " + std::to_string(i) + " is missing");
+    if (!has_input(i)) fail("input " + std::to_string(i) + " is missing");
     auto it = values_.find(node_->input(i));
     if (it == values_.end()) {
       if (consts_.count(node_->input(i)))
@@ -302,6 +279,8 @@ class Importer {
            "' directly; accepted: that input only through a Transpose to NCHW (perm 0, 3, 1, 2)");
     return it->second;
   }
+  // By value: Graph::add may move the nodes, so a reference would not outlive the next add().
+  ir::Shape shape(const Value& v) const { return g_.node(v.id).type.shape; }
   int rank(const Value& v) const { return static_cast<int>(g_.node(v.id).type.shape.size()); }
   int64_t channels(const Value& v) const { return g_.node(v.id).type.channels(); }
 
@@ -383,6 +362,30 @@ class Importer {
       values_[node_->output(output)] = v;
   }
   void define(ir::NodeId id) { define(Value{id}); }
+  // Where feature r of ONNX's flattening of an N x C x H x W map (c*H*W + h*W + w) lies in the
+  // IR's NHWC flattening ((h*W + w)*C + c); r itself for any other value.
+  static int64_t ir_feature(const Value& x, int64_t r) {
+    if (!x.c) return r;
+    const int64_t c = r / (x.h * x.w), hw = r % (x.h * x.w);
+    return hw * x.c + c;
+  }
+  // Per-feature constants (a dense layer's rows, BatchNorm's statistics, an affine map's scale)
+  // in the order the IR holds `x`'s features.
+  static std::vector<float> in_ir_order(const Value& x, std::vector<float> v) {
+    if (!x.c) return v;
+    std::vector<float> r(v.size());
+    for (size_t i = 0; i < v.size(); ++i) r[ir_feature(x, static_cast<int64_t>(i))] = v[i];
+    return r;
+  }
+  // Values combined position by position must hold their features in the same order.
+  void same_order(const Value& a, const Value& b) const {
+    if (a.c != b.c || a.h != b.h || a.w != b.w)
+      fail(
+          "combines a flattened feature map with a tensor of another element order; accepted: "
+          "tensors flattened alike");
+  }
+  // A node computed position by position from `from`: its values keep from's element order.
+  void define_like(ir::NodeId id, const Value& from) { define(Value{id, from.c, from.h, from.w}); }
 
   void add_input(const ::onnx::ValueInfoProto& in, bool nhwc) {
     const auto& type = in.type();
@@ -427,7 +430,7 @@ class Importer {
     ir::Padding p{ir::Padding::Explicit, 0, 0, 0, 0};
     if (mode == "VALID") return {ir::Padding::Valid};
     if (mode == "SAME_UPPER" || mode == "SAME_LOWER") {
-      const ir::Shape s = g_.node(x.id).type.shape;  // a copy: add() may move the nodes
+      const ir::Shape s = shape(x);
       auto split = [&](int64_t in, int64_t k, int64_t st, int64_t d, int64_t& lo, int64_t& hi) {
         const int64_t out = (in + st - 1) / st;
         const int64_t total = std::max<int64_t>(0, (out - 1) * st + (k - 1) * d + 1 - in);
@@ -472,9 +475,7 @@ class Importer {
     a.dilation = pair("dilations", {1, 1});
     a.padding = padding(x, a.kernel, a.strides, a.dilation);
     a.round = ir::Rounding::Floor;  // ONNX drops a partial window
-    const Const* b = constant(2);
-    if (node_->input_size() > 2 && !node_->input(2).empty() && !b)
-      fail("the bias (input 2) must be a constant");
+    const Const* b = optional_constant(2, "the bias");
     a.use_bias = b != nullptr;
     const ir::NodeId id = add(ir::OpKind::Conv2D, a, {x.id});
     // OIHW -> HWIO
@@ -531,16 +532,10 @@ class Importer {
     a.use_bias = bias != nullptr;
     const ir::NodeId id = add(ir::OpKind::Dense, a, {x.id});
     std::vector<float> k(static_cast<size_t>(K * M));
-    // Rows in the IR's order: a flattened NCHW map's element (c, h, w) is row c*H*W + h*W + w
-    // in ONNX and (h*W + w)*C + c in the NHWC IR.
-    for (int64_t r = 0; r < K; ++r) {
-      int64_t to = r;
-      if (x.c) {
-        const int64_t c = r / (x.h * x.w), hw = r % (x.h * x.w);
-        to = hw * x.c + c;
-      }
-      for (int64_t m = 0; m < M; ++m) k[to * M + m] = static_cast<float>(in_out[r * M + m]);
-    }
+    // Rows in the IR's order of x's features.
+    for (int64_t r = 0; r < K; ++r)
+      for (int64_t m = 0; m < M; ++m)
+        k[ir_feature(x, r) * M + m] = static_cast<float>(in_out[r * M + m]);
     set(id, "kernel", std::move(k));
     if (bias) {
       std::vector<float> b = per_channel(*bias, M, "the bias C", 2);
@@ -562,10 +557,7 @@ class Importer {
     for (int64_t k = 0; k < K; ++k)
       for (int64_t m = 0; m < M; ++m)
         w[k * M + m] = alpha * (trans ? b.values[m * K + k] : b.values[k * M + m]);
-    const Const* c = constant(2);
-    if (node_->input_size() > 2 && !node_->input(2).empty() && !c)
-      fail("C (input 2) must be a constant");
-    dense(x, std::move(w), K, M, c, beta);
+    dense(x, std::move(w), K, M, optional_constant(2, "C"), beta);
   }
 
   void matmul() {
@@ -585,13 +577,13 @@ class Importer {
     const char* roles[] = {"gamma", "beta", "moving_mean", "moving_variance"};
     const char* names[] = {"scale", "B", "mean", "var"};
     for (int i = 0; i < 4; ++i)
-      set(id, roles[i], per_channel(need_constant(i + 1, names[i]), C, names[i]));
-    define(Value{id, x.c, x.h, x.w});
+      set(id, roles[i], in_ir_order(x, per_channel(need_constant(i + 1, names[i]), C, names[i])));
+    define_like(id, x);
   }
 
   // An activation op from the IR's table, at its defaults.
   void activation(ir::OpKind op, const Value& x) {
-    define(Value{add(op, ir::default_attrs(op), {x.id}), x.c, x.h, x.w});
+    define_like(add(op, ir::default_attrs(op), {x.id}), x);
   }
 
   void clip() {
@@ -600,11 +592,8 @@ class Importer {
     if (opset_ < 11) {
       lo = number("min", -INFINITY), hi = number("max", INFINITY);
     } else {
-      const Const* mn = constant(1);
-      const Const* mx = constant(2);
-      if ((node_->input_size() > 1 && !node_->input(1).empty() && !mn) ||
-          (node_->input_size() > 2 && !node_->input(2).empty() && !mx))
-        fail("min and max must be constants");
+      const Const* mn = optional_constant(1, "min");
+      const Const* mx = optional_constant(2, "max");
       if ((mn && mn->values.size() != 1) || (mx && mx->values.size() != 1))
         fail("min and max must be scalars");
       lo = mn ? mn->values[0] : -INFINITY;
@@ -613,7 +602,7 @@ class Importer {
     if (lo != 0) fail("min " + std::to_string(lo) + "; accepted: Clip with min 0 (ReLU, ReLU6)");
     ir::ReLUAttrs a;
     a.max_value = static_cast<float>(hi);
-    define(Value{add(ir::OpKind::ReLU, a, {x.id}), x.c, x.h, x.w});
+    define_like(add(ir::OpKind::ReLU, a, {x.id}), x);
   }
 
   void hard_sigmoid() {
@@ -629,7 +618,7 @@ class Importer {
       set(in, "shift",
           std::vector<float>(static_cast<size_t>(C), static_cast<float>(6 * beta - 3)));
     }
-    define(Value{add(ir::OpKind::HardSigmoid, ir::NoAttrs{}, {in}), x.c, x.h, x.w});
+    define_like(add(ir::OpKind::HardSigmoid, ir::NoAttrs{}, {in}), x);
   }
 
   void softmax(ir::OpKind op) {
@@ -654,10 +643,10 @@ class Importer {
     if (!k0 && !k1) {
       const Value& a = value(0);
       const Value& b = value(1);
-      if (op == "Add")
-        return define(Value{add(ir::OpKind::Add, ir::NoAttrs{}, {a.id, b.id}), a.c, a.h, a.w});
+      same_order(a, b);
+      if (op == "Add") return define_like(add(ir::OpKind::Add, ir::NoAttrs{}, {a.id, b.id}), a);
       if (op == "Mul")
-        return define(Value{add(ir::OpKind::Multiply, ir::NoAttrs{}, {a.id, b.id}), a.c, a.h, a.w});
+        return define_like(add(ir::OpKind::Multiply, ir::NoAttrs{}, {a.id, b.id}), a);
       fail(
           "of two computed tensors; accepted: Add and Mul of two tensors, Sub and Div with a "
           "constant");
@@ -665,7 +654,7 @@ class Importer {
     const Value& x = value(k0 ? 1 : 0);
     const Const& k = k0 ? *k0 : *k1;
     const int64_t C = channels(x);
-    std::vector<float> v = per_channel(k, C, "the constant", rank(x));
+    std::vector<float> v = in_ir_order(x, per_channel(k, C, "the constant", rank(x)));
     std::vector<float> scale(static_cast<size_t>(C), 1.f), shift(static_cast<size_t>(C), 0.f);
     if (op == "Add")
       shift = v;
@@ -684,14 +673,20 @@ class Importer {
     const ir::NodeId id = add(ir::OpKind::Affine, ir::AffineAttrs{}, {x.id});
     set(id, "scale", std::move(scale));
     set(id, "shift", std::move(shift));
-    define(Value{id, x.c, x.h, x.w});
+    define_like(id, x);
+  }
+
+  std::vector<ir::NodeId> input_ids() const {
+    std::vector<ir::NodeId> ids;
+    for (int i = 0; i < node_->input_size(); ++i) ids.push_back(value(i).id);
+    return ids;
   }
 
   void sum() {
-    std::vector<ir::NodeId> ins;
-    for (int i = 0; i < node_->input_size(); ++i) ins.push_back(value(i).id);
+    const std::vector<ir::NodeId> ins = input_ids();
+    for (int i = 1; i < node_->input_size(); ++i) same_order(value(0), value(i));
     if (ins.size() == 1) return define(value(0));
-    define(add(ir::OpKind::Add, ir::NoAttrs{}, ins));
+    define_like(add(ir::OpKind::Add, ir::NoAttrs{}, ins), value(0));
   }
 
   void concat() {
@@ -700,8 +695,12 @@ class Importer {
     int64_t axis = integer("axis", 1);
     if (axis < 0) axis += r;
     if (axis != 1) fail("axis " + std::to_string(axis) + "; accepted: the channel axis (1)");
-    std::vector<ir::NodeId> ins;
-    for (int i = 0; i < node_->input_size(); ++i) ins.push_back(value(i).id);
+    const std::vector<ir::NodeId> ins = input_ids();
+    for (int i = 0; i < node_->input_size(); ++i)
+      if (value(i).c)
+        fail(
+            "concatenates a flattened feature map, whose features cnnc holds in another order; "
+            "accepted: concatenations of N x C x H x W maps or of unflattened N x C tensors");
     if (ins.size() == 1) return define(first);
     define(add(ir::OpKind::Concat, ir::NoAttrs{}, ins));
   }
@@ -726,7 +725,7 @@ class Importer {
       // The last partial window is kept (as PyTorch: if it starts inside the input or its
       // leading padding): more padding at the bottom/right, which neither max nor the average
       // of valid elements sees.
-      const ir::Shape s = g_.node(x.id).type.shape;  // a copy: add() may move the nodes
+      const ir::Shape s = shape(x);
       auto extra = [](int64_t in, int64_t k, int64_t st, int64_t lo, int64_t hi) {
         int64_t out = (in + lo + hi - k + st - 1) / st + 1;
         if ((out - 1) * st >= in + lo) --out;
@@ -750,7 +749,7 @@ class Importer {
   // dense layer's rows follow.
   void flatten_to_2d(const Value& x) {
     if (rank(x) == 2) return define(x);
-    const ir::Shape s = g_.node(x.id).type.shape;  // a copy: add() may move the nodes
+    const ir::Shape s = shape(x);
     Value v{add(ir::OpKind::Flatten, ir::NoAttrs{}, {x.id})};
     if (s[1] * s[2] > 1) v.c = s[3], v.h = s[1], v.w = s[2];
     define(v);
@@ -766,11 +765,10 @@ class Importer {
 
   void reshape() {
     const Value& x = value(0);
-    const Const& shape = need_constant(1, "the shape");
-    const ir::Shape s = g_.node(x.id).type.shape;  // a copy: add() may move the nodes
+    const std::vector<double>& v = need_constant(1, "the shape").values;
+    const ir::Shape s = shape(x);
     int64_t elements = 1;
     for (size_t i = 1; i < s.size(); ++i) elements *= s[i];
-    const auto& v = shape.values;
     const bool batch_kept =
         !v.empty() && (v[0] == 0 || v[0] == -1 || v[0] == static_cast<double>(s[0]));
     if (v.size() == 2 && batch_kept && (v[1] == -1 || v[1] == static_cast<double>(elements)))
@@ -780,8 +778,8 @@ class Importer {
         v[2] == static_cast<double>(s[1]) && v[3] == static_cast<double>(s[2]))
       return define(x);
     // N x C to N x C x 1 x 1 (Keras' Reshape((1, 1, C)) as tf2onnx writes it): the same data.
-    if (v.size() == 4 && batch_kept && rank(x) == 2 && v[1] == static_cast<double>(elements) &&
-        v[2] == 1 && v[3] == 1) {
+    if (v.size() == 4 && batch_kept && rank(x) == 2 && !x.c &&
+        v[1] == static_cast<double>(elements) && v[2] == 1 && v[3] == 1) {
       ir::ReshapeAttrs a;
       a.shape = {1, 1, elements};
       return define(add(ir::OpKind::Reshape, a, {x.id}));
@@ -819,14 +817,14 @@ class Importer {
     };
     const std::vector<int64_t> starts = ints(1, "starts"), ends = ints(2, "ends");
     std::vector<int64_t> axes, steps;
-    if (node_->input_size() > 3 && !node_->input(3).empty()) axes = ints(3, "axes");
-    if (node_->input_size() > 4 && !node_->input(4).empty()) steps = ints(4, "steps");
+    if (has_input(3)) axes = ints(3, "axes");
+    if (has_input(4)) steps = ints(4, "steps");
     if (axes.empty())
       for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
     if (ends.size() != starts.size() || axes.size() != starts.size() ||
         (!steps.empty() && steps.size() != starts.size()))
       fail("starts, ends, axes and steps must have one value per sliced axis");
-    const ir::Shape s = g_.node(x.id).type.shape;      // a copy: add() may move the nodes
+    const ir::Shape s = shape(x);
     const int64_t dims[4] = {s[0], s[3], s[1], s[2]};  // N, C, H, W
     ir::CropAttrs a;
     a.crop = {ir::Padding::Explicit, 0, 0, 0, 0};
@@ -857,7 +855,7 @@ class Importer {
     for (int64_t& a : axes)
       if (a < 0) a += rank(x);
     std::sort(axes.begin(), axes.end());
-    const ir::Shape s = g_.node(x.id).type.shape;  // a copy: add() may move the nodes
+    const ir::Shape s = shape(x);
     if (rank(x) != 4 || s[1] != 1 || s[2] != 1 ||
         (axes != std::vector<int64_t>{2, 3} && !axes.empty()))
       fail("axes " + dims_text(axes) +
@@ -878,8 +876,7 @@ class Importer {
     } else {
       for (double v : need_constant(1, "pads").values) pads.push_back(to_integer(v, "pads"));
       if (const Const* f = constant(2)) fill = f->values.empty() ? 0 : f->values[0];
-      if (node_->input_size() > 3 && !node_->input(3).empty())
-        fail("the axes input is not supported");
+      if (has_input(3)) fail("the axes input is not supported");
     }
     if (pads.size() != 8) fail("pads must hold 8 values (begin and end of N, C, H, W)");
     if (fill != 0) fail("constant value " + std::to_string(fill) + "; accepted: 0");
@@ -912,6 +909,89 @@ class Importer {
     consts_[node_->output(0)] = std::move(c);
   }
 
+  // One row per ONNX operator the reader takes: its name, what it is taken with (for the
+  // accepted list in messages) and its conversion. The dispatch and the list are this table.
+  struct Rule {
+    const char* name;
+    const char* limits;
+    std::function<void(Importer&)> convert;
+  };
+  static const std::vector<Rule>& rules() {
+    using K = ir::OpKind;
+    auto act = [](K op) { return [op](Importer& m) { m.activation(op, m.value(0)); }; };
+    static const std::vector<Rule> table = {
+        {"Add", "", [](Importer& m) { m.binary("Add"); }},
+        {"AveragePool", "", [](Importer& m) { m.pool(false); }},
+        {"BatchNormalization", "", [](Importer& m) { m.batch_norm(); }},
+        {"Clip", "min 0", [](Importer& m) { m.clip(); }},
+        {"Concat", "channels", [](Importer& m) { m.concat(); }},
+        {"Constant", "", [](Importer& m) { m.constant_node(); }},
+        {"Conv", "", [](Importer& m) { m.conv(); }},
+        {"Div", "by a constant", [](Importer& m) { m.binary("Div"); }},
+        {"Dropout", "", [](Importer& m) { m.define(m.value(0)); }},
+        {"Elu", "",
+         [](Importer& m) {
+           if (m.number("alpha", 1.0) != 1.0) m.fail("alpha other than 1 is not supported");
+           m.activation(K::Elu, m.value(0));
+         }},
+        {"Exp", "", act(K::Exponential)},
+        {"Flatten", "", [](Importer& m) { m.flatten(); }},
+        {"Gelu", "",
+         [](Importer& m) {
+           const std::string approx = m.text("approximate", "none");
+           if (approx != "none" && approx != "tanh")
+             m.fail("approximate '" + approx + "'; accepted: none, tanh");
+           m.activation(approx == "tanh" ? K::GeluTanh : K::Gelu, m.value(0));
+         }},
+        {"Gemm", "", [](Importer& m) { m.gemm(); }},
+        {"GlobalAveragePool", "", [](Importer& m) { m.global_pool(false); }},
+        {"GlobalMaxPool", "", [](Importer& m) { m.global_pool(true); }},
+        {"HardSigmoid", "", [](Importer& m) { m.hard_sigmoid(); }},
+        {"HardSwish", "", act(K::HardSilu)},
+        {"Identity", "", [](Importer& m) { m.define(m.value(0)); }},
+        {"LeakyRelu", "",
+         [](Importer& m) {
+           ir::LeakyReLUAttrs a;
+           a.alpha = static_cast<float>(m.number("alpha", 0.01));
+           const Value& x = m.value(0);
+           m.define_like(m.add(K::LeakyReLU, a, {x.id}), x);
+         }},
+        {"LogSoftmax", "", [](Importer& m) { m.softmax(K::LogSoftmax); }},
+        {"MatMul", "constant weights", [](Importer& m) { m.matmul(); }},
+        {"MaxPool", "",
+         [](Importer& m) {
+           if (m.node_->output_size() > 1 && !m.node_->output(1).empty())
+             m.fail("the Indices output is not supported");
+           m.pool(true);
+         }},
+        {"Mish", "", act(K::Mish)},
+        {"Mul", "", [](Importer& m) { m.binary("Mul"); }},
+        {"Pad", "constant, H and W", [](Importer& m) { m.pad(); }},
+        {"Relu", "", act(K::ReLU)},
+        {"Reshape", "to N x rest, to its own shape, or N x C to N x C x 1 x 1",
+         [](Importer& m) { m.reshape(); }},
+        {"Selu", "",
+         [](Importer& m) {
+           if ((m.attribute("alpha") || m.attribute("gamma")) &&
+               (std::abs(m.number("alpha", 1.67326) - 1.67326319) > 1e-5 ||
+                std::abs(m.number("gamma", 1.0507) - 1.05070102) > 1e-5))
+             m.fail("alpha and gamma other than SELU's constants are not supported");
+           m.activation(K::Selu, m.value(0));
+         }},
+        {"Sigmoid", "", act(K::Sigmoid)},
+        {"Slice", "H and W, step 1", [](Importer& m) { m.slice(); }},
+        {"Softmax", "channels", [](Importer& m) { m.softmax(K::Softmax); }},
+        {"Softplus", "", act(K::Softplus)},
+        {"Softsign", "", act(K::Softsign)},
+        {"Squeeze", "N x C x 1 x 1", [](Importer& m) { m.squeeze(); }},
+        {"Sub", "a constant", [](Importer& m) { m.binary("Sub"); }},
+        {"Sum", "", [](Importer& m) { m.sum(); }},
+        {"Tanh", "", act(K::Tanh)},
+        {"Transpose", "an NHWC input to NCHW", [](Importer& m) { m.transpose(); }},
+    };
+    return table;
+  }
+
   void convert(const NodeProto& n, int index) {
     node_ = &n;
     index_ = index;
@@ -919,84 +999,22 @@ class Importer {
       fail("operator domain '" + n.domain() +
            "' is not supported; accepted: the default ONNX domain");
     if (n.output_size() < 1 || n.output(0).empty()) fail("has no output");
-    const std::string& op = n.op_type();
-    using K = ir::OpKind;
-    static const std::map<std::string, K> kActivations = {
-        {"Relu", K::ReLU},          {"Sigmoid", K::Sigmoid},   {"Tanh", K::Tanh},
-        {"HardSwish", K::HardSilu}, {"Softplus", K::Softplus}, {"Softsign", K::Softsign},
-        {"Mish", K::Mish},          {"Exp", K::Exponential}};
-    if (auto it = kActivations.find(op); it != kActivations.end())
-      activation(it->second, value(0));
-    else if (op == "Conv")
-      conv();
-    else if (op == "Gemm")
-      gemm();
-    else if (op == "MatMul")
-      matmul();
-    else if (op == "BatchNormalization")
-      batch_norm();
-    else if (op == "Clip")
-      clip();
-    else if (op == "HardSigmoid")
-      hard_sigmoid();
-    else if (op == "LeakyRelu") {
-      ir::LeakyReLUAttrs a;
-      a.alpha = static_cast<float>(number("alpha", 0.01));
-      const Value& x = value(0);
-      define(Value{add(K::LeakyReLU, a, {x.id}), x.c, x.h, x.w});
-    } else if (op == "Elu") {
-      if (number("alpha", 1.0) != 1.0) fail("alpha other than 1 is not supported");
-      activation(K::Elu, value(0));
-    } else if (op == "Selu") {
-      if (attribute("alpha") || attribute("gamma")) {
-        if (std::abs(number("alpha", 1.67326) - 1.67326319) > 1e-5 ||
-            std::abs(number("gamma", 1.0507) - 1.05070102) > 1e-5)
-          fail("alpha and gamma other than SELU's constants are not supported");
-      }
-      activation(K::Selu, value(0));
-    } else if (op == "Gelu") {
-      const std::string approx = text("approximate", "none");
-      if (approx != "none" && approx != "tanh")
-        fail("approximate '" + approx + "'; accepted: none, tanh");
-      activation(approx == "tanh" ? K::GeluTanh : K::Gelu, value(0));
-    } else if (op == "Softmax")
-      softmax(K::Softmax);
-    else if (op == "LogSoftmax")
-      softmax(K::LogSoftmax);
-    else if (op == "Add" || op == "Mul" || op == "Sub" || op == "Div")
-      binary(op);
-    else if (op == "Sum")
-      sum();
-    else if (op == "Concat")
-      concat();
-    else if (op == "MaxPool") {
-      if (n.output_size() > 1 && !n.output(1).empty()) fail("the Indices output is not supported");
-      pool(true);
-    } else if (op == "AveragePool")
-      pool(false);
-    else if (op == "GlobalAveragePool")
-      global_pool(false);
-    else if (op == "GlobalMaxPool")
-      global_pool(true);
-    else if (op == "Flatten")
-      flatten();
-    else if (op == "Reshape")
-      reshape();
-    else if (op == "Pad")
-      pad();
-    else if (op == "Transpose")
-      transpose();
-    else if (op == "Slice")
-      slice();
-    else if (op == "Squeeze")
-      squeeze();
-    else if (op == "Dropout" || op == "Identity")
-      define(value(0));
-    else if (op == "Constant")
-      constant_node();
-    else
-      fail("operator not supported; accepted: " + supported_operators());
+    const auto& table = rules();
+    const auto rule = std::find_if(table.begin(), table.end(),
+                                   [&](const Rule& r) { return n.op_type() == r.name; });
+    if (rule == table.end()) fail("operator not supported; accepted: " + supported_operators());
+    rule->convert(*this);
     node_ = nullptr;
+  }
+
+ public:
+  // "Add, ..., Clip (min 0), ...": the table's operators and their limits.
+  static std::string accepted() {
+    std::string s;
+    for (const Rule& r : rules())
+      s += (s.empty() ? "" : ", ") + std::string(r.name) +
+           (*r.limits ? std::string(" (") + r.limits + ")" : "");
+    return s;
   }
 };
 
@@ -1004,15 +1022,6 @@ class Importer {
 
 ir::Graph load(const std::string& path, int64_t batch) { return Importer(path, batch).run(); }
 
-std::string supported_operators() {
-  return "Add, AveragePool, BatchNormalization, Clip (min 0), Concat (channels), Constant, Conv, "
-         "Div (by a constant), Dropout, Elu, Exp, Flatten, Gelu, Gemm, GlobalAveragePool, "
-         "GlobalMaxPool, HardSigmoid, HardSwish, Identity, LeakyRelu, LogSoftmax, MatMul (constant "
-         "weights), MaxPool, Mish, Mul, Pad (constant, H and W), Relu, Reshape (to N x rest, to "
-         "its "
-         "own shape, or N x C to N x C x 1 x 1), Selu, Sigmoid, Slice (H and W, step 1), Softmax "
-         "(channels), Softplus, Softsign, Squeeze (N x C x 1 x 1), Sub (a constant), Sum, Tanh, "
-         "Transpose (an NHWC input to NCHW)";
-}
+std::string supported_operators() { return Importer::accepted(); }
 
 }  // namespace cnnc::frontend::onnx

@@ -29,6 +29,15 @@ def test_compiled_network_matches_cnnc_run(tmp_path):
     np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_an_onnx_model_takes_and_gives_nchw_as_onnx_runtime_does():
+    fx = os.path.join(SRC, "tests", "fixtures", "onnx")
+    x = np.load(os.path.join(fx, "resnet_block.input.npy"))  # N x C x H x W, as ONNX Runtime took it
+    net = cnnc.compile(os.path.join(fx, "resnet_block.onnx"), batch=x.shape[0])
+    assert net.input_shapes == [x.shape]
+    want = np.load(os.path.join(fx, "resnet_block.output.npy"))
+    np.testing.assert_allclose(net(x), want, rtol=0, atol=1e-4 * max(1.0, float(np.abs(want).max())))
+
+
 def test_summary_and_bench():
     net = cnnc.compile(os.path.join(MODELS, "lenet5.cnn"))
     net(np.zeros((1, 32, 32, 1), np.float32))

@@ -27,11 +27,7 @@ namespace {
 
 fs::path fixtures() { return test::source_path("tests/fixtures/onnx"); }
 
-std::string scratch(const std::string& file) {
-  const fs::path dir = fs::temp_directory_path() / ("cnnc-test-onnx-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return (dir / file).string();
-}
+std::string scratch(const std::string& file) { return test::scratch_path("onnx", file); }
 
 // N x C x H x W to N x H x W x C.
 ir::Tensor to_nhwc(const ir::Tensor& t) {
@@ -102,7 +98,7 @@ TEST_CASE("every ONNX fixture matches ONNX Runtime's outputs, through the refere
   std::set<std::string> names;
   for (const auto& e : fs::directory_iterator(fixtures()))
     if (e.path().extension() == ".onnx") names.insert(e.path().stem().string());
-  REQUIRE(names.size() >= 6);
+  REQUIRE(names.size() >= 7);
   for (const auto& name : names) {
     CAPTURE(name);
     const ir::Tensor x = runtime::read_npy((fixtures() / (name + ".input.npy")).string());
@@ -221,6 +217,9 @@ TEST_CASE("external data: read from the model's folder, refused outside it or pa
   std::ofstream(scratch("ext.bin"), std::ios::binary) << raw;
   set("ext.bin", "432");
   CHECK(load_error(save(m, "ext.onnx")) == "(no error)");
+  // The same model named through a path with ".." in it.
+  fs::create_directories(scratch("sub"));
+  CHECK(load_error(scratch("sub/../ext.onnx")) == "(no error)");
   set("../ext.bin", "432");
   CHECK(load_error(save(m, "ext_up.onnx")).find("must name a file in the model's folder") !=
         std::string::npos);
