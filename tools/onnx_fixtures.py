@@ -200,6 +200,8 @@ def main():
         name = m.graph.name
         path = os.path.join(a.out, name + ".onnx")
         if name == "resnet_block":  # initializers in an external data file, as large models are
+            if os.path.exists(os.path.join(a.out, name + ".weights")):
+                os.remove(os.path.join(a.out, name + ".weights"))  # onnx appends to an existing one
             onnx.save_model(m, path, save_as_external_data=True, all_tensors_to_one_file=True,
                             location=name + ".weights", size_threshold=256)
         else:
