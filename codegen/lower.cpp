@@ -57,6 +57,9 @@ Lowered lower_as(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc, 
     case ir::KernelKind::Pointwise:
       return scheduled(pointwise_algorithm(g, n), sc, t, facts, schedule_pointwise_gpu,
                        schedule_pointwise_cpu);
+    case ir::KernelKind::Gradient:
+      return scheduled(gradient_algorithm(g, n), sc, t, facts, schedule_gradient_gpu,
+                       schedule_gradient_cpu);
   }
   throw InternalError("unknown kernel kind");
 }

@@ -19,7 +19,7 @@ MemoryPlan plan_memory(const ir::Graph& g, bool reuse, int64_t alignment) {
     const ir::Node& node = g.node(i);
     const bool view = ir::is_view(node.op);
     owner[i] = view ? owner[node.inputs[0]] : i;
-    if (view) continue;
+    if (view || node.op == ir::OpKind::Parameter) continue;  // a parameter is its layer's weights
     p.bytes[i] = (node.type.elements() * int64_t{sizeof(float)} + alignment - 1) / alignment *
                  alignment;
     p.first[i] = node.op == ir::OpKind::Input ? 0 : i;

@@ -82,7 +82,7 @@ struct MemoryPlan {
   // which must be a multiple of the device's base-address alignment (PoCL 128, GPUs up to 512).
   static constexpr int64_t kCpuAlignment = 64, kGpuAlignment = 512;
   int64_t alignment = kCpuAlignment;
-  std::vector<int64_t> offset;               // per node, in bytes; -1 for views (no storage)
+  std::vector<int64_t> offset;  // per node, in bytes; -1 for views and parameters (no storage)
   std::vector<int64_t> bytes;                // per node: its buffer's size (0 for views)
   std::vector<int> first, last;              // per node: the steps its buffer is live (inclusive)
   int64_t arena_bytes = 0;                   // the arena: peak activation memory with reuse

@@ -24,6 +24,24 @@ const Param* Node::param(std::string_view role) const {
   return nullptr;
 }
 
+std::pair<std::string, std::string> parameter_owner(const Node& p) {
+  const auto dot = p.name.rfind('.');
+  internal_assert(p.op == OpKind::Parameter && dot != std::string::npos,
+                  "'" + p.name + "' is not a parameter named LAYER.ROLE");
+  return {p.name.substr(0, dot), p.name.substr(dot + 1)};
+}
+
+const Param& parameter_value(const Graph& g, const Node& p) {
+  const auto [layer, role] = parameter_owner(p);
+  const NodeId owner = g.find(layer);
+  const Param* param = owner >= 0 ? g.node(owner).param(role) : nullptr;
+  if (!param || param->value.shape != p.attr<ParameterAttrs>().shape)
+    throw Error(g.where(p) + ": no weights '" + role + "' of shape " +
+                shape_to_string(p.attr<ParameterAttrs>().shape, true) + " in a layer '" + layer +
+                "'");
+  return *param;
+}
+
 std::vector<TensorType> input_types(const Graph& g, const Node& n) {
   std::vector<TensorType> types;
   for (NodeId i : n.inputs) types.push_back(g.node(i).type);

@@ -90,6 +90,11 @@ class Graph {
 // Whether a node has as many inputs as its op takes (plus an epilogue's residual).
 bool arity_ok(const Node& n);
 
+// The layer and role a `parameter` node stands for: "conv1.kernel" -> (conv1, kernel).
+std::pair<std::string, std::string> parameter_owner(const Node& parameter);
+// The weights a `parameter` node stands for, in its graph; throws naming it when they are missing.
+const Param& parameter_value(const Graph& g, const Node& parameter);
+
 // Input types of a node, in order.
 std::vector<TensorType> input_types(const Graph& g, const Node& n);
 

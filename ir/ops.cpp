@@ -88,7 +88,14 @@ bool is_epilogue_activation(OpKind k) {
   return k == OpKind::ReLU || (op_info(k).traits & kEpilogueActivation);
 }
 bool is_view(OpKind k) { return op_info(k).traits & kView; }
-bool has_kernel(OpKind k) { return !is_view(k) && k != OpKind::Input; }
+bool activation_grad_from_output(OpKind k) {
+  return k == OpKind::ReLU || k == OpKind::ReLU6 || k == OpKind::LeakyReLU ||
+         k == OpKind::Sigmoid || k == OpKind::Tanh;
+}
+
+bool has_kernel(OpKind k) {
+  return !is_view(k) && k != OpKind::Input && k != OpKind::Parameter;
+}
 
 const OpInfo* find_activation(std::string_view name) {
   for (const auto& k : kKerasNames)

@@ -190,6 +190,40 @@ struct DropoutAttrs {
   bool operator==(const DropoutAttrs&) const = default;
 };
 
+// A trainable weight's full shape (no batch dimension is added).
+struct ParameterAttrs {
+  Shape shape;
+  template <class V>
+  void visit(V& v) {
+    v("shape", shape, kRequired);
+  }
+  bool operator==(const ParameterAttrs&) const = default;
+};
+// A conv2d's gradients: the forward layer's attributes and its input's HxWxC (a strided conv's
+// output does not determine its input's size).
+struct ConvGradAttrs {
+  Conv2DAttrs conv;
+  Shape input;
+  template <class V>
+  void visit(V& v) {
+    conv.visit(v);
+    v("input", input, kRequired);
+  }
+  bool operator==(const ConvGradAttrs&) const = default;
+};
+enum class OpKind;
+// Which activation a gradient goes through (and leakyrelu's slope).
+struct ActivationGradAttrs {
+  OpKind of{};
+  float alpha = 0.3f;
+  template <class V>
+  void visit(V& v) {
+    v("of", of, kRequired);
+    v("alpha", alpha);
+  }
+  bool operator==(const ActivationGradAttrs&) const = default;
+};
+
 enum class OpKind {
 #define CNNC_OP(Name, text, Attrs, Pattern, min_in, max_in, traits, doc) Name,
 #include "ir/ops.def"
@@ -207,12 +241,13 @@ enum class PatternKind { ElemWise, Broadcast, Injective, Reduction, OutEWiseFusa
 using Attrs = std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs,
                            GlobalPoolAttrs, BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs,
                            PadAttrs, CropAttrs, ReshapeAttrs, DropoutAttrs,
-                           LayerNormAttrs>;
+                           LayerNormAttrs, ParameterAttrs, ConvGradAttrs, ActivationGradAttrs>;
 
 // Op traits (the ops.def column): bits.
 constexpr unsigned kView = 1;                // no kernel: the output is the input's data reshaped
 constexpr unsigned kNamedActivation = 2;     // usable as `activation=NAME`, a Keras activation
 constexpr unsigned kEpilogueActivation = 4;  // parameter-free: an epilogue can apply it
+constexpr unsigned kNoBatch = 8;             // a weight or its gradient: no batch dimension
 
 struct OpInfo {
   OpKind kind;
@@ -235,7 +270,7 @@ const char* pattern_name(PatternKind p);
 bool is_epilogue_activation(OpKind k);
 // Ops that are a view of their input (no kernel, no storage of their own).
 bool is_view(OpKind k);
-// Ops that run a kernel: neither a view nor a graph input.
+// Ops that run a kernel: neither a view nor a graph input or parameter.
 bool has_kernel(OpKind k);
 // An activation by the name a network file or a Keras model gives it (relu, gelu, silu, ...);
 // nullptr when there is none. activation_names() lists them all, for messages.
@@ -243,6 +278,10 @@ const OpInfo* find_activation(std::string_view name);
 std::string activation_names();
 // The names Keras 3 gives a table activation ("swish silu"), "" for other ops.
 std::string_view keras_names(OpKind k);
+
+// The activations whose derivative is a function of their output y (relu at its defaults,
+// relu6, leakyrelu, sigmoid, tanh): their gradient needs only the value the forward op keeps.
+bool activation_grad_from_output(OpKind k);
 
 // What an op's epilogue may hold, from its fusion pattern: an out-elementwise-fusable op
 // (conv2d, dense, pooling) adds a residual and applies an activation; a broadcast op (batchnorm,

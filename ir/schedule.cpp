@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "ir/graph.h"
+#include "ir/shape_inference.h"
 
 namespace cnnc::ir {
 
@@ -65,6 +66,8 @@ const char* kernel_kind_name(KernelKind k) {
       return "pool";
     case KernelKind::Pointwise:
       return "pointwise";
+    case KernelKind::Gradient:
+      return "gradient";
   }
   return "?";
 }
@@ -132,7 +135,21 @@ bool parse_schedule(std::string_view text, Schedule& sc, std::string& why) {
   return true;
 }
 
+bool input_gradient_is_conv(const Graph& g, const Node& n) {
+  if (n.op == OpKind::DenseGradInput) return true;
+  if (n.op != OpKind::Conv2DGradInput) return false;
+  const auto& a = n.attr<ConvGradAttrs>().conv;
+  if (a.groups != 1 || a.strides.h != 1 || a.strides.w != 1) return false;
+  Node forward;
+  forward.op = OpKind::Conv2D;
+  forward.attrs = a;
+  const auto geo = window_geometry(forward, n.type);
+  return geo.pad_top <= (a.kernel.h - 1) * a.dilation.h &&
+         geo.pad_left <= (a.kernel.w - 1) * a.dilation.w;
+}
+
 KernelKind kernel_kind(const Graph& g, const Node& n) {
+  if (input_gradient_is_conv(g, n)) return KernelKind::Conv;
   if (n.op == OpKind::Conv2D) {
     const int64_t groups = n.attr<Conv2DAttrs>().groups;
     return groups > 1 && g.node(n.inputs[0]).type.channels() == groups ? KernelKind::Depthwise
@@ -140,7 +157,22 @@ KernelKind kernel_kind(const Graph& g, const Node& n) {
   }
   if (n.op == OpKind::Dense) return KernelKind::Conv;
   if (n.op == OpKind::MaxPool2D || n.op == OpKind::AvgPool2D) return KernelKind::Pool;
-  return KernelKind::Pointwise;
+  switch (n.op) {
+    case OpKind::Conv2DGradInput:
+    case OpKind::Conv2DGradKernel:
+    case OpKind::DenseGradInput:
+    case OpKind::DenseGradKernel:
+    case OpKind::BiasGrad:
+    case OpKind::MaxPool2DGrad:
+    case OpKind::AvgPool2DGrad:
+    case OpKind::GlobalAvgPool2DGrad:
+    case OpKind::ActivationGrad:
+    case OpKind::SoftmaxCrossEntropyGrad:
+    case OpKind::MeanSquaredErrorGrad:
+      return KernelKind::Gradient;
+    default:
+      return KernelKind::Pointwise;
+  }
 }
 
 }  // namespace cnnc::ir

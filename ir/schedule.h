@@ -16,8 +16,9 @@ struct Node;
 // Conv; a conv2d with one input channel per group is Depthwise; max/avg pooling is Pool;
 // everything else with a kernel (activations, normalisations, add, concat, padding, softmax,
 // global pooling) is Pointwise: one output element from a few inputs, or a reduction over one
-// axis.
-enum class KernelKind { Conv, Depthwise, Pool, Pointwise };
+// axis. The backward ops of training graphs are Gradient (codegen's own schedule for now: not
+// tuned).
+enum class KernelKind { Conv, Depthwise, Pool, Pointwise, Gradient };
 const char* kernel_kind_name(KernelKind k);
 
 enum class ScheduleKind {
@@ -77,6 +78,12 @@ const char* schedule_kind_name(ScheduleKind k);
 TargetFamily target_family(ScheduleKind k);
 // Whether a schedule kind can apply to a kernel kind (None applies to all).
 bool schedule_fits(ScheduleKind s, KernelKind k);
+
+// Whether a node computes an input gradient that is itself a convolution of dy with the forward
+// kernel flipped and transposed, so the conv kernels and their schedules apply: dense_grad_input
+// always; conv2d_grad_input when the forward conv had stride 1, no groups, and padding no wider
+// than its dilated kernel.
+bool input_gradient_is_conv(const Graph& g, const Node& n);
 
 // The kernel kind of a node that has a kernel (ir::has_kernel).
 KernelKind kernel_kind(const Graph& g, const Node& n);

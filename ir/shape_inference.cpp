@@ -95,8 +95,9 @@ WindowGeometry window_geometry(const Node& n, const TensorType& input) {
   Pair kernel, strides, dilation{1, 1};
   Padding pad;
   Rounding round;
-  if (n.op == OpKind::Conv2D) {
-    const auto& a = n.attr<Conv2DAttrs>();
+  if (n.op == OpKind::Conv2D || n.op == OpKind::Conv2DGradInput ||
+      n.op == OpKind::Conv2DGradKernel) {
+    const auto& a = n.op == OpKind::Conv2D ? n.attr<Conv2DAttrs>() : n.attr<ConvGradAttrs>().conv;
     kernel = a.kernel, strides = a.strides, dilation = a.dilation, pad = a.padding, round = a.round;
   } else {
     const auto& a = n.attr<Pool2DAttrs>();
@@ -133,6 +134,41 @@ void check_epilogue(const Node& n, const TensorType& residual, const TensorType&
   if (e.add && residual != out)
     fail("the residual input has shape " + shape_to_string(residual.shape, true) +
          ", the layer's output is " + shape_to_string(out.shape, true));
+}
+
+void same_shape(const TensorType& a, const TensorType& b) {
+  if (a != b)
+    fail("the two inputs must have one shape, got " + shape_to_string(a.shape, true) + " and " +
+         shape_to_string(b.shape, true));
+}
+
+// conv2d_grad_input <- dy, kernel: the forward input's type; conv2d_grad_kernel <- x, dy: the
+// kernel's. Both check dy against the forward conv's output.
+TensorType infer_conv_grad(const Node& n, const std::vector<TensorType>& in, int64_t batch) {
+  const auto& a = n.attr<ConvGradAttrs>();
+  if (a.input.size() != 3) fail("input= must be the forward input's HxWxC");
+  const bool wrt_input = n.op == OpKind::Conv2DGradInput;
+  const TensorType& dy = in[wrt_input ? 0 : 1];
+  const TensorType x{{dy.shape.empty() ? batch : dy.shape[0], a.input[0], a.input[1], a.input[2]}};
+  if (!wrt_input && in[0] != x)
+    fail("x " + shape_to_string(in[0].shape, true) + " is not input=" +
+         shape_to_string(a.input, true) + " at this batch");
+  Node forward;
+  forward.op = OpKind::Conv2D;
+  forward.attrs = a.conv;
+  const TensorType out{{x.shape[0], window_geometry(forward, x).out_h,
+                        window_geometry(forward, x).out_w, a.conv.filters}};
+  if (dy != out)
+    fail("dy " + shape_to_string(dy.shape, true) + " is not the forward output's shape " +
+         shape_to_string(out.shape, true));
+  const Shape kernel{a.conv.kernel.h, a.conv.kernel.w, x.shape[3] / std::max<int64_t>(1, a.conv.groups),
+                     a.conv.filters};
+  if (a.conv.groups < 1 || x.shape[3] % a.conv.groups || a.conv.filters % a.conv.groups)
+    fail("groups=" + std::to_string(a.conv.groups) + " must divide the channels");
+  if (wrt_input && in[1].shape != kernel)
+    fail("the kernel must be " + shape_to_string(kernel, true) + ", got " +
+         shape_to_string(in[1].shape, true));
+  return wrt_input ? x : TensorType{kernel};
 }
 
 Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batch) {
@@ -324,6 +360,69 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       r.type = in[0];
       break;
     }
+    case OpKind::Parameter:
+      r.type.shape = n.attr<ParameterAttrs>().shape;
+      if (r.type.shape.empty()) fail("shape must have at least one dimension");
+      break;
+    case OpKind::Conv2DGradInput:
+    case OpKind::Conv2DGradKernel:
+      r.type = infer_conv_grad(n, in, batch);
+      break;
+    case OpKind::DenseGradInput:
+    case OpKind::DenseGradKernel: {
+      const bool wrt_input = n.op == OpKind::DenseGradInput;
+      const TensorType& dy = in[wrt_input ? 0 : 1];
+      const TensorType& other = in[wrt_input ? 1 : 0];
+      if (wrt_input) {
+        if (other.rank() != 2 || other.shape[1] != dy.channels())
+          fail("the kernel must be (in, " + std::to_string(dy.channels()) + "), got " +
+               shape_to_string(other.shape, true));
+        r.type.shape = with_channels(dy.shape, other.shape[0]);
+      } else {
+        if (other.elements() / other.channels() != dy.elements() / dy.channels())
+          fail("x " + shape_to_string(other.shape, true) + " and dy " +
+               shape_to_string(dy.shape, true) + " have different numbers of rows");
+        r.type.shape = {other.channels(), dy.channels()};
+      }
+      break;
+    }
+    case OpKind::BiasGrad:
+      r.type.shape = {x.back()};
+      break;
+    case OpKind::MaxPool2DGrad:
+    case OpKind::AvgPool2DGrad:
+    case OpKind::GlobalAvgPool2DGrad: {
+      Node forward = n;
+      forward.op = n.op == OpKind::MaxPool2DGrad   ? OpKind::MaxPool2D
+                   : n.op == OpKind::AvgPool2DGrad ? OpKind::AvgPool2D
+                                                   : OpKind::GlobalAvgPool2D;
+      if (infer_op(forward, {in[0]}, batch).type != in[1])
+        fail("dy " + shape_to_string(in[1].shape, true) + " is not the forward output's shape " +
+             shape_to_string(infer_op(forward, {in[0]}, batch).type.shape, true));
+      r.type = in[0];
+      break;
+    }
+    case OpKind::ActivationGrad: {
+      const OpKind of = n.attr<ActivationGradAttrs>().of;
+      if (!activation_grad_from_output(of))
+        fail("of=" + std::string(op_info(of).text) +
+             ": the gradient is built from the activation's output for relu, relu6, leakyrelu, "
+             "sigmoid and tanh only");
+      same_shape(in[0], in[1]);
+      r.type = in[0];
+      break;
+    }
+    case OpKind::SoftmaxCrossEntropyGrad:
+      if (in[0].rank() != 2) fail("the probabilities must be N x C, got " + shape_to_string(x, true));
+      if (in[1].shape != Shape{x[0], 1} && in[1].shape != x)
+        fail("labels must be N x 1 class indices or N x C probabilities (" +
+             shape_to_string(x, true) + "), got " + shape_to_string(in[1].shape, true));
+      r.type = in[0];
+      break;
+    case OpKind::MeanSquaredErrorGrad:
+      same_shape(in[0], in[1]);
+      r.type = in[0];
+      break;
   }
   checked_elements(r.type.shape);
   for (const auto& p : r.params) checked_elements(p.shape);

@@ -24,6 +24,7 @@ std::string to_text(float v) {
 }
 std::string to_text(const Pair& p) { return std::to_string(p.h) + "x" + std::to_string(p.w); }
 std::string to_text(const Shape& s) { return shape_to_string(s, /*with_batch=*/true); }
+std::string to_text(OpKind k) { return std::string(op_info(k).text); }
 std::string to_text(Rounding r) { return r == Rounding::Exact ? "exact" : "floor"; }
 std::string to_text(const Epilogue& e) {
   if (!e.add && !e.has_activation) return "none";
@@ -92,6 +93,11 @@ bool from_text(std::string_view s, Shape& shape) {
   }
   return true;
 }
+bool from_text(std::string_view s, OpKind& k) {
+  const OpInfo* op = find_op(s);
+  if (op) k = op->kind;
+  return op != nullptr;
+}
 bool from_text(std::string_view s, Rounding& r) {
   if (s == "exact") return r = Rounding::Exact, true;
   if (s == "floor") return r = Rounding::Floor, true;
@@ -128,6 +134,7 @@ const char* accepted(bool*) { return "true or false"; }
 const char* accepted(float*) { return "a number"; }
 const char* accepted(Pair*) { return "HxW like 3x3, or one number for both"; }
 const char* accepted(Shape*) { return "positive sizes like 32x32x3"; }
+const char* accepted(OpKind*) { return "an op name (relu, sigmoid, ...)"; }
 const char* accepted(Rounding*) { return "exact or floor"; }
 const char* accepted(Padding*) { return "valid, same, P, or top,bottom,left,right"; }
 std::string epilogue_syntax(OpKind op) {
@@ -241,7 +248,7 @@ std::string print(const Graph& g) {
         line += (k ? ", " : " ") + g.node(n.inputs[k]).name;
     }
     lines.push_back(line);
-    comments.push_back(shape_to_string(n.type.shape));
+    comments.push_back(shape_to_string(n.type.shape, (n.info().traits & kNoBatch) != 0));
   }
   size_t width = 0;
   for (const auto& l : lines) width = std::max(width, std::min<size_t>(l.size(), 64));

@@ -14,9 +14,14 @@ struct ConvShape {
 
 ConvShape conv_shape(const ir::Graph& g, const ir::Node& n, int64_t kernel_batch) {
   const ir::TensorType& in = g.node(n.inputs[0]).type;
-  if (n.op == ir::OpKind::Dense) {
+  if (n.op == ir::OpKind::Dense || n.op == ir::OpKind::DenseGradInput) {
     const int64_t rows = in.elements() / in.channels() / g.batch() * kernel_batch;
     return {n.type.channels(), rows, 1, in.channels(), 1, 1};
+  }
+  if (n.op == ir::OpKind::Conv2DGradInput) {  // a stride-1 conv of dy (input_gradient_is_conv)
+    const auto& a = n.attr<ir::ConvGradAttrs>().conv;
+    return {n.type.shape[3], n.type.shape[2], n.type.shape[1], in.channels(), 1,
+            a.kernel.h * a.kernel.w, a.kernel.h, a.kernel.w, 1, 1, a.dilation.h, a.dilation.w};
   }
   const auto& a = n.attr<ir::Conv2DAttrs>();
   return {n.type.shape[3], n.type.shape[2], n.type.shape[1], in.channels() / a.groups,
@@ -74,6 +79,9 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
   const ConvShape s = conv_shape(g, n, kernel_batch);
   if (opts.target.family == ir::Target::Gpu) return gpu_conv_schedule(s, opts.target.gpu);
   const ir::CpuFacts& m = opts.target.cpu;
+  // An input gradient reads the forward kernel, a graph value: there are no weights to pre-pack.
+  const bool pack_weights = opts.pack_weights && n.op != ir::OpKind::Conv2DGradInput &&
+                            n.op != ir::OpKind::DenseGradInput;
   ir::Schedule sc;
   sc.vector = ir::vector_lanes_for(s.out_c, m.vector_lanes);
   // Accumulators of the register tile: 12 of AVX2's 16 registers, 20 of AVX-512's 32 (best of
@@ -89,7 +97,7 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
     int64_t block = 0;
     for (int64_t v = std::max<int64_t>(1, accumulators / s.out_w); v >= 4 && !block; --v)
       if (s.out_c % (v * sc.vector) == 0) block = v * sc.vector;
-    if (opts.pack_weights && s.groups == 1 && block && s.out_c > block) {
+    if (pack_weights && s.groups == 1 && block && s.out_c > block) {
       sc.kind = ir::ScheduleKind::Gemv;
       sc.channels = sc.pack = block;
     } else {  // no such block: stream the weights in storage order, accumulators in L1
@@ -146,7 +154,7 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
   const int64_t tasks = (s.out_h + rows - 1) / rows;
   sc.rows = (s.out_h + tasks - 1) / tasks;
   // Pre-packed weights stream contiguously per tile; one tile's worth needs no packing.
-  if (opts.pack_weights && s.groups == 1 && s.out_c % sc.channels == 0 && s.out_c > sc.channels)
+  if (pack_weights && s.groups == 1 && s.out_c % sc.channels == 0 && s.out_c > sc.channels)
     sc.pack = sc.channels;
   return sc;
 }
@@ -169,6 +177,8 @@ ir::Graph choose_tiles(ir::Graph g, const TilingOptions& opts) {
   const bool gpu = opts.target.family == ir::Target::Gpu;
   for (auto& n : g.nodes()) {
     if (!ir::has_kernel(n.op) || n.schedule.kind != ir::ScheduleKind::None) continue;
+    // The backward ops keep codegen's own schedule (no tunable fields yet).
+    if (ir::kernel_kind(g, n) == ir::KernelKind::Gradient) continue;
     if (gpu && ir::kernel_kind(g, n) != ir::KernelKind::Conv &&
         ir::kernel_kind(g, n) != ir::KernelKind::Depthwise) {
       n.schedule = gpu_pointwise_schedule(n);
@@ -184,6 +194,8 @@ ir::Graph choose_tiles(ir::Graph g, const TilingOptions& opts) {
         break;
       case ir::KernelKind::Pointwise:
         n.schedule = pointwise_schedule(n, ir::ScheduleKind::Pointwise, opts);
+        break;
+      case ir::KernelKind::Gradient:
         break;
     }
   }

@@ -36,9 +36,7 @@ CompiledModel::CompiledModel(codegen::Program program, int threads) : program_(s
   slices_ = g.batch() / program_.micro_batch;
   // Weights in the layout each kernel reads, packed once here rather than on every run.
   packed_.resize(g.size());
-  for (const auto& ck : program_.kernels)
-    if (const int block = ck.kernel->weight_block(); block > 0)
-      packed_[ck.node] = codegen::pack_weights(g.node(ck.node).param("kernel")->value, block);
+  pack();
   arena_ = Arena(static_cast<size_t>(program_.plan.arena_bytes));
   if (slices_ > 1) {
     for (ir::NodeId i : g.inputs())
@@ -50,8 +48,11 @@ CompiledModel::CompiledModel(codegen::Program program, int threads) : program_(s
   for (int i = 0; i < g.size(); ++i) {
     const ir::Node& n = g.node(i);
     const int64_t offset = program_.plan.offset[i];
-    data_[i] = offset >= 0 ? arena_.data() + offset / int64_t{sizeof(float)}
-                           : data_[n.inputs[0]];  // a view: same data, another shape
+    if (n.op == ir::OpKind::Parameter)  // a training graph's weights: its layer's, unpacked
+      data_[i] = const_cast<float*>(ir::parameter_value(g, n).value.data.data());
+    else
+      data_[i] = offset >= 0 ? arena_.data() + offset / int64_t{sizeof(float)}
+                             : data_[n.inputs[0]];  // a view: same data, another shape
   }
   services_ = services();
   if (codegen::DeviceMemory* device = program_.device.get()) {
@@ -64,6 +65,39 @@ CompiledModel::CompiledModel(codegen::Program program, int threads) : program_(s
       for (size_t p = 0; p < n.params.size(); ++p)
         if (const size_t floats = n.params[p].value.data.size())
           device->map(args[n.inputs.size() + p], floats * sizeof(float), true);
+    }
+  }
+}
+
+float* CompiledModel::weights(const std::string& layer, const std::string& role) {
+  if (const ir::NodeId id = program_.graph.find(layer); id >= 0)
+    for (auto& p : program_.graph.node(id).params)
+      if (p.role == role) return p.value.data.data();
+  throw Error(program_.graph.name + ": no weights '" + role + "' in a layer '" + layer + "'");
+}
+
+void CompiledModel::pack() {
+  for (const auto& ck : program_.kernels)
+    if (const int block = ck.kernel->weight_block(); block > 0) {
+      auto packed = codegen::pack_weights(program_.graph.node(ck.node).param("kernel")->value, block);
+      // In place after the first time: a GPU program mapped these bytes.
+      if (packed_[ck.node].size() == packed.size())
+        std::copy(packed.begin(), packed.end(), packed_[ck.node].begin());
+      else
+        packed_[ck.node] = std::move(packed);
+    }
+}
+
+void CompiledModel::weights_changed() {
+  pack();
+  if (codegen::DeviceMemory* device = program_.device.get()) {
+    // The device's copy of every weight, as the constructor mapped them.
+    for (const auto& ck : program_.kernels) {
+      const ir::Node& n = program_.graph.node(ck.node);
+      const auto args = kernel_args(n);
+      for (size_t p = 0; p < n.params.size(); ++p)
+        if (const size_t floats = n.params[p].value.data.size())
+          device->to_device(args[n.inputs.size() + p], floats * sizeof(float));
     }
   }
 }

@@ -48,6 +48,11 @@ class CompiledModel {
   // changes no timing.
   void run_kernel(size_t k);
 
+  // A layer's weights, to change between runs (training); weights_changed() then re-packs them
+  // for the kernels that read them packed. Throws cnnc::Error naming a missing layer or role.
+  float* weights(const std::string& layer, const std::string& role);
+  void weights_changed();
+
   // The graph at the caller's batch (the kernels see it at micro_batch()).
   const ir::Graph& graph() const { return program_.graph; }
   const codegen::Program& program() const { return program_; }
@@ -58,6 +63,7 @@ class CompiledModel {
 
  private:
   std::vector<const float*> kernel_args(const ir::Node& n) const;
+  void pack();  // the kernel weights of every kernel that reads them packed
   // Every kernel once, on the micro-batch in the arena; with per_kernel, each one's time added.
   void run_kernels(std::vector<double>* per_kernel);
   void run_slice(int64_t s, std::vector<double>* per_kernel);

@@ -18,5 +18,6 @@ Action add_tune(CLI::App& app);
 Action add_db(CLI::App& app);
 Action add_export(CLI::App& app);
 Action add_evaluate(CLI::App& app);
+Action add_train(CLI::App& app);
 
 }  // namespace cnnc::tools

@@ -12,7 +12,8 @@ int main(int argc, char** argv) {
   for (auto add : {cnnc::tools::add_summary, cnnc::tools::add_run, cnnc::tools::add_bench,
                    cnnc::tools::add_compile, cnnc::tools::add_compare, cnnc::tools::add_ops,
                    cnnc::tools::add_tune, cnnc::tools::add_db,
-                   cnnc::tools::add_export, cnnc::tools::add_evaluate}) {
+                   cnnc::tools::add_export, cnnc::tools::add_evaluate,
+                   cnnc::tools::add_train}) {
     const size_t before = app.get_subcommands({}).size();
     auto action = add(app);
     commands.emplace_back(app.get_subcommands({}).at(before), std::move(action));

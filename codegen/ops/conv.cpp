@@ -3,13 +3,52 @@
 #include <algorithm>
 
 #include "codegen/ops/ops.h"
+#include "ir/schedule.h"
 #include "ir/shape_inference.h"
 
 namespace cnnc::codegen {
 
 using namespace Halide;
 
+namespace {
+
+// dx = dy convolved with the forward kernel flipped and transposed, at stride 1: the padding
+// is what makes each tap of the transposed kernel read the outputs the forward tap wrote.
+ConvSpec input_gradient_spec(const ir::Graph& g, const ir::Node& node) {
+  const ir::TensorType& dy = g.node(node.inputs[0]).type;
+  ConvSpec s{};
+  s.transposed = true;
+  s.groups = 1;
+  s.sh = s.sw = 1;
+  if (node.op == ir::OpKind::DenseGradInput) {
+    s.n = 1, s.in_h = s.out_h = 1;
+    s.in_w = s.out_w = static_cast<int>(dy.elements() / dy.channels());
+    s.in_c = static_cast<int>(dy.channels());
+    s.out_c = static_cast<int>(node.type.channels());
+    s.kh = s.kw = s.dh = s.dw = 1;
+    return s;
+  }
+  const auto& a = node.attr<ir::ConvGradAttrs>().conv;
+  ir::Node forward;
+  forward.op = ir::OpKind::Conv2D;
+  forward.attrs = a;
+  const auto geo = ir::window_geometry(forward, node.type);
+  s.n = static_cast<int>(dy.shape[0]);
+  s.in_h = static_cast<int>(dy.shape[1]), s.in_w = static_cast<int>(dy.shape[2]);
+  s.in_c = static_cast<int>(dy.shape[3]);
+  s.out_h = static_cast<int>(node.type.shape[1]), s.out_w = static_cast<int>(node.type.shape[2]);
+  s.out_c = static_cast<int>(node.type.shape[3]);
+  s.kh = static_cast<int>(a.kernel.h), s.kw = static_cast<int>(a.kernel.w);
+  s.dh = static_cast<int>(a.dilation.h), s.dw = static_cast<int>(a.dilation.w);
+  s.pad_top = static_cast<int>((a.kernel.h - 1) * a.dilation.h - geo.pad_top);
+  s.pad_left = static_cast<int>((a.kernel.w - 1) * a.dilation.w - geo.pad_left);
+  return s;
+}
+
+}  // namespace
+
 ConvSpec conv_spec(const ir::Graph& g, const ir::Node& node) {
+  if (ir::input_gradient_is_conv(g, node)) return input_gradient_spec(g, node);
   const ir::TensorType& in = g.node(node.inputs[0]).type;
   ConvSpec s{};
   s.epilogue = node.epilogue;
@@ -62,12 +101,19 @@ ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::str
   const std::vector<int> w_store =
       weight_block ? std::vector<int>{weight_block, ig, s.kw, s.kh, s.out_c / weight_block}
                    : w_dims;
-  ImageParam w_in = make_input(name + "_kernel", w_store);
+  // A transposed kernel arrives in the forward layer's layout: (in, out) channels exchanged.
+  const std::vector<int> w_arg = s.transposed ? std::vector<int>{s.in_c, s.out_c, s.kw, s.kh}
+                                              : w_store;
+  ImageParam w_in = make_input(name + "_kernel", w_arg);
   l.args.push_back(w_in);
-  l.arg_dims.push_back(w_store);
+  l.arg_dims.push_back(w_arg);
   Func w(name + "_weights");
   Var wc("wc"), wi("wi"), wx("wx"), wy("wy");
-  if (weight_block)
+  if (s.transposed) {
+    // Flipped and transposed once, so the taps read whole vectors of output channels.
+    w(wc, wi, wx, wy) = w_in(wi, wc, s.kw - 1 - wx, s.kh - 1 - wy);
+    l.stages.push_back(w);
+  } else if (weight_block)
     w(wc, wi, wx, wy) = w_in(wc % weight_block, wi, wx, wy, wc / weight_block);
   else
     w(wc, wi, wx, wy) = w_in(wc, wi, wx, wy);

@@ -31,6 +31,9 @@ struct ConvSpec {
   int groups;
   bool bias;
   ir::Epilogue epilogue;  // add: a residual input of the output's dims, after the input
+  // An input gradient (ir::input_gradient_is_conv): the input is dy and the kernel argument is
+  // the forward layer's, read flipped and with its input and output channels exchanged.
+  bool transposed = false;
 };
 ConvSpec conv_spec(const ir::Graph& g, const ir::Node& n);
 
@@ -41,6 +44,7 @@ struct ConvAlgorithm : Algorithm {
   Halide::Func padded;        // the input as the taps read it
   Halide::Func conv;          // the accumulation: pure = bias, update = the reduction r
   Halide::RDom r;             // kw, kh[, input channels per group]
+  std::vector<Halide::Func> stages;  // computed once before the conv (a transposed kernel)
 };
 // `weight_block` > 0: the kernel weights arrive pre-packed in blocks of that many output
 // channels (a data layout the schedule chose, so the algorithm reads it).
@@ -62,6 +66,28 @@ struct PointwiseAlgorithm : Algorithm {
   Halide::RDom reduction;            // PixelReduction: the pixels
 };
 PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& n);
+
+// The backward ops of training graphs (passes/gradient): a Map (one output element from a few
+// inputs: activation, loss and pooling gradients) or a Reduction into `acc` over r (conv and
+// dense gradients, bias gradients), acc's first var vectorisable and its second a register tile
+// (input channels x pixels for a conv's input gradient, output x input channels for a kernel's).
+// `stages` are computed once before the output (dy spread onto the stride grid, transposed
+// weights, each pooling window's maximum).
+// A sum over the batch (weight and bias gradients) is computed in `slices` > 0 partial sums:
+// acc(vars, slice, strip) sums one strip of a slice over r, partial(vars, slice) adds acc over
+// the `strips`, and out sums `partial` over the slices.
+struct GradientAlgorithm : Algorithm {
+  enum Form { Map, Reduction } form = Map;
+  std::vector<Halide::Func> stages;
+  std::vector<int> stage_channels;  // each stage's first dim's extent
+  Halide::Func acc;
+  Halide::RDom r;
+  int slices = 0;
+  Halide::Var slice, strip;
+  Halide::RDom strips;
+  Halide::Func partial;
+};
+GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& n);
 
 // The parameter-free activations (ir::is_epilogue_activation) as Halide expressions.
 Halide::Expr activation(ir::OpKind k, Halide::Expr x);

@@ -185,6 +185,18 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
     case ir::OpKind::Flatten:
     case ir::OpKind::Reshape:
     case ir::OpKind::Dropout:
+    case ir::OpKind::Parameter:
+    case ir::OpKind::Conv2DGradInput:
+    case ir::OpKind::Conv2DGradKernel:
+    case ir::OpKind::DenseGradInput:
+    case ir::OpKind::DenseGradKernel:
+    case ir::OpKind::BiasGrad:
+    case ir::OpKind::MaxPool2DGrad:
+    case ir::OpKind::AvgPool2DGrad:
+    case ir::OpKind::GlobalAvgPool2DGrad:
+    case ir::OpKind::ActivationGrad:
+    case ir::OpKind::SoftmaxCrossEntropyGrad:
+    case ir::OpKind::MeanSquaredErrorGrad:
       throw InternalError("op '" + std::string(node.info().text) + "' is not a pointwise kernel");
   }
   if (l.form == PointwiseAlgorithm::Map) out(v) = with_activation(node.epilogue, y);

@@ -29,6 +29,8 @@ std::string conv_error(const ConvSpec& s, const ir::Schedule& sc) {
     return "c (output channels per tile) must be a positive multiple of v";
   if (sc.kind != K::Stream && sc.channels > s.out_c)
     return "c (output channels per tile) must not exceed the layer's " + std::to_string(s.out_c);
+  if (sc.pack && s.transposed)
+    return "p (packed weights): an input gradient reads the forward kernel as it is (no p)";
   if (sc.pack && (s.groups != 1 || sc.pack != sc.channels || s.out_c % sc.pack))
     return "p (packed block) must equal c and divide the output channels (" +
            std::to_string(s.out_c) + "), on a conv that is not grouped";
@@ -217,6 +219,10 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
       break;
     }
   }
+  for (Func& f : a.stages) {
+    f.compute_root().vectorize(f.args()[0], vector_width(s.out_c, t), TailStrategy::GuardWithIf);
+    os << "; kernel flipped and transposed once";
+  }
   const bool tiled = sc.kind == ir::ScheduleKind::Tile || sc.kind == ir::ScheduleKind::Depthwise;
   if (a.padded_input && a.depthwise && tiled) {
     // A depthwise task reads only its own channels and rows: pad just those, inside the task,
@@ -303,6 +309,111 @@ std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc
     }
   }
   return "";
+}
+
+// Training's backward ops: stages computed once and vectorised; a Map vectorised over its first
+// dim and parallel over its last; a Reduction in register tiles of up to 4 vectors of its first
+// dim x as many of its second as the accumulators allow (20 of AVX-512's 32 registers, 12 of
+// AVX2's 16, as the conv tiles), the reduction inside the tile, every tile a parallel task. Tiles shift
+// inwards at the edges, so no lane computes outside the output (where the gather would read
+// outside its inputs).
+std::string schedule_gradient_cpu(GradientAlgorithm& a, const ir::Schedule&, const Target& t) {
+  const std::vector<Var>& v = a.vars;
+  const int rank = static_cast<int>(v.size());
+  // Vectors shift inwards at a tail (a pure Func may compute an element twice), never past the
+  // edge: a tail guarded by an if still evaluates an inner reduction (the sum of a pooling
+  // gradient) for the whole vector, reading past its inputs.
+  const int natural = t.natural_vector_size<float>();
+  for (size_t k = 0; k < a.stages.size(); ++k) {
+    Func& s = a.stages[k];
+    s.compute_root()
+        .vectorize(s.args()[0], std::min(natural, a.stage_channels[k]), TailStrategy::ShiftInwards)
+        .parallel(s.args().back());
+  }
+  const int lanes = std::min(a.out_dims[0], natural);
+  if (a.form == GradientAlgorithm::Map) {
+    a.out.vectorize(v[0], lanes, TailStrategy::ShiftInwards);
+    if (rank > 1) a.out.parallel(v[rank - 1]);
+    return "vectorised (" + std::to_string(lanes) + " lanes), parallel over the last dim";
+  }
+  const int accumulators = t.has_feature(Target::AVX512) ? 20 : 12;
+  Var co("co"), ci("ci"), xo("xo"), xi("xi"), task("task");
+  if (a.slices > 0) {
+    // partial += inner per strip: the tile loops inside the strip loop, `inner` computed per
+    // tile and strip in registers (its whole reduction inside the tile). Tiles divide the
+    // output exactly, as an update cannot recompute an element: lanes and vectors that divide
+    // the first dim, pixels that divide the second; a third dim (a kernel's width) in the tile
+    // too when the accumulators allow (a 1-channel stem's kernel gradient).
+    int vl = natural;
+    while (vl > 1 && a.out_dims[0] % vl) vl /= 2;
+    int vectors = std::min(4, a.out_dims[0] / vl);
+    while (vectors > 1 && (a.out_dims[0] / vl) % vectors) --vectors;
+    const int tc = vectors * vl;
+    int tx = rank > 1 ? std::min(accumulators / vectors, a.out_dims[1]) : 1;
+    while (tx > 1 && a.out_dims[1] % tx) --tx;
+    const bool third = rank >= 3 && tx == a.out_dims[1] &&
+                       vectors * tx * a.out_dims[2] <= accumulators;
+    a.out.vectorize(v[0], lanes, TailStrategy::ShiftInwards);
+    Func& p = a.partial;
+    p.compute_root().vectorize(v[0], vl).parallel(a.slice);
+    Stage u = p.update();
+    u.split(v[0], co, ci, tc);
+    std::vector<VarOrRVar> order{ci}, outer{co};
+    if (rank > 1) {
+      u.split(v[1], xo, xi, tx);
+      order.push_back(xi), outer.push_back(xo);
+    }
+    if (third) order.push_back(v[2]);
+    for (int d = third ? 3 : 2; d < rank; ++d) outer.push_back(v[d]);
+    order.insert(order.end(), outer.begin(), outer.end());
+    order.push_back(a.strips.x);
+    order.push_back(a.slice);
+    u.reorder(order).vectorize(ci, vl).unroll(ci);
+    if (rank > 1) u.unroll(xi);
+    if (third) u.unroll(v[2]);
+    // Few slices (a large output): the tiles of a strip in parallel instead.
+    const bool by_slices = a.slices >= 4;
+    Var at = co;
+    if (by_slices) {
+      u.parallel(a.slice);
+    } else {
+      at = task;
+      u.fuse(co, outer.size() > 1 ? outer[1] : a.slice, task);
+      for (size_t k = 2; k < outer.size(); ++k) u.fuse(task, outer[k], task);
+      u.parallel(task);
+    }
+    a.acc.compute_at(p, at).vectorize(v[0], vl).unroll(v[0]);
+    std::vector<VarOrRVar> inner{v[0]};
+    if (rank > 1) inner.push_back(v[1]);
+    if (third) inner.push_back(v[2]);
+    for (int d = 0; d < a.r.dimensions(); ++d) inner.push_back(a.r[d]);
+    Stage acc = a.acc.update();
+    acc.reorder(inner).vectorize(v[0], vl).unroll(v[0]);
+    if (rank > 1) acc.unroll(v[1]), a.acc.unroll(v[1]);
+    if (third) acc.unroll(v[2]), a.acc.unroll(v[2]);
+    return "partial sums over " + std::to_string(a.slices) + " slices of the batch" +
+           (by_slices ? " in parallel" : "") + ", register tiles of " + std::to_string(tc) +
+           " x " + std::to_string(tx) +
+           (third ? " x " + std::to_string(a.out_dims[2]) : std::string()) +
+           " sweeping each strip" + (by_slices ? "" : ", tiles in parallel");
+  }
+  // The other reductions (a strided or grouped conv's input gradient): one task per register
+  // tile of the output, the reduction inside; tiles shift inwards at the edges (pure output).
+  const int vectors = std::clamp(a.out_dims[0] / lanes, 1, 4);
+  const int tc = vectors * lanes;
+  const int tx = rank > 1 ? std::clamp(accumulators / vectors, 1, a.out_dims[1]) : 1;
+  a.out.split(v[0], co, ci, tc, TailStrategy::ShiftInwards)
+      .split(v[1], xo, xi, tx, TailStrategy::ShiftInwards)
+      .reorder(ci, xi, co, xo)
+      .fuse(co, xo, task);
+  for (int d = 2; d < rank; ++d) a.out.fuse(task, v[d], task);
+  a.out.parallel(task).vectorize(ci, lanes).unroll(ci).unroll(xi);
+  a.acc.compute_at(a.out, task).vectorize(v[0], lanes).unroll(v[0]).unroll(v[1]);
+  std::vector<VarOrRVar> order{v[0], v[1]};
+  for (int d = 0; d < a.r.dimensions(); ++d) order.push_back(a.r[d]);
+  a.acc.update().reorder(order).vectorize(v[0], lanes).unroll(v[0]).unroll(v[1]);
+  return "register tiles of " + std::to_string(tc) + " x " + std::to_string(tx) +
+         ", the reduction inside, one task per tile";
 }
 
 }  // namespace cnnc::codegen

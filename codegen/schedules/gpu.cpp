@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "codegen/schedules/schedules.h"
+#include "ir/error.h"
 
 namespace cnnc::codegen {
 
@@ -105,6 +106,11 @@ std::string schedule_conv_gpu(ConvAlgorithm& a, const ir::Schedule& given) {
   const ConvSpec& s = a.spec;
   const ir::Schedule sc = given.kind == ir::ScheduleKind::None ? default_conv(s, a.depthwise) : given;
   const ConvTile t = conv_tile(s, sc);
+  for (Func& f : a.stages) {  // a transposed kernel, once per run
+    Var bx("bx"), by("by"), tx("tx"), ty("ty");
+    f.compute_root().gpu_tile(f.args()[0], f.args()[1], bx, by, tx, ty, 16, 16,
+                              TailStrategy::GuardWithIf);
+  }
   Var c = a.vars[0], x = a.vars[1], y = a.vars[2], n = a.vars[3];
   Var co("co"), ci("ci"), xo("xo"), xi("xi"), yo("yo"), yi("yi"), yn("yn");
   Var ct("ct"), cr("cr"), xt("xt"), xr("xr");
@@ -255,6 +261,59 @@ std::string schedule_pointwise_gpu(PointwiseAlgorithm& a, const ir::Schedule& gi
     }
   }
   return "";
+}
+
+namespace {
+
+// A thread per element of a Func or update Stage: its first dim across a block's threads, every
+// other pure dim fused into the second; the rest of the definition (an update's reduction) runs
+// in the thread. Guarded at the edges. Returns the innermost thread var.
+template <class FuncOrStage>
+Var gpu_each(FuncOrStage& f, const std::vector<Var>& dims) {
+  Var bx("bx"), by("by"), tx("tx"), ty("ty"), rest("rest");
+  if (dims.size() == 1) {
+    f.gpu_tile(dims[0], bx, tx, 64, TailStrategy::GuardWithIf);
+    return tx;
+  }
+  Var fused = dims[1];
+  if (dims.size() > 2) {
+    f.fuse(dims[1], dims[2], rest);
+    for (size_t d = 3; d < dims.size(); ++d) f.fuse(rest, dims[d], rest);
+    fused = rest;
+  }
+  f.gpu_tile(dims[0], fused, bx, by, tx, ty, 16, 16, TailStrategy::GuardWithIf);
+  return tx;
+}
+
+}  // namespace
+
+// Training's backward ops on a GPU: a thread per output element, its reduction in the thread
+// (a weight gradient's: per slice of the batch, then a sum of the slices). Correct everywhere
+// (checked on OpenCL/PoCL), not tuned for speed.
+std::string schedule_gradient_gpu(GradientAlgorithm& a, const ir::Schedule&) {
+  for (Func& f : a.stages) {
+    f.compute_root();
+    gpu_each(f, f.args());
+  }
+  if (a.form == GradientAlgorithm::Map) {
+    gpu_each(a.out, a.vars);
+    return "GPU: a thread per element";
+  }
+  if (a.slices > 0) {
+    std::vector<Var> with_slice = a.vars;
+    with_slice.push_back(a.slice);
+    Func& p = a.partial;
+    p.compute_root();
+    gpu_each(p, with_slice);
+    Stage u = p.update();
+    gpu_each(u, with_slice);
+    a.acc.compute_at(p, a.strips.x);  // one strip's sum, per thread
+    gpu_each(a.out, a.vars);
+    return "GPU: a thread per element and slice of the batch, then a sum of the slices";
+  }
+  const Var tx = gpu_each(a.out, a.vars);
+  a.acc.compute_at(a.out, tx);
+  return "GPU: a thread per element, its reduction in the thread";
 }
 
 }  // namespace cnnc::codegen

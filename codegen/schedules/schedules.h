@@ -17,6 +17,8 @@ std::string schedule_error(const ir::Graph& g, const ir::Node& n, const ir::Sche
 // The CPU schedules; each returns what it did, in words (for `--emit schedule` and profiles).
 std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Halide::Target& t);
 std::string schedule_pool_cpu(Algorithm& a, const ir::Schedule& sc, const Halide::Target& t);
+std::string schedule_gradient_cpu(GradientAlgorithm& a, const ir::Schedule& sc,
+                                  const Halide::Target& t);
 std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc,
                                    const Halide::Target& t);
 
@@ -30,6 +32,7 @@ std::string gpu_pointwise_error(const ir::Schedule& sc, int64_t channels);
 std::string schedule_conv_gpu(ConvAlgorithm& a, const ir::Schedule& sc);
 std::string schedule_pool_gpu(Algorithm& a, const ir::Schedule& sc);
 std::string schedule_pointwise_gpu(PointwiseAlgorithm& a, const ir::Schedule& sc);
+std::string schedule_gradient_gpu(GradientAlgorithm& a, const ir::Schedule& sc);
 
 // Schedules `out` (an algorithm's output, unscheduled) by one of Halide's autoschedulers
 // (ir::is_autoscheduler(kind)) for the target; returns what ran, with its parameters.

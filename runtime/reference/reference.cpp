@@ -7,6 +7,7 @@
 
 #include "ir/error.h"
 #include "ir/shape_inference.h"
+#include "runtime/reference/gradients.h"
 
 namespace cnnc::runtime::reference {
 
@@ -337,7 +338,8 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs);
 }  // namespace
 
 Tensor run_node(const Node& n, const std::vector<const Tensor*>& inputs) {
-  if (n.op == OpKind::Input) fail(n, "an input layer is not run; pass its tensor to run()");
+  if (n.op == OpKind::Input || n.op == OpKind::Parameter)
+    fail(n, "an input or parameter is not run; run() takes its tensor");
   const auto& info = n.info();
   const int nin = static_cast<int>(inputs.size()) - (n.epilogue.add ? 1 : 0);
   if (nin < info.min_inputs || (info.max_inputs >= 0 && nin > info.max_inputs))
@@ -423,6 +425,20 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
       return zero_padding(n, x);
     case OpKind::Cropping2D:
       return cropping(n, x);
+    case OpKind::Parameter:
+      break;  // run() takes its value from the layer it stands for
+    case OpKind::Conv2DGradInput:
+    case OpKind::Conv2DGradKernel:
+    case OpKind::DenseGradInput:
+    case OpKind::DenseGradKernel:
+    case OpKind::BiasGrad:
+    case OpKind::MaxPool2DGrad:
+    case OpKind::AvgPool2DGrad:
+    case OpKind::GlobalAvgPool2DGrad:
+    case OpKind::ActivationGrad:
+    case OpKind::SoftmaxCrossEntropyGrad:
+    case OpKind::MeanSquaredErrorGrad:
+      return run_gradient_op(n, inputs);
   }
   fail(n, "unknown op");
 }
@@ -455,6 +471,10 @@ std::vector<Tensor> run(const ir::Graph& g, const std::vector<Tensor>& inputs) {
   for (int id = 0; id < g.size(); ++id) {
     const Node& n = g.node(id);
     if (n.op == OpKind::Input) continue;
+    if (n.op == OpKind::Parameter) {
+      values[static_cast<size_t>(id)] = ir::parameter_value(g, n).value;
+      continue;
+    }
     std::vector<const Tensor*> args;
     for (ir::NodeId in : n.inputs) args.push_back(&values[static_cast<size_t>(in)]);
     try {

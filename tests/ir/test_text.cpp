@@ -69,6 +69,7 @@ const char* const kAllAttrs = R"(# every op and every attribute
 network all_attrs
 input a shape=16x16x4
 input v shape=10
+input lab shape=1
 zeropadding2d zp pad=1,2,0,3 <- a
 conv2d c1 filters=8 kernel=3x5 strides=1x2 padding=1,0,2,1 dilation=1x1 groups=4 use_bias=false round=floor
 conv2d c2 filters=8 kernel=3 padding=same dilation=2 activation=leakyrelu <- a
@@ -115,12 +116,26 @@ dense d3 units=2 activation=tanh <- d1
 conv2d c4 filters=8 kernel=1 epilogue=add+gelu schedule=tile:v8,c8,x4,k8,r1 <- c3, c3
 maxpool2d mp2 pool=2 strides=1 padding=same epilogue=add+relu schedule=pool:v8,r2 <- c3, c3
 batchnorm bn2 epilogue=mish schedule=pointwise:v4,r3 <- c3
-output sm, d3, c1, ap, ls, c4, mp2, bn2
+parameter c3.kernel shape=2x2x8x8
+conv2d_grad_input gi filters=8 kernel=2 strides=2 input=16x16x8 <- c3, c3.kernel
+conv2d_grad_kernel gk filters=8 kernel=2 strides=2 input=16x16x8 <- c2.leakyrelu, c3
+parameter d1.kernel shape=16x3
+dense_grad_input dgi <- d1, d1.kernel
+dense_grad_kernel dgk <- fl, d1
+bias_grad bg <- c3
+maxpool2d_grad mpg pool=3 strides=1 padding=same <- c2.leakyrelu, mp
+avgpool2d_grad apg pool=2x2 strides=2x2 padding=0,1,0,1 round=floor <- mp, ap
+globalavgpool2d_grad gapg keepdims=true <- cat, gap
+activation_grad ag of=leakyrelu alpha=0.1 <- lr, lr
+softmax_ce_grad ce <- sm, lab
+mse_grad mse <- sm, sm
+output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse
 )";
 
 const char* const kAllAttrsPrinted = R"(network all_attrs
 input a shape=16x16x4                                             # 16x16x4
 input v shape=10                                                  # 10
+input lab shape=1                                                 # 1
 zeropadding2d zp pad=1,2,0,3 <- a                                 # 19x19x4
 conv2d c1 filters=8 kernel=3x5 strides=1x2 padding=1,0,2,1 groups=4 use_bias=false round=floor  # 18x9x8
 conv2d c2 filters=8 kernel=3x3 padding=same dilation=2x2 <- a     # 16x16x8
@@ -171,7 +186,20 @@ tanh d3.tanh                                                      # 2
 conv2d c4 filters=8 kernel=1x1 epilogue=add+gelu schedule=tile:v8,c8,x4,k8,r1 <- c3, c3  # 8x8x8
 maxpool2d mp2 pool=2x2 strides=1x1 padding=same epilogue=add+relu schedule=pool:v8,r2 <- c3, c3  # 8x8x8
 batchnorm bn2 epilogue=mish schedule=pointwise:v4,r3 <- c3        # 8x8x8
-output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2
+parameter c3.kernel shape=2x2x8x8                                 # 2x2x8x8
+conv2d_grad_input gi filters=8 kernel=2x2 strides=2x2 input=16x16x8 <- c3, c3.kernel  # 16x16x8
+conv2d_grad_kernel gk filters=8 kernel=2x2 strides=2x2 input=16x16x8 <- c2.leakyrelu, c3  # 2x2x8x8
+parameter d1.kernel shape=16x3                                    # 16x3
+dense_grad_input dgi <- d1.relu6, d1.kernel                       # 16
+dense_grad_kernel dgk <- fl, d1.relu6                             # 16x3
+bias_grad bg <- c3                                                # 8
+maxpool2d_grad mpg pool=3x3 strides=1x1 padding=same <- c2.leakyrelu, mp  # 16x16x8
+avgpool2d_grad apg pool=2x2 strides=2x2 padding=0,1,0,1 round=floor <- mp, ap  # 16x16x8
+globalavgpool2d_grad gapg keepdims=true <- cat, gap               # 16x16x16
+activation_grad ag of=leakyrelu alpha=0.1 <- lr, lr               # 16x16x8
+softmax_ce_grad ce <- sm, lab                                     # 4
+mse_grad mse <- sm, sm                                            # 4
+output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse
 )";
 
 }  // namespace
@@ -338,13 +366,17 @@ TEST_CASE("every op and attribute: the canonical form, golden") {
   CHECK(g.find("c3.linear") < 0);
   CHECK(g.node(g.find("mp")).inputs == std::vector<ir::NodeId>{g.find("c2.leakyrelu")});
   // Outputs in the order given; a name with an activation denotes the activation's layer.
-  CHECK(g.outputs() == std::vector<ir::NodeId>{g.find("sm"), g.find("d3.tanh"), g.find("c1"), g.find("ap"),
-                                               g.find("ls"), g.find("c4"), g.find("mp2"), g.find("bn2")});
+  const std::vector<std::string> outs{"sm",  "d3.tanh", "c1",  "ap",  "ls",   "c4", "mp2",
+                                      "bn2", "gi",      "gk",  "dgi", "dgk",  "bg", "mpg",
+                                      "apg", "gapg",    "ag",  "ce",  "mse"};
+  std::vector<ir::NodeId> want;
+  for (const auto& o : outs) want.push_back(g.find(o));
+  CHECK(g.outputs() == want);
   // Epilogues and schedules are the node's, after its attributes.
   CHECK(g.node(g.find("c4")).epilogue == ir::Epilogue{true, true, ir::OpKind::Gelu});
   CHECK(ir::to_text(g.node(g.find("mp2")).schedule) == "pool:v8,r2");
   CHECK(g.node(g.find("bn2")).schedule.rows == 3);
-  CHECK(g.inputs() == std::vector<ir::NodeId>{g.find("a"), g.find("v")});
+  CHECK(g.inputs() == std::vector<ir::NodeId>{g.find("a"), g.find("v"), g.find("lab")});
 }
 
 TEST_CASE("canonical form: defaults dropped, shorthand expanded, inputs written only when needed") {

@@ -417,6 +417,64 @@ PY
     fi
     ;;
 
+  train_fashion)
+    # A short training run on Debian's Fashion-MNIST: it learns, logs every epoch, draws the
+    # curves, and the saved weights give `cnnc evaluate` the test accuracy train reported.
+    expect_ok train "$M/fashion_mnist_cnn.cnn" --data fashion-mnist --epochs 2 --batch 64 \
+      --limit 3200 --validation-split 0.2 --threads 2 --save w.cnnw --log log.csv --curves c.svg
+    has "test: loss"
+    grep -q "epoch 2/2: loss" err.txt || fail "no epoch 2 line on stderr"
+    acc=$(sed -n 's/^test: loss [0-9.]*, accuracy \([0-9.]*\).*/\1/p' out.txt)
+    [[ ${acc%%.*} == 0 && ${acc#0.} > 6500 ]] || fail "test accuracy $acc after 2 short epochs (expected > 0.65)"
+    [[ $(wc -l <log.csv) -eq 3 ]] || fail "log.csv should hold a header and 2 epochs"
+    grep -q "<polyline" c.svg || fail "no curves in c.svg"
+    expect_ok evaluate "$M/fashion_mnist_cnn.cnn" --weights w.cnnw --data fashion-mnist --threads 2
+    has "accuracy:  $acc"
+    ;;
+
+  train_kill_resume)
+    # kill -9 at random moments of a training run with checkpoints, then --resume until it
+    # completes: the checkpoint always passes its checks, and the final weights are bit for bit
+    # those of a run that was never interrupted (batches, dropout and kernels are deterministic).
+    args=(train "$M/fashion_mnist_cnn.cnn" --data fashion-mnist --epochs 4 --batch 64 --limit 1280
+          --threads 2 --seed 3 --no-test --no-progress)
+    expect_ok "${args[@]}" --save straight.cnnw
+    for i in 1 2 3; do
+      setsid "$CNNC" "${args[@]}" --checkpoint ck $([[ -f ck/checkpoint.cnnck ]] && echo --resume) \
+        >/dev/null 2>&1 &
+      pid=$!
+      sleep "$(( RANDOM % 2 )).$(( RANDOM % 10 ))"
+      kill -9 -- "-$pid" 2>/dev/null
+      wait "$pid" 2>/dev/null
+    done
+    if [[ -f ck/checkpoint.cnnck ]]; then
+      expect_ok "${args[@]}" --checkpoint ck --resume --save resumed.cnnw
+      grep -q "resumed from" err.txt || fail "the last run did not resume"
+    else
+      expect_ok "${args[@]}" --checkpoint ck --save resumed.cnnw
+    fi
+    cmp -s straight.cnnw resumed.cnnw || fail "the resumed run's weights differ from an uninterrupted run's"
+    # A damaged checkpoint is refused, not loaded.
+    head -c 1000 ck/checkpoint.cnnck >ck/cut && mv ck/cut ck/checkpoint.cnnck
+    expect_error "checkpoint.cnnck" "not a usable checkpoint" -- "${args[@]}" --checkpoint ck --resume
+    ;;
+
+  train_bad_input)
+    # Data that does not fit the net, labels outside its classes, a net that cannot train, a
+    # missing checkpoint: each refused by name.
+    expect_error "the network takes inputs of 32x32x1" "holds images of 28x28x1" -- \
+      train "$M/lenet5.cnn" --data fashion-mnist --limit 256
+    write_net five.cnn "input x shape=28x28x1" "flatten f" "dense out units=5 activation=softmax"
+    expect_error "train-images" "label" "the network has 5 classes" -- train five.cnn --data fashion-mnist
+    write_net nosoftmax.cnn "input x shape=28x28x1" "flatten f" "dense out units=10"
+    expect_error "nosoftmax.cnn" "layer 'out'" "needs the model to end in a softmax" -- \
+      train nosoftmax.cnn --data fashion-mnist
+    expect_error "no checkpoint to resume from" -- \
+      train "$M/fashion_mnist_cnn.cnn" --data fashion-mnist --checkpoint none --resume
+    expect_error "unknown optimizer 'rmsprop'" "accepted: sgd, adam, adamw" -- \
+      train "$M/fashion_mnist_cnn.cnn" --data fashion-mnist --optimizer rmsprop
+    ;;
+
   tune_kill_resume)
     # kill -9 at random moments of a tune, 20 times: the database opens, passes SQLite's
     # integrity check, holds every record committed before (never fewer), and the next run

@@ -1,0 +1,289 @@
+// The backward ops of training graphs (passes/gradient). Each is the transpose of its forward
+// algorithm, written as a gather so every output element is computed once, without atomics:
+// the input gradient of a conv sums the taps that read each input pixel, the kernel gradient
+// correlates the input with dy over the batch, pooling gradients sum the windows that contain
+// each pixel. Reductions accumulate in `acc`, whose dims are ordered (vectorised, register-tiled,
+// ...) so one CPU or GPU schedule fits them all (codegen/schedules).
+#include <algorithm>
+#include <functional>
+#include <limits>
+
+#include "codegen/ops/ops.h"
+#include "ir/error.h"
+#include "ir/shape_inference.h"
+
+namespace cnnc::codegen {
+
+using namespace Halide;
+
+namespace {
+
+// The forward conv2d of a gradient op, for its geometry.
+ir::WindowGeometry conv_geometry(const ir::Node& n, int64_t batch) {
+  const auto& a = n.attr<ir::ConvGradAttrs>();
+  ir::Node forward;
+  forward.op = ir::OpKind::Conv2D;
+  forward.attrs = a.conv;
+  return ir::window_geometry(forward, ir::TensorType{{batch, a.input[0], a.input[1], a.input[2]}});
+}
+
+ir::WindowGeometry pool_geometry(const ir::Node& n, const ir::TensorType& x) {
+  ir::Node forward;
+  forward.op = n.op == ir::OpKind::MaxPool2DGrad ? ir::OpKind::MaxPool2D : ir::OpKind::AvgPool2D;
+  forward.attrs = n.attrs;
+  return ir::window_geometry(forward, x);
+}
+
+// The graph's input types as the kernel sees them: a dense layer's rank-4 input is rows x C.
+std::vector<int> dims_of(const ir::TensorType& t, bool as_rows) {
+  if (as_rows)
+    return {static_cast<int>(t.channels()), static_cast<int>(t.elements() / t.channels())};
+  return halide_dims(t.shape);
+}
+
+}  // namespace
+
+GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
+  GradientAlgorithm l;
+  const bool dense = node.op == ir::OpKind::DenseGradInput ||
+                     node.op == ir::OpKind::DenseGradKernel || node.op == ir::OpKind::BiasGrad;
+  for (size_t i = 0; i < node.inputs.size(); ++i) {
+    const ir::TensorType& t = g.node(node.inputs[i]).type;
+    // A dense layer's activations (not its kernel) are rows x C whatever their rank.
+    const bool rows = dense && !(node.op == ir::OpKind::DenseGradInput && i == 1);
+    l.arg_dims.push_back(dims_of(t, rows));
+    l.args.push_back(make_input("in" + std::to_string(i), l.arg_dims.back()));
+  }
+  l.out_dims = dims_of(node.type, node.op == ir::OpKind::DenseGradInput);
+  const int rank = static_cast<int>(l.out_dims.size());
+  static const char* names[] = {"v0", "v1", "v2", "v3"};
+  for (int i = 0; i < rank; ++i) l.vars.emplace_back(names[i]);
+  const std::vector<Var>& v = l.vars;
+  std::vector<Expr> at(v.begin(), v.end());
+  ImageParam& a = l.args[0];
+  ImageParam& b = l.args[1 % l.args.size()];
+  l.out = Func("out_" + std::string(node.info().text));
+  const int64_t batch = g.batch();
+
+  // A reduction: acc(vars) = 0, acc += term over r; out = acc.
+  auto reduce = [&](const RDom& r, Expr term) {
+    l.form = GradientAlgorithm::Reduction;
+    l.r = r;
+    l.acc = Func("acc");
+    l.acc(at) = 0.f;
+    l.acc(at) += term;
+    l.out(at) = l.acc(at);
+  };
+  // A sum over the batch's `rows` (images, or a dense layer's rows) in `slices` parallel
+  // partial sums: partial(vars, u) = the sum of `inner` over the slice's strips, where
+  // inner(vars, u, s) sums strip s of slice u (a few rows of one image, whose dy and input stay
+  // in L1 while every register tile of the output sweeps them; for a dense layer the whole
+  // slice). out sums the partials. `image_rows` x `image_cols` are an image's dy positions (0 for
+  // dense), `term` the product at (x, y, row).
+  auto reduce_in_slices = [&](int rows, int image_rows, int image_cols, int strip_rows,
+                              const std::function<Expr(Expr, Expr, Expr)>& term) {
+    int64_t out_elements = 1;
+    for (int d : l.out_dims) out_elements *= d;
+    // As many slices as keep the partial sums within 4 MiB, at most 16, dividing the rows.
+    int chunks = 1;
+    for (int d = static_cast<int>(
+             std::min<int64_t>({rows, 16, std::max<int64_t>(1, (1 << 20) / out_elements)}));
+         d > 1 && chunks == 1; --d)
+      if (rows % d == 0) chunks = d;
+    const int per = rows / chunks;
+    l.form = GradientAlgorithm::Reduction;
+    l.slices = chunks;
+    l.slice = Var("u");
+    l.strip = Var("s");
+    l.acc = Func("inner");
+    std::vector<Expr> at_us = at;
+    at_us.push_back(l.slice);
+    at_us.push_back(l.strip);
+    l.acc(at_us) = 0.f;
+    int strips = 1;
+    if (image_rows > 0) {
+      const int per_image = image_rows / strip_rows;
+      strips = per * per_image;
+      l.r = RDom(0, image_cols, 0, strip_rows);
+      Expr image = l.slice * per + l.strip / per_image;
+      Expr y = (l.strip % per_image) * strip_rows + l.r.y;
+      l.acc(at_us) += term(l.r.x, y, image);
+    } else {
+      l.r = RDom(0, per);
+      l.acc(at_us) += term(Expr(), Expr(), l.slice * per + l.r.x);
+    }
+    l.strips = RDom(0, strips);
+    l.partial = Func("partial");
+    std::vector<Expr> at_u = at, at_ur = at;
+    at_u.push_back(l.slice);
+    at_ur.push_back(l.slice);
+    at_ur.push_back(l.strips.x);
+    l.partial(at_u) = 0.f;
+    l.partial(at_u) += l.acc(at_ur);
+    const RDom ru(0, chunks);
+    std::vector<Expr> at_ru = at;
+    at_ru.push_back(ru);
+    l.out(at) = sum(l.partial(at_ru));
+  };
+
+  switch (node.op) {
+    case ir::OpKind::Conv2DGradInput: {
+      // dx(c, x, y, n) = sum over o, kx, ky of dy at the output that tap (kx, ky) of it reads
+      // from (x, y), times W(o, c, kx, ky). dy is spread onto the stride grid (zeros between)
+      // and padded once, so the taps read it without tests.
+      const auto geo = conv_geometry(node, batch);
+      const auto& ca = node.attr<ir::ConvGradAttrs>().conv;
+      const int s_h = static_cast<int>(geo.strides.h), s_w = static_cast<int>(geo.strides.w);
+      const int d_h = static_cast<int>(geo.dilation.h), d_w = static_cast<int>(geo.dilation.w);
+      const int ig = static_cast<int>(l.out_dims[0] / ca.groups);
+      const int og = static_cast<int>(ca.filters / ca.groups);
+      Var o("o"), X("X"), Y("Y"), n("n"), c("c"), i("i"), kx("kx"), ky("ky");
+      Func bounded = BoundaryConditions::constant_exterior(a, 0.f);
+      Func spread("dy_spread");
+      spread(o, X, Y, n) =
+          select(X % s_w == 0 && Y % s_h == 0, bounded(o, X / s_w, Y / s_h, n), 0.f);
+      // The kernel transposed so the input channels are contiguous: W(o, c) -> wt(c, o).
+      Func wt("w_transposed");
+      wt(c, o, kx, ky) = b(o, c, kx, ky);
+      l.stages = {spread, wt};
+      l.stage_channels = {static_cast<int>(ca.filters), ig};
+      RDom r(0, og, 0, static_cast<int>(geo.kernel.w), 0, static_cast<int>(geo.kernel.h));
+      Expr oo = ca.groups == 1 ? Expr(r.x) : (v[0] / ig) * og + r.x;
+      reduce(r, spread(oo, v[1] + static_cast<int>(geo.pad_left) - r.y * d_w,
+                       v[2] + static_cast<int>(geo.pad_top) - r.z * d_h, v[3]) *
+                    wt(v[0] % ig, oo, r.y, r.z));
+      break;
+    }
+    case ir::OpKind::Conv2DGradKernel: {
+      // dW(o, i, kx, ky) = sum over n, y, x of dy(o, x, y, n) times the input pixel tap
+      // (kx, ky) of output (x, y) read (zero in the padding), its channel in o's group.
+      const auto geo = conv_geometry(node, batch);
+      const auto& ca = node.attr<ir::ConvGradAttrs>().conv;
+      const int ig = l.out_dims[1], og = static_cast<int>(ca.filters / ca.groups);
+      Var c("c"), X("X"), Y("Y"), n("n");
+      Func padded("x_padded");
+      padded(c, X, Y, n) = BoundaryConditions::constant_exterior(a, 0.f)(c, X, Y, n);
+      l.stages = {padded};
+      l.stage_channels = {l.arg_dims[0][0]};
+      const ir::Shape& dys = g.node(node.inputs[1]).type.shape;
+      Expr ic = ca.groups == 1 ? Expr(v[1]) : (v[0] / og) * ig + v[1];
+      const int rows = static_cast<int>(dys[1]), cols = static_cast<int>(dys[2]);
+      // Strips of dy rows whose dy and input rows take at most 16 KiB (half of an L1).
+      const int64_t row_bytes = cols * (dys[3] + l.arg_dims[0][0] * geo.strides.h) * 4;
+      int strip =
+          std::clamp<int>(static_cast<int>(16384 / std::max<int64_t>(row_bytes, 1)), 1, rows);
+      while (rows % strip) --strip;
+      reduce_in_slices(
+          static_cast<int>(dys[0]), rows, cols, strip, [&](Expr x, Expr y, Expr image) {
+            return b(v[0], x, y, image) *
+                   padded(
+                       ic,
+                       x * static_cast<int>(geo.strides.w) +
+                           v[2] * static_cast<int>(geo.dilation.w) - static_cast<int>(geo.pad_left),
+                       y * static_cast<int>(geo.strides.h) +
+                           v[3] * static_cast<int>(geo.dilation.h) - static_cast<int>(geo.pad_top),
+                       image);
+          });
+      break;
+    }
+    case ir::OpKind::DenseGradKernel:  // dW(o, i) = sum over rows of x(i, row) dy(o, row)
+      reduce_in_slices(l.arg_dims[0][1], 0, 0, 0,
+                       [&](Expr, Expr, Expr row) { return a(v[1], row) * b(v[0], row); });
+      break;
+    case ir::OpKind::BiasGrad:  // db(c) = sum over rows of dy(c, row)
+      reduce_in_slices(l.arg_dims[0][1], 0, 0, 0,
+                       [&](Expr, Expr, Expr row) { return a(v[0], row); });
+      break;
+    case ir::OpKind::MaxPool2DGrad:
+    case ir::OpKind::AvgPool2DGrad: {
+      // dx(c, x, y, n) = sum over the taps (kx, ky) of the windows that read (x, y) of that
+      // window's dy, if (x, y) is its first maximum (max) / divided by its valid size (avg).
+      const ir::TensorType& xt = g.node(node.inputs[0]).type;
+      const auto geo = pool_geometry(node, xt);
+      const int kh = static_cast<int>(geo.kernel.h), kw = static_cast<int>(geo.kernel.w);
+      const int sh = static_cast<int>(geo.strides.h), sw = static_cast<int>(geo.strides.w);
+      const int pt = static_cast<int>(geo.pad_top), pl = static_cast<int>(geo.pad_left);
+      const int in_h = static_cast<int>(xt.shape[1]), in_w = static_cast<int>(xt.shape[2]);
+      const int out_h = static_cast<int>(geo.out_h), out_w = static_cast<int>(geo.out_w);
+      Var c("c"), wx("wx"), wy("wy"), n("n");
+      Func per_window("per_window");  // what each window gives back, and to which tap
+      if (node.op == ir::OpKind::MaxPool2DGrad) {
+        // The first maximum in scan order (rows, then columns), as the reference; padding
+        // never wins.
+        Func lowest =
+            BoundaryConditions::constant_exterior(a, std::numeric_limits<float>::lowest());
+        RDom t(0, kw, 0, kh);
+        Tuple best = argmax(t, lowest(c, wx * sw + t.x - pl, wy * sh + t.y - pt, n));
+        per_window(c, wx, wy, n) = Tuple(best[0] + best[1] * kw, b(c, wx, wy, n));
+      } else {
+        Expr rows = min(wy * sh - pt + kh, in_h) - max(wy * sh - pt, 0);
+        Expr cols = min(wx * sw - pl + kw, in_w) - max(wx * sw - pl, 0);
+        per_window(c, wx, wy, n) = Tuple(-1, b(c, wx, wy, n) / cast<float>(rows * cols));
+      }
+      l.stages = {per_window};
+      l.stage_channels = {l.out_dims[0]};
+      RDom t(0, kw, 0, kh);
+      Expr ox = v[1] + pl - t.x, oy = v[2] + pt - t.y;  // window origin * stride
+      Expr wxi = clamp(ox / sw, 0, out_w - 1), wyi = clamp(oy / sh, 0, out_h - 1);
+      Expr reads =
+          ox % sw == 0 && oy % sh == 0 && ox >= 0 && oy >= 0 && ox / sw < out_w && oy / sh < out_h;
+      if (node.op == ir::OpKind::MaxPool2DGrad)
+        reads = reads && per_window(v[0], wxi, wyi, v[3])[0] == t.x + t.y * kw;
+      l.out(at) = sum(select(reads, per_window(v[0], wxi, wyi, v[3])[1], 0.f));
+      break;
+    }
+    case ir::OpKind::GlobalAvgPool2DGrad: {
+      const ir::Shape& s = g.node(node.inputs[0]).type.shape;
+      const float pixels = static_cast<float>(s[1] * s[2]);
+      const bool keep = node.attr<ir::GlobalPoolAttrs>().keepdims;
+      l.out(at) = (keep ? b(v[0], 0, 0, v[3]) : b(v[0], v[3])) / pixels;
+      break;
+    }
+    case ir::OpKind::ActivationGrad: {
+      const auto& ga = node.attr<ir::ActivationGradAttrs>();
+      Expr y = a(at), dy = b(at);
+      Expr d;
+      switch (ga.of) {
+        case ir::OpKind::ReLU:
+          d = select(y > 0.f, dy, 0.f);
+          break;
+        case ir::OpKind::ReLU6:
+          d = select(y > 0.f && y < 6.f, dy, 0.f);
+          break;
+        case ir::OpKind::LeakyReLU:
+          d = select(y > 0.f, dy, ga.alpha * dy);
+          break;
+        case ir::OpKind::Sigmoid:
+          d = dy * y * (1.f - y);
+          break;
+        case ir::OpKind::Tanh:
+          d = dy * (1.f - y * y);
+          break;
+        default:
+          throw InternalError("no gradient from the output for " +
+                              std::string(ir::op_info(ga.of).text));
+      }
+      l.out(at) = d;
+      break;
+    }
+    case ir::OpKind::SoftmaxCrossEntropyGrad: {
+      const int classes = l.out_dims[0], rows = l.out_dims[1];
+      const bool sparse = l.arg_dims[1][0] == 1 && classes > 1;
+      Expr target = sparse ? select(v[0] == cast<int>(b(0, v[1])), 1.f, 0.f) : b(at);
+      l.out(at) = (a(at) - target) / static_cast<float>(rows);
+      break;
+    }
+    case ir::OpKind::MeanSquaredErrorGrad: {
+      float count = 1;
+      for (int d : l.out_dims) count *= static_cast<float>(d);
+      l.out(at) = 2.f * (a(at) - b(at)) / count;
+      break;
+    }
+    default:
+      throw InternalError(std::string(node.info().text) + " is not a backward op");
+  }
+  bound_output(l.out, l.out_dims);
+  return l;
+}
+
+}  // namespace cnnc::codegen

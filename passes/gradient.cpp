@@ -1,0 +1,302 @@
+#include "passes/gradient.h"
+
+#include <map>
+
+#include "ir/error.h"
+
+namespace cnnc::passes {
+
+namespace {
+
+using ir::Node;
+using ir::NodeId;
+using ir::OpKind;
+
+// What trains today, for the message that refuses the rest.
+constexpr const char* kTrainableOps =
+    "conv2d (strided, dilated, grouped, depthwise), dense, maxpool2d, avgpool2d, "
+    "globalavgpool2d, relu, relu6, leakyrelu, sigmoid, tanh, softmax (last, with a "
+    "cross-entropy loss), add, flatten, reshape, dropout, zeropadding2d, cropping2d";
+
+class Builder {
+ public:
+  Builder(const ir::Graph& forward, Loss loss) : fwd_(forward) {
+    t_.loss = loss;
+    t_.graph.name = forward.name;
+    t_.graph.source = forward.source;
+    t_.graph.set_batch(forward.batch());
+  }
+
+  TrainingGraph build() {
+    copy_forward();
+    const auto outs = fwd_.outputs();
+    if (outs.size() != 1)
+      throw Error(fwd_.name + ": training needs a model with one output, this one has " +
+                  std::to_string(outs.size()));
+    const NodeId out = to_new_.at(outs[0]);
+    add_loss_gradient(out);
+    for (NodeId i = out; i >= 0; --i) backward(i);
+    std::vector<NodeId> outputs{t_.graph.find(t_.prediction)};
+    for (const auto& p : t_.trainables) outputs.push_back(t_.graph.find(p.gradient));
+    t_.graph.set_outputs(outputs);
+    return std::move(t_);
+  }
+
+ private:
+  ir::Graph& g() { return t_.graph; }
+  const Node& at(NodeId id) { return t_.graph.node(id); }
+
+  [[noreturn]] void refuse(const Node& n, const std::string& why) {
+    throw Error(fwd_.where(n) + ": cannot train: " + why);
+  }
+
+  NodeId add(const std::string& name, OpKind op, ir::Attrs attrs, std::vector<NodeId> inputs) {
+    Node n;
+    n.name = name;
+    n.op = op;
+    n.attrs = std::move(attrs);
+    n.inputs = std::move(inputs);
+    return g().add(std::move(n));
+  }
+
+  // A fresh name from a base: the layer names of the forward graph stay as they were.
+  std::string fresh(const std::string& base) {
+    std::string name = base;
+    for (int k = 2; g().find(name) >= 0; ++k) name = base + "_" + std::to_string(k);
+    return name;
+  }
+
+  // The forward ops: dropout becomes a product with its mask; each layer with weights is
+  // checked to train (BatchNorm would need batch statistics: not built).
+  void copy_forward() {
+    for (NodeId i = 0; i < fwd_.size(); ++i) {
+      Node n = fwd_.node(i);
+      if (!(n.epilogue == ir::Epilogue{}))
+        refuse(n, "the graph has been optimised (epilogue fused); train the graph as loaded");
+      for (NodeId& in : n.inputs) in = to_new_.at(in);
+      if (n.op == OpKind::Dropout) {
+        const float rate = n.attr<ir::DropoutAttrs>().rate;
+        ir::Shape shape(n.type.shape.begin() + 1, n.type.shape.end());
+        const NodeId mask = add(fresh(n.name + ".mask"), OpKind::Input, ir::InputAttrs{shape}, {});
+        t_.masks.push_back({at(mask).name, rate});
+        to_new_[i] = add(n.name, OpKind::Multiply, ir::NoAttrs{}, {n.inputs[0], mask});
+        mask_of_[to_new_[i]] = mask;
+        continue;
+      }
+      if (n.op == OpKind::BatchNorm || n.op == OpKind::LayerNorm || n.op == OpKind::Affine)
+        refuse(n,
+               "training a normalisation layer (batch statistics, moving averages) is not "
+               "built yet; the ops that train are " +
+                   std::string(kTrainableOps));
+      to_new_[i] = g().add(std::move(n));
+    }
+    const NodeId out = to_new_.at(fwd_.outputs()[0]);
+    t_.prediction = at(out).name;
+  }
+
+  // The labels input and the first gradient: of the logits (softmax's input) for a
+  // cross-entropy, of the output for mean squared error.
+  void add_loss_gradient(NodeId out) {
+    const Node& o = at(out);
+    const ir::Shape& shape = o.type.shape;
+    const bool sparse = t_.loss == Loss::SparseCategoricalCrossEntropy;
+    if (g().find("labels") >= 0)
+      throw Error(fwd_.name + ": a layer is named 'labels', the name of the training labels");
+    const ir::Shape label_shape = sparse ? ir::Shape{1} : ir::Shape(shape.begin() + 1, shape.end());
+    const NodeId labels = add("labels", OpKind::Input, ir::InputAttrs{label_shape}, {});
+    if (t_.loss == Loss::MeanSquaredError) {
+      accumulate(out, add(fresh(o.name + ".loss_grad"), OpKind::MeanSquaredErrorGrad, ir::NoAttrs{},
+                          {out, labels}));
+      return;
+    }
+    if (o.op != OpKind::Softmax || shape.size() != 2)
+      refuse(fwd_.node(fwd_.outputs()[0]),
+             "a cross-entropy loss needs the model to end in a softmax over N x C logits "
+             "(activation=softmax on the last dense layer); this output is " +
+                 std::string(o.info().text) + " " + ir::shape_to_string(shape, true));
+    skip_ = out;  // the softmax's gradient is inside softmax_ce_grad
+    accumulate(o.inputs[0], add(fresh(o.name + ".loss_grad"), OpKind::SoftmaxCrossEntropyGrad,
+                                ir::NoAttrs{}, {out, labels}));
+  }
+
+  void accumulate(NodeId value, NodeId grad) { grads_[value].push_back(grad); }
+
+  // Whether a value depends on a weight (else its gradient is never needed).
+  bool needs_grad(NodeId id) {
+    auto it = needs_.find(id);
+    if (it != needs_.end()) return it->second;
+    const Node& n = at(id);
+    bool need = !n.params.empty();
+    for (NodeId in : n.inputs) need = need || needs_grad(in);
+    return needs_[id] = need;
+  }
+
+  // The sum of a value's gradients (one add when several layers read it).
+  NodeId gradient(NodeId id) {
+    auto& parts = grads_[id];
+    if (parts.size() == 1) return parts[0];
+    return add(fresh(at(id).name + ".grad"), OpKind::Add, ir::NoAttrs{}, parts);
+  }
+
+  NodeId parameter(NodeId layer, const std::string& role) {
+    const ir::Param* p = at(layer).param(role);
+    internal_assert(p != nullptr, "no weights '" + role + "' in " + at(layer).name);
+    return add(at(layer).name + "." + role, OpKind::Parameter, ir::ParameterAttrs{p->value.shape},
+               {});
+  }
+
+  void weight_gradient(NodeId layer, const std::string& role, NodeId grad) {
+    const std::string name = at(layer).name;
+    t_.trainables.push_back({name, role, name + "." + role, at(grad).name});
+  }
+
+  void backward(NodeId id) {
+    if (id == skip_ || grads_.find(id) == grads_.end() || !needs_grad(id)) return;
+    const Node n = at(id);  // a copy: adding nodes moves the graph's storage
+    const NodeId dy = gradient(id);
+    const std::string& name = n.name;
+    auto to_input = [&](size_t k, OpKind op, ir::Attrs attrs, std::vector<NodeId> inputs) {
+      if (needs_grad(n.inputs[k]))
+        accumulate(n.inputs[k], add(fresh(name + ".grad_in"), op, std::move(attrs), inputs));
+    };
+    switch (n.op) {
+      case OpKind::Conv2D: {
+        const NodeId x = n.inputs[0];
+        const ir::Shape in(at(x).type.shape.begin() + 1, at(x).type.shape.end());
+        const ir::ConvGradAttrs a{n.attr<ir::Conv2DAttrs>(), in};
+        weight_gradient(id, "kernel",
+                        add(fresh(name + ".kernel_grad"), OpKind::Conv2DGradKernel, a, {x, dy}));
+        if (a.conv.use_bias)
+          weight_gradient(id, "bias",
+                          add(fresh(name + ".bias_grad"), OpKind::BiasGrad, ir::NoAttrs{}, {dy}));
+        if (needs_grad(x)) to_input(0, OpKind::Conv2DGradInput, a, {dy, parameter(id, "kernel")});
+        return;
+      }
+      case OpKind::Dense: {
+        const NodeId x = n.inputs[0];
+        weight_gradient(
+            id, "kernel",
+            add(fresh(name + ".kernel_grad"), OpKind::DenseGradKernel, ir::NoAttrs{}, {x, dy}));
+        if (n.attr<ir::DenseAttrs>().use_bias)
+          weight_gradient(id, "bias",
+                          add(fresh(name + ".bias_grad"), OpKind::BiasGrad, ir::NoAttrs{}, {dy}));
+        if (needs_grad(x))
+          to_input(0, OpKind::DenseGradInput, ir::NoAttrs{}, {dy, parameter(id, "kernel")});
+        return;
+      }
+      case OpKind::MaxPool2D:
+        return to_input(0, OpKind::MaxPool2DGrad, n.attrs, {n.inputs[0], dy});
+      case OpKind::AvgPool2D:
+        return to_input(0, OpKind::AvgPool2DGrad, n.attrs, {n.inputs[0], dy});
+      case OpKind::GlobalAvgPool2D:
+        return to_input(0, OpKind::GlobalAvgPool2DGrad, n.attrs, {n.inputs[0], dy});
+      case OpKind::ReLU: {
+        const auto& a = n.attr<ir::ReLUAttrs>();
+        ir::ReLUAttrs relu6;
+        relu6.max_value = 6.f;
+        ir::ActivationGradAttrs ga{OpKind::ReLU};
+        if (a == relu6)
+          ga.of = OpKind::ReLU6;
+        else if (a.threshold == 0 && a.max_value == ir::ReLUAttrs{}.max_value &&
+                 a.negative_slope > 0)
+          ga = {OpKind::LeakyReLU, a.negative_slope};
+        else if (!(a == ir::ReLUAttrs{}))
+          refuse(n, "relu with a threshold or a max_value other than 6 has no gradient here yet");
+        return to_input(0, OpKind::ActivationGrad, ga, {id, dy});
+      }
+      case OpKind::LeakyReLU:
+        return to_input(
+            0, OpKind::ActivationGrad,
+            ir::ActivationGradAttrs{OpKind::LeakyReLU, n.attr<ir::LeakyReLUAttrs>().alpha},
+            {id, dy});
+      case OpKind::Add:
+        for (NodeId in : n.inputs)
+          if (needs_grad(in)) accumulate(in, dy);
+        return;
+      case OpKind::Multiply:
+        if (auto m = mask_of_.find(id); m != mask_of_.end())
+          return to_input(0, OpKind::Multiply, ir::NoAttrs{}, {dy, m->second});
+        refuse(n, "multiply (other than dropout's mask) has no gradient yet");
+      case OpKind::Flatten:
+      case OpKind::Reshape: {
+        const ir::Shape& s = at(n.inputs[0]).type.shape;
+        return to_input(0, OpKind::Reshape, ir::ReshapeAttrs{ir::Shape(s.begin() + 1, s.end())},
+                        {dy});
+      }
+      case OpKind::ZeroPadding2D:
+        return to_input(0, OpKind::Cropping2D, ir::CropAttrs{n.attr<ir::PadAttrs>().pad}, {dy});
+      case OpKind::Cropping2D:
+        return to_input(0, OpKind::ZeroPadding2D, ir::PadAttrs{n.attr<ir::CropAttrs>().crop}, {dy});
+      case OpKind::Input:
+      case OpKind::Parameter:
+        return;
+      case OpKind::Softmax:
+        refuse(n, "softmax trains only as the last layer, with a cross-entropy loss");
+      case OpKind::Dropout:  // became a multiply in copy_forward
+      case OpKind::BatchNorm:
+      case OpKind::LayerNorm:
+      case OpKind::Affine:
+      case OpKind::GlobalMaxPool2D:
+      case OpKind::LogSoftmax:
+      case OpKind::Concat:
+      case OpKind::Conv2DGradInput:
+      case OpKind::Conv2DGradKernel:
+      case OpKind::DenseGradInput:
+      case OpKind::DenseGradKernel:
+      case OpKind::BiasGrad:
+      case OpKind::MaxPool2DGrad:
+      case OpKind::AvgPool2DGrad:
+      case OpKind::GlobalAvgPool2DGrad:
+      case OpKind::ActivationGrad:
+      case OpKind::SoftmaxCrossEntropyGrad:
+      case OpKind::MeanSquaredErrorGrad:
+        break;
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) case OpKind::Name:
+#include "ir/activations.def"
+#undef CNNC_ACTIVATION
+        if (ir::activation_grad_from_output(n.op))
+          return to_input(0, OpKind::ActivationGrad, ir::ActivationGradAttrs{n.op}, {id, dy});
+        break;
+    }
+    refuse(n, std::string(n.info().text) + " has no gradient yet; the ops that train are " +
+                  kTrainableOps);
+  }
+
+  const ir::Graph& fwd_;
+  TrainingGraph t_;
+  std::map<NodeId, NodeId> to_new_;              // forward node -> training graph node
+  std::map<NodeId, std::vector<NodeId>> grads_;  // value -> the gradients flowing into it
+  std::map<NodeId, bool> needs_;
+  std::map<NodeId, NodeId> mask_of_;  // dropout's multiply -> its mask input
+  NodeId skip_ = -1;
+};
+
+}  // namespace
+
+Loss parse_loss(const std::string& name) {
+  if (name == "sparse_categorical_crossentropy" || name == "sparse_ce")
+    return Loss::SparseCategoricalCrossEntropy;
+  if (name == "categorical_crossentropy" || name == "ce") return Loss::CategoricalCrossEntropy;
+  if (name == "mean_squared_error" || name == "mse") return Loss::MeanSquaredError;
+  throw Error("unknown loss '" + name +
+              "'; accepted: sparse_categorical_crossentropy (sparse_ce), categorical_crossentropy "
+              "(ce), mean_squared_error (mse)");
+}
+
+std::string loss_name(Loss l) {
+  switch (l) {
+    case Loss::SparseCategoricalCrossEntropy:
+      return "sparse_categorical_crossentropy";
+    case Loss::CategoricalCrossEntropy:
+      return "categorical_crossentropy";
+    case Loss::MeanSquaredError:
+      return "mean_squared_error";
+  }
+  return "?";
+}
+
+TrainingGraph build_training_graph(const ir::Graph& forward, Loss loss) {
+  return Builder(forward, loss).build();
+}
+
+}  // namespace cnnc::passes

@@ -1,0 +1,45 @@
+#pragma once
+// The gradient pass: a forward graph to a training graph, the forward ops (dropout as a product
+// with a mask the trainer draws each step), the loss's gradient, and the backward ops as
+// ordinary IR ops, in reverse order, with every trainable weight a `parameter` value and its
+// gradient a graph output. The later passes, codegen and memory planning treat it as any graph.
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace cnnc::passes {
+
+enum class Loss {
+  SparseCategoricalCrossEntropy,  // labels: class indices (N x 1); the model ends in softmax
+  CategoricalCrossEntropy,        // labels: N x C probabilities; the model ends in softmax
+  MeanSquaredError,               // targets of the output's shape
+};
+// "sparse_categorical_crossentropy" and its Keras aliases; throws naming the accepted names.
+Loss parse_loss(const std::string& name);
+std::string loss_name(Loss l);
+
+// Values are named, not numbered: the passes after this one renumber nodes (fusion moves a
+// conv2d into its relu's slot) but keep these names.
+struct TrainingGraph {
+  ir::Graph graph;
+  std::string prediction;         // the forward output the loss reads (softmax probabilities)
+  std::string labels = "labels";  // the graph input of the labels or targets
+  Loss loss{};
+  struct Trainable {
+    std::string layer, role;          // the forward layer's weights this is (one of its Params)
+    std::string parameter, gradient;  // their values: LAYER.ROLE and its gradient
+  };
+  std::vector<Trainable> trainables;
+  struct Mask {
+    std::string input;  // filled each step: 0 or 1/(1 - rate) per element
+    float rate = 0;
+  };
+  std::vector<Mask> masks;
+};
+
+// Builds the training graph of `forward` (whose passes have not run: activations are their own
+// layers). Throws cnnc::Error naming the layer when an op has no gradient yet, and what trains.
+TrainingGraph build_training_graph(const ir::Graph& forward, Loss loss);
+
+}  // namespace cnnc::passes

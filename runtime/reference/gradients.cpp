@@ -1,0 +1,196 @@
+#include "runtime/reference/gradients.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "ir/error.h"
+#include "ir/shape_inference.h"
+
+namespace cnnc::runtime::reference {
+
+namespace {
+
+using ir::Node;
+using ir::OpKind;
+using ir::Shape;
+using ir::Tensor;
+
+[[noreturn]] void fail(const Node& n, const std::string& msg) {
+  throw Error("reference: layer '" + n.name + "' (" + std::string(n.info().text) + "): " + msg);
+}
+
+inline size_t at4(const Shape& s, int64_t b, int64_t y, int64_t x, int64_t c) {
+  return static_cast<size_t>(((b * s[1] + y) * s[2] + x) * s[3] + c);
+}
+
+// The forward conv's loop nest, calling f(input index, kernel index, output index) for every
+// product it sums: both gradients are this loop with the roles of the three tensors exchanged.
+template <class F>
+void conv_taps(const Node& n, const Shape& is, const Shape& os, F f) {
+  const auto& a = n.attr<ir::ConvGradAttrs>().conv;
+  Node forward;
+  forward.op = OpKind::Conv2D;
+  forward.attrs = a;
+  const auto g = ir::window_geometry(forward, ir::TensorType{is});
+  const int64_t ig = is[3] / a.groups, og = a.filters / a.groups;
+  for (int64_t b = 0; b < os[0]; ++b)
+    for (int64_t y = 0; y < os[1]; ++y)
+      for (int64_t x = 0; x < os[2]; ++x)
+        for (int64_t o = 0; o < os[3]; ++o)
+          for (int64_t i = 0; i < g.kernel.h; ++i) {
+            const int64_t iy = y * g.strides.h + i * g.dilation.h - g.pad_top;
+            if (iy < 0 || iy >= is[1]) continue;
+            for (int64_t j = 0; j < g.kernel.w; ++j) {
+              const int64_t ix = x * g.strides.w + j * g.dilation.w - g.pad_left;
+              if (ix < 0 || ix >= is[2]) continue;
+              for (int64_t c = 0; c < ig; ++c)
+                f(at4(is, b, iy, ix, (o / og) * ig + c),
+                  static_cast<size_t>(((i * g.kernel.w + j) * ig + c) * a.filters + o),
+                  at4(os, b, y, x, o));
+            }
+          }
+}
+
+Tensor to_float(const Shape& shape, const std::vector<double>& acc) {
+  Tensor t(shape);
+  for (size_t i = 0; i < acc.size(); ++i) t.data[i] = static_cast<float>(acc[i]);
+  return t;
+}
+
+// The pooling windows of the forward op, calling f(output index, the window's valid input
+// indices in scan order).
+template <class F>
+void pool_windows(const Node& n, const Shape& is, F f) {
+  Node forward;
+  forward.op = n.op == OpKind::MaxPool2DGrad ? OpKind::MaxPool2D : OpKind::AvgPool2D;
+  forward.attrs = n.attrs;
+  const auto g = ir::window_geometry(forward, ir::TensorType{is});
+  const Shape os{is[0], g.out_h, g.out_w, is[3]};
+  std::vector<size_t> window;
+  for (int64_t b = 0; b < os[0]; ++b)
+    for (int64_t y = 0; y < os[1]; ++y)
+      for (int64_t x = 0; x < os[2]; ++x)
+        for (int64_t c = 0; c < os[3]; ++c) {
+          window.clear();
+          for (int64_t i = 0; i < g.kernel.h; ++i) {
+            const int64_t iy = y * g.strides.h + i - g.pad_top;
+            if (iy < 0 || iy >= is[1]) continue;
+            for (int64_t j = 0; j < g.kernel.w; ++j) {
+              const int64_t ix = x * g.strides.w + j - g.pad_left;
+              if (ix >= 0 && ix < is[2]) window.push_back(at4(is, b, iy, ix, c));
+            }
+          }
+          f(at4(os, b, y, x, c), window);
+        }
+}
+
+double activation_derivative(const ir::ActivationGradAttrs& a, double y) {
+  switch (a.of) {
+    case OpKind::ReLU:
+      return y > 0 ? 1 : 0;
+    case OpKind::ReLU6:
+      return y > 0 && y < 6 ? 1 : 0;
+    case OpKind::LeakyReLU:
+      return y > 0 ? 1 : a.alpha;
+    case OpKind::Sigmoid:
+      return y * (1 - y);
+    case OpKind::Tanh:
+      return 1 - y * y;
+    default:
+      break;
+  }
+  throw InternalError("no derivative from the output for " + std::string(ir::op_info(a.of).text));
+}
+
+}  // namespace
+
+Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
+  const Tensor& a = *in[0];
+  const Tensor& b = *in[1 % in.size()];
+  std::vector<double> acc(static_cast<size_t>(ir::Tensor::count(n.type.shape)), 0.0);
+  switch (n.op) {
+    case OpKind::Conv2DGradInput:  // a = dy, b = kernel
+      conv_taps(n, n.type.shape, a.shape,
+                [&](size_t i, size_t k, size_t o) { acc[i] += double(a.data[o]) * b.data[k]; });
+      break;
+    case OpKind::Conv2DGradKernel:  // a = x, b = dy
+      conv_taps(n, a.shape, b.shape,
+                [&](size_t i, size_t k, size_t o) { acc[k] += double(a.data[i]) * b.data[o]; });
+      break;
+    case OpKind::DenseGradInput: {  // a = dy (rows x units), b = kernel (in x units)
+      const int64_t units = b.shape[1], cin = b.shape[0], rows = a.elements() / units;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cin; ++c)
+          for (int64_t u = 0; u < units; ++u)
+            acc[r * cin + c] += double(a.data[r * units + u]) * b.data[c * units + u];
+      break;
+    }
+    case OpKind::DenseGradKernel: {  // a = x (rows x in), b = dy (rows x units)
+      const int64_t cin = a.shape.back(), units = b.shape.back(), rows = a.elements() / cin;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cin; ++c)
+          for (int64_t u = 0; u < units; ++u)
+            acc[c * units + u] += double(a.data[r * cin + c]) * b.data[r * units + u];
+      break;
+    }
+    case OpKind::BiasGrad:
+      for (size_t i = 0; i < a.data.size(); ++i) acc[i % acc.size()] += a.data[i];
+      break;
+    case OpKind::MaxPool2DGrad:  // a = x, b = dy: to the first maximum of each window
+      pool_windows(n, a.shape, [&](size_t o, const std::vector<size_t>& w) {
+        if (w.empty()) fail(n, "a pooling window sees only padding");
+        size_t best = w[0];
+        for (size_t i : w)
+          if (a.data[i] > a.data[best]) best = i;
+        acc[best] += b.data[o];
+      });
+      break;
+    case OpKind::AvgPool2DGrad:
+      pool_windows(n, a.shape, [&](size_t o, const std::vector<size_t>& w) {
+        if (w.empty()) fail(n, "a pooling window sees only padding");
+        for (size_t i : w) acc[i] += double(b.data[o]) / static_cast<double>(w.size());
+      });
+      break;
+    case OpKind::GlobalAvgPool2DGrad: {
+      const Shape& s = a.shape;
+      const double pixels = static_cast<double>(s[1] * s[2]);
+      for (size_t i = 0; i < acc.size(); ++i) {
+        const size_t image = i / static_cast<size_t>(s[1] * s[2] * s[3]);
+        acc[i] = b.data[image * static_cast<size_t>(s[3]) + i % static_cast<size_t>(s[3])] / pixels;
+      }
+      break;
+    }
+    case OpKind::ActivationGrad:  // a = y, b = dy
+      for (size_t i = 0; i < acc.size(); ++i)
+        acc[i] = b.data[i] * activation_derivative(n.attr<ir::ActivationGradAttrs>(), a.data[i]);
+      break;
+    case OpKind::SoftmaxCrossEntropyGrad: {  // a = p (N x C), b = labels
+      const int64_t batch = a.shape[0], classes = a.shape[1];
+      const bool sparse = b.shape[1] == 1 && classes > 1;
+      for (int64_t r = 0; r < batch; ++r) {
+        for (int64_t c = 0; c < classes; ++c) acc[r * classes + c] = a.data[r * classes + c];
+        if (sparse) {
+          const float label = b.data[r];
+          if (!(label >= 0 && label < classes) || label != std::floor(label))
+            fail(n, "label " + std::to_string(label) + " of sample " + std::to_string(r) +
+                        " is not a class index in 0.." + std::to_string(classes - 1));
+          acc[r * classes + static_cast<int64_t>(label)] -= 1;
+        } else {
+          for (int64_t c = 0; c < classes; ++c) acc[r * classes + c] -= b.data[r * classes + c];
+        }
+        for (int64_t c = 0; c < classes; ++c) acc[r * classes + c] /= static_cast<double>(batch);
+      }
+      break;
+    }
+    case OpKind::MeanSquaredErrorGrad:
+      for (size_t i = 0; i < acc.size(); ++i)
+        acc[i] = 2 * (double(a.data[i]) - b.data[i]) / static_cast<double>(acc.size());
+      break;
+    default:
+      throw InternalError(std::string(n.info().text) + " is not a backward op");
+  }
+  return to_float(n.type.shape, acc);
+}
+
+}  // namespace cnnc::runtime::reference

@@ -1,0 +1,217 @@
+// The gradient pass and the backward ops' reference, against central finite differences of the
+// forward reference: random networks (random strides, dilations, groups, paddings; the seed is
+// printed), every trainable weight checked at random entries, and the loss of the training graph
+// recomputed from its own prediction output.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "ir/error.h"
+#include "ir/text.h"
+#include "passes/gradient.h"
+#include "runtime/reference/reference.h"
+#include "runtime/weights.h"
+#include "tests/util.h"
+
+using namespace cnnc;
+
+namespace {
+
+// The training graph's inputs in graph order: the data, the labels, the dropout masks (fixed).
+std::vector<ir::Tensor> training_inputs(const passes::TrainingGraph& t, std::mt19937& rng) {
+  std::vector<ir::Tensor> ins;
+  for (ir::NodeId id : t.graph.inputs()) {
+    const ir::Node& n = t.graph.node(id);
+    if (n.name == t.labels) {
+      ir::Tensor labels(n.type.shape);
+      const int64_t classes = t.graph.node(t.graph.find(t.prediction)).type.shape[1];
+      if (t.loss == passes::Loss::SparseCategoricalCrossEntropy)
+        for (auto& v : labels.data) v = static_cast<float>(rng() % classes);
+      else  // rows of probabilities (or MSE targets) that sum to 1
+        labels = test::random_tensor(n.type.shape, rng, 0.1f, 1.f);
+      if (t.loss == passes::Loss::CategoricalCrossEntropy)
+        for (int64_t r = 0; r < labels.shape[0]; ++r) {
+          double sum = 0;
+          for (int64_t c = 0; c < classes; ++c) sum += labels.data[r * classes + c];
+          for (int64_t c = 0; c < classes; ++c) labels.data[r * classes + c] /= float(sum);
+        }
+      ins.push_back(labels);
+      continue;
+    }
+    bool mask = false;
+    for (const auto& m : t.masks)
+      if (m.input == n.name) {
+        ir::Tensor t(n.type.shape);
+        for (auto& v : t.data) v = rng() % 2 ? 0.f : 1.f / (1 - m.rate);
+        ins.push_back(t), mask = true;
+      }
+    if (!mask) ins.push_back(test::random_tensor(n.type.shape, rng));
+  }
+  return ins;
+}
+
+// The loss of the training graph's prediction, in double.
+double loss_of(const passes::TrainingGraph& t, const std::vector<ir::Tensor>& ins) {
+  const ir::Tensor p = runtime::reference::run(t.graph, ins)[0];
+  const auto ids = t.graph.inputs();
+  const ir::Tensor& labels = ins[static_cast<size_t>(
+      std::find(ids.begin(), ids.end(), t.graph.find(t.labels)) - ids.begin())];
+  double loss = 0;
+  const int64_t n = p.shape[0], c = p.elements() / n;
+  for (int64_t r = 0; r < n; ++r) {
+    if (t.loss == passes::Loss::MeanSquaredError) {
+      for (int64_t k = 0; k < c; ++k) {
+        const double d = double(p.data[r * c + k]) - labels.data[r * c + k];
+        loss += d * d / static_cast<double>(n * c);
+      }
+    } else if (t.loss == passes::Loss::SparseCategoricalCrossEntropy) {
+      loss -= std::log(double(p.data[r * c + static_cast<int64_t>(labels.data[r])])) / n;
+    } else {
+      for (int64_t k = 0; k < c; ++k)
+        loss -= labels.data[r * c + k] * std::log(double(p.data[r * c + k])) / n;
+    }
+  }
+  return loss;
+}
+
+// Every trainable weight's gradient (the training graph's outputs after the prediction) at
+// `samples` random entries against (L(w + h) - L(w - h)) / 2h.
+void check_gradients(const std::string& text, passes::Loss loss, uint64_t seed, int batch = 2,
+                     int samples = 6) {
+  CAPTURE(seed);
+  CAPTURE(text);
+  ir::Graph forward = ir::parse(text, "test", batch);
+  runtime::init_weights(forward, seed);
+  passes::TrainingGraph t = passes::build_training_graph(forward, loss);
+  ir::verify(t.graph);
+  std::mt19937 rng(static_cast<unsigned>(seed));
+  const auto ins = training_inputs(t, rng);
+  const auto outs = runtime::reference::run(t.graph, ins);
+  REQUIRE(outs.size() == t.trainables.size() + 1);
+  for (size_t k = 0; k < t.trainables.size(); ++k) {
+    const auto& tr = t.trainables[k];
+    CAPTURE(tr.parameter);
+    ir::Param* p = nullptr;
+    for (auto& q : t.graph.node(t.graph.find(tr.layer)).params)
+      if (q.role == tr.role) p = &q;
+    REQUIRE(p != nullptr);
+    const ir::Tensor& grad = outs[k + 1];
+    REQUIRE(grad.shape == p->value.shape);
+    for (int s = 0; s < samples; ++s) {
+      const size_t i = rng() % p->value.data.size();
+      const float w = p->value.data[i], h = 1e-3f * std::max(1.f, std::abs(w));
+      p->value.data[i] = w + h;
+      const double up = loss_of(t, ins);
+      p->value.data[i] = w - h;
+      const double down = loss_of(t, ins);
+      p->value.data[i] = w;
+      const double fd = (up - down) / (2.0 * double(h));
+      CAPTURE(i);
+      CHECK(std::abs(fd - grad.data[i]) <= 2e-4 + 2e-2 * std::abs(fd));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE(
+    "gradients of a LeNet-style net (conv, maxpool, dense, dropout) match finite differences") {
+  for (uint64_t seed : {1, 2, 3})
+    check_gradients(
+        "input x shape=10x10x2\n"
+        "conv2d c1 filters=4 kernel=3x3 activation=tanh\n"
+        "maxpool2d p1 pool=2x2\n"
+        "conv2d c2 filters=5 kernel=2x2 padding=same activation=relu\n"
+        "flatten f\n"
+        "dropout d rate=0.25\n"
+        "dense fc1 units=6 activation=sigmoid\n"
+        "dense out units=3 activation=softmax\n",
+        passes::Loss::SparseCategoricalCrossEntropy, seed);
+}
+
+TEST_CASE("conv2d gradients: random strides, dilations, groups, depthwise, paddings") {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 12; ++trial) {
+    const int stride = 1 + static_cast<int>(rng() % 2), dil = 1 + static_cast<int>(rng() % 2);
+    const int k = 1 + static_cast<int>(rng() % 3);
+    const bool depthwise = rng() % 3 == 0, same = rng() % 2;
+    const int cin = depthwise ? 4 : 2 + static_cast<int>(rng() % 3);
+    const int groups = depthwise ? 4 : (cin % 2 == 0 && rng() % 2 ? 2 : 1);
+    const int filters = depthwise ? 4 : groups * (1 + static_cast<int>(rng() % 3));
+    // Strides and dilations together are not a Keras conv: one or the other.
+    const std::string sd =
+        stride > 1 ? " strides=" + std::to_string(stride) : " dilation=" + std::to_string(dil);
+    const std::string text =
+        "input x shape=9x8x" + std::to_string(cin) + "\n" +
+        "conv2d pre filters=" + std::to_string(cin) + " kernel=1x1 activation=tanh\n" +
+        "conv2d c filters=" + std::to_string(filters) + " kernel=" + std::to_string(k) + "x" +
+        std::to_string(k) + sd + " groups=" + std::to_string(groups) +
+        (same ? " padding=same" : "") + " round=floor activation=tanh\n" +
+        "globalavgpool2d g\n"
+        "dense out units=3 activation=softmax\n";
+    check_gradients(text, passes::Loss::SparseCategoricalCrossEntropy, 100 + trial);
+  }
+}
+
+TEST_CASE("pooling, padding, cropping, add and reshape gradients") {
+  check_gradients(
+      "input x shape=8x8x3\n"
+      "zeropadding2d z pad=1,0,2,1\n"
+      "conv2d a filters=4 kernel=3x3 activation=leakyrelu\n"
+      "avgpool2d p pool=3x3 strides=2x2 padding=same\n"
+      "conv2d b filters=4 kernel=1x1 activation=sigmoid\n"
+      "add s <- p, b\n"
+      "cropping2d cr crop=1,0,0,1\n"
+      "maxpool2d m pool=2x2 strides=1x1\n"
+      "reshape r shape=24\n"
+      "dense out units=4 activation=softmax\n",
+      passes::Loss::SparseCategoricalCrossEntropy, 11, 3);
+}
+
+TEST_CASE("categorical cross-entropy and mean squared error losses") {
+  const std::string net =
+      "input x shape=5\n"
+      "dense h units=7 activation=tanh\n"
+      "dense out units=3 activation=softmax\n";
+  check_gradients(net, passes::Loss::CategoricalCrossEntropy, 5, 4);
+  check_gradients(
+      "input x shape=5\n"
+      "dense h units=7 activation=relu6\n"
+      "dense out units=2\n",
+      passes::Loss::MeanSquaredError, 6, 4);
+}
+
+TEST_CASE("the training graph: parameters as values, gradients as outputs") {
+  ir::Graph forward = ir::parse(
+      "input x shape=4x4x1\nconv2d c filters=2 kernel=3x3\nflatten f\n"
+      "dense out units=2 activation=softmax\n",
+      "test", 3);
+  const auto t = passes::build_training_graph(forward, passes::Loss::SparseCategoricalCrossEntropy);
+  REQUIRE(t.trainables.size() == 4);
+  CHECK(t.trainables[0].parameter == "out.kernel");
+  CHECK(t.graph.node(t.graph.find("out.kernel")).op == ir::OpKind::Parameter);
+  CHECK(t.graph.node(t.graph.find(t.trainables[0].gradient)).op == ir::OpKind::DenseGradKernel);
+  // The first layer's input gradient is never needed: no conv2d_grad_input.
+  for (const auto& n : t.graph.nodes()) CHECK(n.op != ir::OpKind::Conv2DGradInput);
+  // The text form round-trips the training ops.
+  const std::string text = ir::print(t.graph);
+  CHECK(text.find("conv2d_grad_kernel") != std::string::npos);
+  CHECK(text.find("softmax_ce_grad") != std::string::npos);
+}
+
+TEST_CASE("what does not train yet is refused, naming the layer") {
+  auto refuse = [](const std::string& text, const std::string& message, passes::Loss loss) {
+    const ir::Graph g = ir::parse(text, "net.cnn", 2);
+    CHECK_THROWS_WITH_AS(passes::build_training_graph(g, loss), doctest::Contains(message.c_str()),
+                         Error);
+  };
+  refuse("input x shape=4\ndense out units=3\n", "needs the model to end in a softmax",
+         passes::Loss::SparseCategoricalCrossEntropy);
+  refuse("input x shape=4x4x2\nbatchnorm bn\nflatten f\ndense out units=3 activation=softmax\n",
+         "layer 'bn' (batchnorm): cannot train", passes::Loss::SparseCategoricalCrossEntropy);
+  refuse("input x shape=4\ndense h units=3 activation=gelu\ndense out units=2\n",
+         "gelu has no gradient yet", passes::Loss::MeanSquaredError);
+  CHECK_THROWS_WITH_AS(passes::parse_loss("hinge"), doctest::Contains("accepted: sparse_"), Error);
+}

@@ -1,0 +1,182 @@
+// Training: the compiled training graph (forward and backward kernels, fused, tiled, planned)
+// against the reference on random networks; the optimisers against their formulas; a small
+// classifier trained to fit a separable problem; what cannot train is refused.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <random>
+
+#include "codegen/compile.h"
+#include "ir/error.h"
+#include "ir/text.h"
+#include "passes/gradient.h"
+#include "runtime/reference/reference.h"
+#include "runtime/weights.h"
+#include "tests/util.h"
+#include "train/training_model.h"
+
+using namespace cnnc;
+
+namespace {
+
+// Every output of the training graph (prediction, every weight gradient) from the compiled
+// training program against the reference on the same inputs.
+void check_compiled(const std::string& text, int64_t batch, uint64_t seed) {
+  CAPTURE(text);
+  CAPTURE(seed);
+  ir::Graph forward = ir::parse(text, "generated.cnn", batch);
+  runtime::init_weights(forward, seed);
+  train::ModelOptions o;
+  o.batch = batch;
+  o.target = test::test_target();  // opencl: the GPU schedules, on PoCL
+  train::TrainingModel model(forward, o);
+  const ir::Graph& g = model.program().graph();
+  std::mt19937 rng(static_cast<unsigned>(seed));
+  std::vector<ir::Tensor> inputs;
+  for (ir::NodeId id : g.inputs()) {
+    const ir::Node& n = g.node(id);
+    ir::Tensor t = test::random_tensor(n.type.shape, rng);
+    if (n.name == "labels")
+      for (auto& v : t.data)
+        v = static_cast<float>(rng() %
+                               g.node(g.find(model.training_graph().prediction)).type.shape[1]);
+    inputs.push_back(t);
+  }
+  // The reference runs the unoptimised training graph: the same values by name.
+  const passes::TrainingGraph& t = model.training_graph();
+  std::vector<ir::Tensor> ref_inputs;
+  for (ir::NodeId id : t.graph.inputs()) {
+    const auto ids = g.inputs();
+    for (size_t k = 0; k < ids.size(); ++k)
+      if (g.node(ids[k]).name == t.graph.node(id).name) ref_inputs.push_back(inputs[k]);
+  }
+  const auto want = runtime::reference::run(t.graph, ref_inputs);
+  const auto got = const_cast<runtime::CompiledModel&>(model.program()).run(inputs);
+  REQUIRE(got.size() == want.size());
+  for (size_t k = 0; k < got.size(); ++k) {
+    CAPTURE(g.node(g.outputs()[k]).name);
+    REQUIRE(got[k].shape == want[k].shape);
+    double scale = 1e-6;
+    for (float v : want[k].data) scale = std::max(scale, double(std::abs(v)));
+    double worst = 0;
+    for (size_t i = 0; i < got[k].data.size(); ++i)
+      worst = std::max(worst, std::abs(double(got[k].data[i]) - want[k].data[i]) / scale);
+    CHECK(worst < 1e-4);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("compiled training graphs match the reference: every weight gradient") {
+  check_compiled(
+      "input x shape=12x12x1\n"
+      "conv2d c1 filters=8 kernel=3x3 padding=same activation=relu\n"
+      "maxpool2d p1 pool=2x2\n"
+      "conv2d c2 filters=16 kernel=3x3 padding=same activation=relu\n"
+      "maxpool2d p2 pool=2x2\n"
+      "flatten f\n"
+      "dropout d rate=0.5\n"
+      "dense fc1 units=20 activation=relu\n"
+      "dense out units=10 activation=softmax\n",
+      4, 1);
+  check_compiled(
+      "input x shape=9x9x3\n"
+      "zeropadding2d z pad=1\n"
+      "conv2d a filters=6 kernel=3x3 strides=2 activation=tanh\n"
+      "avgpool2d p pool=3x3 strides=1x1 padding=same\n"
+      "conv2d b filters=6 kernel=1x1 activation=sigmoid\n"
+      "add s <- p, b\n"
+      "conv2d dw filters=6 kernel=3x3 groups=6 dilation=2 padding=same activation=relu6\n"
+      "conv2d g filters=4 kernel=2x2 groups=2 activation=leakyrelu\n"
+      "cropping2d cr crop=1,0,0,1\n"
+      "globalavgpool2d gp\n"
+      "dense out units=5 activation=softmax\n",
+      3, 2);
+}
+
+TEST_CASE("random conv layers: compiled gradients match the reference") {
+  std::mt19937 rng(17);
+  for (int trial = 0; trial < 6; ++trial) {
+    const int stride = 1 + static_cast<int>(rng() % 2), k = 1 + static_cast<int>(rng() % 3);
+    const int cin = 1 + static_cast<int>(rng() % 20), filters = 1 + static_cast<int>(rng() % 40);
+    const std::string text =
+        "input x shape=11x10x" + std::to_string(cin) +
+        "\nconv2d pre filters=" + std::to_string(cin) +
+        " kernel=1x1 activation=relu\nconv2d c filters=" + std::to_string(filters) +
+        " kernel=" + std::to_string(k) + "x" + std::to_string(k) +
+        " strides=" + std::to_string(stride) +
+        " padding=same\nflatten f\ndense out units=3 activation=softmax\n";
+    check_compiled(text, 1 + static_cast<int64_t>(rng() % 5), 200 + trial);
+  }
+}
+
+TEST_CASE("optimisers follow Keras' formulas") {
+  auto run = [](train::OptimizerOptions o, int steps) {
+    std::vector<float> w{1.f, -2.f};
+    const std::vector<float> g{0.5f, -0.25f};
+    train::Optimizer opt(o, {2});
+    for (int s = 0; s < steps; ++s) opt.update({w.data()}, {g.data()}, o.lr);
+    return w;
+  };
+  train::OptimizerOptions sgd;
+  sgd.kind = train::OptimizerOptions::Sgd;
+  sgd.lr = 0.1;
+  CHECK(run(sgd, 1)[0] == doctest::Approx(1 - 0.05));
+  sgd.momentum = 0.9;  // m1 = -0.05, m2 = -0.095: w = 1 - 0.145
+  CHECK(run(sgd, 2)[0] == doctest::Approx(1 - 0.145));
+  sgd.nesterov = true;  // w += mu m - lr g: 1 + (-0.045 - 0.05) + (-0.0855 - 0.05)
+  CHECK(run(sgd, 2)[0] == doctest::Approx(1 - 0.095 - 0.1355));
+  train::OptimizerOptions adam;  // first Adam step: lr * sign(g) (up to epsilon)
+  adam.lr = 0.01;
+  CHECK(run(adam, 1)[0] == doctest::Approx(1 - 0.01).epsilon(1e-5));
+  CHECK(run(adam, 1)[1] == doctest::Approx(-2 + 0.01).epsilon(1e-5));
+  train::OptimizerOptions adamw = adam;  // decay first: w (1 - lr wd), wd = 0.004
+  adamw.kind = train::OptimizerOptions::AdamW;
+  CHECK(run(adamw, 1)[0] == doctest::Approx(1 * (1 - 0.01 * 0.004) - 0.01).epsilon(1e-6));
+  train::OptimizerOptions clipped = sgd;  // global norm of (0.5, -0.25) = 0.559 -> 0.1
+  clipped.momentum = 0, clipped.nesterov = false, clipped.clip_norm = 0.1;
+  CHECK(run(clipped, 1)[0] == doctest::Approx(1 - 0.1 * 0.5 * 0.1 / std::sqrt(0.3125)));
+  train::OptimizerOptions cosine = adam;
+  cosine.schedule = train::OptimizerOptions::Cosine;
+  train::Optimizer opt(cosine, {1});
+  CHECK(opt.learning_rate(0, 10, 100) == doctest::Approx(0.01));
+  CHECK(opt.learning_rate(50, 10, 100) == doctest::Approx(0.005));
+  CHECK_THROWS_WITH_AS(train::parse_optimizer("rmsprop"), doctest::Contains("accepted: sgd"),
+                       Error);
+}
+
+TEST_CASE("a small classifier learns a separable problem") {
+  ir::Graph forward = ir::parse(
+      "input x shape=6x6x1\nconv2d c filters=4 kernel=3x3 activation=relu\nflatten f\n"
+      "dense out units=2 activation=softmax\n",
+      "toy.cnn", 16);
+  runtime::init_weights(forward, 3);
+  train::ModelOptions o;
+  o.batch = 16;
+  o.optimizer.lr = 0.01;
+  o.target = test::test_target();
+  train::TrainingModel model(forward, o);
+  // Class 1: a bright left half; class 0: a bright right half; noise on both.
+  std::mt19937 rng(5);
+  auto batch = [&](ir::Tensor& x, ir::Tensor& y) {
+    x = ir::Tensor({16, 6, 6, 1}), y = ir::Tensor({16, 1});
+    std::uniform_real_distribution<float> noise(0.f, 0.3f);
+    for (int64_t i = 0; i < 16; ++i) {
+      y.data[i] = static_cast<float>(rng() % 2);
+      for (int64_t p = 0; p < 36; ++p)
+        x.data[i * 36 + p] = noise(rng) + ((p % 6 < 3) == (y.data[i] == 1.f) ? 0.7f : 0.f);
+    }
+  };
+  ir::Tensor x, y;
+  double first = 0, last = 0;
+  for (int s = 0; s < 60; ++s) {
+    batch(x, y);
+    const auto r = model.step(x, y, 0.01);
+    if (s == 0) first = r.loss;
+    last = r.loss;
+  }
+  batch(x, y);
+  const auto eval = model.evaluate(x, y);
+  CHECK(last < first * 0.5);
+  CHECK(eval.correct >= 15);
+}

@@ -1,0 +1,135 @@
+// cnnc train NET --data fashion-mnist|DIR|X.npy,Y.npy: trains the network's weights (the
+// training graph compiled as one program: forward, loss gradient, backward kernels; the
+// optimiser between steps), with validation, a log, curves and checkpoints; then the test split's
+// loss and accuracy, and the weights saved.
+#include <cstdio>
+
+#include "ir/error.h"
+#include "runtime/dataset.h"
+#include "runtime/weights.h"
+#include "tools/commands.h"
+#include "tools/prepare.h"
+#include "train/fit.h"
+
+namespace cnnc::tools {
+
+namespace {
+
+struct TrainFlags {
+  std::string net, data, weights, save, loss = "sparse_categorical_crossentropy";
+  std::string optimizer = "adam", lr_schedule = "constant", target = "host";
+  train::FitOptions fit;
+  train::OptimizerOptions opt;
+  int64_t batch = 32;
+  uint64_t seed = 0;
+  int threads = 0;
+  bool test = true, test_each_epoch = false, profile = false;
+};
+
+int run_train(TrainFlags& o) {
+  o.opt.kind = train::parse_optimizer(o.optimizer);
+  o.opt.schedule = train::parse_lr_schedule(o.lr_schedule);
+  runtime::Dataset data = runtime::load_dataset(o.data, "train");
+  ir::Graph g = load_with_weights(o.net, o.batch, o.weights, o.seed);
+  train::ModelOptions mo;
+  mo.loss = passes::parse_loss(o.loss);
+  mo.optimizer = o.opt;
+  mo.target = o.target;
+  mo.threads = resolve_threads(o.threads);
+  mo.batch = o.batch;
+  mo.seed = o.seed;
+  train::TrainingModel model(g, mo);
+  o.fit.seed = o.seed;
+  // The test split of IDX data (Fashion-MNIST's t10k files), when there is one.
+  const bool has_test = o.test && o.data.find(',') == std::string::npos;
+  runtime::Dataset test;
+  if (has_test) test = runtime::load_dataset(o.data, "test");
+  if (has_test && o.test_each_epoch) o.fit.test = &test;
+  const auto logs = train::fit(model, data, o.fit);
+  if (o.profile) {
+    double total = 0;
+    const auto times = model.profile(9);
+    for (const auto& k : times) total += k.ms;
+    std::printf("one training step, per kernel (median of 9, %.3f ms in all):\n", total);
+    for (const auto& k : times)
+      std::printf("  %-28s %-20s %8.3f ms %5.1f%%  %s\n", k.layer.c_str(), k.op.c_str(), k.ms,
+                  100 * k.ms / total, k.schedule.c_str());
+  }
+  model.copy_weights_to(g);
+  if (!o.save.empty()) {
+    runtime::save_weights(g, o.save);
+    std::printf("weights saved to %s\n", o.save.c_str());
+  }
+  double seconds = 0;
+  for (const auto& e : logs) seconds += e.seconds;
+  if (!logs.empty())
+    std::printf("trained %zu epoch(s) in %.1f s: loss %.4f, accuracy %.4f\n", logs.size(), seconds,
+                logs.back().loss, logs.back().accuracy);
+  if (has_test) {
+    const train::EpochLog t = train::evaluate_dataset(model, test, o.fit.scale, o.fit.pad);
+    std::printf("test: loss %.4f, accuracy %.4f (%zu images)\n", t.loss, t.accuracy,
+                test.labels.size());
+  }
+  return 0;
+}
+
+}  // namespace
+
+Action add_train(CLI::App& app) {
+  auto* sub = app.add_subcommand("train", "Train a network's weights on a labelled image set");
+  auto o = std::make_shared<TrainFlags>();
+  sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json, .onnx)")->required();
+  sub->add_option("--data", o->data,
+                  "fashion-mnist (Debian's dataset-fashion-mnist), a folder of IDX files, or "
+                  "X.npy,Y.npy")
+      ->required();
+  sub->add_option("--epochs", o->fit.epochs, "passes over the training data")
+      ->check(CLI::Range(1, 100000));
+  sub->add_option("--batch", o->batch, "samples per step")
+      ->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  sub->add_option("--optimizer", o->optimizer, "sgd, adam or adamw");
+  sub->add_option("--lr", o->opt.lr, "learning rate")->check(CLI::PositiveNumber);
+  sub->add_option("--momentum", o->opt.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0));
+  sub->add_flag("--nesterov", o->opt.nesterov, "SGD with Nesterov momentum");
+  sub->add_option("--weight-decay", o->opt.weight_decay,
+                  "decoupled weight decay (AdamW's default 0.004)")
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--clip-norm", o->opt.clip_norm, "clip gradients to this global L2 norm")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--lr-schedule", o->lr_schedule,
+                  "constant, step (x gamma every N epochs), cosine");
+  sub->add_option("--lr-step-epochs", o->opt.step_epochs, "the step schedule's period")
+      ->check(CLI::Range(1, 100000));
+  sub->add_option("--lr-gamma", o->opt.gamma, "the step schedule's factor")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--loss", o->loss, "sparse_categorical_crossentropy (labels are class indices)");
+  sub->add_option("--validation-split", o->fit.validation_split,
+                  "the last fraction of the data held out for validation each epoch")
+      ->check(CLI::Range(0.0, 0.9));
+  sub->add_option("--scale", o->fit.scale, "pixel scale (default 1/255 for byte images)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--pad", o->fit.pad,
+                  "zero pixels around each image (2: LeNet-5's 32x32 from 28x28 images)")
+      ->check(CLI::Range(0, 64));
+  sub->add_option("--limit", o->fit.limit, "train on the first N samples only")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  sub->add_option("--weights", o->weights, "start from these weights (.cnnw)");
+  sub->add_option("--seed", o->seed, "seed of the initial weights, shuffling and dropout");
+  sub->add_option("--save", o->save, "write the trained weights (.cnnw)");
+  sub->add_option("--checkpoint", o->fit.checkpoint_dir,
+                  "a checkpoint in this folder after every epoch (atomic, checksummed)");
+  sub->add_flag("--resume", o->fit.resume, "continue from --checkpoint's last checkpoint");
+  sub->add_option("--log", o->fit.csv, "per-epoch log (CSV)");
+  sub->add_option("--curves", o->fit.curves, "loss and accuracy curves (SVG)");
+  sub->add_flag("--profile", o->profile, "after training, time each kernel of a training step");
+  sub->add_flag("--test-each-epoch", o->test_each_epoch,
+                "evaluate the test split after every epoch too (the log's test columns)");
+  sub->add_flag("!--no-test", o->test, "skip the test split's evaluation at the end");
+  sub->add_flag("!--no-progress", o->fit.progress, "no live progress line");
+  sub->add_option("--target", o->target, "host (the backward kernels have no GPU schedule yet)");
+  sub->add_option("--threads", o->threads, "worker threads (0: one per core)")
+      ->check(CLI::Range(0, 256));
+  return [o] { return run_train(*o); };
+}
+
+}  // namespace cnnc::tools

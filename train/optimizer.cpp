@@ -1,0 +1,114 @@
+#include "train/optimizer.h"
+
+#include <cmath>
+
+#include "ir/error.h"
+
+namespace cnnc::train {
+
+OptimizerOptions::Kind parse_optimizer(const std::string& name) {
+  if (name == "sgd") return OptimizerOptions::Sgd;
+  if (name == "adam") return OptimizerOptions::Adam;
+  if (name == "adamw") return OptimizerOptions::AdamW;
+  throw Error("unknown optimizer '" + name + "'; accepted: sgd, adam, adamw");
+}
+
+OptimizerOptions::Schedule parse_lr_schedule(const std::string& name) {
+  if (name == "constant") return OptimizerOptions::Constant;
+  if (name == "step") return OptimizerOptions::Step;
+  if (name == "cosine") return OptimizerOptions::Cosine;
+  throw Error("unknown learning-rate schedule '" + name + "'; accepted: constant, step, cosine");
+}
+
+std::string optimizer_name(OptimizerOptions::Kind k) {
+  return k == OptimizerOptions::Sgd ? "sgd" : k == OptimizerOptions::Adam ? "adam" : "adamw";
+}
+
+Optimizer::Optimizer(const OptimizerOptions& o, const std::vector<size_t>& sizes)
+    : o_(o), sizes_(sizes) {
+  const bool moments = o.kind != OptimizerOptions::Sgd || o.momentum != 0;
+  for (size_t n : sizes) {
+    m_.emplace_back(moments ? n : 0, 0.f);
+    v_.emplace_back(o.kind == OptimizerOptions::Sgd ? 0 : n, 0.f);
+  }
+}
+
+double Optimizer::learning_rate(int64_t step, int64_t steps_per_epoch, int64_t total_steps) const {
+  switch (o_.schedule) {
+    case OptimizerOptions::Constant:
+      break;
+    case OptimizerOptions::Step:
+      return o_.lr *
+             std::pow(o_.gamma, static_cast<double>(step / (steps_per_epoch * o_.step_epochs)));
+    case OptimizerOptions::Cosine:
+      return o_.lr * 0.5 *
+             (1 + std::cos(M_PI * static_cast<double>(step) /
+                           static_cast<double>(std::max<int64_t>(total_steps, 1))));
+  }
+  return o_.lr;
+}
+
+std::vector<std::vector<float>*> Optimizer::state() {
+  std::vector<std::vector<float>*> s;
+  for (size_t k = 0; k < sizes_.size(); ++k) s.push_back(&m_[k]), s.push_back(&v_[k]);
+  return s;
+}
+
+void Optimizer::update(const std::vector<float*>& weights, const std::vector<const float*>& grads,
+                       double lr) {
+  internal_assert(weights.size() == sizes_.size() && grads.size() == sizes_.size(),
+                  "optimizer: one weight and one gradient per tensor");
+  // Global-norm clipping (Keras' global_clipnorm): one scale for every gradient.
+  float scale = 1.f;
+  if (o_.clip_norm > 0) {
+    double sq = 0;
+    for (size_t k = 0; k < sizes_.size(); ++k)
+      for (size_t i = 0; i < sizes_[k]; ++i) sq += double(grads[k][i]) * grads[k][i];
+    if (std::sqrt(sq) > o_.clip_norm) scale = static_cast<float>(o_.clip_norm / std::sqrt(sq));
+  }
+  ++iterations_;
+  const auto t = static_cast<double>(iterations_);
+  // Keras 3's Adam: alpha = lr sqrt(1 - beta2^t) / (1 - beta1^t); w -= alpha m / (sqrt(v) + eps).
+  const float alpha =
+      static_cast<float>(lr * std::sqrt(1 - std::pow(o_.beta2, t)) / (1 - std::pow(o_.beta1, t)));
+  const float b1 = static_cast<float>(o_.beta1), b2 = static_cast<float>(o_.beta2);
+  const float eps = static_cast<float>(o_.epsilon), mu = static_cast<float>(o_.momentum);
+  const float flr = static_cast<float>(lr);
+  const double decay = o_.kind == OptimizerOptions::AdamW && o_.weight_decay == 0
+                           ? 0.004  // Keras' AdamW default
+                           : o_.weight_decay;
+  const float wd = static_cast<float>(decay * lr);
+  for (size_t k = 0; k < sizes_.size(); ++k) {
+    float* __restrict w = weights[k];
+    const float* __restrict g = grads[k];
+    float* __restrict m = m_[k].data();
+    float* __restrict v = v_[k].data();
+    const size_t n = sizes_[k];
+    if (wd != 0)  // decoupled weight decay, before the step (Keras' _apply_weight_decay)
+      for (size_t i = 0; i < n; ++i) w[i] -= w[i] * wd;
+    switch (o_.kind) {
+      case OptimizerOptions::Sgd:
+        if (mu == 0) {
+          for (size_t i = 0; i < n; ++i) w[i] -= flr * g[i] * scale;
+        } else {
+          for (size_t i = 0; i < n; ++i) {
+            const float gi = g[i] * scale;
+            m[i] = mu * m[i] - flr * gi;
+            w[i] += o_.nesterov ? mu * m[i] - flr * gi : m[i];
+          }
+        }
+        break;
+      case OptimizerOptions::Adam:
+      case OptimizerOptions::AdamW:
+        for (size_t i = 0; i < n; ++i) {
+          const float gi = g[i] * scale;
+          m[i] += (gi - m[i]) * (1 - b1);
+          v[i] += (gi * gi - v[i]) * (1 - b2);
+          w[i] -= alpha * m[i] / (std::sqrt(v[i]) + eps);
+        }
+        break;
+    }
+  }
+}
+
+}  // namespace cnnc::train

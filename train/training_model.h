@@ -1,0 +1,87 @@
+#pragma once
+// A model being trained: its training graph (passes/gradient) through the training pipeline and
+// codegen as one Program, forward and backward kernels in one memory plan, run on a batch at a
+// time; the optimiser updating the layers' weights in place between steps; and the forward
+// graph compiled for inference (the same weights, copied in) for validation and evaluation.
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "passes/gradient.h"
+#include "runtime/executor.h"
+#include "train/optimizer.h"
+
+namespace cnnc::train {
+
+struct ModelOptions {
+  passes::Loss loss = passes::Loss::SparseCategoricalCrossEntropy;
+  OptimizerOptions optimizer;
+  std::string target = "host";
+  int threads = 0;
+  int64_t batch = 32;
+  uint64_t seed = 0;  // dropout masks
+};
+
+struct StepResult {
+  double loss = 0;      // mean over the batch
+  int64_t correct = 0;  // argmax == label (classifiers)
+};
+
+class TrainingModel {
+ public:
+  // `forward` as loaded (no passes run), with its weights set. Compiles both programs; throws
+  // cnnc::Error naming the layer that cannot train, or the target that cannot run training.
+  TrainingModel(const ir::Graph& forward, const ModelOptions& o);
+
+  // One optimisation step on a batch: x of the input's shape at the training batch, labels N x 1
+  // class indices (sparse cross-entropy) or of the output's shape. Returns the batch's loss
+  // before the update.
+  StepResult step(const ir::Tensor& x, const ir::Tensor& labels, double lr);
+
+  // The loss and correct count of a batch without training (inference program, no dropout),
+  // over its first `rows` samples (the rest pad a last, partial batch); 0: all of them.
+  StepResult evaluate(const ir::Tensor& x, const ir::Tensor& labels, int64_t rows = 0);
+
+  // The trained weights, into a graph with the same layers (for saving).
+  void copy_weights_to(ir::Graph& g);
+  // Weights from a graph with the same layers (resuming).
+  void copy_weights_from(const ir::Graph& g);
+
+  // Each kernel of the training program on the last step's inputs: (layer, op, schedule, ms),
+  // the median of `repeats` runs, in program order.
+  struct KernelTime {
+    std::string layer, op, schedule;
+    double ms = 0;
+  };
+  std::vector<KernelTime> profile(int repeats);
+
+  // The data input's shape at the training batch (batch x H x W x C, or batch x C).
+  const ir::Shape& input_shape() const { return inputs_[data_input_].shape; }
+  Optimizer& optimizer() { return *optimizer_; }
+  const passes::TrainingGraph& training_graph() const { return graph_; }
+  const runtime::CompiledModel& program() const { return *training_; }
+  int64_t batch() const { return o_.batch; }
+  std::mt19937_64& rng() { return rng_; }
+
+ private:
+  StepResult score(const ir::Tensor& prediction, const ir::Tensor& labels, int64_t rows) const;
+  void sync_inference();  // the inference program's weights from the training program's
+
+  ModelOptions o_;
+  passes::TrainingGraph graph_;  // names; its graph's weights are not the trained ones
+  std::unique_ptr<runtime::CompiledModel> training_, inference_;
+  bool inference_stale_ = true;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::vector<float*> weights_;       // per trainable: the training program's weights
+  std::vector<size_t> sizes_;         // per trainable
+  std::vector<size_t> grad_outputs_;  // per trainable: index into the outputs
+  std::vector<size_t> mask_inputs_;   // per mask: index into the inputs
+  std::vector<ir::Tensor> inputs_;    // in the training graph's input order
+  size_t data_input_ = 0, label_input_ = 0;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace cnnc::train
