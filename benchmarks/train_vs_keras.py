@@ -16,6 +16,7 @@ import argparse
 import csv
 import gzip
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -44,7 +45,9 @@ def run_cnnc(args, log):
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
     with open(log) as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        logs = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    # The peak resident set of the cnnc process (the only child so far), in MiB.
+    return logs, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def run_keras(args):
@@ -85,7 +88,8 @@ def run_keras(args):
 
     model.fit(x, y, batch_size=args.batch, epochs=args.epochs, validation_split=0.1,
               shuffle=True, verbose=0, callbacks=[Timer()])
-    return logs, tf.__version__, keras.__version__
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this Python process, MiB
+    return logs, rss, tf.__version__, keras.__version__
 
 
 def time_to(logs, target):
@@ -107,18 +111,18 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs/training_vs_keras.md"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        ours = run_cnnc(args, os.path.join(tmp, "cnnc.csv"))
-    theirs, tf_version, keras_version = run_keras(args)
+        ours, our_rss = run_cnnc(args, os.path.join(tmp, "cnnc.csv"))
+    theirs, their_rss, tf_version, keras_version = run_keras(args)
 
-    def row(name, logs):
+    def row(name, logs, rss):
         # The first epoch includes compilation (cnnc: kernels from the cache or JIT; Keras: tracing).
         steady = [e["seconds"] for e in logs[1:]] or [logs[0]["seconds"]]
         t92, e92 = time_to(logs, 0.92)
         return {"name": name, "median": statistics.median(steady), "first": logs[0]["seconds"],
                 "t92": t92, "e92": e92, "final": logs[-1]["test_accuracy"],
-                "best": max(e["test_accuracy"] for e in logs)}
+                "best": max(e["test_accuracy"] for e in logs), "rss": rss}
 
-    a, b = row("cnnc", ours), row("Keras", theirs)
+    a, b = row("cnnc", ours, our_rss), row("Keras", theirs, their_rss)
     fmt = lambda t: "not reached" if t is None else f"{t:.1f} s"  # noqa: E731
     lines = [
         "# Training: cnnc and Keras side by side",
@@ -135,17 +139,19 @@ def main():
         f"TensorFlow {tf_version}, Keras {keras_version}.",
         "",
         "| | time per epoch (median of epochs 2..) | first epoch | time to 92% test accuracy "
-        "(epoch) | final test accuracy | best |",
-        "|---|---|---|---|---|---|",
+        "(epoch) | final test accuracy | best | peak RSS |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in (a, b):
         lines.append(f"| {r['name']} | {r['median']:.2f} s | {r['first']:.2f} s | {fmt(r['t92'])}"
                      f"{'' if r['e92'] is None else ' (' + str(r['e92']) + ')'} | "
-                     f"{r['final']:.4f} | {r['best']:.4f} |")
+                     f"{r['final']:.4f} | {r['best']:.4f} | {r['rss']:.0f} MiB |")
     ratio = a["median"] / b["median"]
-    lines += ["", f"cnnc / Keras time per epoch: **{ratio:.2f}**"]
+    summary = f"cnnc / Keras time per epoch: **{ratio:.2f}**"
     if a["t92"] and b["t92"]:
-        lines.append(f"; time to 92%: **{a['t92'] / b['t92']:.2f}**")
+        summary += f"; time to 92%: **{a['t92'] / b['t92']:.2f}**"
+    lines += ["", summary + ". Peak RSS: the cnnc process; Keras' Python process (TensorFlow "
+              "loaded, the data as float32 arrays)."]
     lines += ["", "Per epoch (cnnc): loss, accuracy, validation and test accuracy, seconds:", "",
               "| epoch | loss | accuracy | val accuracy | test accuracy | seconds |",
               "|---|---|---|---|---|---|"]

@@ -61,16 +61,20 @@ class Kernel {
 // Packs HWIO (or dense (in, out)) weights into blocks of `block` output channels,
 // [out/block][h][w][in][block], the layout a kernel with Kernel::weight_block() == block reads
 // (done once when a model is loaded, or exported). `out` must be a multiple of `block`.
-inline std::vector<float> pack_weights(const ir::Tensor& kernel, int block) {
+// Into `packed` (kernel.data.size() floats), or a new vector.
+inline void pack_weights(const ir::Tensor& kernel, int block, float* packed) {
   const int64_t out = kernel.shape.back(), rows = kernel.elements() / out;  // rows: h*w*in
   internal_assert(
       block > 0 && out % block == 0,
       "cannot pack " + std::to_string(out) + " channels in blocks of " + std::to_string(block));
-  std::vector<float> packed(kernel.data.size());
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t o = 0; o < out; ++o)
       packed[static_cast<size_t>(((o / block) * rows + r) * block + o % block)] =
           kernel.data[static_cast<size_t>(r * out + o)];
+}
+inline std::vector<float> pack_weights(const ir::Tensor& kernel, int block) {
+  std::vector<float> packed(kernel.data.size());
+  pack_weights(kernel, block, packed.data());
   return packed;
 }
 

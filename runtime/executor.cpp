@@ -79,12 +79,10 @@ float* CompiledModel::weights(const std::string& layer, const std::string& role)
 void CompiledModel::pack() {
   for (const auto& ck : program_.kernels)
     if (const int block = ck.kernel->weight_block(); block > 0) {
-      auto packed = codegen::pack_weights(program_.graph.node(ck.node).param("kernel")->value, block);
       // In place after the first time: a GPU program mapped these bytes.
-      if (packed_[ck.node].size() == packed.size())
-        std::copy(packed.begin(), packed.end(), packed_[ck.node].begin());
-      else
-        packed_[ck.node] = std::move(packed);
+      const ir::Tensor& kernel = program_.graph.node(ck.node).param("kernel")->value;
+      packed_[ck.node].resize(kernel.data.size());
+      codegen::pack_weights(kernel, block, packed_[ck.node].data());
     }
 }
 
@@ -174,6 +172,23 @@ void CompiledModel::run_all(std::vector<double>* per_kernel) {
 }
 
 void CompiledModel::rerun() { run_all(nullptr); }
+
+float* CompiledModel::input_data(size_t i) {
+  internal_assert(slices_ == 1, "input_data needs a program that runs its batch in one pass");
+  return data_.at(static_cast<size_t>(program_.graph.inputs().at(i)));
+}
+
+const float* CompiledModel::output_data(size_t o) const {
+  internal_assert(slices_ == 1, "output_data needs a program that runs its batch in one pass");
+  return data_.at(static_cast<size_t>(program_.graph.outputs().at(o)));
+}
+
+void CompiledModel::run_in_place() {
+  internal_assert(slices_ == 1, "run_in_place needs a program that runs its batch in one pass");
+  inputs_to_device();
+  rerun();
+  outputs_to_host();
+}
 
 void CompiledModel::rerun_profiled(std::vector<double>& per_kernel) {
   per_kernel.resize(program_.kernels.size(), 0.0);

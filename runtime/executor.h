@@ -39,6 +39,13 @@ class CompiledModel {
 
   // Runs the kernels on the inputs already set by a previous run (for benchmarks).
   void rerun();
+
+  // For a program that runs its batch in one pass (micro-batch = batch: training): input i's
+  // and output o's data in place, to fill before and read after run_in_place(), which copies
+  // nothing but a GPU program's inputs to its device and outputs back.
+  float* input_data(size_t i);
+  const float* output_data(size_t o) const;
+  void run_in_place();
   // Runs every kernel on the inputs already set, as rerun() does, and adds each kernel's time
   // (ms, over all micro-batches) into per_kernel: kernels timed in the model's context, with the
   // caches as the kernels before them left them.

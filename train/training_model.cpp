@@ -49,7 +49,7 @@ TrainingModel::TrainingModel(const ir::Graph& forward, const ModelOptions& o)
   const auto ins = g.inputs();
   for (size_t i = 0; i < ins.size(); ++i) {
     const ir::Node& n = g.node(ins[i]);
-    inputs_.emplace_back(n.type.shape);
+    input_shapes_.push_back(n.type.shape);
     if (n.name == graph_.labels) label_input_ = i;
     for (const auto& m : graph_.masks)
       if (m.input == n.name) mask_inputs_.push_back(i);
@@ -100,27 +100,33 @@ StepResult TrainingModel::score(const ir::Tensor& p, const ir::Tensor& labels, i
 }
 
 StepResult TrainingModel::step(const ir::Tensor& x, const ir::Tensor& labels, double lr) {
-  inputs_[data_input_].data = x.data;
-  inputs_[label_input_].data = labels.data;
+  // Inputs written and outputs read where the program keeps them: a step copies nothing else.
+  runtime::CompiledModel& p = *training_;
+  std::copy(x.data.begin(), x.data.end(), p.input_data(data_input_));
+  std::copy(labels.data.begin(), labels.data.end(), p.input_data(label_input_));
   // Dropout: each element kept with probability 1 - rate, scaled by 1 / (1 - rate) (Keras);
   // two 32-bit draws from each 64-bit number (a batch's mask is 10^5-10^6 elements).
   for (size_t k = 0; k < graph_.masks.size(); ++k) {
     const float rate = graph_.masks[k].rate, keep = 1.f / (1.f - rate);
     const auto threshold = static_cast<uint64_t>(static_cast<double>(rate) * 4294967296.0);
-    std::vector<float>& mask = inputs_[mask_inputs_[k]].data;
-    for (size_t i = 0; i < mask.size(); i += 2) {
+    float* mask = p.input_data(mask_inputs_[k]);
+    const auto n = static_cast<size_t>(ir::Tensor::count(input_shapes_[mask_inputs_[k]]));
+    for (size_t i = 0; i < n; i += 2) {
       const uint64_t bits = rng_();
       mask[i] = (bits & 0xffffffffu) >= threshold ? keep : 0.f;
-      if (i + 1 < mask.size()) mask[i + 1] = (bits >> 32) >= threshold ? keep : 0.f;
+      if (i + 1 < n) mask[i + 1] = (bits >> 32) >= threshold ? keep : 0.f;
     }
   }
-  const auto outs = training_->run(inputs_);
+  p.run_in_place();
+  ir::Tensor prediction(p.graph().node(p.graph().outputs()[0]).type.shape);
+  const float* y = p.output_data(0);
+  std::copy(y, y + prediction.elements(), prediction.data.begin());
   std::vector<const float*> grads;
-  for (size_t k = 0; k < weights_.size(); ++k) grads.push_back(outs[grad_outputs_[k]].data.data());
+  for (size_t k = 0; k < weights_.size(); ++k) grads.push_back(p.output_data(grad_outputs_[k]));
   optimizer_->update(weights_, grads, lr);
-  training_->weights_changed();
+  p.weights_changed();
   inference_stale_ = true;
-  return score(outs[0], labels, 0);
+  return score(prediction, labels, 0);
 }
 
 std::vector<TrainingModel::KernelTime> TrainingModel::profile(int repeats) {

@@ -59,7 +59,7 @@ class TrainingModel {
   std::vector<KernelTime> profile(int repeats);
 
   // The data input's shape at the training batch (batch x H x W x C, or batch x C).
-  const ir::Shape& input_shape() const { return inputs_[data_input_].shape; }
+  const ir::Shape& input_shape() const { return input_shapes_[data_input_]; }
   Optimizer& optimizer() { return *optimizer_; }
   const passes::TrainingGraph& training_graph() const { return graph_; }
   const runtime::CompiledModel& program() const { return *training_; }
@@ -79,7 +79,7 @@ class TrainingModel {
   std::vector<size_t> sizes_;         // per trainable
   std::vector<size_t> grad_outputs_;  // per trainable: index into the outputs
   std::vector<size_t> mask_inputs_;   // per mask: index into the inputs
-  std::vector<ir::Tensor> inputs_;    // in the training graph's input order
+  std::vector<ir::Shape> input_shapes_;  // in the training graph's input order
   size_t data_input_ = 0, label_input_ = 0;
   std::mt19937_64 rng_;
 };

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Whole-network gradient fixtures: small Keras models with seeded random weights, a batch of
+random images and labels, and the gradient of the mean sparse categorical cross-entropy with
+respect to every weight as Keras computes it (tf.GradientTape, training=True), stored so the
+tests (tests/train/test_keras_gradients.cpp) compare cnnc's training graph with Keras' without
+TensorFlow.
+
+    python3 tools/gradient_fixtures.py [--out tests/fixtures/gradients]
+
+Writes NAME.keras, NAME.x.npy, NAME.y.npy (labels as float32 class indices), and
+NAME.grad.LAYER.ROLE.npy per weight (ROLE: kernel, bias; depthwise_kernel is saved as kernel,
+which is cnnc's role for it), plus NAME.loss.npy. Needs tools/setup_keras.sh.
+"""
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
+
+L = keras.layers
+
+
+def lenet_like():
+    return keras.Sequential([
+        keras.Input((12, 12, 2)),
+        L.Conv2D(4, 3, activation="tanh", name="c1"),
+        L.AveragePooling2D(2, name="p1"),
+        L.Conv2D(6, 3, padding="same", activation="relu", name="c2"),
+        L.MaxPooling2D(2, name="p2"),
+        L.Flatten(name="f"),
+        L.Dense(8, activation="sigmoid", name="d1"),
+        L.Dense(5, activation="softmax", name="out"),
+    ], name="lenet_like")
+
+
+def strided_depthwise():
+    return keras.Sequential([
+        keras.Input((13, 11, 3)),
+        L.Conv2D(8, 3, strides=2, padding="same", activation="relu6", name="c1"),
+        L.DepthwiseConv2D(3, padding="same", activation="relu", name="dw"),
+        L.Conv2D(6, 2, dilation_rate=2, activation="tanh", name="c2"),
+        L.GlobalAveragePooling2D(name="gap"),
+        L.Dense(4, activation="softmax", name="out"),
+    ], name="strided_depthwise")
+
+
+def residual():
+    x = keras.Input((10, 10, 3))
+    a = L.Conv2D(6, 3, padding="same", name="a")(x)
+    b = L.Conv2D(6, 1, activation="sigmoid", name="b")(a)
+    s = L.Add(name="s")([a, b])
+    r = L.LeakyReLU(negative_slope=0.2, name="lr")(s)
+    z = L.ZeroPadding2D(((1, 0), (0, 1)), name="z")(r)
+    c = L.Conv2D(4, 3, name="c", activation="relu")(z)
+    k = L.Cropping2D(((1, 1), (0, 1)), name="k")(c)
+    f = L.Flatten(name="f")(k)
+    y = L.Dense(3, activation="softmax", name="out")(f)
+    return keras.Model(x, y, name="residual")
+
+
+MODELS = {"lenet_like": lenet_like, "strided_depthwise": strided_depthwise, "residual": residual}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
+                                                  "fixtures", "gradients"))
+    ap.add_argument("--batch", type=int, default=4)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    for seed, (name, build) in enumerate(MODELS.items(), start=1):
+        keras.utils.set_random_seed(seed)
+        model = build()
+        rng = np.random.default_rng(seed)
+        for w in model.weights:  # bias too, so the bias gradient path is exercised with values
+            w.assign(rng.normal(0, 0.5, w.shape).astype("float32"))
+        classes = model.output_shape[-1]
+        x = rng.uniform(-1, 1, (args.batch,) + model.input_shape[1:]).astype("float32")
+        y = rng.integers(0, classes, args.batch)
+        loss_fn = keras.losses.SparseCategoricalCrossentropy()
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_weights)
+        base = os.path.join(args.out, name)
+        model.save(base + ".keras")
+        np.save(base + ".x.npy", x)
+        np.save(base + ".y.npy", y.astype("float32").reshape(-1, 1))
+        np.save(base + ".loss.npy", np.array([float(loss)], "float32"))
+        for w, g in zip(model.trainable_weights, grads):
+            layer, role = w.path.split("/")[-2], w.path.split("/")[-1]
+            role = "kernel" if role == "depthwise_kernel" else role
+            np.save(f"{base}.grad.{layer}.{role}.npy", g.numpy().astype("float32"))
+        print(f"{name}: loss {float(loss):.6f}, {len(grads)} gradients")
+
+
+if __name__ == "__main__":
+    main()
