@@ -86,11 +86,11 @@ struct MemoryPlan {
   // which must be a multiple of the device's base-address alignment (PoCL 128, GPUs up to 512).
   static constexpr int64_t kCpuAlignment = 64, kGpuAlignment = 512;
   int64_t alignment = kCpuAlignment;
-  std::vector<int64_t> offset;  // per node, in bytes; -1 for views and parameters (no storage)
-  std::vector<int64_t> bytes;                // per node: its buffer's size (0 for views)
-  std::vector<int> first, last;              // per node: the steps its buffer is live (inclusive)
-  int64_t arena_bytes = 0;                   // the arena: peak activation memory with reuse
-  int64_t unshared_bytes = 0;                // what one buffer per value would take
+  std::vector<int64_t> offset;   // per node, in bytes; -1 for views and parameters (no storage)
+  std::vector<int64_t> bytes;    // per node: its buffer's size (0 for views)
+  std::vector<int> first, last;  // per node: the steps its buffer is live (inclusive)
+  int64_t arena_bytes = 0;       // the arena: peak activation memory with reuse
+  int64_t unshared_bytes = 0;    // what one buffer per value would take
 };
 
 struct CompiledNode {
@@ -108,8 +108,8 @@ struct Program {
   ir::Graph graph;
   int64_t micro_batch = 1;
   ir::Target target;
-  std::vector<CompiledNode> kernels;  // nodes in graph order; views and inputs have none
-  MemoryPlan plan;                    // one micro-batch's activations
+  std::vector<CompiledNode> kernels;     // nodes in graph order; views and inputs have none
+  MemoryPlan plan;                       // one micro-batch's activations
   std::shared_ptr<DeviceMemory> device;  // GPU targets: where the kernels' buffers live
   double compile_seconds = 0;
   size_t compiled = 0;   // kernels compiled now

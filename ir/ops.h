@@ -190,6 +190,23 @@ struct DropoutAttrs {
   bool operator==(const DropoutAttrs&) const = default;
 };
 
+// Training-time augmentation (identity at inference). Per image and step: a flip (each enabled
+// axis with probability 1/2), a rotation by up to `rotate` of a turn either way, a scale of the
+// sampled area in [1 - zoom, 1 + zoom] (more than 1: zoomed out, as Keras' positive factors), a
+// shift of up to `translate` of the height and width either way.
+struct AugmentAttrs {
+  bool flip_h = false, flip_v = false;
+  float rotate = 0, zoom = 0, translate = 0;
+  template <class V>
+  void visit(V& v) {
+    v("flip_h", flip_h);
+    v("flip_v", flip_v);
+    v("rotate", rotate);
+    v("zoom", zoom);
+    v("translate", translate);
+  }
+  bool operator==(const AugmentAttrs&) const = default;
+};
 // A trainable weight's full shape (no batch dimension is added).
 struct ParameterAttrs {
   Shape shape;
@@ -241,7 +258,8 @@ enum class PatternKind { ElemWise, Broadcast, Injective, Reduction, OutEWiseFusa
 using Attrs = std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs,
                            GlobalPoolAttrs, BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs,
                            PadAttrs, CropAttrs, ReshapeAttrs, DropoutAttrs,
-                           LayerNormAttrs, ParameterAttrs, ConvGradAttrs, ActivationGradAttrs>;
+                           LayerNormAttrs, ParameterAttrs, ConvGradAttrs, ActivationGradAttrs,
+                           AugmentAttrs>;
 
 // Op traits (the ops.def column): bits.
 constexpr unsigned kView = 1;                // no kernel: the output is the input's data reshaped

@@ -360,6 +360,23 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       r.type = in[0];
       break;
     }
+    case OpKind::Augment: {
+      const auto& a = n.attr<AugmentAttrs>();
+      expect_rank(in[0], 4, "augment");
+      if (!(a.rotate >= 0 && a.rotate <= 0.5f) || !(a.zoom >= 0 && a.zoom < 1) ||
+          !(a.translate >= 0 && a.translate <= 1))
+        fail("rotate must be in [0, 0.5] (a fraction of a turn), zoom in [0, 1), translate in "
+             "[0, 1] (a fraction of the size)");
+      r.type = in[0];
+      break;
+    }
+    case OpKind::Warp:
+      expect_rank(in[0], 4, "warp");
+      if (in[1].shape != Shape{x[0], 6})
+        fail("the maps must be N x 6 (a b c d e f per image), got " +
+             shape_to_string(in[1].shape, true));
+      r.type = in[0];
+      break;
     case OpKind::Parameter:
       r.type.shape = n.attr<ParameterAttrs>().shape;
       if (r.type.shape.empty()) fail("shape must have at least one dimension");

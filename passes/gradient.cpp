@@ -16,7 +16,8 @@ using ir::OpKind;
 constexpr const char* kTrainableOps =
     "conv2d (strided, dilated, grouped, depthwise), dense, maxpool2d, avgpool2d, "
     "globalavgpool2d, relu, relu6, leakyrelu, sigmoid, tanh, softmax (last, with a "
-    "cross-entropy loss), add, flatten, reshape, dropout, zeropadding2d, cropping2d";
+    "cross-entropy loss), add, flatten, reshape, dropout, zeropadding2d, cropping2d, augment "
+    "(on the input)";
 
 class Builder {
  public:
@@ -81,6 +82,12 @@ class Builder {
         t_.masks.push_back({at(mask).name, rate});
         to_new_[i] = add(n.name, OpKind::Multiply, ir::NoAttrs{}, {n.inputs[0], mask});
         mask_of_[to_new_[i]] = mask;
+        continue;
+      }
+      if (n.op == OpKind::Augment) {  // a warp through affine maps the trainer draws
+        const NodeId maps = add(fresh(n.name + ".maps"), OpKind::Input, ir::InputAttrs{{6}}, {});
+        t_.augmentations.push_back({at(maps).name, n.attr<ir::AugmentAttrs>()});
+        to_new_[i] = add(n.name, OpKind::Warp, ir::NoAttrs{}, {n.inputs[0], maps});
         continue;
       }
       if (n.op == OpKind::BatchNorm || n.op == OpKind::LayerNorm || n.op == OpKind::Affine)
@@ -230,9 +237,14 @@ class Builder {
       case OpKind::Input:
       case OpKind::Parameter:
         return;
+      case OpKind::Warp:
+        refuse(n,
+               "augmentation after a layer with weights has no gradient yet (augment the "
+               "input, before any conv2d or dense)");
       case OpKind::Softmax:
         refuse(n, "softmax trains only as the last layer, with a cross-entropy loss");
       case OpKind::Dropout:  // became a multiply in copy_forward
+      case OpKind::Augment:  // became a warp
       case OpKind::BatchNorm:
       case OpKind::LayerNorm:
       case OpKind::Affine:

@@ -36,6 +36,11 @@ struct TrainingGraph {
     float rate = 0;
   };
   std::vector<Mask> masks;
+  struct Augmentation {
+    std::string input;  // filled each step: the N x 6 affine maps of warp
+    ir::AugmentAttrs attrs;
+  };
+  std::vector<Augmentation> augmentations;
 };
 
 // Builds the training graph of `forward` (whose passes have not run: activations are their own

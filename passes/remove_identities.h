@@ -3,7 +3,8 @@
 
 namespace cnnc::passes {
 
-// Bypasses dropout layers, which are the identity at inference: their users read their input.
+// Bypasses dropout and augment layers, which are the identity at inference: their users read
+// their input.
 // Safe: the value is unchanged, only a copy (or view) disappears.
 ir::Graph remove_identities(ir::Graph g);
 

@@ -17,7 +17,7 @@ namespace {
 
 struct TrainFlags {
   std::string net, data, weights, save, loss = "sparse_categorical_crossentropy";
-  std::string optimizer = "adam", lr_schedule = "constant", target = "host";
+  std::string optimizer = "adam", lr_schedule = "constant", target = "host", augment;
   train::FitOptions fit;
   train::OptimizerOptions opt;
   int64_t batch = 32;
@@ -31,6 +31,7 @@ int run_train(TrainFlags& o) {
   o.opt.schedule = train::parse_lr_schedule(o.lr_schedule);
   runtime::Dataset data = runtime::load_dataset(o.data, "train");
   ir::Graph g = load_with_weights(o.net, o.batch, o.weights, o.seed);
+  if (!o.augment.empty()) g = train::with_augmentation(g, train::parse_augment(o.augment));
   train::ModelOptions mo;
   mo.loss = passes::parse_loss(o.loss);
   mo.optimizer = o.opt;
@@ -102,6 +103,9 @@ Action add_train(CLI::App& app) {
       ->check(CLI::Range(1, 100000));
   sub->add_option("--lr-gamma", o->opt.gamma, "the step schedule's factor")
       ->check(CLI::PositiveNumber);
+  sub->add_option("--augment", o->augment,
+                  "random augmentation of the training images, e.g. flip,rotate=0.1,zoom=0.1 "
+                  "(also flip_v, translate=F)");
   sub->add_option("--loss", o->loss, "sparse_categorical_crossentropy (labels are class indices)");
   sub->add_option("--validation-split", o->fit.validation_split,
                   "the last fraction of the data held out for validation each epoch")
@@ -126,7 +130,9 @@ Action add_train(CLI::App& app) {
                 "evaluate the test split after every epoch too (the log's test columns)");
   sub->add_flag("!--no-test", o->test, "skip the test split's evaluation at the end");
   sub->add_flag("!--no-progress", o->fit.progress, "no live progress line");
-  sub->add_option("--target", o->target, "host (the backward kernels have no GPU schedule yet)");
+  sub->add_option("--target", o->target,
+                  "host, a CPU target string, opencl or cuda[:sm_XX] (the backward kernels' GPU "
+                  "schedules are plain: a thread per element)");
   sub->add_option("--threads", o->threads, "worker threads (0: one per core)")
       ->check(CLI::Range(0, 256));
   return [o] { return run_train(*o); };

@@ -32,6 +32,92 @@ codegen::Program compile_graph(ir::Graph g, const ModelOptions& o, bool training
 
 }  // namespace
 
+ir::AugmentAttrs parse_augment(const std::string& spec) {
+  ir::AugmentAttrs a;
+  size_t start = 0;
+  while (start <= spec.size()) {
+    const size_t end = std::min(spec.find(',', start), spec.size());
+    const std::string item = spec.substr(start, end - start);
+    start = end + 1;
+    const size_t eq = item.find('=');
+    const std::string key = item.substr(0, eq);
+    float value = 0;
+    bool number = eq != std::string::npos;
+    if (number) {
+      try {
+        size_t used = 0;
+        value = std::stof(item.substr(eq + 1), &used);
+        number = used == item.size() - eq - 1;
+      } catch (const std::exception&) {
+        number = false;
+      }
+    }
+    if (key == "flip" && eq == std::string::npos) {
+      a.flip_h = true;
+    } else if (key == "flip_v" && eq == std::string::npos) {
+      a.flip_v = true;
+    } else if ((key == "rotate" || key == "zoom" || key == "translate") && number) {
+      (key == "rotate" ? a.rotate : key == "zoom" ? a.zoom : a.translate) = value;
+    } else {
+      throw Error("--augment: '" + item +
+                  "' is not an augmentation; accepted, comma separated: flip, flip_v, rotate=F "
+                  "(a fraction of a turn), zoom=F, translate=F (fractions of the size)");
+    }
+  }
+  return a;
+}
+
+ir::Graph with_augmentation(const ir::Graph& g, const ir::AugmentAttrs& a) {
+  const auto ins = g.inputs();
+  if (ins.size() != 1) throw Error(g.name + ": --augment takes a model with one input");
+  ir::Graph out;
+  out.name = g.name;
+  out.source = g.source;
+  out.set_batch(g.batch());
+  std::vector<ir::NodeId> to_new(static_cast<size_t>(g.size()));
+  for (ir::NodeId i = 0; i < g.size(); ++i) {
+    ir::Node n = g.node(i);
+    for (ir::NodeId& in : n.inputs) in = to_new[static_cast<size_t>(in)];
+    to_new[static_cast<size_t>(i)] = out.add(std::move(n));
+    if (i == ins[0]) {  // the image, augmented, is what every layer reads
+      ir::Node aug;
+      aug.name = "augment";
+      for (int k = 2; g.find(aug.name) >= 0; ++k) aug.name = "augment_" + std::to_string(k);
+      aug.op = ir::OpKind::Augment;
+      aug.attrs = a;
+      aug.inputs = {to_new[static_cast<size_t>(i)]};
+      to_new[static_cast<size_t>(i)] = out.add(std::move(aug));
+    }
+  }
+  std::vector<ir::NodeId> outs;
+  for (ir::NodeId o : g.outputs()) outs.push_back(to_new[static_cast<size_t>(o)]);
+  out.set_outputs(outs);
+  return out;
+}
+
+void draw_maps(const ir::AugmentAttrs& a, int64_t width, int64_t height, float* maps,
+               int64_t images, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  const double cx = 0.5 * static_cast<double>(width - 1),
+               cy = 0.5 * static_cast<double>(height - 1);
+  for (int64_t i = 0; i < images; ++i, maps += 6) {
+    // From the model's generator, whose state checkpoints keep: a resumed run replays them.
+    const double flip_x = a.flip_h && rng() % 2 ? -1 : 1, flip_y = a.flip_v && rng() % 2 ? -1 : 1;
+    const double angle = u(rng) * a.rotate * 2 * M_PI, scale = 1 + u(rng) * a.zoom;
+    const double tx = u(rng) * a.translate * static_cast<double>(width);
+    const double ty = u(rng) * a.translate * static_cast<double>(height);
+    // Output pixel p samples the input at centre + scale * R(angle) * flip * (p - centre) + t.
+    const double c = std::cos(angle) * scale, s = std::sin(angle) * scale;
+    const double m00 = c * flip_x, m01 = -s * flip_y, m10 = s * flip_x, m11 = c * flip_y;
+    maps[0] = static_cast<float>(m00);
+    maps[1] = static_cast<float>(m01);
+    maps[2] = static_cast<float>(cx + tx - m00 * cx - m01 * cy);
+    maps[3] = static_cast<float>(m10);
+    maps[4] = static_cast<float>(m11);
+    maps[5] = static_cast<float>(cy + ty - m10 * cx - m11 * cy);
+  }
+}
+
 TrainingModel::TrainingModel(const ir::Graph& forward, const ModelOptions& o)
     : o_(o), rng_(o.seed) {
   ir::Graph at_batch = forward;
@@ -53,6 +139,8 @@ TrainingModel::TrainingModel(const ir::Graph& forward, const ModelOptions& o)
     if (n.name == graph_.labels) label_input_ = i;
     for (const auto& m : graph_.masks)
       if (m.input == n.name) mask_inputs_.push_back(i);
+    for (const auto& a : graph_.augmentations)
+      if (a.input == n.name) map_inputs_.push_back(i);
     if (n.name == forward.node(forward.inputs()[0]).name) data_input_ = i;
   }
   const auto outs = g.outputs();
@@ -116,6 +204,11 @@ StepResult TrainingModel::step(const ir::Tensor& x, const ir::Tensor& labels, do
       mask[i] = (bits & 0xffffffffu) >= threshold ? keep : 0.f;
       if (i + 1 < n) mask[i + 1] = (bits >> 32) >= threshold ? keep : 0.f;
     }
+  }
+  for (size_t k = 0; k < graph_.augmentations.size(); ++k) {
+    const ir::Shape& image = p.graph().node(p.graph().inputs()[data_input_]).type.shape;
+    draw_maps(graph_.augmentations[k].attrs, image[2], image[1], p.input_data(map_inputs_[k]),
+              image[0], rng_);
   }
   p.run_in_place();
   ir::Tensor prediction(p.graph().node(p.graph().outputs()[0]).type.shape);

@@ -25,6 +25,17 @@ struct ModelOptions {
   uint64_t seed = 0;  // dropout masks
 };
 
+// --augment's text: "flip,flip_v,rotate=0.1,zoom=0.1,translate=0.1" (any of them); throws
+// naming what is accepted.
+ir::AugmentAttrs parse_augment(const std::string& spec);
+// The graph with an augment layer after its (one) input, which every layer then reads.
+ir::Graph with_augmentation(const ir::Graph& g, const ir::AugmentAttrs& a);
+
+// One affine map per image (a b c d e f, as warp reads them) for an augment layer's settings:
+// a random flip, rotation, zoom and shift about the image's centre.
+void draw_maps(const ir::AugmentAttrs& a, int64_t width, int64_t height, float* maps,
+               int64_t images, std::mt19937_64& rng);
+
 struct StepResult {
   double loss = 0;      // mean over the batch
   int64_t correct = 0;  // argmax == label (classifiers)
@@ -75,10 +86,11 @@ class TrainingModel {
   std::unique_ptr<runtime::CompiledModel> training_, inference_;
   bool inference_stale_ = true;
   std::unique_ptr<Optimizer> optimizer_;
-  std::vector<float*> weights_;       // per trainable: the training program's weights
-  std::vector<size_t> sizes_;         // per trainable
-  std::vector<size_t> grad_outputs_;  // per trainable: index into the outputs
-  std::vector<size_t> mask_inputs_;   // per mask: index into the inputs
+  std::vector<float*> weights_;          // per trainable: the training program's weights
+  std::vector<size_t> sizes_;            // per trainable
+  std::vector<size_t> grad_outputs_;     // per trainable: index into the outputs
+  std::vector<size_t> mask_inputs_;      // per mask: index into the inputs
+  std::vector<size_t> map_inputs_;       // per augmentation: index into the inputs
   std::vector<ir::Shape> input_shapes_;  // in the training graph's input order
   size_t data_input_ = 0, label_input_ = 0;
   std::mt19937_64 rng_;

@@ -96,6 +96,27 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
       y = in(v[0], v[1] + static_cast<int>(p.left), v[2] + static_cast<int>(p.top), v[3]);
       break;
     }
+    case ir::OpKind::Warp: {
+      // Bilinear sampling through the image's affine map (maps: 6 x N), taps reflected at the
+      // edges; the clamp changes no index, it tells bounds inference the taps stay inside.
+      ImageParam& maps = l.args[1];
+      const int w = l.arg_dims[0][1], h = l.arg_dims[0][2];
+      auto m = [&](int k) { return maps(k, v[3]); };
+      Expr fx = cast<float>(v[1]), fy = cast<float>(v[2]);
+      Expr u = m(0) * fx + m(1) * fy + m(2), t = m(3) * fx + m(4) * fy + m(5);
+      Expr u0 = floor(u), t0 = floor(t), wu = u - u0, wt = t - t0;
+      auto reflect = [](Expr i, int len) {
+        Expr r = i % (2 * len);  // Halide's % is Euclidean: r >= 0
+        return clamp(select(r < len, r, 2 * len - 1 - r), 0, len - 1);
+      };
+      Expr xi = cast<int>(u0), yi = cast<int>(t0);
+      auto at = [&](Expr dy, Expr dx) {
+        return in(v[0], reflect(xi + dx, w), reflect(yi + dy, h), v[3]);
+      };
+      y = (1.f - wt) * ((1.f - wu) * at(0, 0) + wu * at(0, 1)) +
+          wt * ((1.f - wu) * at(1, 0) + wu * at(1, 1));
+      break;
+    }
     case ir::OpKind::ZeroPadding2D: {
       const auto& p = node.attr<ir::PadAttrs>().pad;
       Func bounded = BoundaryConditions::constant_exterior(
@@ -185,6 +206,7 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
     case ir::OpKind::Flatten:
     case ir::OpKind::Reshape:
     case ir::OpKind::Dropout:
+    case ir::OpKind::Augment:
     case ir::OpKind::Parameter:
     case ir::OpKind::Conv2DGradInput:
     case ir::OpKind::Conv2DGradKernel:

@@ -314,8 +314,8 @@ std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc
 // Training's backward ops: stages computed once and vectorised; a Map vectorised over its first
 // dim and parallel over its last; a Reduction in register tiles of up to 4 vectors of its first
 // dim x as many of its second as the accumulators allow (20 of AVX-512's 32 registers, 12 of
-// AVX2's 16, as the conv tiles), the reduction inside the tile, every tile a parallel task. Tiles shift
-// inwards at the edges, so no lane computes outside the output (where the gather would read
+// AVX2's 16, as the conv tiles), the reduction inside the tile, every tile a parallel task. Tiles
+// shift inwards at the edges, so no lane computes outside the output (where the gather would read
 // outside its inputs).
 std::string schedule_gradient_cpu(GradientAlgorithm& a, const ir::Schedule&, const Target& t) {
   const std::vector<Var>& v = a.vars;
@@ -351,8 +351,8 @@ std::string schedule_gradient_cpu(GradientAlgorithm& a, const ir::Schedule&, con
     const int tc = vectors * vl;
     int tx = rank > 1 ? std::min(accumulators / vectors, a.out_dims[1]) : 1;
     while (tx > 1 && a.out_dims[1] % tx) --tx;
-    const bool third = rank >= 3 && tx == a.out_dims[1] &&
-                       vectors * tx * a.out_dims[2] <= accumulators;
+    const bool third =
+        rank >= 3 && tx == a.out_dims[1] && vectors * tx * a.out_dims[2] <= accumulators;
     a.out.vectorize(v[0], lanes, TailStrategy::ShiftInwards);
     Func& p = a.partial;
     p.compute_root().vectorize(v[0], vl).parallel(a.slice);
@@ -392,9 +392,8 @@ std::string schedule_gradient_cpu(GradientAlgorithm& a, const ir::Schedule&, con
     if (rank > 1) acc.unroll(v[1]), a.acc.unroll(v[1]);
     if (third) acc.unroll(v[2]), a.acc.unroll(v[2]);
     return "partial sums over " + std::to_string(a.slices) + " slices of the batch" +
-           (by_slices ? " in parallel" : "") + ", register tiles of " + std::to_string(tc) +
-           " x " + std::to_string(tx) +
-           (third ? " x " + std::to_string(a.out_dims[2]) : std::string()) +
+           (by_slices ? " in parallel" : "") + ", register tiles of " + std::to_string(tc) + " x " +
+           std::to_string(tx) + (third ? " x " + std::to_string(a.out_dims[2]) : std::string()) +
            " sweeping each strip" + (by_slices ? "" : ", tiles in parallel");
   }
   // The other reductions (a strided or grouped conv's input gradient): one task per register

@@ -104,7 +104,8 @@ std::string gpu_pointwise_error(const ir::Schedule& sc, int64_t channels) {
 
 std::string schedule_conv_gpu(ConvAlgorithm& a, const ir::Schedule& given) {
   const ConvSpec& s = a.spec;
-  const ir::Schedule sc = given.kind == ir::ScheduleKind::None ? default_conv(s, a.depthwise) : given;
+  const ir::Schedule sc =
+      given.kind == ir::ScheduleKind::None ? default_conv(s, a.depthwise) : given;
   const ConvTile t = conv_tile(s, sc);
   for (Func& f : a.stages) {  // a transposed kernel, once per run
     Var bx("bx"), by("by"), tx("tx"), ty("ty");
@@ -150,7 +151,8 @@ std::string schedule_conv_gpu(ConvAlgorithm& a, const ir::Schedule& given) {
     const int threads = (t.C / t.c) * (t.X / t.x) * t.R;
     a.padded.compute_at(a.out, co)
         .store_in(MemoryType::GPUShared)
-        .split(pc, pco, pci, std::min(threads, a.depthwise ? t.C : s.in_c), TailStrategy::GuardWithIf)
+        .split(pc, pco, pci, std::min(threads, a.depthwise ? t.C : s.in_c),
+               TailStrategy::GuardWithIf)
         .gpu_threads(pci);
     os << "; input tile staged in shared memory";
   }
@@ -207,7 +209,8 @@ std::string schedule_pointwise_gpu(PointwiseAlgorithm& a, const ir::Schedule& gi
   const ir::Schedule sc = pointwise_defaults(given, a.out_dims[0]);
   const int C = static_cast<int>(clamp_to(sc.block_channels, a.out_dims[0]));
   // The axis threads cover besides channels: pixels of a row (rank 4) or rows (rank 2).
-  const int X = static_cast<int>(clamp_to(sc.block_pixels, rank == 4 ? a.out_dims[1] : a.out_dims.back()));
+  const int X =
+      static_cast<int>(clamp_to(sc.block_pixels, rank == 4 ? a.out_dims[1] : a.out_dims.back()));
   const int lanes = static_cast<int>(std::max<int64_t>(sc.vector, 1));
   Func& out = a.out;
   switch (a.form) {
@@ -229,7 +232,10 @@ std::string schedule_pointwise_gpu(PointwiseAlgorithm& a, const ir::Schedule& gi
           u.split(v[1], xo, xi, X, guard).reorder(si, xi, so, xo, v[2], v[3]).fuse(v[2], v[3], yn);
           u.gpu_blocks(so, xo, yn).gpu_threads(si, xi);
         } else {
-          u.split(v.back(), xo, xi, X, guard).reorder(si, xi, so, xo).gpu_blocks(so, xo).gpu_threads(si, xi);
+          u.split(v.back(), xo, xi, X, guard)
+              .reorder(si, xi, so, xo)
+              .gpu_blocks(so, xo)
+              .gpu_threads(si, xi);
         }
       }
       return "GPU: each input's channel slice written by its own launch, threads over " +

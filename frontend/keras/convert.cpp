@@ -483,6 +483,34 @@ ir::NodeId global_max(Converter& c, const Layer& l) {
   return global_pool(c, l, ir::OpKind::GlobalMaxPool2D);
 }
 
+// Keras' augmentation layers: an augment layer (identity at inference, random when training).
+// A factor is a number or a [lower, upper] pair; cnnc draws symmetric ranges, so a pair is
+// taken as its larger magnitude, and a zoom or shift of height and width as one for both.
+double factor(Converter& c, const Layer& l, const char* key) {
+  const auto it = l.config.find(key);
+  if (it == l.config.end() || it->is_null()) return 0;
+  if (it->is_array() && it->size() == 2 && (*it)[0].is_number() && (*it)[1].is_number())
+    return std::max(std::abs((*it)[0].get<double>()), std::abs((*it)[1].get<double>()));
+  return std::abs(c.number(l, key, 0));
+}
+ir::NodeId augment(Converter& c, const Layer& l) {
+  ir::AugmentAttrs a;
+  if (l.class_name == "RandomFlip") {
+    const std::string mode = c.string(l, "mode", "horizontal_and_vertical");
+    a.flip_h = mode.find("horizontal") != std::string::npos;
+    a.flip_v = mode.find("vertical") != std::string::npos;
+  } else if (l.class_name == "RandomRotation") {
+    a.rotate = static_cast<float>(factor(c, l, "factor"));
+  } else if (l.class_name == "RandomZoom") {
+    a.zoom =
+        static_cast<float>(std::max(factor(c, l, "height_factor"), factor(c, l, "width_factor")));
+  } else {  // RandomTranslation
+    a.translate =
+        static_cast<float>(std::max(factor(c, l, "height_factor"), factor(c, l, "width_factor")));
+  }
+  return c.add(l, l.name, ir::OpKind::Augment, a, {c.input(l)});
+}
+
 ir::NodeId dropout(Converter& c, const Layer& l) {
   ir::DropoutAttrs a;
   a.rate = static_cast<float>(c.number(l, "rate", 0.5));
@@ -634,10 +662,10 @@ const std::map<std::string, ConvertFn>& converters() {
       {"CustomScaleLayer", custom_scale},
       {"Lambda", lambda},
       {"CenterCrop", center_crop},
-      {"RandomFlip", inference_identity},
-      {"RandomRotation", inference_identity},
-      {"RandomZoom", inference_identity},
-      {"RandomTranslation", inference_identity},
+      {"RandomFlip", augment},
+      {"RandomRotation", augment},
+      {"RandomZoom", augment},
+      {"RandomTranslation", augment},
       {"RandomContrast", inference_identity},
       {"RandomBrightness", inference_identity},
       {"GaussianNoise", inference_identity},

@@ -324,6 +324,37 @@ Tensor cropping(const Node& n, const Tensor& in) {
   return out;
 }
 
+// Bilinear sampling through each image's affine map, the taps reflected at the edges
+// (d c b a | a b c d | d c b a).
+Tensor warp(const Node& n, const Tensor& in, const Tensor& maps) {
+  Tensor out(n.type.shape);
+  const Shape& s = in.shape;
+  auto reflect = [](int64_t i, int64_t len) {
+    i %= 2 * len;
+    if (i < 0) i += 2 * len;
+    return i < len ? i : 2 * len - 1 - i;
+  };
+  for (int64_t b = 0; b < s[0]; ++b) {
+    const float* m = maps.data.data() + b * 6;
+    for (int64_t y = 0; y < s[1]; ++y)
+      for (int64_t x = 0; x < s[2]; ++x) {
+        const double u = double(m[0]) * x + double(m[1]) * y + m[2];
+        const double v = double(m[3]) * x + double(m[4]) * y + m[5];
+        const double fu = std::floor(u), fv = std::floor(v), wu = u - fu, wv = v - fv;
+        const auto x0 = static_cast<int64_t>(fu), y0 = static_cast<int64_t>(fv);
+        for (int64_t c = 0; c < s[3]; ++c) {
+          auto at = [&](int64_t yy, int64_t xx) {
+            return double(in.data[at4(s, b, reflect(yy, s[1]), reflect(xx, s[2]), c)]);
+          };
+          out.data[at4(s, b, y, x, c)] =
+              static_cast<float>((1 - wv) * ((1 - wu) * at(y0, x0) + wu * at(y0, x0 + 1)) +
+                                 wv * ((1 - wu) * at(y0 + 1, x0) + wu * at(y0 + 1, x0 + 1)));
+        }
+      }
+  }
+  return out;
+}
+
 Tensor same_data(const Node& n, const Tensor& in) {
   Tensor out;
   out.shape = n.type.shape;
@@ -420,6 +451,7 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
     case OpKind::Flatten:
     case OpKind::Reshape:
     case OpKind::Dropout:  // identity at inference
+    case OpKind::Augment:
       return same_data(n, x);
     case OpKind::ZeroPadding2D:
       return zero_padding(n, x);
@@ -427,6 +459,8 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
       return cropping(n, x);
     case OpKind::Parameter:
       break;  // run() takes its value from the layer it stands for
+    case OpKind::Warp:
+      return warp(n, x, *inputs[1]);
     case OpKind::Conv2DGradInput:
     case OpKind::Conv2DGradKernel:
     case OpKind::DenseGradInput:

@@ -70,6 +70,7 @@ network all_attrs
 input a shape=16x16x4
 input v shape=10
 input lab shape=1
+input wm shape=6
 zeropadding2d zp pad=1,2,0,3 <- a
 conv2d c1 filters=8 kernel=3x5 strides=1x2 padding=1,0,2,1 dilation=1x1 groups=4 use_bias=false round=floor
 conv2d c2 filters=8 kernel=3 padding=same dilation=2 activation=leakyrelu <- a
@@ -129,6 +130,8 @@ globalavgpool2d_grad gapg keepdims=true <- cat, gap
 activation_grad ag of=leakyrelu alpha=0.1 <- lr, lr
 softmax_ce_grad ce <- sm, lab
 mse_grad mse <- sm, sm
+augment au flip_h=true flip_v=true rotate=0.1 zoom=0.2 translate=0.05 <- a
+warp wp <- a, wm
 output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse
 )";
 
@@ -136,6 +139,7 @@ const char* const kAllAttrsPrinted = R"(network all_attrs
 input a shape=16x16x4                                             # 16x16x4
 input v shape=10                                                  # 10
 input lab shape=1                                                 # 1
+input wm shape=6                                                  # 6
 zeropadding2d zp pad=1,2,0,3 <- a                                 # 19x19x4
 conv2d c1 filters=8 kernel=3x5 strides=1x2 padding=1,0,2,1 groups=4 use_bias=false round=floor  # 18x9x8
 conv2d c2 filters=8 kernel=3x3 padding=same dilation=2x2 <- a     # 16x16x8
@@ -199,6 +203,8 @@ globalavgpool2d_grad gapg keepdims=true <- cat, gap               # 16x16x16
 activation_grad ag of=leakyrelu alpha=0.1 <- lr, lr               # 16x16x8
 softmax_ce_grad ce <- sm, lab                                     # 4
 mse_grad mse <- sm, sm                                            # 4
+augment au flip_h=true flip_v=true rotate=0.1 zoom=0.2 translate=0.05 <- a  # 16x16x4
+warp wp <- a, wm                                                  # 16x16x4
 output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse
 )";
 
@@ -376,7 +382,8 @@ TEST_CASE("every op and attribute: the canonical form, golden") {
   CHECK(g.node(g.find("c4")).epilogue == ir::Epilogue{true, true, ir::OpKind::Gelu});
   CHECK(ir::to_text(g.node(g.find("mp2")).schedule) == "pool:v8,r2");
   CHECK(g.node(g.find("bn2")).schedule.rows == 3);
-  CHECK(g.inputs() == std::vector<ir::NodeId>{g.find("a"), g.find("v"), g.find("lab")});
+  CHECK(g.inputs() ==
+        std::vector<ir::NodeId>{g.find("a"), g.find("v"), g.find("lab"), g.find("wm")});
 }
 
 TEST_CASE("canonical form: defaults dropped, shorthand expanded, inputs written only when needed") {

@@ -430,6 +430,13 @@ PY
     grep -q "<polyline" c.svg || fail "no curves in c.svg"
     expect_ok evaluate "$M/fashion_mnist_cnn.cnn" --weights w.cnnw --data fashion-mnist --threads 2
     has "accuracy:  $acc"
+    # With augmentation (a flip, rotation and zoom per image and step): it still learns.
+    expect_ok train "$M/fashion_mnist_cnn.cnn" --data fashion-mnist --epochs 2 --batch 64 \
+      --limit 3200 --threads 2 --augment flip,rotate=0.05,zoom=0.1
+    acc=$(sed -n 's/^test: loss [0-9.]*, accuracy \([0-9.]*\).*/\1/p' out.txt)
+    [[ ${acc%%.*} == 0 && ${acc#0.} > 6000 ]] || fail "test accuracy $acc after 2 augmented epochs (expected > 0.60)"
+    expect_error "--augment" "'blur=1' is not an augmentation" -- \
+      train "$M/fashion_mnist_cnn.cnn" --data fashion-mnist --augment flip,blur=1
     ;;
 
   train_kill_resume)
@@ -457,6 +464,20 @@ PY
     # A damaged checkpoint is refused, not loaded.
     head -c 1000 ck/checkpoint.cnnck >ck/cut && mv ck/cut ck/checkpoint.cnnck
     expect_error "checkpoint.cnnck" "not a usable checkpoint" -- "${args[@]}" --checkpoint ck --resume
+    ;;
+
+  train_opencl)
+    # The training program through --target opencl (the backward ops' GPU schedules, run by PoCL
+    # on the CPU): the same losses, step for step, as the CPU's.
+    args=(train "$M/fashion_mnist_cnn.cnn" --data fashion-mnist --epochs 2 --batch 32 --limit 192
+          --threads 2 --seed 4 --no-test --no-progress)
+    expect_ok "${args[@]}" --log cpu.csv
+    expect_ok "${args[@]}" --log gpu.csv --target opencl
+    paste -d, cpu.csv gpu.csv | tail -n +2 | while IFS=, read -r -a f; do
+      # columns: epoch,loss,accuracy,... (10 per file)
+      awk -v a="${f[1]}" -v b="${f[11]}" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-4 * (a > 1 ? a : 1)) }' ||
+        { echo "epoch ${f[0]}: loss ${f[1]} on the CPU, ${f[11]} on OpenCL" >&2; exit 1; }
+    done || fail "OpenCL training's losses differ from the CPU's"
     ;;
 
   train_bad_input)

@@ -40,7 +40,8 @@ TEST_CASE("whole-network gradients match Keras' GradientTape") {
         passes::build_training_graph(forward, passes::Loss::SparseCategoricalCrossEntropy);
     // The reference: inputs in graph order (the data, then the labels).
     std::vector<ir::Tensor> inputs;
-    for (ir::NodeId id : t.graph.inputs()) inputs.push_back(t.graph.node(id).name == t.labels ? y : x);
+    for (ir::NodeId id : t.graph.inputs())
+      inputs.push_back(t.graph.node(id).name == t.labels ? y : x);
     const auto ref = runtime::reference::run(t.graph, inputs);
     // Compiled, on the test target.
     train::ModelOptions o;
@@ -56,7 +57,8 @@ TEST_CASE("whole-network gradients match Keras' GradientTape") {
     for (size_t k = 0; k < t.trainables.size(); ++k) {
       const auto& tr = t.trainables[k];
       CAPTURE(tr.parameter);
-      const ir::Tensor want = runtime::read_npy(base + ".grad." + tr.layer + "." + tr.role + ".npy");
+      const ir::Tensor want =
+          runtime::read_npy(base + ".grad." + tr.layer + "." + tr.role + ".npy");
       REQUIRE(ref[k + 1].elements() == want.elements());
       CHECK(relative_error(ref[k + 1].data, want.data) < 1e-4);
       const auto& c = model.training_graph().trainables[k];

@@ -70,6 +70,7 @@ void check_compiled(const std::string& text, int64_t batch, uint64_t seed) {
 TEST_CASE("compiled training graphs match the reference: every weight gradient") {
   check_compiled(
       "input x shape=12x12x1\n"
+      "augment a flip_h=true rotate=0.1 zoom=0.1\n"
       "conv2d c1 filters=8 kernel=3x3 padding=same activation=relu\n"
       "maxpool2d p1 pool=2x2\n"
       "conv2d c2 filters=16 kernel=3x3 padding=same activation=relu\n"
@@ -179,4 +180,79 @@ TEST_CASE("a small classifier learns a separable problem") {
   const auto eval = model.evaluate(x, y);
   CHECK(last < first * 0.5);
   CHECK(eval.correct >= 15);
+}
+
+TEST_CASE("warp: identity, flip and a quarter turn are exact; compiled matches the reference") {
+  ir::Graph g = ir::parse("input x shape=5x5x2\ninput m shape=6\nwarp w <- x, m\n", "warp.cnn", 2);
+  std::mt19937 rng(3);
+  const ir::Tensor x = test::random_tensor({2, 5, 5, 2}, rng);
+  auto warp = [&](std::vector<float> map) {
+    ir::Tensor m({2, 6});
+    for (int i = 0; i < 12; ++i) m.data[i] = map[i % 6];
+    return runtime::reference::run(g, {x, m})[0];
+  };
+  auto at = [&](const ir::Tensor& t, int b, int y, int xx, int c) {
+    return t.data[static_cast<size_t>(((b * 5 + y) * 5 + xx) * 2 + c)];
+  };
+  const ir::Tensor same = warp({1, 0, 0, 0, 1, 0});
+  const ir::Tensor flipped = warp({-1, 0, 4, 0, 1, 0});  // u = 4 - x
+  const ir::Tensor turned = warp({0, 1, 0, -1, 0, 4});   // u = y, v = 4 - x
+  for (int b = 0; b < 2; ++b)
+    for (int y = 0; y < 5; ++y)
+      for (int xx = 0; xx < 5; ++xx)
+        for (int c = 0; c < 2; ++c) {
+          CHECK(at(same, b, y, xx, c) == at(x, b, y, xx, c));
+          CHECK(at(flipped, b, y, xx, c) == at(x, b, y, 4 - xx, c));
+          CHECK(at(turned, b, y, xx, c) == at(x, b, 4 - xx, y, c));
+        }
+  // Half a pixel to the right, past the edge: the taps reflect (d c b a | a b c d).
+  const ir::Tensor shifted = warp({1, 0, 4.5f, 0, 1, 0});
+  CHECK(at(shifted, 0, 1, 0, 1) == doctest::Approx(at(x, 0, 1, 4, 1)));
+  CHECK(at(shifted, 0, 1, 1, 1) == doctest::Approx(0.5 * (at(x, 0, 1, 4, 1) + at(x, 0, 1, 3, 1))));
+  // Compiled, on random maps (rotations, zooms, shifts far outside the image).
+  ir::Tensor maps = test::random_tensor({2, 6}, rng, -3.f, 3.f);
+  const auto want = runtime::reference::run(g, {x, maps})[0];
+  codegen::CompileOptions opts;
+  opts.target = test::test_target();
+  runtime::CompiledModel model(codegen::compile(g, opts));
+  const auto got = model.run({x, maps})[0];
+  for (size_t i = 0; i < got.data.size(); ++i)
+    CHECK(got.data[i] == doctest::Approx(want.data[i]).epsilon(1e-4));
+}
+
+TEST_CASE("augmentation: maps drawn per image, the identity when nothing is asked") {
+  std::mt19937_64 rng(1);
+  std::vector<float> maps(6 * 8);
+  train::draw_maps(ir::AugmentAttrs{}, 28, 28, maps.data(), 8, rng);
+  for (int i = 0; i < 8; ++i)
+    CHECK(std::vector<float>(maps.begin() + 6 * i, maps.begin() + 6 * i + 6) ==
+          std::vector<float>{1, 0, 0, 0, 1, 0});
+  ir::AugmentAttrs flip;
+  flip.flip_h = true;
+  train::draw_maps(flip, 28, 28, maps.data(), 8, rng);
+  int flipped = 0;
+  for (int i = 0; i < 8; ++i) {
+    CHECK(std::abs(maps[6 * i]) == 1.f);
+    if (maps[6 * i] < 0) {
+      ++flipped;
+      CHECK(maps[6 * i + 2] == 27.f);  // u = 27 - x
+    }
+  }
+  CHECK(flipped > 0);
+  CHECK(flipped < 8);
+  ir::AugmentAttrs all = train::parse_augment("flip,rotate=0.1,zoom=0.2,translate=0.1");
+  CHECK(all.flip_h);
+  CHECK(all.zoom == 0.2f);
+  CHECK_THROWS_WITH_AS(train::parse_augment("flip,blur=2"), doctest::Contains("accepted"), Error);
+  // --augment puts the layer after the input; the network trains through it (a warp with its
+  // maps as an input).
+  ir::Graph g = ir::parse(
+      "input x shape=6x6x1\nconv2d c filters=2 kernel=3x3\nflatten f\n"
+      "dense out units=2 activation=softmax\n",
+      "net.cnn", 4);
+  const ir::Graph aug = train::with_augmentation(g, all);
+  CHECK(aug.node(aug.find("c")).inputs[0] == aug.find("augment"));
+  const auto t = passes::build_training_graph(aug, passes::Loss::SparseCategoricalCrossEntropy);
+  REQUIRE(t.augmentations.size() == 1);
+  CHECK(t.graph.node(t.graph.find("augment")).op == ir::OpKind::Warp);
 }
