@@ -157,22 +157,7 @@ KernelKind kernel_kind(const Graph& g, const Node& n) {
   }
   if (n.op == OpKind::Dense) return KernelKind::Conv;
   if (n.op == OpKind::MaxPool2D || n.op == OpKind::AvgPool2D) return KernelKind::Pool;
-  switch (n.op) {
-    case OpKind::Conv2DGradInput:
-    case OpKind::Conv2DGradKernel:
-    case OpKind::DenseGradInput:
-    case OpKind::DenseGradKernel:
-    case OpKind::BiasGrad:
-    case OpKind::MaxPool2DGrad:
-    case OpKind::AvgPool2DGrad:
-    case OpKind::GlobalAvgPool2DGrad:
-    case OpKind::ActivationGrad:
-    case OpKind::SoftmaxCrossEntropyGrad:
-    case OpKind::MeanSquaredErrorGrad:
-      return KernelKind::Gradient;
-    default:
-      return KernelKind::Pointwise;
-  }
+  return n.info().traits & kBackward ? KernelKind::Gradient : KernelKind::Pointwise;
 }
 
 }  // namespace cnnc::ir

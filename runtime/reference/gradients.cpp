@@ -16,14 +16,6 @@ using ir::OpKind;
 using ir::Shape;
 using ir::Tensor;
 
-[[noreturn]] void fail(const Node& n, const std::string& msg) {
-  throw Error("reference: layer '" + n.name + "' (" + std::string(n.info().text) + "): " + msg);
-}
-
-inline size_t at4(const Shape& s, int64_t b, int64_t y, int64_t x, int64_t c) {
-  return static_cast<size_t>(((b * s[1] + y) * s[2] + x) * s[3] + c);
-}
-
 // The forward conv's loop nest, calling f(input index, kernel index, output index) for every
 // product it sums: both gradients are this loop with the roles of the three tensors exchanged.
 template <class F>

@@ -11,20 +11,20 @@
 
 namespace cnnc::runtime::reference {
 
+std::string layer(const ir::Node& n) {
+  return "layer '" + n.name + "' (" + std::string(n.info().text) + ")";
+}
+
+void fail(const ir::Node& n, const std::string& msg) {
+  throw Error("reference: " + layer(n) + ": " + msg);
+}
+
 namespace {
 
 using ir::Node;
 using ir::OpKind;
 using ir::Shape;
 using ir::Tensor;
-
-std::string layer(const Node& n) {
-  return "layer '" + n.name + "' (" + std::string(n.info().text) + ")";
-}
-
-[[noreturn]] void fail(const Node& n, const std::string& msg) {
-  throw Error("reference: " + layer(n) + ": " + msg);
-}
 
 // The weights of a role, checked to be set and of the declared size.
 const Tensor& weights(const Node& n, const char* role) {
@@ -37,11 +37,6 @@ const Tensor& weights(const Node& n, const char* role) {
                 " values, their shape " + ir::shape_to_string(p->value.shape, true) + " needs " +
                 std::to_string(p->value.elements()));
   return p->value;
-}
-
-// Element (b, y, x, c) of an NHWC tensor.
-inline size_t at4(const Shape& s, int64_t b, int64_t y, int64_t x, int64_t c) {
-  return static_cast<size_t>(((b * s[1] + y) * s[2] + x) * s[3] + c);
 }
 
 Tensor conv2d(const Node& n, const Tensor& in) {
