@@ -266,7 +266,7 @@ constexpr unsigned kView = 1;                // no kernel: the output is the inp
 constexpr unsigned kNamedActivation = 2;     // usable as `activation=NAME`, a Keras activation
 constexpr unsigned kEpilogueActivation = 4;  // parameter-free: an epilogue can apply it
 constexpr unsigned kNoBatch = 8;             // a weight or its gradient: no batch dimension
-constexpr unsigned kBackward = 16;           // a backward op (training graphs)
+constexpr unsigned kBackward = 16;           // a training-graph op (backward ops, batch statistics)
 
 struct OpInfo {
   OpKind kind;

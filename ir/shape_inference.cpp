@@ -370,6 +370,31 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       r.type = in[0];
       break;
     }
+    case OpKind::BatchSums:
+      if (in[0].rank() != 4 && in[0].rank() != 2)
+        fail("batch_sums needs a rank-4 or rank-2 input, got " + shape_to_string(x, true));
+      r.type.shape = {2, x.back()};
+      break;
+    case OpKind::BatchNormTrain:
+    case OpKind::BatchNormGammaGrad:
+    case OpKind::BatchNormGrad: {
+      if (in[1].shape != Shape{2, x.back()})
+        fail("the second input must be the batch_sums of x (2 x " + std::to_string(x.back()) +
+             "), got " + shape_to_string(in[1].shape, true));
+      if (n.op != OpKind::BatchNormTrain) same_shape(in[0], in[2]);
+      if (n.op == OpKind::BatchNormGrad)
+        for (size_t k = 3; k < 6; ++k)
+          if (in[k].shape != Shape{x.back()})
+            fail("inputs 4 to 6 must be the gamma and beta gradients and gamma (" +
+                 std::to_string(x.back()) + " each), got " + shape_to_string(in[k].shape, true));
+      if (!(n.attr<BatchNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
+      r.type = n.op == OpKind::BatchNormGammaGrad ? TensorType{{x.back()}} : in[0];
+      if (n.op == OpKind::BatchNormTrain)  // the batchnorm's weights, under the layer's name
+        for (std::string_view role : {"gamma", "beta", "moving_mean", "moving_variance"})
+          r.params.push_back({std::string(role), {x.back()},
+                              role == "gamma" || role == "moving_variance" ? Init::Ones : Init::Zeros});
+      break;
+    }
     case OpKind::Warp:
       expect_rank(in[0], 4, "warp");
       if (in[1].shape != Shape{x[0], 6})

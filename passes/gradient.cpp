@@ -14,7 +14,7 @@ using ir::OpKind;
 
 // What trains today, for the message that refuses the rest.
 constexpr const char* kTrainableOps =
-    "conv2d (strided, dilated, grouped, depthwise), dense, maxpool2d, avgpool2d, "
+    "conv2d (strided, dilated, grouped, depthwise), dense, batchnorm, maxpool2d, avgpool2d, "
     "globalavgpool2d, relu, relu6, leakyrelu, sigmoid, tanh, softmax (last, with a "
     "cross-entropy loss), add, flatten, reshape, dropout, zeropadding2d, cropping2d, augment "
     "(on the input)";
@@ -39,6 +39,7 @@ class Builder {
     for (NodeId i = out; i >= 0; --i) backward(i);
     std::vector<NodeId> outputs{t_.graph.find(t_.prediction)};
     for (const auto& p : t_.trainables) outputs.push_back(t_.graph.find(p.gradient));
+    for (const auto& b : t_.batch_statistics) outputs.push_back(t_.graph.find(b.sums));
     t_.graph.set_outputs(outputs);
     return std::move(t_);
   }
@@ -90,11 +91,19 @@ class Builder {
         to_new_[i] = add(n.name, OpKind::Warp, ir::NoAttrs{}, {n.inputs[0], maps});
         continue;
       }
-      if (n.op == OpKind::BatchNorm || n.op == OpKind::LayerNorm || n.op == OpKind::Affine)
-        refuse(n,
-               "training a normalisation layer (batch statistics, moving averages) is not "
-               "built yet; the ops that train are " +
-                   std::string(kTrainableOps));
+      if (n.op == OpKind::BatchNorm) {  // the batch's statistics, its weights under its name
+        const NodeId sums =
+            add(fresh(n.name + ".sums"), OpKind::BatchSums, ir::NoAttrs{}, {n.inputs[0]});
+        t_.batch_statistics.push_back({n.name, at(sums).name});
+        Node train = n;
+        train.op = OpKind::BatchNormTrain;
+        train.inputs = {n.inputs[0], sums};
+        to_new_[i] = g().add(std::move(train));
+        continue;
+      }
+      if (n.op == OpKind::LayerNorm || n.op == OpKind::Affine)
+        refuse(n, "training " + std::string(n.info().text) +
+                      " is not built yet; the ops that train are " + std::string(kTrainableOps));
       to_new_[i] = g().add(std::move(n));
     }
     const NodeId out = to_new_.at(fwd_.outputs()[0]);
@@ -191,6 +200,21 @@ class Builder {
           to_input(0, OpKind::DenseGradInput, ir::NoAttrs{}, {dy, parameter(id, "kernel")});
         return;
       }
+      case OpKind::BatchNormTrain: {
+        // dbeta = the sum of dy, dgamma = the sum of dy xhat; dx from both (batch statistics).
+        const NodeId x = n.inputs[0], sums = n.inputs[1];
+        const NodeId dbeta = add(fresh(name + ".beta_grad"), OpKind::BiasGrad, ir::NoAttrs{}, {dy});
+        const NodeId dgamma =
+            add(fresh(name + ".gamma_grad"), OpKind::BatchNormGammaGrad, n.attrs, {x, sums, dy});
+        // A gamma or beta the source model does not have (Keras' scale or center off) is a
+        // constant: not trained.
+        if (!n.param("gamma")->derived) weight_gradient(id, "gamma", dgamma);
+        if (!n.param("beta")->derived) weight_gradient(id, "beta", dbeta);
+        if (needs_grad(x))
+          to_input(0, OpKind::BatchNormGrad, n.attrs,
+                   {x, sums, dy, dgamma, dbeta, parameter(id, "gamma")});
+        return;
+      }
       case OpKind::MaxPool2D:
         return to_input(0, OpKind::MaxPool2DGrad, n.attrs, {n.inputs[0], dy});
       case OpKind::AvgPool2D:
@@ -243,9 +267,12 @@ class Builder {
                "input, before any conv2d or dense)");
       case OpKind::Softmax:
         refuse(n, "softmax trains only as the last layer, with a cross-entropy loss");
-      case OpKind::Dropout:  // became a multiply in copy_forward
-      case OpKind::Augment:  // became a warp
-      case OpKind::BatchNorm:
+      case OpKind::Dropout:    // became a multiply in copy_forward
+      case OpKind::Augment:    // became a warp
+      case OpKind::BatchNorm:  // became batch_sums and batchnorm_train
+      case OpKind::BatchSums:
+      case OpKind::BatchNormGammaGrad:
+      case OpKind::BatchNormGrad:
       case OpKind::LayerNorm:
       case OpKind::Affine:
       case OpKind::GlobalMaxPool2D:

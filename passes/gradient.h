@@ -41,6 +41,11 @@ struct TrainingGraph {
     ir::AugmentAttrs attrs;
   };
   std::vector<Augmentation> augmentations;
+  struct BatchStatistics {
+    std::string layer;  // a batchnorm: its moving_mean and moving_variance follow the batches'
+    std::string sums;   // its batch_sums, a graph output
+  };
+  std::vector<BatchStatistics> batch_statistics;
 };
 
 // Builds the training graph of `forward` (whose passes have not run: activations are their own

@@ -60,7 +60,26 @@ def residual():
     return keras.Model(x, y, name="residual")
 
 
-MODELS = {"lenet_like": lenet_like, "strided_depthwise": strided_depthwise, "residual": residual}
+def batchnorm_net():
+    return keras.Sequential([
+        keras.Input((10, 10, 2)),
+        L.Conv2D(6, 3, padding="same", use_bias=False, name="c1"),
+        L.BatchNormalization(name="bn1"),
+        L.ReLU(name="r1"),
+        L.MaxPooling2D(2, name="p1"),
+        L.Conv2D(8, 3, use_bias=False, name="c2"),
+        L.BatchNormalization(scale=False, epsilon=0.01, name="bn2"),
+        L.Activation("tanh", name="t2"),
+        L.GlobalAveragePooling2D(name="gap"),
+        L.Dense(6, use_bias=False, name="d"),  # a bias before a batchnorm has no gradient
+        L.BatchNormalization(name="bn3"),
+        L.Activation("sigmoid", name="s3"),
+        L.Dense(3, activation="softmax", name="out"),
+    ], name="batchnorm_net")
+
+
+MODELS = {"lenet_like": lenet_like, "strided_depthwise": strided_depthwise, "residual": residual,
+          "batchnorm_net": batchnorm_net}
 
 
 def main():
@@ -75,7 +94,10 @@ def main():
         model = build()
         rng = np.random.default_rng(seed)
         for w in model.weights:  # bias too, so the bias gradient path is exercised with values
-            w.assign(rng.normal(0, 0.5, w.shape).astype("float32"))
+            values = rng.normal(0, 0.5, w.shape)
+            if "moving_variance" in w.path:
+                values = np.abs(values) + 0.5
+            w.assign(values.astype("float32"))
         classes = model.output_shape[-1]
         x = rng.uniform(-1, 1, (args.batch,) + model.input_shape[1:]).astype("float32")
         y = rng.integers(0, classes, args.batch)
@@ -90,7 +112,7 @@ def main():
         np.save(base + ".loss.npy", np.array([float(loss)], "float32"))
         for w, g in zip(model.trainable_weights, grads):
             layer, role = w.path.split("/")[-2], w.path.split("/")[-1]
-            role = "kernel" if role == "depthwise_kernel" else role
+            role = {"depthwise_kernel": "kernel"}.get(role, role)
             np.save(f"{base}.grad.{layer}.{role}.npy", g.numpy().astype("float32"))
         print(f"{name}: loss {float(loss):.6f}, {len(grads)} gradients")
 

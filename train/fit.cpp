@@ -213,31 +213,10 @@ EpochLog from_json(const nlohmann::json& j) {
   return e;
 }
 
-// The tensors a checkpoint holds: every trained weight, then the optimiser's state.
-std::vector<std::pair<std::string, std::vector<float>*>> checkpoint_tensors(
-    TrainingModel& m, std::vector<std::vector<float>>& weights) {
-  std::vector<std::pair<std::string, std::vector<float>*>> t;
-  const auto& tr = m.training_graph().trainables;
-  for (size_t k = 0; k < tr.size(); ++k) t.push_back({tr[k].parameter, &weights[k]});
-  const auto state = m.optimizer().state();
-  for (size_t k = 0; k < state.size(); ++k)
-    t.push_back({tr[k / 2].parameter + (k % 2 ? ".v" : ".m"), state[k]});
-  return t;
-}
-
-std::vector<std::vector<float>> trained_weights(TrainingModel& m) {
-  ir::Graph g = m.training_graph().graph;  // the layers, to receive the weights
-  m.copy_weights_to(g);
-  std::vector<std::vector<float>> w;
-  for (const auto& t : m.training_graph().trainables)
-    w.push_back(g.node(g.find(t.layer)).param(t.role)->value.data);
-  return w;
-}
-
 // "CNNCCKP1", a u64 header length, the JSON header, the float32 tensors in its order, and the
-// CRC-32 of everything before it.
+// CRC-32 of everything before it. The tensors are the model's slots: trained weights, moving
+// statistics, optimiser state.
 void save_checkpoint(const std::string& path, TrainingModel& m, const std::vector<EpochLog>& logs) {
-  auto weights = trained_weights(m);
   nlohmann::json h;
   h["format"] = "cnnc training checkpoint 1";
   h["model"] = m.program().graph().name;
@@ -248,9 +227,9 @@ void save_checkpoint(const std::string& path, TrainingModel& m, const std::vecto
   h["dropout_rng"] = rng.str();
   for (const auto& e : logs) h["history"].push_back(to_json(e));
   std::string data;
-  for (const auto& [name, values] : checkpoint_tensors(m, weights)) {
-    h["tensors"].push_back({{"name", name}, {"count", values->size()}});
-    data.append(reinterpret_cast<const char*>(values->data()), values->size() * sizeof(float));
+  for (const auto& slot : m.slots()) {
+    h["tensors"].push_back({{"name", slot.name}, {"count", slot.size}});
+    data.append(reinterpret_cast<const char*>(slot.data), slot.size * sizeof(float));
   }
   const std::string header = h.dump();
   const uint64_t len = header.size();
@@ -286,25 +265,23 @@ std::vector<EpochLog> load_checkpoint(const std::string& path, TrainingModel& m)
     if (h.at("model") != m.program().graph().name)
       throw bad("it is of the model '" + h.at("model").get<std::string>() + "', not '" +
                 m.program().graph().name + "'");
-    auto weights = trained_weights(m);
-    const auto tensors = checkpoint_tensors(m, weights);
+    const auto slots = m.slots();
     const auto& listed = h.at("tensors");
-    if (listed.size() != tensors.size()) throw bad("it holds other tensors than this model's");
+    if (listed.size() != slots.size()) throw bad("it holds other tensors than this model's");
+    // Every tensor checked before any is copied: a checkpoint of another model changes nothing.
     size_t at = 16 + len;
-    for (size_t k = 0; k < tensors.size(); ++k) {
+    std::vector<size_t> offsets;
+    for (size_t k = 0; k < slots.size(); ++k) {
       const size_t count = listed[k].at("count");
-      if (listed[k].at("name") != tensors[k].first || count != tensors[k].second->size() ||
+      if (listed[k].at("name") != slots[k].name || count != slots[k].size ||
           at + count * sizeof(float) > bytes.size() - 4)
-        throw bad("tensor " + tensors[k].first + " differs from this model's");
-      std::memcpy(tensors[k].second->data(), bytes.data() + at, count * sizeof(float));
+        throw bad("tensor " + slots[k].name + " differs from this model's");
+      offsets.push_back(at);
       at += count * sizeof(float);
     }
-    ir::Graph g = m.training_graph().graph;
-    const auto& tr = m.training_graph().trainables;
-    for (size_t k = 0; k < tr.size(); ++k)
-      for (auto& p : g.node(g.find(tr[k].layer)).params)
-        if (p.role == tr[k].role) p.value.data = weights[k];
-    m.copy_weights_from(g);
+    for (size_t k = 0; k < slots.size(); ++k)
+      std::memcpy(slots[k].data, bytes.data() + offsets[k], slots[k].size * sizeof(float));
+    m.state_changed();
     m.optimizer().set_iterations(h.at("iterations"));
     std::istringstream rng(h.at("dropout_rng").get<std::string>());
     rng >> m.rng();

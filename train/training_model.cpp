@@ -12,6 +12,9 @@ namespace cnnc::train {
 
 namespace {
 
+// Keras' BatchNormalization momentum: moving = 0.99 moving + 0.01 batch.
+constexpr float kMomentum = 0.99f;
+
 // The training pipeline: the inference pipeline without the passes that assume inference.
 // Dropout is live (a product with its mask); BatchNorm would train on batch statistics (the
 // gradient pass refuses it for now); a fused padding would leave the conv's padded input, which
@@ -24,6 +27,9 @@ codegen::Program compile_graph(ir::Graph g, const ModelOptions& o, bool training
   p.tiling.target = codegen::describe_target(o.target);
   p.tiling.kernel_batch = o.batch;
   if (training) p.disabled = kInferenceOnlyPasses;
+  // The inference program keeps its batchnorms (not folded into the convs), so the trained
+  // weights and moving statistics can be copied into it by layer and role.
+  if (!training) p.disabled = {"fold_batchnorm"};
   codegen::CompileOptions c;
   c.target = o.target;
   c.micro_batch = o.batch;  // weight gradients sum over the whole batch
@@ -152,7 +158,40 @@ TrainingModel::TrainingModel(const ir::Graph& forward, const ModelOptions& o)
     internal_assert(at != outs.end(), "the gradient " + t.gradient + " is not an output");
     grad_outputs_.push_back(static_cast<size_t>(at - outs.begin()));
   }
+  for (const auto& b : graph_.batch_statistics) {
+    MovingStatistics m;
+    m.layer = b.layer;
+    const auto at = std::find(outs.begin(), outs.end(), g.find(b.sums));
+    internal_assert(at != outs.end(), "the batch sums " + b.sums + " are not an output");
+    m.sums_output = static_cast<size_t>(at - outs.begin());
+    m.mean = training_->weights(b.layer, "moving_mean");
+    m.variance = training_->weights(b.layer, "moving_variance");
+    const ir::TensorType& x = g.node(g.node(g.find(b.sums)).inputs[0]).type;
+    m.channels = x.channels();
+    m.count = x.elements() / x.channels();
+    moving_.push_back(m);
+  }
   optimizer_ = std::make_unique<Optimizer>(o.optimizer, sizes_);
+}
+
+std::vector<TrainingModel::Slot> TrainingModel::slots() {
+  std::vector<Slot> s;
+  for (size_t k = 0; k < weights_.size(); ++k)
+    s.push_back({graph_.trainables[k].parameter, weights_[k], sizes_[k]});
+  for (const auto& m : moving_) {
+    s.push_back({m.layer + ".moving_mean", m.mean, static_cast<size_t>(m.channels)});
+    s.push_back({m.layer + ".moving_variance", m.variance, static_cast<size_t>(m.channels)});
+  }
+  const auto state = optimizer_->state();
+  for (size_t k = 0; k < state.size(); ++k)
+    s.push_back({graph_.trainables[k / 2].parameter + (k % 2 ? ".v" : ".m"), state[k]->data(),
+                 state[k]->size()});
+  return s;
+}
+
+void TrainingModel::state_changed() {
+  training_->weights_changed();
+  inference_stale_ = true;
 }
 
 StepResult TrainingModel::score(const ir::Tensor& p, const ir::Tensor& labels, int64_t rows) const {
@@ -217,6 +256,16 @@ StepResult TrainingModel::step(const ir::Tensor& x, const ir::Tensor& labels, do
   std::vector<const float*> grads;
   for (size_t k = 0; k < weights_.size(); ++k) grads.push_back(p.output_data(grad_outputs_[k]));
   optimizer_->update(weights_, grads, lr);
+  // Each batchnorm's moving statistics follow the batch's (biased) mean and variance, as Keras'.
+  for (const auto& m : moving_) {
+    const float* sums = p.output_data(m.sums_output);
+    const auto count = static_cast<double>(m.count);
+    for (int64_t c = 0; c < m.channels; ++c) {
+      const double mean = sums[c] / count, var = sums[m.channels + c] / count - mean * mean;
+      m.mean[c] = kMomentum * m.mean[c] + (1 - kMomentum) * static_cast<float>(mean);
+      m.variance[c] = kMomentum * m.variance[c] + (1 - kMomentum) * static_cast<float>(var);
+    }
+  }
   p.weights_changed();
   inference_stale_ = true;
   return score(prediction, labels, 0);
@@ -242,12 +291,21 @@ std::vector<TrainingModel::KernelTime> TrainingModel::profile(int repeats) {
   return out;
 }
 
+std::vector<TrainingModel::Weights> TrainingModel::layer_weights() {
+  std::vector<Weights> w;
+  for (size_t k = 0; k < weights_.size(); ++k)
+    w.push_back({graph_.trainables[k].layer, graph_.trainables[k].role, weights_[k], sizes_[k]});
+  for (const auto& m : moving_) {
+    w.push_back({m.layer, "moving_mean", m.mean, static_cast<size_t>(m.channels)});
+    w.push_back({m.layer, "moving_variance", m.variance, static_cast<size_t>(m.channels)});
+  }
+  return w;
+}
+
 void TrainingModel::sync_inference() {
   if (!inference_stale_) return;
-  for (size_t k = 0; k < weights_.size(); ++k) {
-    const auto& t = graph_.trainables[k];
-    std::memcpy(inference_->weights(t.layer, t.role), weights_[k], sizes_[k] * sizeof(float));
-  }
+  for (const auto& w : layer_weights())
+    std::memcpy(inference_->weights(w.layer, w.role), w.data, w.size * sizeof(float));
   inference_->weights_changed();
   inference_stale_ = false;
 }
@@ -258,32 +316,29 @@ StepResult TrainingModel::evaluate(const ir::Tensor& x, const ir::Tensor& labels
 }
 
 void TrainingModel::copy_weights_to(ir::Graph& g) {
-  for (size_t k = 0; k < weights_.size(); ++k) {
-    const auto& t = graph_.trainables[k];
-    const ir::NodeId id = g.find(t.layer);
+  for (const auto& w : layer_weights()) {
+    const ir::NodeId id = g.find(w.layer);
     ir::Param* p = nullptr;
     if (id >= 0)
       for (auto& q : g.node(id).params)
-        if (q.role == t.role) p = &q;
-    if (!p || static_cast<size_t>(p->value.elements()) != sizes_[k])
-      throw Error(g.name + ": no weights '" + t.role + "' of " + std::to_string(sizes_[k]) +
-                  " values in a layer '" + t.layer + "'");
-    p->value.data.assign(weights_[k], weights_[k] + sizes_[k]);
+        if (q.role == w.role) p = &q;
+    if (!p || static_cast<size_t>(p->value.elements()) != w.size)
+      throw Error(g.name + ": no weights '" + w.role + "' of " + std::to_string(w.size) +
+                  " values in a layer '" + w.layer + "'");
+    p->value.data.assign(w.data, w.data + w.size);
   }
 }
 
 void TrainingModel::copy_weights_from(const ir::Graph& g) {
-  for (size_t k = 0; k < weights_.size(); ++k) {
-    const auto& t = graph_.trainables[k];
-    const ir::NodeId id = g.find(t.layer);
-    const ir::Param* p = id >= 0 ? g.node(id).param(t.role) : nullptr;
-    if (!p || p->value.data.size() != sizes_[k])
-      throw Error(g.name + ": no weights '" + t.role + "' of " + std::to_string(sizes_[k]) +
-                  " values in a layer '" + t.layer + "'");
-    std::copy(p->value.data.begin(), p->value.data.end(), weights_[k]);
+  for (const auto& w : layer_weights()) {
+    const ir::NodeId id = g.find(w.layer);
+    const ir::Param* p = id >= 0 ? g.node(id).param(w.role) : nullptr;
+    if (!p || p->value.data.size() != w.size)
+      throw Error(g.name + ": no weights '" + w.role + "' of " + std::to_string(w.size) +
+                  " values in a layer '" + w.layer + "'");
+    std::copy(p->value.data.begin(), p->value.data.end(), w.data);
   }
-  training_->weights_changed();
-  inference_stale_ = true;
+  state_changed();
 }
 
 }  // namespace cnnc::train

@@ -56,7 +56,17 @@ class TrainingModel {
   // over its first `rows` samples (the rest pad a last, partial batch); 0: all of them.
   StepResult evaluate(const ir::Tensor& x, const ir::Tensor& labels, int64_t rows = 0);
 
-  // The trained weights, into a graph with the same layers (for saving).
+  // Everything a checkpoint keeps, in place: each trained weight, each batchnorm's moving
+  // statistics, the optimiser's state. After writing into them, call state_changed().
+  struct Slot {
+    std::string name;
+    float* data;
+    size_t size;
+  };
+  std::vector<Slot> slots();
+  void state_changed();
+
+  // The trained weights (and moving statistics), into a graph with the same layers (saving).
   void copy_weights_to(ir::Graph& g);
   // Weights from a graph with the same layers (resuming).
   void copy_weights_from(const ir::Graph& g);
@@ -80,13 +90,26 @@ class TrainingModel {
  private:
   StepResult score(const ir::Tensor& prediction, const ir::Tensor& labels, int64_t rows) const;
   void sync_inference();  // the inference program's weights from the training program's
+  struct Weights {        // a layer's weights the training changes: trained ones, moving statistics
+    std::string layer, role;
+    float* data;
+    size_t size;
+  };
+  std::vector<Weights> layer_weights();
 
   ModelOptions o_;
   passes::TrainingGraph graph_;  // names; its graph's weights are not the trained ones
   std::unique_ptr<runtime::CompiledModel> training_, inference_;
   bool inference_stale_ = true;
   std::unique_ptr<Optimizer> optimizer_;
-  std::vector<float*> weights_;          // per trainable: the training program's weights
+  std::vector<float*> weights_;  // per trainable: the training program's weights
+  struct MovingStatistics {
+    std::string layer;
+    size_t sums_output = 0;  // the batch_sums output
+    float *mean = nullptr, *variance = nullptr;
+    int64_t channels = 0, count = 0;  // values per channel per batch
+  };
+  std::vector<MovingStatistics> moving_;
   std::vector<size_t> sizes_;            // per trainable
   std::vector<size_t> grad_outputs_;     // per trainable: index into the outputs
   std::vector<size_t> mask_inputs_;      // per mask: index into the inputs

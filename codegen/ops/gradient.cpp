@@ -47,14 +47,24 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
   GradientAlgorithm l;
   const bool dense = node.op == ir::OpKind::DenseGradInput ||
                      node.op == ir::OpKind::DenseGradKernel || node.op == ir::OpKind::BiasGrad;
+  // A training batchnorm's values are per channel over all rows (batch x pixels), any rank.
+  const bool batchnorm =
+      node.op == ir::OpKind::BatchSums || node.op == ir::OpKind::BatchNormTrain ||
+      node.op == ir::OpKind::BatchNormGammaGrad || node.op == ir::OpKind::BatchNormGrad;
   for (size_t i = 0; i < node.inputs.size(); ++i) {
     const ir::TensorType& t = g.node(node.inputs[i]).type;
     // A dense layer's activations (not its kernel) are rows x C whatever their rank.
-    const bool rows = dense && !(node.op == ir::OpKind::DenseGradInput && i == 1);
+    const bool rows = (dense && !(node.op == ir::OpKind::DenseGradInput && i == 1)) ||
+                      (batchnorm && t.rank() >= 2);
     l.arg_dims.push_back(dims_of(t, rows));
     l.args.push_back(make_input("in" + std::to_string(i), l.arg_dims.back()));
   }
-  l.out_dims = dims_of(node.type, node.op == ir::OpKind::DenseGradInput);
+  for (const auto& p : node.params) {  // batchnorm_train's gamma, beta, moving statistics
+    l.arg_dims.push_back(halide_dims(p.value.shape));
+    l.args.push_back(make_input(p.role, l.arg_dims.back()));
+  }
+  l.out_dims = dims_of(
+      node.type, node.op == ir::OpKind::DenseGradInput || (batchnorm && node.type.rank() >= 2));
   const int rank = static_cast<int>(l.out_dims.size());
   static const char* names[] = {"v0", "v1", "v2", "v3"};
   for (int i = 0; i < rank; ++i) l.vars.emplace_back(names[i]);
@@ -271,6 +281,37 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
       const bool sparse = l.arg_dims[1][0] == 1 && classes > 1;
       Expr target = sparse ? select(v[0] == cast<int>(b(0, v[1])), 1.f, 0.f) : b(at);
       l.out(at) = (a(at) - target) / static_cast<float>(rows);
+      break;
+    }
+    case ir::OpKind::BatchSums:  // (c, 0): the sum of x over the rows, (c, 1): of x squared
+      reduce_in_slices(l.arg_dims[0][1], 0, 0, 0, [&](Expr, Expr, Expr row) {
+        Expr x = a(v[0], row);
+        return select(v[1] == 0, x, x * x);
+      });
+      break;
+    case ir::OpKind::BatchNormTrain:
+    case ir::OpKind::BatchNormGammaGrad:
+    case ir::OpKind::BatchNormGrad: {
+      // x (c, row) and its batch_sums (c, 2): the channel's mean and 1 / sqrt(var + eps).
+      const float count = static_cast<float>(l.arg_dims[0][1]);
+      const float eps = node.attr<ir::BatchNormAttrs>().epsilon;
+      ImageParam& sums = l.args[1];
+      Expr mean = sums(v[0], 0) / count;
+      Expr rstd = 1.f / sqrt(max(sums(v[0], 1) / count - mean * mean, 0.f) + eps);
+      if (node.op == ir::OpKind::BatchNormTrain) {
+        ImageParam &gamma = l.args[2], &beta = l.args[3];
+        l.out(at) = gamma(v[0]) * (a(at) - mean) * rstd + beta(v[0]);
+      } else if (node.op == ir::OpKind::BatchNormGammaGrad) {
+        ImageParam& dy = l.args[2];
+        reduce_in_slices(l.arg_dims[0][1], 0, 0, 0, [&](Expr, Expr, Expr row) {
+          return dy(v[0], row) * (a(v[0], row) - mean) * rstd;
+        });
+      } else {  // dx = gamma rstd (dy - dbeta / M - xhat dgamma / M)
+        ImageParam &dy = l.args[2], &dgamma = l.args[3], &dbeta = l.args[4], &gamma = l.args[5];
+        Expr xhat = (a(at) - mean) * rstd;
+        l.out(at) =
+            gamma(v[0]) * rstd * (dy(at) - dbeta(v[0]) / count - xhat * dgamma(v[0]) / count);
+      }
       break;
     }
     case ir::OpKind::MeanSquaredErrorGrad: {

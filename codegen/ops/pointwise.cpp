@@ -219,6 +219,10 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
     case ir::OpKind::ActivationGrad:
     case ir::OpKind::SoftmaxCrossEntropyGrad:
     case ir::OpKind::MeanSquaredErrorGrad:
+    case ir::OpKind::BatchSums:
+    case ir::OpKind::BatchNormTrain:
+    case ir::OpKind::BatchNormGammaGrad:
+    case ir::OpKind::BatchNormGrad:
       throw InternalError("op '" + std::string(node.info().text) + "' is not a pointwise kernel");
   }
   if (l.form == PointwiseAlgorithm::Map) out(v) = with_activation(node.epilogue, y);

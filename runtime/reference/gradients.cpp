@@ -95,6 +95,23 @@ double activation_derivative(const ir::ActivationGradAttrs& a, double y) {
   throw InternalError("no derivative from the output for " + std::string(ir::op_info(a.of).text));
 }
 
+// A training batchnorm's per-channel mean and 1 / sqrt(var + eps) from its batch_sums.
+struct BatchStats {
+  std::vector<double> mean, rstd;
+  double count = 0;  // values per channel: batch x pixels
+};
+BatchStats batch_stats(const Node& n, const Tensor& x, const Tensor& sums) {
+  BatchStats b;
+  const int64_t c = x.shape.back();
+  b.count = static_cast<double>(x.elements() / c);
+  for (int64_t k = 0; k < c; ++k) {
+    const double mean = sums.data[k] / b.count, var = sums.data[c + k] / b.count - mean * mean;
+    b.mean.push_back(mean);
+    b.rstd.push_back(1 / std::sqrt(var + n.attr<ir::BatchNormAttrs>().epsilon));
+  }
+  return b;
+}
+
 }  // namespace
 
 Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
@@ -172,6 +189,42 @@ Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
           for (int64_t c = 0; c < classes; ++c) acc[r * classes + c] -= b.data[r * classes + c];
         }
         for (int64_t c = 0; c < classes; ++c) acc[r * classes + c] /= static_cast<double>(batch);
+      }
+      break;
+    }
+    case OpKind::BatchSums: {  // a = x
+      const size_t c = static_cast<size_t>(a.shape.back());
+      for (size_t i = 0; i < a.data.size(); ++i)
+        acc[i % c] += a.data[i], acc[c + i % c] += double(a.data[i]) * a.data[i];
+      break;
+    }
+    case OpKind::BatchNormTrain: {  // a = x, b = sums; the layer's gamma and beta
+      const BatchStats st = batch_stats(n, a, b);
+      const ir::Param *gamma = n.param("gamma"), *beta = n.param("beta");
+      if (!gamma || !beta || gamma->value.data.empty() || beta->value.data.empty())
+        fail(n, "gamma and beta are not set");
+      const size_t c = st.mean.size();
+      for (size_t i = 0; i < acc.size(); ++i)
+        acc[i] = gamma->value.data[i % c] * (a.data[i] - st.mean[i % c]) * st.rstd[i % c] +
+                 beta->value.data[i % c];
+      break;
+    }
+    case OpKind::BatchNormGammaGrad: {  // a = x, b = sums, in[2] = dy: sum of dy xhat
+      const BatchStats st = batch_stats(n, a, b);
+      const size_t c = st.mean.size();
+      for (size_t i = 0; i < a.data.size(); ++i)
+        acc[i % c] += double(in[2]->data[i]) * (a.data[i] - st.mean[i % c]) * st.rstd[i % c];
+      break;
+    }
+    case OpKind::BatchNormGrad: {  // x, sums, dy, dgamma, dbeta, gamma
+      const BatchStats st = batch_stats(n, a, b);
+      const size_t c = st.mean.size();
+      const Tensor &dy = *in[2], &dgamma = *in[3], &dbeta = *in[4], &gamma = *in[5];
+      for (size_t i = 0; i < acc.size(); ++i) {
+        const size_t k = i % c;
+        const double xhat = (a.data[i] - st.mean[k]) * st.rstd[k];
+        acc[i] = gamma.data[k] * st.rstd[k] *
+                 (dy.data[i] - dbeta.data[k] / st.count - xhat * dgamma.data[k] / st.count);
       }
       break;
     }

@@ -467,6 +467,10 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
     case OpKind::ActivationGrad:
     case OpKind::SoftmaxCrossEntropyGrad:
     case OpKind::MeanSquaredErrorGrad:
+    case OpKind::BatchSums:
+    case OpKind::BatchNormTrain:
+    case OpKind::BatchNormGammaGrad:
+    case OpKind::BatchNormGrad:
       return run_gradient_op(n, inputs);
   }
   fail(n, "unknown op");

@@ -132,6 +132,10 @@ softmax_ce_grad ce <- sm, lab
 mse_grad mse <- sm, sm
 augment au flip_h=true flip_v=true rotate=0.1 zoom=0.2 translate=0.05 <- a
 warp wp <- a, wm
+batch_sums bs <- a
+batchnorm_train bt epsilon=0.01 <- a, bs
+batchnorm_gamma_grad bgg <- a, bs, bt
+batchnorm_grad bgr <- a, bs, bt, bgg, bgg, bgg
 output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse
 )";
 
@@ -205,6 +209,10 @@ softmax_ce_grad ce <- sm, lab                                     # 4
 mse_grad mse <- sm, sm                                            # 4
 augment au flip_h=true flip_v=true rotate=0.1 zoom=0.2 translate=0.05 <- a  # 16x16x4
 warp wp <- a, wm                                                  # 16x16x4
+batch_sums bs <- a                                                # 2x4
+batchnorm_train bt epsilon=0.01 <- a, bs                          # 16x16x4
+batchnorm_gamma_grad bgg <- a, bs, bt                             # 4
+batchnorm_grad bgr <- a, bs, bt, bgg, bgg, bgg                    # 16x16x4
 output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse
 )";
 

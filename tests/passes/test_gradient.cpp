@@ -89,7 +89,7 @@ void check_gradients(const std::string& text, passes::Loss loss, uint64_t seed, 
   std::mt19937 rng(static_cast<unsigned>(seed));
   const auto ins = training_inputs(t, rng);
   const auto outs = runtime::reference::run(t.graph, ins);
-  REQUIRE(outs.size() == t.trainables.size() + 1);
+  REQUIRE(outs.size() == t.trainables.size() + 1 + t.batch_statistics.size());
   for (size_t k = 0; k < t.trainables.size(); ++k) {
     const auto& tr = t.trainables[k];
     CAPTURE(tr.parameter);
@@ -170,6 +170,24 @@ TEST_CASE("pooling, padding, cropping, add and reshape gradients") {
       passes::Loss::SparseCategoricalCrossEntropy, 11, 3);
 }
 
+TEST_CASE("batchnorm with batch statistics: gamma, beta and the input's gradient") {
+  for (uint64_t seed : {21, 22})
+    check_gradients(
+        "input x shape=6x6x3\n"
+        "conv2d c1 filters=4 kernel=3x3 padding=same\n"
+        "batchnorm bn1 epsilon=0.001\n"
+        "tanh r1\n"
+        "conv2d c2 filters=5 kernel=3x3 strides=2 use_bias=false round=floor\n"
+        "batchnorm bn2\n"
+        "tanh t2\n"
+        "flatten f\n"
+        "dense d units=6\n"
+        "batchnorm bn3\n"
+        "sigmoid s\n"
+        "dense out units=3 activation=softmax\n",
+        passes::Loss::SparseCategoricalCrossEntropy, seed, 4);
+}
+
 TEST_CASE("categorical cross-entropy and mean squared error losses") {
   const std::string net =
       "input x shape=5\n"
@@ -209,8 +227,8 @@ TEST_CASE("what does not train yet is refused, naming the layer") {
   };
   refuse("input x shape=4\ndense out units=3\n", "needs the model to end in a softmax",
          passes::Loss::SparseCategoricalCrossEntropy);
-  refuse("input x shape=4x4x2\nbatchnorm bn\nflatten f\ndense out units=3 activation=softmax\n",
-         "layer 'bn' (batchnorm): cannot train", passes::Loss::SparseCategoricalCrossEntropy);
+  refuse("input x shape=4x4x2\nlayernorm ln\nflatten f\ndense out units=3 activation=softmax\n",
+         "layer 'ln' (layernorm): cannot train", passes::Loss::SparseCategoricalCrossEntropy);
   refuse("input x shape=4\ndense h units=3 activation=gelu\ndense out units=2\n",
          "gelu has no gradient yet", passes::Loss::MeanSquaredError);
   CHECK_THROWS_WITH_AS(passes::parse_loss("hinge"), doctest::Contains("accepted: sparse_"), Error);

@@ -95,6 +95,47 @@ TEST_CASE("compiled training graphs match the reference: every weight gradient")
       3, 2);
 }
 
+TEST_CASE(
+    "compiled batchnorm training (batch statistics) matches the reference; moving statistics") {
+  const std::string net =
+      "input x shape=8x8x3\n"
+      "conv2d c filters=6 kernel=3x3 padding=same use_bias=false\n"
+      "batchnorm bn\n"
+      "relu r\n"
+      "maxpool2d p pool=2x2\n"
+      "flatten f\n"
+      "dense d units=8 use_bias=false\n"  // a bias before a batchnorm has no gradient (all 0)
+      "batchnorm bn2 epsilon=0.01\n"
+      "relu r2\n"
+      "dense out units=4 activation=softmax\n";
+  check_compiled(net, 5, 31);
+  if (test::test_target() != "host") return;
+  // One step: each moving statistic moves 1% of the way to the batch's (Keras' momentum 0.99).
+  ir::Graph g = ir::parse(net, "bn.cnn", 5);
+  runtime::init_weights(g, 4);
+  train::ModelOptions o;
+  o.batch = 5;
+  train::TrainingModel model(g, o);
+  std::mt19937 rng(9);
+  const ir::Tensor x = test::random_tensor({5, 8, 8, 3}, rng, 0.f, 2.f);
+  ir::Tensor y({5, 1});
+  model.step(x, y, 1e-3);
+  // The batch mean of d's output, from the reference (the step's forward used these weights).
+  const auto t = passes::build_training_graph(g, passes::Loss::SparseCategoricalCrossEntropy);
+  ir::Tensor maps;
+  const auto ref = runtime::reference::run(t.graph, {x, y});
+  ir::Graph after = g;
+  model.copy_weights_to(after);
+  const ir::Tensor& sums = ref[t.trainables.size() + 2];  // bn2's batch_sums (bn's first)
+  const auto& mm = after.node(after.find("bn2")).param("moving_mean")->value.data;
+  const auto& mv = after.node(after.find("bn2")).param("moving_variance")->value.data;
+  for (int c = 0; c < 8; ++c) {
+    const double mean = sums.data[c] / 5.0, var = sums.data[8 + c] / 5.0 - mean * mean;
+    CHECK(mm[c] == doctest::Approx(0.01 * mean).epsilon(1e-4));
+    CHECK(mv[c] == doctest::Approx(0.99 + 0.01 * var).epsilon(1e-4));
+  }
+}
+
 TEST_CASE("random conv layers: compiled gradients match the reference") {
   std::mt19937 rng(17);
   for (int trial = 0; trial < 6; ++trial) {
