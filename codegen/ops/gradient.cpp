@@ -86,11 +86,13 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
   };
   // A sum over the batch's `rows` (images, or a dense layer's rows) in `slices` parallel
   // partial sums: partial(vars, u) = the sum of `inner` over the slice's strips, where
-  // inner(vars, u, s) sums strip s of slice u (a few rows of one image, whose dy and input stay
-  // in L1 while every register tile of the output sweeps them; for a dense layer the whole
-  // slice). out sums the partials. `image_rows` x `image_cols` are an image's dy positions (0 for
-  // dense), `term` the product at (x, y, row).
-  auto reduce_in_slices = [&](int rows, int image_rows, int image_cols, int strip_rows,
+  // inner(vars, u, s) sums strip s of slice u: rows of an image, or whole images, whose dy and
+  // input stay in cache while every register tile of the output sweeps them (at least half an
+  // L1, and at least 64 positions, so that adding a tile into the partial sums once per strip
+  // costs little); for a dense layer the whole slice. out sums the partials. `image_rows` x
+  // `image_cols` are an image's dy positions (0 for dense), `row_bytes` the bytes of dy and
+  // input one row of them reads, `term` the product at (x, y, row).
+  auto reduce_in_slices = [&](int rows, int image_rows, int image_cols, int64_t row_bytes,
                               const std::function<Expr(Expr, Expr, Expr)>& term) {
     int64_t out_elements = 1;
     for (int d : l.out_dims) out_elements *= d;
@@ -112,10 +114,17 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
     l.acc(at_us) = 0.f;
     int strips = 1;
     if (image_rows > 0) {
+      const int64_t budget = std::max<int64_t>(16384, 64 * row_bytes / image_cols);
+      int strip_rows = static_cast<int>(std::clamp<int64_t>(budget / row_bytes, 1, image_rows));
+      while (image_rows % strip_rows) --strip_rows;
+      int images = 1;  // per strip, when a whole image fits
+      if (strip_rows == image_rows)
+        for (int k = per; k > 1 && images == 1; --k)
+          if (per % k == 0 && k * image_rows * row_bytes <= budget) images = k;
       const int per_image = image_rows / strip_rows;
-      strips = per * per_image;
-      l.r = RDom(0, image_cols, 0, strip_rows);
-      Expr image = l.slice * per + l.strip / per_image;
+      strips = per / images * per_image;
+      l.r = RDom(0, image_cols, 0, strip_rows, 0, images);
+      Expr image = l.slice * per + (l.strip / per_image) * images + l.r.z;
       Expr y = (l.strip % per_image) * strip_rows + l.r.y;
       l.acc(at_us) += term(l.r.x, y, image);
     } else {
@@ -178,13 +187,9 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
       const ir::Shape& dys = g.node(node.inputs[1]).type.shape;
       Expr ic = ca.groups == 1 ? Expr(v[1]) : (v[0] / og) * ig + v[1];
       const int rows = static_cast<int>(dys[1]), cols = static_cast<int>(dys[2]);
-      // Strips of dy rows whose dy and input rows take at most 16 KiB (half of an L1).
       const int64_t row_bytes = cols * (dys[3] + l.arg_dims[0][0] * geo.strides.h) * 4;
-      int strip =
-          std::clamp<int>(static_cast<int>(16384 / std::max<int64_t>(row_bytes, 1)), 1, rows);
-      while (rows % strip) --strip;
       reduce_in_slices(
-          static_cast<int>(dys[0]), rows, cols, strip, [&](Expr x, Expr y, Expr image) {
+          static_cast<int>(dys[0]), rows, cols, row_bytes, [&](Expr x, Expr y, Expr image) {
             return b(v[0], x, y, image) *
                    padded(
                        ic,

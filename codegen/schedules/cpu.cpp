@@ -371,16 +371,27 @@ std::string schedule_gradient_cpu(GradientAlgorithm& a, const ir::Schedule&, con
     u.reorder(order).vectorize(ci, vl).unroll(ci);
     if (rank > 1) u.unroll(xi);
     if (third) u.unroll(v[2]);
-    // Few slices (a large output): the tiles of a strip in parallel instead.
+    // Few slices (a large output): the tiles in parallel blocks instead, each block sweeping
+    // the strips in turn (a parallel loop outside the strips, not one per strip).
     const bool by_slices = a.slices >= 4;
-    Var at = co;
+    Var at = co, block("block"), tile("tile");
     if (by_slices) {
       u.parallel(a.slice);
     } else {
-      at = task;
-      u.fuse(co, outer.size() > 1 ? outer[1] : a.slice, task);
-      for (size_t k = 2; k < outer.size(); ++k) u.fuse(task, outer[k], task);
-      u.parallel(task);
+      Var tiles_var = co;
+      if (outer.size() > 1) {
+        u.fuse(co, outer[1], task);
+        for (size_t k = 2; k < outer.size(); ++k) u.fuse(task, outer[k], task);
+        tiles_var = task;
+      }
+      int64_t tiles = int64_t{a.out_dims[0]} / tc;
+      for (int d = 1; d < rank; ++d) tiles *= d == 1 ? a.out_dims[1] / tx : a.out_dims[d];
+      if (third) tiles /= a.out_dims[2];
+      const int per_block = static_cast<int>(std::max<int64_t>(1, (tiles + 15) / 16));
+      u.split(tiles_var, block, tile, per_block, TailStrategy::GuardWithIf)
+          .reorder(tile, a.strips.x, block)
+          .parallel(block);
+      at = tile;
     }
     a.acc.compute_at(p, at).vectorize(v[0], vl).unroll(v[0]);
     std::vector<VarOrRVar> inner{v[0]};
@@ -394,7 +405,7 @@ std::string schedule_gradient_cpu(GradientAlgorithm& a, const ir::Schedule&, con
     return "partial sums over " + std::to_string(a.slices) + " slices of the batch" +
            (by_slices ? " in parallel" : "") + ", register tiles of " + std::to_string(tc) + " x " +
            std::to_string(tx) + (third ? " x " + std::to_string(a.out_dims[2]) : std::string()) +
-           " sweeping each strip" + (by_slices ? "" : ", tiles in parallel");
+           " sweeping each strip" + (by_slices ? "" : ", blocks of tiles in parallel");
   }
   // The other reductions (a strided or grouped conv's input gradient): one task per register
   // tile of the output, the reduction inside; tiles shift inwards at the edges (pure output).
