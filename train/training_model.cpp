@@ -16,9 +16,9 @@ namespace {
 constexpr float kMomentum = 0.99f;
 
 // The training pipeline: the inference pipeline without the passes that assume inference.
-// Dropout is live (a product with its mask); BatchNorm would train on batch statistics (the
-// gradient pass refuses it for now); a fused padding would leave the conv's padded input, which
-// its kernel gradient reads, computed twice.
+// Dropout and augmentation are live (a mask, a warp); a batchnorm trains on the batch's
+// statistics (batch_sums, batchnorm_train), so there is none to fold; a fused padding would leave
+// the conv's padded input, which its kernel gradient reads, computed twice.
 const std::set<std::string> kInferenceOnlyPasses = {"remove_identities", "fold_batchnorm",
                                                     "fuse_padding"};
 
