@@ -92,6 +92,29 @@ def run_keras(args):
     return logs, rss, tf.__version__, keras.__version__
 
 
+def chart(ours, theirs, path):
+    """Training loss and test accuracy of both against cumulative training time (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, logs in (("cnnc", ours), ("Keras", theirs)):
+        t, total = [], 0.0
+        for e in logs:
+            total += e["seconds"]
+            t.append(total)
+        a.plot(t, [e["loss"] for e in logs], marker="o", label=name)
+        b.plot(t, [e["test_accuracy"] for e in logs], marker="o", label=name)
+    a.set(xlabel="training time (s)", ylabel="training loss", title="loss")
+    b.set(xlabel="training time (s)", ylabel="test accuracy", title="test accuracy")
+    b.axhline(0.92, color="grey", linestyle="--", linewidth=1)
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def time_to(logs, target):
     total = 0.0
     for e in logs:
@@ -158,7 +181,12 @@ def main():
     for e in ours:
         lines.append(f"| {int(e['epoch'])} | {e['loss']:.4f} | {e['accuracy']:.4f} | "
                      f"{e['val_accuracy']:.4f} | {e['test_accuracy']:.4f} | {e['seconds']:.2f} |")
-    lines += ["", "![loss and accuracy curves](training_fashion_mnist.svg)", ""]
+    png = os.path.splitext(args.out)[0] + ".png"
+    chart(ours, theirs, png)
+    lines += ["", f"![cnnc and Keras: loss and test accuracy against training time]"
+              f"({os.path.basename(png)})", "",
+              "cnnc's own curves (`cnnc train --curves`): "
+              "![loss and accuracy curves](training_fashion_mnist.svg)", ""]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
