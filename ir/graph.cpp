@@ -23,6 +23,9 @@ const Param* Node::param(std::string_view role) const {
     if (p.role == role) return &p;
   return nullptr;
 }
+Param* Node::param(std::string_view role) {
+  return const_cast<Param*>(static_cast<const Node&>(*this).param(role));
+}
 
 std::pair<std::string, std::string> parameter_owner(const Node& p) {
   const auto dot = p.name.rfind('.');

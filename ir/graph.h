@@ -45,6 +45,7 @@ struct Node {
     return std::get<A>(attrs);
   }
   const Param* param(std::string_view role) const;
+  Param* param(std::string_view role);
   const OpInfo& info() const { return op_info(op); }
 };
 

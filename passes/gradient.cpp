@@ -87,7 +87,8 @@ class Builder {
       }
       if (n.op == OpKind::Augment) {  // a warp through affine maps the trainer draws
         const NodeId maps = add(fresh(n.name + ".maps"), OpKind::Input, ir::InputAttrs{{6}}, {});
-        t_.augmentations.push_back({at(maps).name, n.attr<ir::AugmentAttrs>()});
+        t_.augmentations.push_back(
+            {at(maps).name, n.attr<ir::AugmentAttrs>(), at(n.inputs[0]).type.shape});
         to_new_[i] = add(n.name, OpKind::Warp, ir::NoAttrs{}, {n.inputs[0], maps});
         continue;
       }

@@ -39,6 +39,7 @@ struct TrainingGraph {
   struct Augmentation {
     std::string input;  // filled each step: the N x 6 affine maps of warp
     ir::AugmentAttrs attrs;
+    ir::Shape image;  // what it warps: N x H x W x C
   };
   std::vector<Augmentation> augmentations;
   struct BatchStatistics {

@@ -71,8 +71,7 @@ CompiledModel::CompiledModel(codegen::Program program, int threads) : program_(s
 
 float* CompiledModel::weights(const std::string& layer, const std::string& role) {
   if (const ir::NodeId id = program_.graph.find(layer); id >= 0)
-    for (auto& p : program_.graph.node(id).params)
-      if (p.role == role) return p.value.data.data();
+    if (ir::Param* p = program_.graph.node(id).param(role)) return p->value.data.data();
   throw Error(program_.graph.name + ": no weights '" + role + "' in a layer '" + layer + "'");
 }
 

@@ -69,8 +69,11 @@ Fit check_data(TrainingModel& m, const runtime::Dataset& d, double scale, int pa
 void gather(const runtime::Dataset& d, const Fit& f, const std::vector<int64_t>& order,
             int64_t first, int64_t count, ir::Tensor& x, ir::Tensor& labels) {
   const auto scale = static_cast<float>(f.scale);
-  std::fill(x.data.begin(), x.data.end(), 0.f);
-  std::fill(labels.data.begin(), labels.data.end(), 0.f);
+  // Zeros only where no image lands: the padding, and the rows past a partial last batch.
+  if (f.pad > 0 || count < labels.elements()) {
+    std::fill(x.data.begin(), x.data.end(), 0.f);
+    std::fill(labels.data.begin(), labels.data.end(), 0.f);
+  }
   const int64_t h = d.images.shape[1], w = d.images.shape[2], c = d.images.shape[3];
   const int64_t out_w = w + 2 * f.pad, out_image = (h + 2 * f.pad) * out_w * c;
   for (int64_t i = 0; i < count; ++i) {
@@ -351,7 +354,7 @@ std::vector<EpochLog> fit(TrainingModel& m, const runtime::Dataset& data, const 
     std::shuffle(train.begin(), train.end(), rng);
     const auto t0 = Clock::now();
     double loss = 0, lr = 0;
-    int64_t correct = 0, last_shown = -1;
+    int64_t correct = 0;
     auto shown_at = Clock::now();
     for (int64_t s = 0; s < steps; ++s) {
       gather(data, f, train, s * batch, batch, x, labels);
@@ -363,10 +366,9 @@ std::vector<EpochLog> fit(TrainingModel& m, const runtime::Dataset& data, const 
         progress_line(epoch, o.epochs, s + 1, steps, loss / double(s + 1),
                       double(correct) / double((s + 1) * batch), ips,
                       t / double(s + 1) * double(steps - s - 1));
-        shown_at = Clock::now(), last_shown = s;
+        shown_at = Clock::now();
       }
     }
-    (void)last_shown;
     EpochLog e;
     e.epoch = epoch;
     e.seconds = seconds_since(t0);

@@ -245,9 +245,8 @@ StepResult TrainingModel::step(const ir::Tensor& x, const ir::Tensor& labels, do
     }
   }
   for (size_t k = 0; k < graph_.augmentations.size(); ++k) {
-    const ir::Shape& image = p.graph().node(p.graph().inputs()[data_input_]).type.shape;
-    draw_maps(graph_.augmentations[k].attrs, image[2], image[1], p.input_data(map_inputs_[k]),
-              image[0], rng_);
+    const auto& a = graph_.augmentations[k];
+    draw_maps(a.attrs, a.image[2], a.image[1], p.input_data(map_inputs_[k]), a.image[0], rng_);
   }
   p.run_in_place();
   ir::Tensor prediction(p.graph().node(p.graph().outputs()[0]).type.shape);
@@ -318,27 +317,12 @@ StepResult TrainingModel::evaluate(const ir::Tensor& x, const ir::Tensor& labels
 void TrainingModel::copy_weights_to(ir::Graph& g) {
   for (const auto& w : layer_weights()) {
     const ir::NodeId id = g.find(w.layer);
-    ir::Param* p = nullptr;
-    if (id >= 0)
-      for (auto& q : g.node(id).params)
-        if (q.role == w.role) p = &q;
+    ir::Param* p = id >= 0 ? g.node(id).param(w.role) : nullptr;
     if (!p || static_cast<size_t>(p->value.elements()) != w.size)
       throw Error(g.name + ": no weights '" + w.role + "' of " + std::to_string(w.size) +
                   " values in a layer '" + w.layer + "'");
     p->value.data.assign(w.data, w.data + w.size);
   }
-}
-
-void TrainingModel::copy_weights_from(const ir::Graph& g) {
-  for (const auto& w : layer_weights()) {
-    const ir::NodeId id = g.find(w.layer);
-    const ir::Param* p = id >= 0 ? g.node(id).param(w.role) : nullptr;
-    if (!p || p->value.data.size() != w.size)
-      throw Error(g.name + ": no weights '" + w.role + "' of " + std::to_string(w.size) +
-                  " values in a layer '" + w.layer + "'");
-    std::copy(p->value.data.begin(), p->value.data.end(), w.data);
-  }
-  state_changed();
 }
 
 }  // namespace cnnc::train

@@ -68,8 +68,6 @@ class TrainingModel {
 
   // The trained weights (and moving statistics), into a graph with the same layers (saving).
   void copy_weights_to(ir::Graph& g);
-  // Weights from a graph with the same layers (resuming).
-  void copy_weights_from(const ir::Graph& g);
 
   // Each kernel of the training program on the last step's inputs: (layer, op, schedule, ms),
   // the median of `repeats` runs, in program order.

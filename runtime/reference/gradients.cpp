@@ -16,65 +16,18 @@ using ir::OpKind;
 using ir::Shape;
 using ir::Tensor;
 
-// The forward conv's loop nest, calling f(input index, kernel index, output index) for every
-// product it sums: both gradients are this loop with the roles of the three tensors exchanged.
-template <class F>
-void conv_taps(const Node& n, const Shape& is, const Shape& os, F f) {
-  const auto& a = n.attr<ir::ConvGradAttrs>().conv;
-  Node forward;
-  forward.op = OpKind::Conv2D;
-  forward.attrs = a;
-  const auto g = ir::window_geometry(forward, ir::TensorType{is});
-  const int64_t ig = is[3] / a.groups, og = a.filters / a.groups;
-  for (int64_t b = 0; b < os[0]; ++b)
-    for (int64_t y = 0; y < os[1]; ++y)
-      for (int64_t x = 0; x < os[2]; ++x)
-        for (int64_t o = 0; o < os[3]; ++o)
-          for (int64_t i = 0; i < g.kernel.h; ++i) {
-            const int64_t iy = y * g.strides.h + i * g.dilation.h - g.pad_top;
-            if (iy < 0 || iy >= is[1]) continue;
-            for (int64_t j = 0; j < g.kernel.w; ++j) {
-              const int64_t ix = x * g.strides.w + j * g.dilation.w - g.pad_left;
-              if (ix < 0 || ix >= is[2]) continue;
-              for (int64_t c = 0; c < ig; ++c)
-                f(at4(is, b, iy, ix, (o / og) * ig + c),
-                  static_cast<size_t>(((i * g.kernel.w + j) * ig + c) * a.filters + o),
-                  at4(os, b, y, x, o));
-            }
-          }
-}
-
 Tensor to_float(const Shape& shape, const std::vector<double>& acc) {
   Tensor t(shape);
   for (size_t i = 0; i < acc.size(); ++i) t.data[i] = static_cast<float>(acc[i]);
   return t;
 }
 
-// The pooling windows of the forward op, calling f(output index, the window's valid input
-// indices in scan order).
-template <class F>
-void pool_windows(const Node& n, const Shape& is, F f) {
+// The forward pooling layer of a pooling gradient, for its windows.
+Node forward_pool(const Node& n) {
   Node forward;
   forward.op = n.op == OpKind::MaxPool2DGrad ? OpKind::MaxPool2D : OpKind::AvgPool2D;
   forward.attrs = n.attrs;
-  const auto g = ir::window_geometry(forward, ir::TensorType{is});
-  const Shape os{is[0], g.out_h, g.out_w, is[3]};
-  std::vector<size_t> window;
-  for (int64_t b = 0; b < os[0]; ++b)
-    for (int64_t y = 0; y < os[1]; ++y)
-      for (int64_t x = 0; x < os[2]; ++x)
-        for (int64_t c = 0; c < os[3]; ++c) {
-          window.clear();
-          for (int64_t i = 0; i < g.kernel.h; ++i) {
-            const int64_t iy = y * g.strides.h + i - g.pad_top;
-            if (iy < 0 || iy >= is[1]) continue;
-            for (int64_t j = 0; j < g.kernel.w; ++j) {
-              const int64_t ix = x * g.strides.w + j - g.pad_left;
-              if (ix >= 0 && ix < is[2]) window.push_back(at4(is, b, iy, ix, c));
-            }
-          }
-          f(at4(os, b, y, x, c), window);
-        }
+  return forward;
 }
 
 double activation_derivative(const ir::ActivationGradAttrs& a, double y) {
@@ -120,11 +73,11 @@ Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
   std::vector<double> acc(static_cast<size_t>(ir::Tensor::count(n.type.shape)), 0.0);
   switch (n.op) {
     case OpKind::Conv2DGradInput:  // a = dy, b = kernel
-      conv_taps(n, n.type.shape, a.shape,
+      conv_taps(n.attr<ir::ConvGradAttrs>().conv, n.type.shape, a.shape,
                 [&](size_t i, size_t k, size_t o) { acc[i] += double(a.data[o]) * b.data[k]; });
       break;
     case OpKind::Conv2DGradKernel:  // a = x, b = dy
-      conv_taps(n, a.shape, b.shape,
+      conv_taps(n.attr<ir::ConvGradAttrs>().conv, a.shape, b.shape,
                 [&](size_t i, size_t k, size_t o) { acc[k] += double(a.data[i]) * b.data[o]; });
       break;
     case OpKind::DenseGradInput: {  // a = dy (rows x units), b = kernel (in x units)
@@ -147,7 +100,7 @@ Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
       for (size_t i = 0; i < a.data.size(); ++i) acc[i % acc.size()] += a.data[i];
       break;
     case OpKind::MaxPool2DGrad:  // a = x, b = dy: to the first maximum of each window
-      pool_windows(n, a.shape, [&](size_t o, const std::vector<size_t>& w) {
+      pool_windows(forward_pool(n), a.shape, [&](size_t o, const std::vector<size_t>& w) {
         if (w.empty()) fail(n, "a pooling window sees only padding");
         size_t best = w[0];
         for (size_t i : w)
@@ -156,7 +109,7 @@ Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
       });
       break;
     case OpKind::AvgPool2DGrad:
-      pool_windows(n, a.shape, [&](size_t o, const std::vector<size_t>& w) {
+      pool_windows(forward_pool(n), a.shape, [&](size_t o, const std::vector<size_t>& w) {
         if (w.empty()) fail(n, "a pooling window sees only padding");
         for (size_t i : w) acc[i] += double(b.data[o]) / static_cast<double>(w.size());
       });

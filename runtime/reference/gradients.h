@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "ir/shape_inference.h"
 
 namespace cnnc::runtime::reference {
 
@@ -17,6 +18,58 @@ std::string layer(const ir::Node& n);
 // Element (b, y, x, c) of an NHWC tensor.
 inline size_t at4(const ir::Shape& s, int64_t b, int64_t y, int64_t x, int64_t c) {
   return static_cast<size_t>(((b * s[1] + y) * s[2] + x) * s[3] + c);
+}
+
+// The conv2d loop nest, calling f(input index, kernel index, output index) for every product
+// it sums, each output's products in tap order (rows, columns, input channels): the forward
+// conv and both of its gradients are this loop with the roles of the three tensors exchanged.
+template <class F>
+void conv_taps(const ir::Conv2DAttrs& a, const ir::Shape& is, const ir::Shape& os, F f) {
+  ir::Node forward;
+  forward.op = ir::OpKind::Conv2D;
+  forward.attrs = a;
+  const auto g = ir::window_geometry(forward, ir::TensorType{is});
+  const int64_t ig = is[3] / a.groups, og = a.filters / a.groups;
+  for (int64_t b = 0; b < os[0]; ++b)
+    for (int64_t y = 0; y < os[1]; ++y)
+      for (int64_t x = 0; x < os[2]; ++x)
+        for (int64_t o = 0; o < os[3]; ++o)
+          for (int64_t i = 0; i < g.kernel.h; ++i) {
+            const int64_t iy = y * g.strides.h + i * g.dilation.h - g.pad_top;
+            if (iy < 0 || iy >= is[1]) continue;
+            for (int64_t j = 0; j < g.kernel.w; ++j) {
+              const int64_t ix = x * g.strides.w + j * g.dilation.w - g.pad_left;
+              if (ix < 0 || ix >= is[2]) continue;
+              for (int64_t c = 0; c < ig; ++c)
+                f(at4(is, b, iy, ix, (o / og) * ig + c),
+                  static_cast<size_t>(((i * g.kernel.w + j) * ig + c) * a.filters + o),
+                  at4(os, b, y, x, o));
+            }
+          }
+}
+
+// The windows of a pooling layer (maxpool2d or avgpool2d) on an input of shape `is`, calling
+// f(output index, the window's valid input indices in scan order: rows, then columns).
+template <class F>
+void pool_windows(const ir::Node& pool, const ir::Shape& is, F f) {
+  const auto g = ir::window_geometry(pool, ir::TensorType{is});
+  const ir::Shape os{is[0], g.out_h, g.out_w, is[3]};
+  std::vector<size_t> window;
+  for (int64_t b = 0; b < os[0]; ++b)
+    for (int64_t y = 0; y < os[1]; ++y)
+      for (int64_t x = 0; x < os[2]; ++x)
+        for (int64_t c = 0; c < os[3]; ++c) {
+          window.clear();
+          for (int64_t i = 0; i < g.kernel.h; ++i) {
+            const int64_t iy = y * g.strides.h + i - g.pad_top;
+            if (iy < 0 || iy >= is[1]) continue;
+            for (int64_t j = 0; j < g.kernel.w; ++j) {
+              const int64_t ix = x * g.strides.w + j - g.pad_left;
+              if (ix >= 0 && ix < is[2]) window.push_back(at4(is, b, iy, ix, c));
+            }
+          }
+          f(at4(os, b, y, x, c), window);
+        }
 }
 
 // One backward op on its inputs (ops.def order: conv2d_grad_input <- dy, kernel; ...).

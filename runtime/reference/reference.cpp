@@ -41,36 +41,17 @@ const Tensor& weights(const Node& n, const char* role) {
 
 Tensor conv2d(const Node& n, const Tensor& in) {
   const auto& a = n.attr<ir::Conv2DAttrs>();
-  const auto g = ir::window_geometry(n, ir::TensorType{in.shape});
   const Tensor& k = weights(n, "kernel");
   const Tensor* bias = a.use_bias ? &weights(n, "bias") : nullptr;
-  Tensor out(n.type.shape);
-  const Shape& is = in.shape;
-  const Shape& os = out.shape;
-  const int64_t ig = is[3] / a.groups;      // input channels per group
-  const int64_t og = a.filters / a.groups;  // output channels per group
-  for (int64_t b = 0; b < os[0]; ++b)
-    for (int64_t y = 0; y < os[1]; ++y)
-      for (int64_t x = 0; x < os[2]; ++x)
-        for (int64_t o = 0; o < os[3]; ++o) {
-          const int64_t group = o / og;
-          double acc = bias ? bias->data[o] : 0.0;
-          for (int64_t i = 0; i < g.kernel.h; ++i) {
-            const int64_t iy = y * g.strides.h + i * g.dilation.h - g.pad_top;
-            if (iy < 0 || iy >= is[1]) continue;
-            for (int64_t j = 0; j < g.kernel.w; ++j) {
-              const int64_t ix = x * g.strides.w + j * g.dilation.w - g.pad_left;
-              if (ix < 0 || ix >= is[2]) continue;
-              for (int64_t c = 0; c < ig; ++c) {
-                const double v = in.data[at4(is, b, iy, ix, group * ig + c)];
-                const double w =
-                    k.data[static_cast<size_t>(((i * g.kernel.w + j) * ig + c) * a.filters + o)];
-                acc += v * w;
-              }
-            }
-          }
-          out.data[at4(os, b, y, x, o)] = static_cast<float>(acc);
-        }
+  const Shape& os = n.type.shape;
+  std::vector<double> acc(static_cast<size_t>(ir::Tensor::count(os)), 0.0);
+  if (bias)
+    for (size_t o = 0; o < acc.size(); ++o) acc[o] = bias->data[o % static_cast<size_t>(os[3])];
+  conv_taps(a, in.shape, os, [&](size_t i, size_t w, size_t o) {
+    acc[o] += double(in.data[i]) * double(k.data[w]);
+  });
+  Tensor out(os);
+  for (size_t o = 0; o < acc.size(); ++o) out.data[o] = static_cast<float>(acc[o]);
   return out;
 }
 
@@ -94,31 +75,13 @@ Tensor dense(const Node& n, const Tensor& in) {
 // Max or average pooling; padded positions are skipped (they never win the max and do not count
 // in the average).
 Tensor pool2d(const Node& n, const Tensor& in, bool is_max) {
-  const auto g = ir::window_geometry(n, ir::TensorType{in.shape});
   Tensor out(n.type.shape);
-  const Shape& is = in.shape;
-  const Shape& os = out.shape;
-  for (int64_t b = 0; b < os[0]; ++b)
-    for (int64_t y = 0; y < os[1]; ++y)
-      for (int64_t x = 0; x < os[2]; ++x)
-        for (int64_t c = 0; c < os[3]; ++c) {
-          double best = -std::numeric_limits<double>::infinity(), sum = 0;
-          int64_t count = 0;
-          for (int64_t i = 0; i < g.kernel.h; ++i) {
-            const int64_t iy = y * g.strides.h + i - g.pad_top;
-            if (iy < 0 || iy >= is[1]) continue;
-            for (int64_t j = 0; j < g.kernel.w; ++j) {
-              const int64_t ix = x * g.strides.w + j - g.pad_left;
-              if (ix < 0 || ix >= is[2]) continue;
-              const double v = in.data[at4(is, b, iy, ix, c)];
-              best = std::max(best, v);
-              sum += v;
-              ++count;
-            }
-          }
-          if (count == 0) fail(n, "a pooling window sees only padding");
-          out.data[at4(os, b, y, x, c)] = static_cast<float>(is_max ? best : sum / count);
-        }
+  pool_windows(n, in.shape, [&](size_t o, const std::vector<size_t>& window) {
+    if (window.empty()) fail(n, "a pooling window sees only padding");
+    double best = -std::numeric_limits<double>::infinity(), sum = 0;
+    for (size_t i : window) best = std::max(best, double(in.data[i])), sum += in.data[i];
+    out.data[o] = static_cast<float>(is_max ? best : sum / static_cast<double>(window.size()));
+  });
   return out;
 }
 

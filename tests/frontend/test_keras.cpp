@@ -20,9 +20,11 @@
 #include "runtime/executor.h"
 #include "runtime/npy.h"
 #include "runtime/reference/reference.h"
+#include "tests/frontend/load_error.h"
 #include "tests/util.h"
 
 using namespace cnnc;
+using test::load_error;
 namespace fs = std::filesystem;
 
 namespace {
@@ -70,15 +72,6 @@ void write(const std::string& path, const std::string& bytes) {
 std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-std::string load_error(const std::string& path) {
-  try {
-    frontend::load(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

@@ -18,9 +18,11 @@
 #include "runtime/executor.h"
 #include "runtime/npy.h"
 #include "runtime/reference/reference.h"
+#include "tests/frontend/load_error.h"
 #include "tests/util.h"
 
 using namespace cnnc;
+using test::load_error;
 namespace fs = std::filesystem;
 
 namespace {
@@ -40,15 +42,6 @@ ir::Tensor to_nhwc(const ir::Tensor& t) {
           r.data[((n * s[2] + h) * s[3] + w) * s[1] + c] =
               t.data[((n * s[1] + c) * s[2] + h) * s[3] + w];
   return r;
-}
-
-std::string load_error(const std::string& path) {
-  try {
-    frontend::load(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 // A small valid model: input 1x3x8x8 -> Conv 3->4 3x3 -> Relu -> output; callers break it.

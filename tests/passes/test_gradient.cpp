@@ -93,9 +93,7 @@ void check_gradients(const std::string& text, passes::Loss loss, uint64_t seed, 
   for (size_t k = 0; k < t.trainables.size(); ++k) {
     const auto& tr = t.trainables[k];
     CAPTURE(tr.parameter);
-    ir::Param* p = nullptr;
-    for (auto& q : t.graph.node(t.graph.find(tr.layer)).params)
-      if (q.role == tr.role) p = &q;
+    ir::Param* p = t.graph.node(t.graph.find(tr.layer)).param(tr.role);
     REQUIRE(p != nullptr);
     const ir::Tensor& grad = outs[k + 1];
     REQUIRE(grad.shape == p->value.shape);
