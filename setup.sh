@@ -6,6 +6,7 @@ cd "$(dirname "$0")"
 
 # libjpeg/libpng: the Halide CMake package looks for them (its image I/O components).
 APT_PACKAGES=(build-essential ccache doctest-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev libjpeg-dev libpng-dev
+              libcairo2-dev  # charts: training and tuning curves as PNG
               libhdf5-dev libzip-dev pkg-config libsqlite3-dev libxgboost-dev
               libonnx-dev libprotobuf-dev   # the ONNX reader: onnx/onnx_pb.h, libonnx_proto
               zlib1g-dev dataset-fashion-mnist  # gzip'd IDX files: cnnc evaluate --data fashion-mnist

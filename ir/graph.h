@@ -1,6 +1,7 @@
 #pragma once
 // The graph: nodes in topological order, each with one output tensor. Construction is checked
 // (Graph::add infers and validates every layer), and verify() re-checks a whole graph.
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +60,10 @@ class Graph {
   // The source format is channels-first (ONNX): its inputs and rank-4 outputs are N x C x H x W
   // where the IR's are NHWC. The command line converts .npy files at that boundary.
   bool channels_first_io = false;
+  // Layers that are copies of another's weights, by name: copy -> original. An importer makes
+  // one layer per call of a layer called several times (Keras' shared layers); the copies' weights
+  // are counted once in total_params.
+  std::map<std::string, std::string> shared_weights;
 
   // Appends a layer after checking its name, inputs and shapes; returns its id. Throws
   // cnnc::Error naming file:line, the layer and what would be accepted.

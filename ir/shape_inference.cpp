@@ -151,8 +151,8 @@ TensorType infer_conv_grad(const Node& n, const std::vector<TensorType>& in, int
   const TensorType& dy = in[wrt_input ? 0 : 1];
   const TensorType x{{dy.shape.empty() ? batch : dy.shape[0], a.input[0], a.input[1], a.input[2]}};
   if (!wrt_input && in[0] != x)
-    fail("x " + shape_to_string(in[0].shape, true) + " is not input=" +
-         shape_to_string(a.input, true) + " at this batch");
+    fail("x " + shape_to_string(in[0].shape, true) +
+         " is not input=" + shape_to_string(a.input, true) + " at this batch");
   Node forward;
   forward.op = OpKind::Conv2D;
   forward.attrs = a.conv;
@@ -161,8 +161,8 @@ TensorType infer_conv_grad(const Node& n, const std::vector<TensorType>& in, int
   if (dy != out)
     fail("dy " + shape_to_string(dy.shape, true) + " is not the forward output's shape " +
          shape_to_string(out.shape, true));
-  const Shape kernel{a.conv.kernel.h, a.conv.kernel.w, x.shape[3] / std::max<int64_t>(1, a.conv.groups),
-                     a.conv.filters};
+  const Shape kernel{a.conv.kernel.h, a.conv.kernel.w,
+                     x.shape[3] / std::max<int64_t>(1, a.conv.groups), a.conv.filters};
   if (a.conv.groups < 1 || x.shape[3] % a.conv.groups || a.conv.filters % a.conv.groups)
     fail("groups=" + std::to_string(a.conv.groups) + " must divide the channels");
   if (wrt_input && in[1].shape != kernel)
@@ -365,8 +365,9 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       expect_rank(in[0], 4, "augment");
       if (!(a.rotate >= 0 && a.rotate <= 0.5f) || !(a.zoom >= 0 && a.zoom < 1) ||
           !(a.translate >= 0 && a.translate <= 1))
-        fail("rotate must be in [0, 0.5] (a fraction of a turn), zoom in [0, 1), translate in "
-             "[0, 1] (a fraction of the size)");
+        fail(
+            "rotate must be in [0, 0.5] (a fraction of a turn), zoom in [0, 1), translate in "
+            "[0, 1] (a fraction of the size)");
       r.type = in[0];
       break;
     }
@@ -391,8 +392,10 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       r.type = n.op == OpKind::BatchNormGammaGrad ? TensorType{{x.back()}} : in[0];
       if (n.op == OpKind::BatchNormTrain)  // the batchnorm's weights, under the layer's name
         for (std::string_view role : {"gamma", "beta", "moving_mean", "moving_variance"})
-          r.params.push_back({std::string(role), {x.back()},
-                              role == "gamma" || role == "moving_variance" ? Init::Ones : Init::Zeros});
+          r.params.push_back(
+              {std::string(role),
+               {x.back()},
+               role == "gamma" || role == "moving_variance" ? Init::Ones : Init::Zeros});
       break;
     }
     case OpKind::Warp:
@@ -455,7 +458,8 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       break;
     }
     case OpKind::SoftmaxCrossEntropyGrad:
-      if (in[0].rank() != 2) fail("the probabilities must be N x C, got " + shape_to_string(x, true));
+      if (in[0].rank() != 2)
+        fail("the probabilities must be N x C, got " + shape_to_string(x, true));
       if (in[1].shape != Shape{x[0], 1} && in[1].shape != x)
         fail("labels must be N x 1 class indices or N x C probabilities (" +
              shape_to_string(x, true) + "), got " + shape_to_string(in[1].shape, true));
@@ -506,7 +510,8 @@ int64_t param_count(const Node& n) {
 
 int64_t total_params(const Graph& g) {
   int64_t c = g.folded_params;
-  for (const auto& n : g.nodes()) c += param_count(n);
+  for (const auto& n : g.nodes())
+    if (!g.shared_weights.count(n.name)) c += param_count(n);
   return c;
 }
 

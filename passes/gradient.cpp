@@ -29,6 +29,13 @@ class Builder {
   }
 
   TrainingGraph build() {
+    if (!fwd_.shared_weights.empty()) {
+      const auto& [copy, original] = *fwd_.shared_weights.begin();
+      throw Error(fwd_.name + ": cannot train: layer '" + original +
+                  "' is called more than once ('" + copy +
+                  "' shares its weights); training shared layers is not built: cnnc " +
+                  "trains networks whose layers are each called once (it runs this one)");
+    }
     copy_forward();
     const auto outs = fwd_.outputs();
     if (outs.size() != 1)

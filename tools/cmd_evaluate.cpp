@@ -96,7 +96,8 @@ Action add_evaluate(CLI::App& app) {
   auto o = std::make_shared<EvaluateOptions>();
   sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json, .onnx)")->required();
   sub->add_option("--data", o->data,
-                  "fashion-mnist (Debian's dataset-fashion-mnist), a folder of IDX files, or X.npy,Y.npy")
+                  "fashion-mnist (Debian's dataset-fashion-mnist), a folder of IDX files, a folder of "
+                  "CIFAR-10 binary batches (or one .bin), or X.npy,Y.npy")
       ->required();
   sub->add_option("--split", o->split, "train or test (IDX data)");
   sub->add_option("--weights", o->weights, "weights file (.cnnw); a Keras or ONNX model brings its own");

@@ -3,10 +3,13 @@
 // optimiser between steps), with validation, a log, curves and checkpoints; then the test split's
 // loss and accuracy, and the weights saved.
 #include <cstdio>
+#include <filesystem>
 
+#include "frontend/keras/keras.h"
 #include "ir/error.h"
 #include "runtime/dataset.h"
 #include "runtime/weights.h"
+#include "tools/chart.h"
 #include "tools/commands.h"
 #include "tools/prepare.h"
 #include "train/fit.h"
@@ -15,8 +18,33 @@ namespace cnnc::tools {
 
 namespace {
 
+// Loss and accuracy against the epoch: training, validation and test where measured.
+void write_curves(const std::string& path, const std::string& name,
+                  const std::vector<train::EpochLog>& logs) {
+  Panel loss{"loss", "epoch", "loss", {}, true},
+      accuracy{"accuracy", "epoch", "accuracy", {}, true};
+  auto add = [&](const char* label, uint32_t rgb, auto loss_of, auto accuracy_of) {
+    Series l{label, {}, rgb}, a{label, {}, rgb};
+    for (const auto& e : logs)
+      if (loss_of(e) >= 0) {
+        l.points.emplace_back(e.epoch, loss_of(e));
+        a.points.emplace_back(e.epoch, accuracy_of(e));
+      }
+    loss.series.push_back(l);
+    accuracy.series.push_back(a);
+  };
+  using E = const train::EpochLog&;
+  add(
+      "training", 0x1f77b4, [](E e) { return e.loss; }, [](E e) { return e.accuracy; });
+  add(
+      "validation", 0xff7f0e, [](E e) { return e.val_loss; }, [](E e) { return e.val_accuracy; });
+  add(
+      "test", 0x2ca02c, [](E e) { return e.test_loss; }, [](E e) { return e.test_accuracy; });
+  write_chart(path, name + ": training curves", {loss, accuracy});
+}
+
 struct TrainFlags {
-  std::string net, data, weights, save, loss = "sparse_categorical_crossentropy";
+  std::string net, data, weights, save, curves, loss = "sparse_categorical_crossentropy";
   std::string optimizer = "adam", lr_schedule = "constant", target = "host", augment;
   train::FitOptions fit;
   train::OptimizerOptions opt;
@@ -29,6 +57,9 @@ struct TrainFlags {
 int run_train(TrainFlags& o) {
   o.opt.kind = train::parse_optimizer(o.optimizer);
   o.opt.schedule = train::parse_lr_schedule(o.lr_schedule);
+  // A Keras output is checked now, not after the training.
+  const bool keras_out = o.save.ends_with(".keras") || o.save.ends_with(".h5");
+  if (keras_out) frontend::keras::check_weights_target(o.net, o.save);
   runtime::Dataset data = runtime::load_dataset(o.data, "train");
   ir::Graph g = load_with_weights(o.net, o.batch, o.weights, o.seed);
   if (!o.augment.empty()) g = train::with_augmentation(g, train::parse_augment(o.augment));
@@ -41,8 +72,13 @@ int run_train(TrainFlags& o) {
   mo.seed = o.seed;
   train::TrainingModel model(g, mo);
   o.fit.seed = o.seed;
-  // The test split of IDX data (Fashion-MNIST's t10k files), when there is one.
-  const bool has_test = o.test && o.data.find(',') == std::string::npos;
+  if (!o.curves.empty())
+    o.fit.after_epoch = [&](const std::vector<train::EpochLog>& logs) {
+      write_curves(o.curves, std::filesystem::path(o.net).filename().string(), logs);
+    };
+  // The test split of a dataset folder (Fashion-MNIST's t10k files, CIFAR-10's test_batch.bin).
+  const bool has_test =
+      o.test && (o.data == "fashion-mnist" || std::filesystem::is_directory(o.data));
   runtime::Dataset test;
   if (has_test) test = runtime::load_dataset(o.data, "test");
   if (has_test && o.test_each_epoch) o.fit.test = &test;
@@ -57,7 +93,10 @@ int run_train(TrainFlags& o) {
                   100 * k.ms / total, k.schedule.c_str());
   }
   model.copy_weights_to(g);
-  if (!o.save.empty()) {
+  if (keras_out) {
+    frontend::keras::save_weights(o.net, g, o.save);
+    std::printf("weights saved to %s\n", o.save.c_str());
+  } else if (!o.save.empty()) {
     runtime::save_weights(g, o.save);
     std::printf("weights saved to %s\n", o.save.c_str());
   }
@@ -81,8 +120,8 @@ Action add_train(CLI::App& app) {
   auto o = std::make_shared<TrainFlags>();
   sub->add_option("NET", o->net, "network file (.cnn, .keras, .h5, .json, .onnx)")->required();
   sub->add_option("--data", o->data,
-                  "fashion-mnist (Debian's dataset-fashion-mnist), a folder of IDX files, or "
-                  "X.npy,Y.npy")
+                  "fashion-mnist (Debian's dataset-fashion-mnist), a folder of IDX files, a "
+                  "folder of CIFAR-10 binary batches (or one .bin), or X.npy,Y.npy")
       ->required();
   sub->add_option("--epochs", o->fit.epochs, "passes over the training data")
       ->check(CLI::Range(1, 100000));
@@ -119,12 +158,15 @@ Action add_train(CLI::App& app) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   sub->add_option("--weights", o->weights, "start from these weights (.cnnw)");
   sub->add_option("--seed", o->seed, "seed of the initial weights, shuffling and dropout");
-  sub->add_option("--save", o->save, "write the trained weights (.cnnw)");
+  sub->add_option("--save", o->save,
+                  "write the trained weights: NAME.cnnw, or for a Keras model NAME.weights.h5 "
+                  "(Keras' load_weights) or a whole NAME.keras");
   sub->add_option("--checkpoint", o->fit.checkpoint_dir,
                   "a checkpoint in this folder after every epoch (atomic, checksummed)");
   sub->add_flag("--resume", o->fit.resume, "continue from --checkpoint's last checkpoint");
   sub->add_option("--log", o->fit.csv, "per-epoch log (CSV)");
-  sub->add_option("--curves", o->fit.curves, "loss and accuracy curves (SVG)");
+  sub->add_option("--curves", o->curves,
+                  "loss and accuracy curves, redrawn after each epoch (PNG; SVG if NAME.svg)");
   sub->add_flag("--profile", o->profile, "after training, time each kernel of a training step");
   sub->add_flag("--test-each-epoch", o->test_each_epoch,
                 "evaluate the test split after every epoch too (the log's test columns)");

@@ -13,6 +13,7 @@
 #include "ir/error.h"
 #include "ir/text.h"
 #include "runtime/executor.h"
+#include "tools/chart.h"
 #include "tools/commands.h"
 #include "tools/format.h"
 #include "tools/prepare.h"
@@ -85,35 +86,6 @@ SideBySide side_by_side(runtime::CompiledModel& a, runtime::CompiledModel& b,
   return r;
 }
 
-void write_curve_svg(const std::string& path, const std::vector<std::pair<double, double>>& c,
-                     const std::string& title) {
-  // A plain SVG line chart: best model time (estimate, ms) against tuning time (s).
-  double tmax = 1, ymax = 0, ymin = 1e300;
-  for (auto [t, y] : c)
-    tmax = std::max(tmax, t), ymax = std::max(ymax, y), ymin = std::min(ymin, y);
-  if (c.empty() || ymax <= 0) return;
-  ymin = std::min(ymin, ymax) * 0.95;
-  const double W = 640, H = 400, L = 70, B = 50, T = 40, R = 20;
-  std::string pts;
-  for (auto [t, y] : c) {
-    const double x = L + (W - L - R) * t / tmax,
-                 yy = T + (H - T - B) * (1 - (y - ymin) / (ymax - ymin + 1e-12));
-    pts += std::to_string(x) + "," + std::to_string(yy) + " ";
-  }
-  char axis[512];
-  std::snprintf(axis, sizeof axis,
-                "<text x='%g' y='%g' font-size='12'>tuning time (s), 0 to %.0f</text>"
-                "<text x='5' y='%g' font-size='12'>%.3g ms</text><text x='5' y='%g' "
-                "font-size='12'>%.3g ms</text>",
-                L, H - 15, tmax, T + 5, ymax, H - B, ymin);
-  write_file_atomically(
-      path,
-      "<svg xmlns='http://www.w3.org/2000/svg' width='640' height='400'>"
-      "<rect width='640' height='400' fill='white'/><text x='70' y='25' font-size='14'>" +
-          title + "</text><polyline fill='none' stroke='#1f77b4' stroke-width='2' points='" + pts +
-          "'/>" + axis + "</svg>\n");
-}
-
 int tune(const TuneFlags& o) {
   if (o.worker) return tuner::serve_worker();
   if (o.net.empty()) throw Error("tune: give a MODEL (or --worker)");
@@ -172,7 +144,11 @@ int tune(const TuneFlags& o) {
                 w.layers.size(), w.trials, w.heuristic_ms, w.best_ms,
                 w.best_ms > 0 ? w.heuristic_ms / w.best_ms : 1.0, w.best.c_str());
   if (!o.curve.empty()) {
-    write_curve_svg(o.curve, r.curve, g.name + ": best model time (sum of kernels) while tuning");
+    write_chart(o.curve, g.name + ": the tuning curve",
+                {{"best model time (its kernels' sum)",
+                  "tuning time (s)",
+                  "ms",
+                  {{"best so far", r.curve, 0x1f77b4, /*steps=*/true}}}});
     std::printf("  tuning curve: %s\n", o.curve.c_str());
   }
   // The whole model, tuned against untuned, alternating runs in this process.
@@ -204,8 +180,9 @@ Action add_tune(CLI::App& app) {
   sub->add_option("--threads", o->threads, "worker threads (0: one per core)")
       ->check(CLI::Range(0, 256));
   sub->add_option("--seed", o->seed, "seed for the search, the weights and the input");
-  sub->add_option("--curve", o->curve,
-                  "write the tuning curve (best model time against tuning time) as SVG");
+  sub->add_option(
+      "--curve", o->curve,
+      "write the tuning curve (best model time against tuning time) as PNG (SVG if NAME.svg)");
   sub->add_flag("--no-cost-model", o->no_cost_model,
                 "measure the search's proposals as they come, without the learned model's ranking");
   auto* seeds =

@@ -798,10 +798,9 @@ def fx_nested_tower():
     return keras.Model(x, head(y), name="nested_tower"), -1, 1
 
 
-@fixture("Not used by the 19 models (for the reader's error paths / notes): a layer shared by "
-         "two calls (weights stored once, two inbound nodes) and a nested functional "
+@fixture("A layer called twice (one set of weights, two inbound nodes) and a nested functional "
          "sub-model used as a layer")
-def fx_extra_shared_nested():
+def fx_shared_nested():
     inner_in = keras.Input((4, 4, 2), name="inner_in")
     inner = layers.Conv2D(2, 1, name="inner_conv")(inner_in)
     inner = layers.BatchNormalization(name="inner_bn")(inner)
@@ -812,7 +811,24 @@ def fx_extra_shared_nested():
     b = shared(layers.Activation("relu", name="act")(x))
     y = layers.Add(name="add")([a, b])
     y = sub(y)
-    return keras.Model(x, y, name="extra_shared_nested"), -1, 1
+    return keras.Model(x, y, name="shared_nested"), -1, 1
+
+
+@fixture("One conv tower (a Sequential model with BatchNorm) applied to several views of an "
+         "image, as a rotation-invariant galaxy classifier applies one to rotated copies: the "
+         "tower called three times, the features concatenated; a shared Dense head called twice")
+def fx_shared_tower():
+    tower = keras.Sequential([layers.Conv2D(4, 3, activation="relu", name="t_conv"),
+                              layers.BatchNormalization(name="t_bn"),
+                              layers.MaxPooling2D(2, name="t_pool"),
+                              layers.Flatten(name="t_flat")], name="tower")
+    x = keras.Input((8, 8, 2), name="image")
+    views = [x, layers.Activation("relu", name="view_relu")(x),
+             layers.Activation("sigmoid", name="view_sigmoid")(x)]
+    features = layers.Concatenate(name="features")([tower(v) for v in views])
+    head = layers.Dense(3, name="head")
+    y = layers.Add(name="both")([head(features), head(layers.Activation("tanh", name="squash")(features))])
+    return keras.Model(x, y, name="shared_tower"), -1, 1
 
 
 def export_fixture(name, builder, out, seed):

@@ -105,7 +105,7 @@ EpochLog evaluate_samples(TrainingModel& m, const runtime::Dataset& d, const Fit
   return e;
 }
 
-// ---- the log, the curves, the checkpoint ----
+// ---- the log and the checkpoint ----
 
 void write_atomically(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp";
@@ -144,54 +144,6 @@ std::string csv_of(const std::vector<EpochLog>& logs) {
     s << line;
   }
   return s.str();
-}
-
-// Two charts side by side: loss and accuracy against the epoch, training and validation.
-std::string curves_svg(const std::vector<EpochLog>& logs, const std::string& title) {
-  const double W = 420, H = 300, L = 55, R = 15, T = 40, B = 40;
-  std::string svg =
-      "<svg xmlns='http://www.w3.org/2000/svg' width='860' height='300'>"
-      "<rect width='860' height='300' fill='white'/>";
-  auto chart = [&](double x0, const char* name, auto train, auto val) {
-    double lo = 1e300, hi = -1e300;
-    for (const auto& e : logs) {
-      lo = std::min(lo, train(e)), hi = std::max(hi, train(e));
-      if (e.val_loss >= 0) lo = std::min(lo, val(e)), hi = std::max(hi, val(e));
-    }
-    if (hi <= lo) hi = lo + 1;
-    const double n = std::max<double>(1, static_cast<double>(logs.size()) - 1);
-    auto pts = [&](auto get, bool need_val) {
-      std::string p;
-      for (size_t i = 0; i < logs.size(); ++i) {
-        if (need_val && logs[i].val_loss < 0) continue;
-        const double x = x0 + L + (W - L - R) * (logs.size() > 1 ? double(i) / n : 0.5);
-        const double y = T + (H - T - B) * (1 - (get(logs[i]) - lo) / (hi - lo));
-        p += std::to_string(x) + "," + std::to_string(y) + " ";
-      }
-      return p;
-    };
-    char text[512];
-    std::snprintf(text, sizeof text,
-                  "<text x='%g' y='25' font-size='13'>%s %s</text>"
-                  "<text x='%g' y='%g' font-size='11'>%.4g</text>"
-                  "<text x='%g' y='%g' font-size='11'>%.4g</text>"
-                  "<text x='%g' y='%g' font-size='11'>epoch 1 to %zu; blue: training, orange: "
-                  "validation</text>",
-                  x0 + L, title.c_str(), name, x0 + 2, T + 4, hi, x0 + 2, H - B, lo, x0 + L, H - 12,
-                  logs.size());
-    svg += text;
-    svg += "<polyline fill='none' stroke='#1f77b4' stroke-width='2' points='" + pts(train, false) +
-           "'/>";
-    svg +=
-        "<polyline fill='none' stroke='#ff7f0e' stroke-width='2' points='" + pts(val, true) + "'/>";
-  };
-  chart(
-      0, "loss", [](const EpochLog& e) { return e.loss; },
-      [](const EpochLog& e) { return e.val_loss; });
-  chart(
-      W + 20, "accuracy", [](const EpochLog& e) { return e.accuracy; },
-      [](const EpochLog& e) { return e.val_accuracy; });
-  return svg + "</svg>\n";
 }
 
 nlohmann::json to_json(const EpochLog& e) {
@@ -394,7 +346,7 @@ std::vector<EpochLog> fit(TrainingModel& m, const runtime::Dataset& data, const 
       std::fprintf(stderr, ", test_loss %.4f, test_accuracy %.4f", e.test_loss, e.test_accuracy);
     std::fprintf(stderr, " (%.1f s, %.0f images/s)\n", e.seconds, e.images_per_second);
     if (!o.csv.empty()) write_atomically(o.csv, csv_of(logs));
-    if (!o.curves.empty()) write_atomically(o.curves, curves_svg(logs, m.program().graph().name));
+    if (o.after_epoch) o.after_epoch(logs);
     if (!o.checkpoint_dir.empty()) save_checkpoint(checkpoint_path(o.checkpoint_dir), m, logs);
   }
   return logs;

@@ -1,7 +1,8 @@
 #pragma once
 // The training loop: epochs of shuffled batches through a TrainingModel, validation on a held-out
-// split each epoch, a progress line, a CSV log and an SVG of the curves, and a checkpoint after
-// every epoch (written atomically and checksummed) that --resume continues from.
+// split each epoch, a progress line, a CSV log, a hook after each epoch (the command line draws
+// the curves there), and a checkpoint after every epoch (written atomically and checksummed) that
+// --resume continues from.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -12,6 +13,14 @@
 
 namespace cnnc::train {
 
+struct EpochLog {
+  int epoch = 0;
+  double loss = 0, accuracy = 0;              // over the epoch's training batches
+  double val_loss = -1, val_accuracy = -1;    // -1: no validation split
+  double test_loss = -1, test_accuracy = -1;  // -1: no test set each epoch
+  double lr = 0, seconds = 0, images_per_second = 0;
+};
+
 struct FitOptions {
   int epochs = 1;
   double validation_split = 0;  // the last fraction of the data, held out (Keras' rule)
@@ -21,18 +30,12 @@ struct FitOptions {
   int pad = 0;                  // zero pixels around every image (LeNet-5's 32x32 from 28x28)
   std::string checkpoint_dir;   // a checkpoint after every epoch, when set
   bool resume = false;          // continue from checkpoint_dir's checkpoint
-  std::string csv, curves;      // the per-epoch log (CSV) and curves (SVG), when set
+  std::string csv;              // the per-epoch log (CSV), when set
   bool progress = true;         // a live progress line (on a terminal)
   // Evaluated after every epoch when set (test_loss, test_accuracy: for time-to-accuracy).
   const runtime::Dataset* test = nullptr;
-};
-
-struct EpochLog {
-  int epoch = 0;
-  double loss = 0, accuracy = 0;              // over the epoch's training batches
-  double val_loss = -1, val_accuracy = -1;    // -1: no validation split
-  double test_loss = -1, test_accuracy = -1;  // -1: no test set each epoch
-  double lr = 0, seconds = 0, images_per_second = 0;
+  // Called with every epoch's log so far, after each epoch (resumed ones included).
+  std::function<void(const std::vector<EpochLog>&)> after_epoch;
 };
 
 // Trains `model` on `data`; returns every epoch's log (the resumed ones included). Throws

@@ -19,8 +19,9 @@ using ConvertFn = ir::NodeId (*)(Converter&, const Layer&);
 // Reads one layer's config values with messages that name the layer and the key.
 class Converter {
  public:
-  Converter(const LayerWeights* w, const std::string& source, int64_t batch)
-      : weights_(w), source_(source) {
+  Converter(const LayerWeights* w, const std::string& source, int64_t batch,
+            std::vector<WeightOrigin>* origins)
+      : weights_(w), source_(source), origins_(origins) {
     g.source = source;
     g.set_batch(batch);
   }
@@ -180,7 +181,7 @@ class Converter {
   // The layer's weights in Keras order, or nullptr when the model came without weights.
   const std::vector<ir::Tensor>* weights(const Layer& l, size_t expected) const {
     if (!weights_) return nullptr;
-    auto it = weights_->find(l.name);
+    auto it = weights_->find(l.weights_name());
     const size_t have = it == weights_->end() ? 0 : it->second.size();
     if (have != expected)
       fail(l, "the weights file holds " + std::to_string(have) +
@@ -199,6 +200,12 @@ class Converter {
         fail(l, "weights '" + role + "' have shape " + ir::shape_to_string(t.shape, true) +
                     ", the layer needs " + ir::shape_to_string(p.value.shape, true));
       p.value.data = t.data;
+      if (origins_) {
+        const std::vector<ir::Tensor>& all = weights_->at(l.weights_name());
+        internal_assert(&t >= all.data() && &t < all.data() + all.size(),
+                        "keras import: a weight set from outside its layer's tensors");
+        origins_->push_back({l.weights_name(), static_cast<size_t>(&t - all.data()), n.name, role});
+      }
       return;
     }
     throw InternalError("keras import: no weights '" + role + "' on node " + n.name);
@@ -214,6 +221,7 @@ class Converter {
  private:
   const LayerWeights* weights_;
   std::string source_;
+  std::vector<WeightOrigin>* origins_;
 };
 
 ir::Conv2DAttrs conv_attrs(Converter& c, const Layer& l) {
@@ -687,8 +695,8 @@ std::string supported_layers() {
 }
 
 ir::Graph convert(const ModelConfig& m, const LayerWeights* weights, const std::string& source,
-                  int64_t batch) {
-  Converter c(weights, source, batch);
+                  int64_t batch, std::vector<WeightOrigin>* origins) {
+  Converter c(weights, source, batch, origins);
   c.g.name = m.name;
   for (const Layer& l : m.layers) {
     auto it = converters().find(l.class_name);
@@ -696,7 +704,15 @@ ir::Graph convert(const ModelConfig& m, const LayerWeights* weights, const std::
       c.fail(l, "layer class '" + l.class_name +
                     "' is not supported; accepted: " + supported_layers());
     if (l.class_name != "InputLayer" && l.inputs.empty()) c.fail(l, "has no inputs");
+    const int first = c.g.size();
     c.output_of[l.name] = it->second(c, l);
+    // A later call of a shared layer: its nodes hold copies of the first call's weights.
+    if (l.weights_name() != l.name)
+      for (int id = first; id < c.g.size(); ++id) {
+        const ir::Node& n = c.g.node(id);
+        if (!n.params.empty() && n.name.rfind(l.name, 0) == 0)
+          c.g.shared_weights[n.name] = l.weights_name() + n.name.substr(l.name.size());
+      }
   }
   std::vector<ir::NodeId> outs;
   for (const auto& r : m.outputs) outs.push_back(c.output_of.at(r.layer));

@@ -57,8 +57,7 @@ std::string read_string(hid_t attr, const std::string& what) {
 
 Hdf5File Hdf5File::open(const std::string& path) {
   silence_hdf5();
-  if (H5Fis_hdf5(path.c_str()) <= 0)
-    throw Error(path + ": not an HDF5 file (or unreadable)");
+  if (H5Fis_hdf5(path.c_str()) <= 0) throw Error(path + ": not an HDF5 file (or unreadable)");
   hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (id < 0) throw Error(path + ": cannot open as HDF5");
   return Hdf5File(path, id);
@@ -103,13 +102,16 @@ std::vector<std::string> Hdf5File::members(const std::string& group) const {
   if (!is_group(group)) throw Error(label_ + ": no group '" + group + "'");
   Id g{H5Gopen2(id_, group.c_str(), H5P_DEFAULT), H5Gclose};
   H5G_info_t info;
-  if (g.id < 0 || H5Gget_info(g.id, &info) < 0) throw Error(label_ + ": cannot list '" + group + "'");
+  if (g.id < 0 || H5Gget_info(g.id, &info) < 0)
+    throw Error(label_ + ": cannot list '" + group + "'");
   std::vector<std::string> names;
   for (hsize_t i = 0; i < info.nlinks; ++i) {
-    ssize_t n = H5Lget_name_by_idx(g.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    ssize_t n =
+        H5Lget_name_by_idx(g.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
     if (n < 0 || n > 4096) throw Error(label_ + ": bad member name in '" + group + "'");
     std::string name(static_cast<size_t>(n) + 1, '\0');
-    H5Lget_name_by_idx(g.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
+    H5Lget_name_by_idx(g.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(),
+                       H5P_DEFAULT);
     name.resize(static_cast<size_t>(n));
     names.push_back(name);
   }
@@ -153,7 +155,8 @@ std::vector<std::string> Hdf5File::string_list_attribute(const std::string& obje
     return out;
   }
   const size_t n = H5Tget_size(type.id);
-  if (n == 0 || n * static_cast<size_t>(count) > (size_t{256} << 20)) throw Error(what + " is too large");
+  if (n == 0 || n * static_cast<size_t>(count) > (size_t{256} << 20))
+    throw Error(what + " is too large");
   std::string buf(n * static_cast<size_t>(count), '\0');
   Id mem{H5Tcopy(H5T_C_S1), H5Tclose};
   H5Tset_size(mem.id, n);
@@ -195,6 +198,28 @@ ir::Tensor Hdf5File::dataset(const std::string& path) const {
   if (n > 0 && H5Dread(ds.id, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data.data()) < 0)
     throw Error(what + " cannot be read (corrupt or truncated)");
   return t;
+}
+
+void Hdf5File::copy_replacing(const std::string& path,
+                              const std::map<std::string, std::vector<float>>& replace) const {
+  silence_hdf5();
+  Id out{H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose};
+  if (out.id < 0) throw Error(path + ": cannot create the file");
+  for (const std::string& m : members("/"))
+    if (H5Ocopy(id_, m.c_str(), out.id, m.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
+      throw Error(label_ + ": cannot copy '" + m + "' to " + path);
+  for (const auto& [name, values] : replace) {
+    Id d{H5Dopen2(out.id, name.c_str(), H5P_DEFAULT), H5Dclose};
+    if (d.id < 0) throw Error(label_ + ": no dataset '" + name + "' to write the weights to");
+    Id space{H5Dget_space(d.id), H5Sclose};
+    const hssize_t n = H5Sget_simple_extent_npoints(space.id);
+    if (n != static_cast<hssize_t>(values.size()))
+      throw Error(label_ + ": dataset '" + name + "' holds " + std::to_string(n) +
+                  " values, the trained weights " + std::to_string(values.size()));
+    if (H5Dwrite(d.id, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
+      throw Error(path + ": cannot write '" + name + "'");
+  }
+  if (H5Fflush(out.id, H5F_SCOPE_GLOBAL) < 0) throw Error(path + ": cannot write the file");
 }
 
 }  // namespace cnnc::frontend::keras

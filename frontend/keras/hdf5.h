@@ -1,7 +1,9 @@
 #pragma once
-// A small read-only view of an HDF5 file (the HDF5 C library underneath): groups, string
-// attributes and float datasets. Every failure is a cnnc::Error naming the file and the path.
+// A small view of an HDF5 file (the HDF5 C library underneath): groups, string attributes and
+// float datasets, and a copy with some datasets replaced (trained weights written back). Every
+// failure is a cnnc::Error naming the file and the path.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,9 +26,16 @@ class Hdf5File {
   std::vector<std::string> members(const std::string& group) const;  // in creation order when known
   bool has_attribute(const std::string& object, const std::string& name) const;
   std::string string_attribute(const std::string& object, const std::string& name) const;
-  std::vector<std::string> string_list_attribute(const std::string& object, const std::string& name) const;
+  std::vector<std::string> string_list_attribute(const std::string& object,
+                                                 const std::string& name) const;
   // A float dataset, converted to float32, with its shape; refuses more than kMaxElements.
   ir::Tensor dataset(const std::string& path) const;
+
+  // Writes a copy of this file to `path`: every member of the root group (groups, datasets and
+  // their attributes, as they are), then the datasets named in `replace` given new values, which
+  // must hold as many elements as the dataset (converted to its stored type by HDF5).
+  void copy_replacing(const std::string& path,
+                      const std::map<std::string, std::vector<float>>& replace) const;
 
   const std::string& label() const { return label_; }
 

@@ -66,7 +66,8 @@ Hdf5Contents deserialize(const std::string& in) {
     auto& tensors = c.weights[r.bytes(r.u64())];
     for (uint64_t n = r.u64(); n > 0; --n) {
       ir::Tensor t;
-      for (uint64_t rank = r.u64(); rank > 0; --rank) t.shape.push_back(static_cast<int64_t>(r.u64()));
+      for (uint64_t rank = r.u64(); rank > 0; --rank)
+        t.shape.push_back(static_cast<int64_t>(r.u64()));
       const uint64_t elements = r.u64();
       const std::string data = r.bytes(elements * sizeof(float));
       t.data.resize(elements);

@@ -1,5 +1,7 @@
 #include "frontend/keras/model_config.h"
 
+#include <algorithm>
+#include <optional>
 #include <set>
 
 #include "ir/error.h"
@@ -14,11 +16,11 @@ namespace {
   throw Error(source + ": " + msg);
 }
 
-TensorRef ref_from_history(const json& h, const std::string& where) {
+TensorRef ref_from_history(const json& h, const std::string& where, bool counts_built_in_node) {
   if (!h.is_array() || h.size() < 3 || !h[0].is_string() || !h[1].is_number_integer() ||
       !h[2].is_number_integer())
     throw Error(where + ": a layer reference must be [name, node_index, tensor_index]");
-  return {h[0].get<std::string>(), h[1].get<int>(), h[2].get<int>()};
+  return {h[0].get<std::string>(), h[1].get<int>(), h[2].get<int>(), counts_built_in_node};
 }
 
 // Keras 3: {"class_name": "__keras_tensor__", "config": {"keras_history": [name, node, tensor]}}
@@ -30,7 +32,7 @@ void collect_keras3(const json& v, std::vector<TensorRef>& out, const std::strin
     if (v.value("class_name", "") == "__keras_tensor__") {
       if (!v.contains("config") || !v["config"].contains("keras_history"))
         throw Error(where + ": a __keras_tensor__ without keras_history");
-      out.push_back(ref_from_history(v["config"]["keras_history"], where));
+      out.push_back(ref_from_history(v["config"]["keras_history"], where, false));
       return;
     }
     for (const auto& [k, item] : v.items()) collect_keras3(item, out, where, depth + 1);
@@ -39,27 +41,39 @@ void collect_keras3(const json& v, std::vector<TensorRef>& out, const std::strin
   }
 }
 
-std::vector<TensorRef> inbound(const json& layer, const std::string& where, Layer* out = nullptr) {
-  std::vector<TensorRef> refs;
-  if (!layer.contains("inbound_nodes")) return refs;
+// What one call of a layer reads: tensors, and numbers beside them (Keras 3 operations on a
+// tensor and a constant, such as `x + 3.0`).
+struct Call {
+  std::vector<TensorRef> inputs;
+  std::vector<double> constants;
+};
+
+// Every call of a layer, in Keras' order (a reference's node index counts these).
+std::vector<Call> inbound(const json& layer, const std::string& where) {
+  std::vector<Call> calls;
+  if (!layer.contains("inbound_nodes")) return calls;
   const json& nodes = layer["inbound_nodes"];
   if (!nodes.is_array()) throw Error(where + ": inbound_nodes must be a list");
-  if (nodes.size() > 1)
-    throw Error(where + ": the layer is called " + std::to_string(nodes.size()) +
-                " times (a shared layer); cnnc imports layers called once");
-  if (nodes.empty()) return refs;
-  const json& node = nodes[0];
-  if (node.is_object()) {  // Keras 3
-    collect_keras3(node.contains("args") ? node["args"] : json::array(), refs, where);
-    if (out && node.contains("args") && node["args"].is_array())
-      for (const auto& a : node["args"])
-        if (a.is_number()) out->constants.push_back(a.get<double>());
-  } else if (node.is_array()) {  // Keras 2
-    for (const auto& h : node) refs.push_back(ref_from_history(h, where));
-  } else {
-    throw Error(where + ": unrecognised inbound_nodes entry");
+  if (nodes.size() > 1024) throw Error(where + ": called more than 1024 times");
+  for (const json& node : nodes) {
+    Call c;
+    if (node.is_object()) {  // Keras 3
+      collect_keras3(node.contains("args") ? node["args"] : json::array(), c.inputs, where);
+      if (node.contains("args") && node["args"].is_array())
+        for (const auto& a : node["args"])
+          if (a.is_number()) c.constants.push_back(a.get<double>());
+    } else if (node.is_array()) {  // Keras 2
+      for (const auto& h : node) c.inputs.push_back(ref_from_history(h, where, true));
+    } else {
+      throw Error(where + ": unrecognised inbound_nodes entry");
+    }
+    calls.push_back(std::move(c));
   }
-  return refs;
+  return calls;
+}
+
+std::string call_name(const std::string& layer, int call) {
+  return call == 0 ? layer : layer + "/call" + std::to_string(call);
 }
 
 std::vector<TensorRef> endpoints(const json& v, const std::string& where) {
@@ -67,10 +81,10 @@ std::vector<TensorRef> endpoints(const json& v, const std::string& where) {
   if (!v.is_array()) throw Error(where + " must be a list");
   // A single [name, 0, 0] (Keras 3, one input) or a list of them.
   if (v.size() == 3 && v[0].is_string()) {
-    refs.push_back(ref_from_history(v, where));
+    refs.push_back(ref_from_history(v, where, true));
     return refs;
   }
-  for (const auto& item : v) refs.push_back(ref_from_history(item, where));
+  for (const auto& item : v) refs.push_back(ref_from_history(item, where, true));
   return refs;
 }
 
@@ -108,10 +122,24 @@ void inline_nested(ModelConfig& m, std::map<std::string, ModelConfig>& nested,
       inner_input[inner.inputs[k].layer] = key;
       alias[{key, 0}] = l.inputs[k];
     }
+    // Call j > 0 of a shared model: its layers under names of their own (NAME/callj), reading
+    // the weights of the first call's.
+    std::set<std::string> inner_names;
+    for (const Layer& il : inner.layers) inner_names.insert(il.name);
+    auto rename = [&](TensorRef& r) {
+      if (l.call > 0 && inner_names.count(r.layer) && !inner_input.count(r.layer))
+        r.layer = call_name(r.layer, l.call);
+    };
+    for (TensorRef& r : inner.outputs) rename(r);
     for (size_t k = 0; k < inner.outputs.size(); ++k)
       alias[{l.name, static_cast<int>(k)}] = inner.outputs[k];
     for (Layer& il : inner.layers) {
       if (il.class_name == "InputLayer") continue;
+      for (TensorRef& r : il.inputs) rename(r);
+      if (l.call > 0) {
+        il.weights_of = il.weights_name();
+        il.name = call_name(il.name, l.call);
+      }
       for (TensorRef& r : il.inputs)
         if (auto in = inner_input.find(r.layer); in != inner_input.end()) r.layer = in->second;
       if (!names.insert(il.name).second)
@@ -124,10 +152,6 @@ void inline_nested(ModelConfig& m, std::map<std::string, ModelConfig>& nested,
     for (int hops = 0; hops < 64; ++hops) {
       auto a = alias.find({r.layer, r.tensor});
       if (a == alias.end()) return;
-      if (r.node != 0)
-        fail(source, "model-as-layer '" + r.layer +
-                         "' is called more than once (a shared model); cnnc imports "
-                         "layers and models called once");
       r = a->second;
     }
     fail(source, "nested models refer to each other in a cycle");
@@ -161,6 +185,8 @@ ModelConfig parse_model(const json& root, const std::string& source, int depth) 
 
   std::set<std::string> names;
   std::map<std::string, ModelConfig> nested;
+  std::map<std::string, int> calls_of;  // how many times each layer is called
+  std::set<std::string> functional;     // layers that are Functional models
   for (const auto& l : cfg["layers"]) {
     if (!l.is_object() || !l.contains("class_name") || !l["class_name"].is_string())
       fail(source, "a layer entry without class_name");
@@ -175,10 +201,37 @@ ModelConfig parse_model(const json& root, const std::string& source, int depth) 
       fail(source, "a " + layer.class_name + " layer has no name");
     const std::string where = source + ": layer '" + layer.name + "' (" + layer.class_name + ")";
     if (!names.insert(layer.name).second) throw Error(where + ": the name is used twice");
-    if (is_model_class(layer.class_name)) nested[layer.name] = parse_model(l, where, depth + 1);
-    if (!sequential) layer.inputs = inbound(l, where, &layer);
-    m.layers.push_back(std::move(layer));
+    const std::vector<Call> calls = sequential ? std::vector<Call>{} : inbound(l, where);
+    calls_of[layer.name] = static_cast<int>(calls.size());
+    std::optional<ModelConfig> inner;
+    if (is_model_class(layer.class_name)) inner = parse_model(l, where, depth + 1);
+    if (layer.class_name == "Functional" || layer.class_name == "Model")
+      functional.insert(layer.name);
+    for (size_t j = 0; j < std::max<size_t>(1, calls.size()); ++j) {
+      Layer call = layer;
+      call.call = static_cast<int>(j);
+      if (j > 0) {
+        call.weights_of = layer.name;
+        call.name = call_name(layer.name, call.call);
+        if (!names.insert(call.name).second)
+          throw Error(where + ": the name " + call.name + " is used twice");
+      }
+      if (j < calls.size()) call.inputs = calls[j].inputs, call.constants = calls[j].constants;
+      if (inner) nested[call.name] = *inner;
+      m.layers.push_back(std::move(call));
+    }
   }
+  // A reference to call j of a layer is a reference to its j-th copy.
+  auto to_call = [&](TensorRef& r, const std::string& reader) {
+    auto it = calls_of.find(r.layer);
+    if (it == calls_of.end()) return;  // an unknown layer: named below
+    if (r.counts_built_in_node && functional.count(r.layer) && r.node > 0) --r.node;
+    if (r.node < 0 || r.node >= std::max(1, it->second))
+      fail(source, reader + " reads call " + std::to_string(r.node) + " of '" + r.layer +
+                       "', which is called " + std::to_string(it->second) + " time(s)");
+    r.layer = call_name(r.layer, r.node);
+    r.node = 0;
+  };
 
   if (sequential) {
     // A chain: each layer reads the previous; the input comes from an InputLayer or batch_shape.
@@ -206,6 +259,9 @@ ModelConfig parse_model(const json& root, const std::string& source, int depth) 
     fail(source, "the functional model config has no input_layers/output_layers");
   m.inputs = endpoints(cfg["input_layers"], source + ": input_layers");
   m.outputs = endpoints(cfg["output_layers"], source + ": output_layers");
+  for (Layer& l : m.layers)
+    for (TensorRef& r : l.inputs) to_call(r, "layer '" + l.name + "'");
+  for (TensorRef& r : m.outputs) to_call(r, "output_layers");
   inline_nested(m, nested, source);
 
   // Order producers before consumers (Kahn's algorithm); a reference to an unknown layer or a
@@ -220,10 +276,9 @@ ModelConfig parse_model(const json& root, const std::string& source, int depth) 
       if (it == index.end())
         fail(source, "layer '" + m.layers[i].name + "' reads '" + r.layer +
                          "', which is not a layer of the model");
-      if (r.node != 0 || r.tensor != 0)
+      if (r.tensor != 0)
         fail(source, "layer '" + m.layers[i].name + "' reads output " + std::to_string(r.tensor) +
-                         " of call " + std::to_string(r.node) + " of '" + r.layer +
-                         "'; cnnc imports single-output layers called once");
+                         " of '" + r.layer + "'; cnnc imports layers with one output");
       users[it->second].push_back(i);
       ++pending[i];
     }

@@ -7,14 +7,17 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <set>
 #include <unistd.h>
 
 #include "frontend/keras/isolated.h"
+#include "frontend/keras/keras.h"
 #include "frontend/load.h"
 #include "ir/error.h"
 #include "ir/shape_inference.h"
+#include "passes/gradient.h"
 #include "passes/pipeline.h"
 #include "codegen/compile.h"
 #include "runtime/executor.h"
@@ -35,7 +38,7 @@ std::vector<std::string> fixture_names() {
   std::set<std::string> names;
   if (fs::exists(fixtures()))
     for (const auto& e : fs::directory_iterator(fixtures()))
-      if (e.path().extension() == ".keras" && e.path().stem().string().rfind("extra_", 0) != 0)
+      if (e.path().extension() == ".keras")
         names.insert(e.path().stem().string());
   return {names.begin(), names.end()};
 }
@@ -185,9 +188,32 @@ TEST_CASE("weights that disagree with the architecture are refused, naming the l
   CHECK(e != "(no error)");
 }
 
-TEST_CASE("a shared layer (one layer called twice) is refused with a message that says so") {
-  const std::string e = load_error((fixtures() / "extra_shared_nested.keras").string());
-  CHECK(e.find("is called 2 times (a shared layer)") != std::string::npos);
+TEST_CASE("a shared layer or model is one layer per call, all reading one set of weights") {
+  for (const std::string ext : {".keras", ".h5", ".json"}) {
+    CAPTURE(ext);
+    const ir::Graph g = frontend::load((fixtures() / ("shared_tower" + ext)).string(), 1);
+    // The tower (t_conv, t_bn) called three times, the head twice.
+    for (const char* name : {"t_conv", "t_conv/call1", "t_conv/call2", "t_bn/call2", "head/call1"})
+      CHECK(g.find(name) >= 0);
+    CHECK(g.shared_weights.at("t_conv/call2") == "t_conv");
+    CHECK(g.shared_weights.at("head/call1") == "head");
+    CHECK(g.node(g.find("t_conv/call1")).param("kernel")->value.data ==
+          g.node(g.find("t_conv")).param("kernel")->value.data);
+    CHECK(ir::total_params(g) == 419);  // Keras' count: the copies' weights once
+  }
+  // Training refuses them by name (a copy's gradient would not reach the weights it shares).
+  const ir::Graph g = frontend::load((fixtures() / "shared_nested.keras").string(), 2);
+  CHECK_THROWS_WITH_AS(passes::build_training_graph(g, passes::Loss::SparseCategoricalCrossEntropy),
+                       doctest::Contains("layer 'shared_conv' is called more than once"), Error);
+  // A reference to a call the layer does not have.
+  std::string config = slurp(fixtures() / "shared_nested.json");
+  const size_t at = config.find("\"keras_history\": [\"shared_conv\", 1, 0]");
+  REQUIRE(at != std::string::npos);
+  config.replace(at, std::string("\"keras_history\": [\"shared_conv\", 1, 0]").size(),
+                 "\"keras_history\": [\"shared_conv\", 7, 0]");
+  write(scratch("bad_call.json"), config);
+  CHECK(load_error(scratch("bad_call.json")).find("reads call 7 of 'shared_conv', which is called 2 time(s)") !=
+        std::string::npos);
 }
 
 TEST_CASE("HDF5 is read in a child process: its results come back; its crash, hang or error is a clear error") {
@@ -216,4 +242,61 @@ TEST_CASE("HDF5 is read in a child process: its results come back; its crash, ha
                          for (;;) pause();
                        }, 0.5),
                        doctest::Contains("hang.h5: the HDF5 library did not finish reading it"), Error);
+}
+
+TEST_CASE("trained weights go back in Keras' layout: a .keras and a .weights.h5 that load with the new values") {
+  for (const std::string name : {"separable", "batchnorm", "nested_tower", "nested_augment"}) {
+    CAPTURE(name);
+    const std::string source = (fixtures() / (name + ".keras")).string();
+    std::vector<frontend::keras::WeightOrigin> origins;
+    ir::Graph trained = frontend::keras::load(source, 1, &origins);
+    REQUIRE(!origins.empty());
+    // "Training": every weight the file gave moves by its own amount.
+    float step = 0.25f;
+    for (const auto& o : origins)
+      for (float& v : trained.node(trained.find(o.node)).param(o.role)->value.data) v += (step += 0.001f);
+    const std::string keras_out = scratch(name + ".trained.keras");
+    const std::string json_out = scratch(name + ".trained.json");
+    frontend::keras::save_weights(source, trained, keras_out);
+    fs::copy_file(fixtures() / (name + ".json"), json_out, fs::copy_options::overwrite_existing);
+    frontend::keras::save_weights(source, trained, scratch(name + ".trained.weights.h5"));
+    CHECK(!fs::exists(keras_out + ".tmp"));
+    for (const std::string& back : {keras_out, json_out}) {
+      CAPTURE(back);
+      const ir::Graph g = frontend::keras::load(back, 1);
+      for (const auto& n : trained.nodes())
+        for (const auto& p : n.params) CHECK(g.node(g.find(n.name)).param(p.role)->value.data == p.value.data);
+    }
+  }
+}
+
+TEST_CASE("writing Keras weights refuses what it cannot write, before anything is written") {
+  const std::string source = (fixtures() / "batchnorm.keras").string();
+  const ir::Graph g = frontend::keras::load(source, 1);
+  auto error = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  CHECK(error([&] { frontend::keras::save_weights(source, g, scratch("w.npy")); })
+            .find("written as NAME.weights.h5") != std::string::npos);
+  CHECK(error([&] { frontend::keras::save_weights(source, g, source); })
+            .find("is the file the model was loaded from") != std::string::npos);
+  const std::string legacy = (fixtures() / "batchnorm.h5").string();
+  CHECK(error([&] { frontend::keras::save_weights(legacy, g, scratch("w.weights.h5")); })
+            .find("accepted: a .keras model, or a .json") != std::string::npos);
+  const std::string json = (fixtures() / "batchnorm.json").string();
+  CHECK(error([&] { frontend::keras::save_weights(json, g, scratch("w.keras")); })
+            .find("a .keras is written from a .keras model") != std::string::npos);
+  // The weights of another model: named, and no file is left.
+  const ir::Graph other = frontend::keras::load((fixtures() / "separable.keras").string(), 1);
+  const std::string out = scratch("other.weights.h5");
+  fs::remove(out);
+  CHECK(error([&] { frontend::keras::save_weights(source, other, out); })
+            .find("was the network loaded from another model?") != std::string::npos);
+  CHECK(!fs::exists(out));
+  CHECK(!fs::exists(out + ".tmp"));
 }

@@ -623,3 +623,40 @@ TEST_CASE("datasets: Debian's Fashion-MNIST (gzip'd IDX) has its 10,000 test ima
   CHECK(*std::max_element(ds.labels.begin(), ds.labels.end()) == 9);
   CHECK(*std::max_element(ds.images.data.begin(), ds.images.data.end()) == 255.f);
 }
+
+TEST_CASE("datasets: CIFAR-10 binary batches (label byte, R, G, B planes) become N x 32 x 32 x 3") {
+  TempDir dir;
+  // Record r: label r % 10, plane c of pixel p holds (r + 3 * p + 7 * c) % 256.
+  auto batch = [](int first, int n, int bad_label = -1) {
+    std::string s;
+    for (int r = first; r < first + n; ++r) {
+      s += char(r == bad_label ? 10 : r % 10);
+      for (int c = 0; c < 3; ++c)
+        for (int p = 0; p < 1024; ++p) s += char((r + 3 * p + 7 * c) % 256);
+    }
+    return s;
+  };
+  write_bytes(dir.file("data_batch_1.bin"), batch(0, 3));
+  write_bytes(dir.file("data_batch_2.bin"), batch(3, 2));
+  write_bytes(dir.file("test_batch.bin"), batch(100, 4));
+  const rt::Dataset train = rt::load_dataset(dir.path.string(), "train");
+  CHECK(train.images.shape == ir::Shape{5, 32, 32, 3});
+  CHECK(train.labels == std::vector<int64_t>{0, 1, 2, 3, 4});
+  CHECK(train.from_uint8);
+  // Record 4 (the second file's second), pixel (row 2, column 5) = p 69, green.
+  CHECK(train.images.data[((4 * 32 + 2) * 32 + 5) * 3 + 1] == float((4 + 3 * 69 + 7) % 256));
+  const rt::Dataset test = rt::load_dataset(dir.path.string(), "test");
+  CHECK(test.images.shape == ir::Shape{4, 32, 32, 3});
+  CHECK(test.labels.front() == 0);
+  CHECK(rt::load_dataset(dir.file("data_batch_2.bin"), "train").labels == std::vector<int64_t>{3, 4});
+  write_bytes(dir.file("short.bin"), batch(0, 2).substr(0, 5000));
+  CHECK(contains(error_of([&] { rt::load_dataset(dir.file("short.bin"), "train"); }),
+                 "5000 bytes, not a whole number of CIFAR-10 records"));
+  write_bytes(dir.file("label.bin"), batch(0, 3, 1));
+  CHECK(contains(error_of([&] { rt::load_dataset(dir.file("label.bin"), "train"); }),
+                 "record 1 has label 10; CIFAR-10's labels are 0..9"));
+  TempDir only_test;
+  write_bytes(only_test.file("test_batch.bin"), batch(0, 1));
+  CHECK(contains(error_of([&] { rt::load_dataset(only_test.path.string(), "train"); }),
+                 "no data_batch_1.bin ... data_batch_5.bin"));
+}

@@ -421,13 +421,14 @@ PY
     # A short training run on Debian's Fashion-MNIST: it learns, logs every epoch, draws the
     # curves, and the saved weights give `cnnc evaluate` the test accuracy train reported.
     expect_ok train "$M/fashion_mnist_cnn.cnn" --data fashion-mnist --epochs 2 --batch 64 \
-      --limit 3200 --validation-split 0.2 --threads 2 --save w.cnnw --log log.csv --curves c.svg
+      --limit 3200 --validation-split 0.2 --threads 2 --save w.cnnw --log log.csv --curves c.png
     has "test: loss"
     grep -q "epoch 2/2: loss" err.txt || fail "no epoch 2 line on stderr"
     acc=$(sed -n 's/^test: loss [0-9.]*, accuracy \([0-9.]*\).*/\1/p' out.txt)
     [[ ${acc%%.*} == 0 && ${acc#0.} > 6500 ]] || fail "test accuracy $acc after 2 short epochs (expected > 0.65)"
     [[ $(wc -l <log.csv) -eq 3 ]] || fail "log.csv should hold a header and 2 epochs"
-    grep -q "<polyline" c.svg || fail "no curves in c.svg"
+    [[ $(head -c 4 c.png | od -An -tx1 | tr -d ' ') == 89504e47 ]] || fail "c.png is not a PNG"
+    (( $(file_size c.png) > 10000 )) || fail "c.png is too small to hold two charts"
     expect_ok evaluate "$M/fashion_mnist_cnn.cnn" --weights w.cnnw --data fashion-mnist --threads 2
     has "accuracy:  $acc"
     # With augmentation (a flip, rotation and zoom per image and step): it still learns.
@@ -437,6 +438,47 @@ PY
     [[ ${acc%%.*} == 0 && ${acc#0.} > 6000 ]] || fail "test accuracy $acc after 2 augmented epochs (expected > 0.60)"
     expect_error "--augment" "'blur=1' is not an augmentation" -- \
       train "$M/fashion_mnist_cnn.cnn" --data fashion-mnist --augment flip,blur=1
+    ;;
+
+  train_keras)
+    # A Keras model trains and goes back to Keras' own files: a .keras that loads with the
+    # trained weights (in cnnc here; in Keras: tools/keras_writeback_check.py) and a .weights.h5.
+    K=$SRC/tests/fixtures/fashion/fashion_trained.keras
+    args=(--data fashion-mnist --epochs 1 --batch 64 --limit 1280 --threads 2 --seed 1 --no-progress)
+    expect_ok train "$K" "${args[@]}" --save t.keras
+    acc=$(sed -n 's/^test: loss [0-9.]*, accuracy \([0-9.]*\).*/\1/p' out.txt)
+    expect_ok evaluate t.keras --data fashion-mnist --threads 2
+    has "accuracy:  $acc"
+    expect_ok evaluate "$K" --data fashion-mnist --threads 2
+    ! grep -qF "accuracy:  $acc" out.txt || fail "the untrained model has the trained accuracy"
+    expect_ok train "$K" "${args[@]}" --no-test --save t.weights.h5
+    [[ $(head -c 4 t.weights.h5 | od -An -tx1 | tr -d ' ') == 89484446 ]] || fail "t.weights.h5 is not HDF5"
+    # Refused before any training: a net without a Keras layout, a name Keras would not load,
+    # the model's own file.
+    expect_error "fashion_mnist_cnn.cnn" "accepted: a .keras model" -- \
+      train "$M/fashion_mnist_cnn.cnn" "${args[@]}" --save w.weights.h5
+    expect_error "written as NAME.weights.h5" -- train "$K" "${args[@]}" --save w.h5
+    cp "$K" own.keras
+    expect_error "is the file the model was loaded from" -- train own.keras "${args[@]}" --save own.keras
+    cmp -s "$K" own.keras || fail "own.keras changed"
+    ;;
+
+  train_cifar)
+    # CIFAR-10's binary batches (made here: random pixels, labels 0..9): a net trains on
+    # data_batch_*.bin and is tested on test_batch.bin; a bad label is named.
+    mkdir cifar
+    for f in data_batch_1 data_batch_2 test_batch; do
+      for i in $(seq 0 63); do printf "\\x0$((i % 10))"; head -c 3072 /dev/urandom; done >"cifar/$f.bin"
+    done
+    write_net small.cnn "input x shape=32x32x3" "conv2d c filters=8 kernel=3x3 padding=same activation=relu" \
+      "maxpool2d p pool=4x4" "flatten f" "dense out units=10 activation=softmax"
+    expect_ok train small.cnn --data cifar --epochs 2 --batch 32 --threads 2 --augment flip \
+      --no-progress
+    has "test: loss"
+    has "(64 images)"
+    grep -q "epoch 2/2: loss" err.txt || fail "no epoch 2 line on stderr"
+    { printf '\x0c'; head -c 3072 /dev/zero; } >bad.bin
+    expect_error "bad.bin" "record 0 has label 12" -- evaluate small.cnn --data bad.bin
     ;;
 
   train_kill_resume)
