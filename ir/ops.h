@@ -181,6 +181,16 @@ struct LayerNormAttrs {
   }
   bool operator==(const LayerNormAttrs&) const = default;
 };
+// Channels [begin, begin + size) of the last axis.
+struct ChannelSliceAttrs {
+  int64_t begin = 0, size = 1;
+  template <class V>
+  void visit(V& v) {
+    v("begin", begin);
+    v("size", size);
+  }
+  bool operator==(const ChannelSliceAttrs&) const = default;
+};
 struct DropoutAttrs {
   float rate = 0.5f;
   template <class V>
@@ -255,11 +265,11 @@ constexpr int kNumOps = 0
 
 enum class PatternKind { ElemWise, Broadcast, Injective, Reduction, OutEWiseFusable, Opaque };
 
-using Attrs = std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs,
-                           GlobalPoolAttrs, BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs,
-                           PadAttrs, CropAttrs, ReshapeAttrs, DropoutAttrs,
-                           LayerNormAttrs, ParameterAttrs, ConvGradAttrs, ActivationGradAttrs,
-                           AugmentAttrs>;
+using Attrs =
+    std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs, GlobalPoolAttrs,
+                 BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs, PadAttrs, CropAttrs,
+                 ReshapeAttrs, ChannelSliceAttrs, DropoutAttrs, LayerNormAttrs, ParameterAttrs,
+                 ConvGradAttrs, ActivationGradAttrs, AugmentAttrs>;
 
 // Op traits (the ops.def column): bits.
 constexpr unsigned kView = 1;                // no kernel: the output is the input's data reshaped

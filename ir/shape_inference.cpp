@@ -307,6 +307,16 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
              "; the element count must not change (e.g. shape=" + std::to_string(have) + ")");
       break;
     }
+    case OpKind::ChannelSlice: {
+      const auto& a = n.attr<ChannelSliceAttrs>();
+      if (a.begin < 0 || a.size < 1 || a.begin >= x.back() || a.size > x.back() - a.begin)
+        fail("begin=" + std::to_string(a.begin) + " size=" + std::to_string(a.size) +
+             " is not a slice of the input's " + std::to_string(x.back()) +
+             " channels; accepted: begin >= 0, size >= 1, begin + size <= " +
+             std::to_string(x.back()));
+      r.type.shape = with_channels(x, a.size);
+      break;
+    }
     case OpKind::Cropping2D: {
       expect_rank(in[0], 4, "cropping2d");
       const auto& p = n.attr<CropAttrs>().crop;

@@ -16,8 +16,8 @@ using ir::OpKind;
 constexpr const char* kTrainableOps =
     "conv2d (strided, dilated, grouped, depthwise), dense, batchnorm, maxpool2d, avgpool2d, "
     "globalavgpool2d, relu, relu6, leakyrelu, sigmoid, tanh, softmax (last, with a "
-    "cross-entropy loss), add, flatten, reshape, dropout, zeropadding2d, cropping2d, augment "
-    "(on the input)";
+    "cross-entropy loss), add, concat, flatten, reshape, dropout, zeropadding2d, cropping2d, "
+    "augment (on the input)";
 
 class Builder {
  public:
@@ -266,6 +266,16 @@ class Builder {
         return to_input(0, OpKind::Cropping2D, ir::CropAttrs{n.attr<ir::PadAttrs>().pad}, {dy});
       case OpKind::Cropping2D:
         return to_input(0, OpKind::ZeroPadding2D, ir::PadAttrs{n.attr<ir::CropAttrs>().crop}, {dy});
+      case OpKind::Concat: {
+        // Each input's gradient is its channels of dy.
+        int64_t begin = 0;
+        for (size_t k = 0; k < n.inputs.size(); ++k) {
+          const int64_t c = at(n.inputs[k]).type.channels();
+          to_input(k, OpKind::ChannelSlice, ir::ChannelSliceAttrs{begin, c}, {dy});
+          begin += c;
+        }
+        return;
+      }
       case OpKind::Input:
       case OpKind::Parameter:
         return;
@@ -285,7 +295,7 @@ class Builder {
       case OpKind::Affine:
       case OpKind::GlobalMaxPool2D:
       case OpKind::LogSoftmax:
-      case OpKind::Concat:
+      case OpKind::ChannelSlice:
       case OpKind::Conv2DGradInput:
       case OpKind::Conv2DGradKernel:
       case OpKind::DenseGradInput:

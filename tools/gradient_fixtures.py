@@ -78,8 +78,22 @@ def batchnorm_net():
     ], name="batchnorm_net")
 
 
+def dense_block():
+    """DenseNet's pattern: each conv's output concatenated to what it read."""
+    x = keras.Input((8, 8, 3))
+    h = L.Conv2D(4, 3, padding="same", name="stem")(x)
+    for i in range(2):
+        y = L.BatchNormalization(name=f"bn{i}")(h)
+        y = L.ReLU(name=f"r{i}")(y)
+        y = L.Conv2D(3, 3, padding="same", name=f"c{i}")(y)
+        h = L.Concatenate(name=f"cat{i}")([h, y])
+    h = L.AveragePooling2D(2, name="pool")(h)
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    return keras.Model(x, L.Dense(4, activation="softmax", name="out")(h), name="dense_block")
+
+
 MODELS = {"lenet_like": lenet_like, "strided_depthwise": strided_depthwise, "residual": residual,
-          "batchnorm_net": batchnorm_net}
+          "batchnorm_net": batchnorm_net, "dense_block": dense_block}
 
 
 def main():
@@ -87,9 +101,12 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
                                                   "fixtures", "gradients"))
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--only", help="comma-separated model names (the others are left as they are)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for seed, (name, build) in enumerate(MODELS.items(), start=1):
+        if args.only and name not in args.only.split(","):
+            continue
         keras.utils.set_random_seed(seed)
         model = build()
         rng = np.random.default_rng(seed)

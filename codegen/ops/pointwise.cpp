@@ -96,6 +96,12 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
       y = in(v[0], v[1] + static_cast<int>(p.left), v[2] + static_cast<int>(p.top), v[3]);
       break;
     }
+    case ir::OpKind::ChannelSlice: {
+      std::vector<Expr> src = at;
+      src[0] += static_cast<int>(node.attr<ir::ChannelSliceAttrs>().begin);
+      y = l.args[0](src);
+      break;
+    }
     case ir::OpKind::Warp: {
       // Bilinear sampling through the image's affine map (maps: 6 x N), taps reflected at the
       // edges; the clamp changes no index, it tells bounds inference the taps stay inside.

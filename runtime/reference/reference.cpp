@@ -258,6 +258,15 @@ Tensor concat(const Node& n, const std::vector<const Tensor*>& ins) {
   return out;
 }
 
+Tensor channel_slice(const Node& n, const Tensor& in) {
+  const auto& a = n.attr<ir::ChannelSliceAttrs>();
+  Tensor out(n.type.shape);
+  const int64_t c_in = in.shape.back(), rows = in.elements() / c_in;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < a.size; ++k) out.data[r * a.size + k] = in.data[r * c_in + a.begin + k];
+  return out;
+}
+
 Tensor zero_padding(const Node& n, const Tensor& in) {
   const auto& p = n.attr<ir::PadAttrs>().pad;
   Tensor out(n.type.shape);  // zeros
@@ -415,6 +424,8 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
       return zero_padding(n, x);
     case OpKind::Cropping2D:
       return cropping(n, x);
+    case OpKind::ChannelSlice:
+      return channel_slice(n, x);
     case OpKind::Parameter:
       break;  // run() takes its value from the layer it stands for
     case OpKind::Warp:

@@ -136,7 +136,8 @@ batch_sums bs <- a
 batchnorm_train bt epsilon=0.01 <- a, bs
 batchnorm_gamma_grad bgg <- a, bs, bt
 batchnorm_grad bgr <- a, bs, bt, bgg, bgg, bgg
-output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse
+channel_slice csl begin=3 size=5 <- cat
+output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl
 )";
 
 const char* const kAllAttrsPrinted = R"(network all_attrs
@@ -213,7 +214,8 @@ batch_sums bs <- a                                                # 2x4
 batchnorm_train bt epsilon=0.01 <- a, bs                          # 16x16x4
 batchnorm_gamma_grad bgg <- a, bs, bt                             # 4
 batchnorm_grad bgr <- a, bs, bt, bgg, bgg, bgg                    # 16x16x4
-output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse
+channel_slice csl begin=3 size=5 <- cat                           # 16x16x5
+output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl
 )";
 
 }  // namespace
@@ -382,7 +384,7 @@ TEST_CASE("every op and attribute: the canonical form, golden") {
   // Outputs in the order given; a name with an activation denotes the activation's layer.
   const std::vector<std::string> outs{"sm",  "d3.tanh", "c1",  "ap",  "ls",   "c4", "mp2",
                                       "bn2", "gi",      "gk",  "dgi", "dgk",  "bg", "mpg",
-                                      "apg", "gapg",    "ag",  "ce",  "mse"};
+                                      "apg", "gapg",    "ag",  "ce",  "mse",  "csl"};
   std::vector<ir::NodeId> want;
   for (const auto& o : outs) want.push_back(g.find(o));
   CHECK(g.outputs() == want);

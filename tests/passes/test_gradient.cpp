@@ -168,6 +168,21 @@ TEST_CASE("pooling, padding, cropping, add and reshape gradients") {
       passes::Loss::SparseCategoricalCrossEntropy, 11, 3);
 }
 
+TEST_CASE("concat gradients: each input's channels of dy, an input read twice summed") {
+  check_gradients(
+      "input x shape=6x6x2\n"
+      "conv2d a filters=3 kernel=3x3 padding=same activation=tanh\n"
+      "conv2d b filters=2 kernel=1x1 activation=sigmoid\n"
+      "concat c <- a, b, a\n"
+      "conv2d d filters=4 kernel=3x3 strides=2 round=floor\n"
+      "concat e <- d, d\n"
+      "globalavgpool2d g\n"
+      "dense h units=5 activation=tanh\n"
+      "concat k <- h, g\n"
+      "dense out units=3 activation=softmax\n",
+      passes::Loss::SparseCategoricalCrossEntropy, 31, 3);
+}
+
 TEST_CASE("batchnorm with batch statistics: gamma, beta and the input's gradient") {
   for (uint64_t seed : {21, 22})
     check_gradients(

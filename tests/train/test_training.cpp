@@ -93,6 +93,19 @@ TEST_CASE("compiled training graphs match the reference: every weight gradient")
       "globalavgpool2d gp\n"
       "dense out units=5 activation=softmax\n",
       3, 2);
+  // A DenseNet-like block: concats (one input read twice), their gradients channel slices.
+  check_compiled(
+      "input x shape=8x8x3\n"
+      "conv2d a filters=4 kernel=3x3 padding=same activation=relu\n"
+      "batchnorm bn\n"
+      "conv2d b filters=5 kernel=1x1 activation=relu <- bn\n"
+      "concat c <- a, b, a\n"
+      "conv2d d filters=3 kernel=3x3 padding=same activation=relu\n"
+      "concat e <- c, d\n"
+      "avgpool2d p pool=2x2\n"
+      "globalavgpool2d g\n"
+      "dense out units=4 activation=softmax\n",
+      4, 3);
 }
 
 TEST_CASE(
