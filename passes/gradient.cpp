@@ -29,13 +29,6 @@ class Builder {
   }
 
   TrainingGraph build() {
-    if (!fwd_.shared_weights.empty()) {
-      const auto& [copy, original] = *fwd_.shared_weights.begin();
-      throw Error(fwd_.name + ": cannot train: layer '" + original +
-                  "' is called more than once ('" + copy +
-                  "' shares its weights); training shared layers is not built: cnnc " +
-                  "trains networks whose layers are each called once (it runs this one)");
-    }
     copy_forward();
     const auto outs = fwd_.outputs();
     if (outs.size() != 1)
@@ -44,6 +37,13 @@ class Builder {
     const NodeId out = to_new_.at(outs[0]);
     add_loss_gradient(out);
     for (NodeId i = out; i >= 0; --i) backward(i);
+    // A weight shared by several layers (a Keras layer called several times): its gradient is
+    // the sum of theirs.
+    for (size_t k = 0; k < t_.trainables.size(); ++k)
+      if (contributions_[k].size() > 1)
+        t_.trainables[k].gradient = at(add(fresh(t_.trainables[k].parameter + ".grad_sum"),
+                                           OpKind::Add, ir::NoAttrs{}, contributions_[k]))
+                                        .name;
     std::vector<NodeId> outputs{t_.graph.find(t_.prediction)};
     for (const auto& p : t_.trainables) outputs.push_back(t_.graph.find(p.gradient));
     for (const auto& b : t_.batch_statistics) outputs.push_back(t_.graph.find(b.sums));
@@ -169,9 +169,17 @@ class Builder {
                {});
   }
 
+  // A weight's gradient: the layer's own, or one more part of the weights it shares.
   void weight_gradient(NodeId layer, const std::string& role, NodeId grad) {
-    const std::string name = at(layer).name;
-    t_.trainables.push_back({name, role, name + "." + role, at(grad).name});
+    const std::string& name = at(layer).name;
+    const auto shared = fwd_.shared_weights.find(name);
+    const std::string owner = shared == fwd_.shared_weights.end() ? name : shared->second;
+    const auto [it, first] = trainable_of_.emplace(owner + "." + role, t_.trainables.size());
+    if (first) {
+      t_.trainables.push_back({owner, role, owner + "." + role, at(grad).name});
+      contributions_.emplace_back();
+    }
+    contributions_[it->second].push_back(grad);
   }
 
   void backward(NodeId id) {
@@ -324,7 +332,9 @@ class Builder {
   std::map<NodeId, NodeId> to_new_;              // forward node -> training graph node
   std::map<NodeId, std::vector<NodeId>> grads_;  // value -> the gradients flowing into it
   std::map<NodeId, bool> needs_;
-  std::map<NodeId, NodeId> mask_of_;  // dropout's multiply -> its mask input
+  std::map<NodeId, NodeId> mask_of_;                // dropout's multiply -> its mask input
+  std::map<std::string, size_t> trainable_of_;      // LAYER.ROLE -> its index in trainables
+  std::vector<std::vector<NodeId>> contributions_;  // per trainable: its gradient's parts
   NodeId skip_ = -1;
 };
 

@@ -26,6 +26,8 @@ struct TrainingGraph {
   std::string prediction;         // the forward output the loss reads (softmax probabilities)
   std::string labels = "labels";  // the graph input of the labels or targets
   Loss loss{};
+  // A layer that shares another's weights (Graph::shared_weights) is no trainable of its own: its
+  // gradient is summed into the other's, and the trainer copies the other's weights to it.
   struct Trainable {
     std::string layer, role;          // the forward layer's weights this is (one of its Params)
     std::string parameter, gradient;  // their values: LAYER.ROLE and its gradient

@@ -28,7 +28,8 @@ void init_weights(ir::Graph& g, uint64_t seed) {
     const auto specs = ir::infer(n, ir::input_types(g, n), g.batch()).params;
     for (size_t k = 0; k < n.params.size(); ++k) {
       ir::Tensor& t = n.params[k].value;
-      if (static_cast<int64_t>(t.data.size()) == t.elements()) continue;  // already set (e.g. from a model file)
+      if (static_cast<int64_t>(t.data.size()) == t.elements())
+        continue;  // already set (e.g. from a model file)
       t.data.assign(static_cast<size_t>(t.elements()), 0.f);
       const auto& spec = specs.at(k);
       if (spec.init == ir::Init::Ones) std::fill(t.data.begin(), t.data.end(), 1.f);
@@ -42,6 +43,13 @@ void init_weights(ir::Graph& g, uint64_t seed) {
         v = static_cast<float>((2 * u - 1) * limit);
       }
     }
+  }
+  // A layer sharing another's weights (a Keras layer called several times) has the same ones.
+  for (const auto& [copy, owner] : g.shared_weights) {
+    const ir::NodeId c = g.find(copy), o = g.find(owner);
+    if (c < 0 || o < 0) continue;
+    for (ir::Param& p : g.node(c).params)
+      if (const ir::Param* from = g.node(o).param(p.role)) p.value.data = from->value.data;
   }
 }
 
@@ -95,7 +103,9 @@ void load_weights(ir::Graph& g, const std::string& path) {
   f.read(magic, sizeof magic);
   f.read(reinterpret_cast<char*>(&len), sizeof len);
   if (!f || std::memcmp(magic, kMagic, sizeof magic) != 0)
-    throw Error(path + ": not a cnnc weights file (expected the CNNCWTS1 header of `cnnc run --save-weights`)");
+    throw Error(
+        path +
+        ": not a cnnc weights file (expected the CNNCWTS1 header of `cnnc run --save-weights`)");
   const uint64_t data_start = 16 + len;
   if (len > size - 16) throw Error(path + ": truncated header");
   std::string text(len, '\0');
@@ -120,8 +130,8 @@ void load_weights(ir::Graph& g, const std::string& path) {
         std::string hint;
         if (header.is_object() && header.contains("network") && header["network"].is_string() &&
             header["network"].get<std::string>() != g.name)
-          hint = " (the file holds the weights of network '" + header["network"].get<std::string>() +
-                 "', not '" + g.name + "')";
+          hint = " (the file holds the weights of network '" +
+                 header["network"].get<std::string>() + "', not '" + g.name + "')";
         throw Error(what + " are missing from the file" + hint);
       }
       const auto& e = header["layers"][n.name][p.role];
@@ -134,8 +144,8 @@ void load_weights(ir::Graph& g, const std::string& path) {
         throw Error(what + ": malformed entry (needs shape and offset)");
       }
       if (shape != p.value.shape)
-        throw Error(what + " have shape " + ir::shape_to_string(shape, true) + ", the layer needs " +
-                    ir::shape_to_string(p.value.shape, true));
+        throw Error(what + " have shape " + ir::shape_to_string(shape, true) +
+                    ", the layer needs " + ir::shape_to_string(p.value.shape, true));
       const uint64_t bytes = static_cast<uint64_t>(p.value.elements()) * sizeof(float);
       if (offset > size || bytes > size - data_start || offset > size - data_start - bytes)
         throw Error(what + ": the file is truncated");

@@ -92,8 +92,19 @@ def dense_block():
     return keras.Model(x, L.Dense(4, activation="softmax", name="out")(h), name="dense_block")
 
 
+def shared_tower():
+    """One tower (conv, BatchNorm, pooling) applied to two views of the image: its weights'
+    gradients are the sums over both calls, each call's BatchNorm on its own batch statistics."""
+    tower = keras.Sequential([L.Conv2D(4, 3, activation="tanh", name="t_conv"),
+                              L.BatchNormalization(name="t_bn"),
+                              L.GlobalAveragePooling2D(name="t_gap")], name="tower")
+    x = keras.Input((8, 8, 2))
+    h = L.Concatenate(name="cat")([tower(x), tower(L.ReLU(name="view")(x))])
+    return keras.Model(x, L.Dense(3, activation="softmax", name="out")(h), name="shared_tower")
+
+
 MODELS = {"lenet_like": lenet_like, "strided_depthwise": strided_depthwise, "residual": residual,
-          "batchnorm_net": batchnorm_net, "dense_block": dense_block}
+          "batchnorm_net": batchnorm_net, "dense_block": dense_block, "shared_tower": shared_tower}
 
 
 def main():

@@ -158,20 +158,37 @@ TrainingModel::TrainingModel(const ir::Graph& forward, const ModelOptions& o)
     internal_assert(at != outs.end(), "the gradient " + t.gradient + " is not an output");
     grad_outputs_.push_back(static_cast<size_t>(at - outs.begin()));
   }
+  const auto& shared = at_batch.shared_weights;
   for (const auto& b : graph_.batch_statistics) {
     MovingStatistics m;
-    m.layer = b.layer;
+    const auto owner = shared.find(b.layer);
+    m.shared = owner != shared.end();
+    m.layer = m.shared ? owner->second : b.layer;
     const auto at = std::find(outs.begin(), outs.end(), g.find(b.sums));
     internal_assert(at != outs.end(), "the batch sums " + b.sums + " are not an output");
     m.sums_output = static_cast<size_t>(at - outs.begin());
-    m.mean = training_->weights(b.layer, "moving_mean");
-    m.variance = training_->weights(b.layer, "moving_variance");
+    m.mean = training_->weights(m.layer, "moving_mean");
+    m.variance = training_->weights(m.layer, "moving_variance");
     const ir::TensorType& x = g.node(g.node(g.find(b.sums)).inputs[0]).type;
     m.channels = x.channels();
     m.count = x.elements() / x.channels();
     moving_.push_back(m);
   }
+  for (const auto& [copy, owner] : shared) {
+    if (g.find(copy) < 0) continue;  // a use the loss does not depend on
+    for (const ir::Param& p : g.node(g.find(copy)).params) {
+      const size_t n = static_cast<size_t>(p.value.elements());
+      copies_.push_back(
+          {copy, p.role, training_->weights(copy, p.role), training_->weights(owner, p.role), n});
+    }
+  }
+  sync_copies();  // initialised weights are each layer's own
+  if (!copies_.empty()) training_->weights_changed();
   optimizer_ = std::make_unique<Optimizer>(o.optimizer, sizes_);
+}
+
+void TrainingModel::sync_copies() {
+  for (const Copy& c : copies_) std::memcpy(c.data, c.from, c.size * sizeof(float));
 }
 
 std::vector<TrainingModel::Slot> TrainingModel::slots() {
@@ -179,6 +196,7 @@ std::vector<TrainingModel::Slot> TrainingModel::slots() {
   for (size_t k = 0; k < weights_.size(); ++k)
     s.push_back({graph_.trainables[k].parameter, weights_[k], sizes_[k]});
   for (const auto& m : moving_) {
+    if (m.shared) continue;
     s.push_back({m.layer + ".moving_mean", m.mean, static_cast<size_t>(m.channels)});
     s.push_back({m.layer + ".moving_variance", m.variance, static_cast<size_t>(m.channels)});
   }
@@ -190,6 +208,7 @@ std::vector<TrainingModel::Slot> TrainingModel::slots() {
 }
 
 void TrainingModel::state_changed() {
+  sync_copies();
   training_->weights_changed();
   inference_stale_ = true;
 }
@@ -265,6 +284,7 @@ StepResult TrainingModel::step(const ir::Tensor& x, const ir::Tensor& labels, do
       m.variance[c] = kMomentum * m.variance[c] + (1 - kMomentum) * static_cast<float>(var);
     }
   }
+  sync_copies();
   p.weights_changed();
   inference_stale_ = true;
   return score(prediction, labels, 0);
@@ -295,9 +315,11 @@ std::vector<TrainingModel::Weights> TrainingModel::layer_weights() {
   for (size_t k = 0; k < weights_.size(); ++k)
     w.push_back({graph_.trainables[k].layer, graph_.trainables[k].role, weights_[k], sizes_[k]});
   for (const auto& m : moving_) {
+    if (m.shared) continue;
     w.push_back({m.layer, "moving_mean", m.mean, static_cast<size_t>(m.channels)});
     w.push_back({m.layer, "moving_variance", m.variance, static_cast<size_t>(m.channels)});
   }
+  for (const Copy& c : copies_) w.push_back({c.layer, c.role, const_cast<float*>(c.from), c.size});
   return w;
 }
 

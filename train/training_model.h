@@ -106,12 +106,23 @@ class TrainingModel {
     size_t sums_output = 0;  // the batch_sums output
     float *mean = nullptr, *variance = nullptr;
     int64_t channels = 0, count = 0;  // values per channel per batch
+    bool shared = false;  // a later call of a shared batchnorm: it moves `layer`'s statistics too
   };
   std::vector<MovingStatistics> moving_;
-  std::vector<size_t> sizes_;            // per trainable
-  std::vector<size_t> grad_outputs_;     // per trainable: index into the outputs
-  std::vector<size_t> mask_inputs_;      // per mask: index into the inputs
-  std::vector<size_t> map_inputs_;       // per augmentation: index into the inputs
+  // A layer that shares another's weights (a Keras layer called several times): after each
+  // step its weights are the other's again.
+  struct Copy {
+    std::string layer, role;
+    float* data = nullptr;        // in the training program
+    const float* from = nullptr;  // the shared weights, in the training program
+    size_t size = 0;
+  };
+  std::vector<Copy> copies_;
+  void sync_copies();                 // the shared weights to their copies (then weights_changed)
+  std::vector<size_t> sizes_;         // per trainable
+  std::vector<size_t> grad_outputs_;  // per trainable: index into the outputs
+  std::vector<size_t> mask_inputs_;   // per mask: index into the inputs
+  std::vector<size_t> map_inputs_;    // per augmentation: index into the inputs
   std::vector<ir::Shape> input_shapes_;  // in the training graph's input order
   size_t data_input_ = 0, label_input_ = 0;
   std::mt19937_64 rng_;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <random>
 
 #include "ir/error.h"
@@ -78,11 +79,13 @@ double loss_of(const passes::TrainingGraph& t, const std::vector<ir::Tensor>& in
 
 // Every trainable weight's gradient (the training graph's outputs after the prediction) at
 // `samples` random entries against (L(w + h) - L(w - h)) / 2h.
+// `shared`: layers that share another's weights (copy -> owner), perturbed with it.
 void check_gradients(const std::string& text, passes::Loss loss, uint64_t seed, int batch = 2,
-                     int samples = 6) {
+                     int samples = 6, const std::map<std::string, std::string>& shared = {}) {
   CAPTURE(seed);
   CAPTURE(text);
   ir::Graph forward = ir::parse(text, "test", batch);
+  forward.shared_weights = shared;
   runtime::init_weights(forward, seed);
   passes::TrainingGraph t = passes::build_training_graph(forward, loss);
   ir::verify(t.graph);
@@ -95,16 +98,22 @@ void check_gradients(const std::string& text, passes::Loss loss, uint64_t seed, 
     CAPTURE(tr.parameter);
     ir::Param* p = t.graph.node(t.graph.find(tr.layer)).param(tr.role);
     REQUIRE(p != nullptr);
+    std::vector<ir::Param*> uses{p};  // the weights and every copy of them
+    for (const auto& [copy, owner] : shared)
+      if (owner == tr.layer) uses.push_back(t.graph.node(t.graph.find(copy)).param(tr.role));
     const ir::Tensor& grad = outs[k + 1];
     REQUIRE(grad.shape == p->value.shape);
     for (int s = 0; s < samples; ++s) {
       const size_t i = rng() % p->value.data.size();
       const float w = p->value.data[i], h = 1e-3f * std::max(1.f, std::abs(w));
-      p->value.data[i] = w + h;
+      auto set = [&](float v) {
+        for (ir::Param* u : uses) u->value.data[i] = v;
+      };
+      set(w + h);
       const double up = loss_of(t, ins);
-      p->value.data[i] = w - h;
+      set(w - h);
       const double down = loss_of(t, ins);
-      p->value.data[i] = w;
+      set(w);
       const double fd = (up - down) / (2.0 * double(h));
       CAPTURE(i);
       CHECK(std::abs(fd - grad.data[i]) <= 2e-4 + 2e-2 * std::abs(fd));
@@ -181,6 +190,33 @@ TEST_CASE("concat gradients: each input's channels of dy, an input read twice su
       "concat k <- h, g\n"
       "dense out units=3 activation=softmax\n",
       passes::Loss::SparseCategoricalCrossEntropy, 31, 3);
+}
+
+TEST_CASE("shared weights (a layer called twice): one gradient, the sum of every use's") {
+  check_gradients(
+      "input x shape=6x6x2\n"
+      "conv2d a filters=3 kernel=3x3 padding=same activation=tanh\n"
+      "relu r <- x\n"
+      "conv2d a2 filters=3 kernel=3x3 padding=same activation=tanh\n"
+      "batchnorm bn <- a.tanh\n"
+      "batchnorm bn2 <- a2.tanh\n"
+      "add s <- bn, bn2\n"
+      "globalavgpool2d g\n"
+      "dense h units=3 activation=sigmoid\n"
+      "dense h2 units=3 activation=sigmoid\n"
+      "dense out units=3 activation=softmax\n",
+      passes::Loss::SparseCategoricalCrossEntropy, 41, 3, 6,
+      {{"a2", "a"}, {"bn2", "bn"}, {"h2", "h"}});
+  const ir::Graph g = [] {
+    ir::Graph g = ir::parse(
+        "input x shape=4\ndense h units=4\ndense h2 units=4\ndense out units=2 "
+        "activation=softmax\n",
+        "test", 2);
+    g.shared_weights = {{"h2", "h"}};
+    return g;
+  }();
+  const auto t = passes::build_training_graph(g, passes::Loss::SparseCategoricalCrossEntropy);
+  for (const auto& tr : t.trainables) CHECK(tr.layer != "h2");  // no trainable of its own
 }
 
 TEST_CASE("batchnorm with batch statistics: gamma, beta and the input's gradient") {

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <set>
 
 #include "frontend/load.h"
 #include "ir/error.h"
@@ -30,8 +31,8 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
 }  // namespace
 
 TEST_CASE("whole-network gradients match Keras' GradientTape") {
-  for (const char* name :
-       {"lenet_like", "strided_depthwise", "residual", "batchnorm_net", "dense_block"}) {
+  for (const char* name : {"lenet_like", "strided_depthwise", "residual", "batchnorm_net",
+                           "dense_block", "shared_tower"}) {
     CAPTURE(name);
     const std::string base = test::source_path("tests/fixtures/gradients/") + name;
     const ir::Tensor x = runtime::read_npy(base + ".x.npy");
@@ -67,4 +68,32 @@ TEST_CASE("whole-network gradients match Keras' GradientTape") {
       CHECK(relative_error(compiled[k + 1].data, want.data) < 1e-4);
     }
   }
+}
+
+TEST_CASE("a shared tower trains as one: after a step its copies hold the weights they share") {
+  const std::string base = test::source_path("tests/fixtures/gradients/shared_tower");
+  const ir::Tensor x = runtime::read_npy(base + ".x.npy");
+  const ir::Tensor y = runtime::read_npy(base + ".y.npy");
+  ir::Graph g = frontend::load(base + ".keras", x.shape[0]);
+  REQUIRE(g.shared_weights.count("t_conv/call1"));
+  const std::vector<float> before = g.node(g.find("t_conv")).param("kernel")->value.data;
+  const std::vector<float> mean_before = g.node(g.find("t_bn")).param("moving_mean")->value.data;
+  train::ModelOptions o;
+  o.batch = x.shape[0];
+  o.target = test::test_target();
+  train::TrainingModel model(g, o);
+  model.step(x, y, 0.01);
+  model.copy_weights_to(g);
+  const ir::Node& conv = g.node(g.find("t_conv"));
+  CHECK(conv.param("kernel")->value.data != before);
+  for (const char* role : {"kernel", "bias"})
+    CHECK(g.node(g.find("t_conv/call1")).param(role)->value.data == conv.param(role)->value.data);
+  // Both calls moved the one set of BatchNorm statistics, and the copy holds them.
+  const ir::Node& bn = g.node(g.find("t_bn"));
+  CHECK(bn.param("moving_mean")->value.data != mean_before);
+  for (const char* role : {"gamma", "beta", "moving_mean", "moving_variance"})
+    CHECK(g.node(g.find("t_bn/call1")).param(role)->value.data == bn.param(role)->value.data);
+  // The checkpoint slots name each weight once.
+  std::set<std::string> names;
+  for (const auto& s : model.slots()) CHECK(names.insert(s.name).second);
 }
