@@ -166,8 +166,8 @@ ir::Graph load(const std::string& path, int64_t batch, std::vector<WeightOrigin>
       if (!h5.has_attribute("/", "model_config"))
         throw Error(path +
                     ": an HDF5 file without a model_config: a weights file? Give the model "
-                    "(.keras, .h5 from "
-                    "model.save) or its architecture .json with NAME.weights.h5 beside it");
+                    "(.keras, .h5 from model.save) or its architecture .json with "
+                    "NAME.weights.h5 beside it");
       return Hdf5Contents{
           h5.string_attribute("/", "model_config"),
           read_legacy_weights(h5, h5.is_group("model_weights") ? "model_weights" : "/")};

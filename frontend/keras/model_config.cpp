@@ -12,6 +12,8 @@ using nlohmann::json;
 
 namespace {
 
+constexpr size_t kMaxLayers = 100000;
+
 [[noreturn]] void fail(const std::string& source, const std::string& msg) {
   throw Error(source + ": " + msg);
 }
@@ -177,7 +179,8 @@ ModelConfig parse_model(const json& root, const std::string& source, int depth) 
       cfg.contains("name") && cfg["name"].is_string() ? cfg["name"].get<std::string>() : "model";
   if (!cfg.contains("layers") || !cfg["layers"].is_array())
     fail(source, "the model config lists no layers");
-  if (cfg["layers"].size() > 100000) fail(source, "more than 100000 layers");
+  if (cfg["layers"].size() > kMaxLayers)
+    fail(source, "more than " + std::to_string(kMaxLayers) + " layers");
   const bool sequential = cls == "Sequential";
   if (!sequential && cls != "Functional" && cls != "Model")
     fail(source,
@@ -185,6 +188,7 @@ ModelConfig parse_model(const json& root, const std::string& source, int depth) 
 
   std::set<std::string> names;
   std::map<std::string, ModelConfig> nested;
+  size_t expanded = 0;                  // layers, each call of a shared one counted
   std::map<std::string, int> calls_of;  // how many times each layer is called
   std::set<std::string> functional;     // layers that are Functional models
   for (const auto& l : cfg["layers"]) {
@@ -208,6 +212,12 @@ ModelConfig parse_model(const json& root, const std::string& source, int depth) 
     if (layer.class_name == "Functional" || layer.class_name == "Model")
       functional.insert(layer.name);
     for (size_t j = 0; j < std::max<size_t>(1, calls.size()); ++j) {
+      // Each call is a copy (of a whole inner model for a model-as-layer): bounded, so that a
+      // hostile config cannot multiply itself.
+      expanded += inner ? inner->layers.size() : 1;
+      if (expanded > kMaxLayers)
+        fail(source, "more than " + std::to_string(kMaxLayers) +
+                         " layers once the calls of shared layers and models are counted");
       Layer call = layer;
       call.call = static_cast<int>(j);
       if (j > 0) {

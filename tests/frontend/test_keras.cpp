@@ -232,6 +232,35 @@ TEST_CASE("a shared layer or model is one layer per call, all reading one set of
   config.replace(at, std::string("\"keras_history\": [\"shared_conv\", 1, 0]").size(),
                  "\"keras_history\": [\"shared_conv\", 7, 0]");
   write(scratch("bad_call.json"), config);
+  // A model of 400 layers called 300 times: refused before it is copied 300 times.
+  auto tensor = [](const std::string& layer) {
+    return "{\"class_name\": \"__keras_tensor__\", \"config\": {\"keras_history\": [\"" + layer +
+           "\", 0, 0]}}";
+  };
+  std::string inner =
+      "{\"class_name\": \"InputLayer\", \"name\": \"i\", \"config\": "
+      "{\"batch_shape\": [null, 4]}, \"inbound_nodes\": []}";
+  for (int k = 0; k < 400; ++k)
+    inner += ", {\"class_name\": \"Activation\", \"name\": \"a" + std::to_string(k) +
+             "\", \"config\": {\"activation\": \"relu\"}, \"inbound_nodes\": [{\"args\": [" +
+             tensor(k ? "a" + std::to_string(k - 1) : "i") + "]}]}";
+  std::string calls;
+  for (int k = 0; k < 300; ++k)
+    calls += (k ? ", " : "") + std::string("{\"args\": [") + tensor("in") + "]}";
+  const std::string bomb =
+      "{\"class_name\": \"Functional\", \"config\": {\"name\": \"outer\", \"layers\": ["
+      "{\"class_name\": \"InputLayer\", \"name\": \"in\", \"config\": {\"batch_shape\": "
+      "[null, 4]}, \"inbound_nodes\": []}, {\"class_name\": \"Functional\", \"name\": \"m\", "
+      "\"config\": {\"name\": \"m\", \"layers\": [" +
+      inner +
+      "], \"input_layers\": [\"i\", 0, 0], \"output_layers\": [\"a399\", 0, 0]}, "
+      "\"inbound_nodes\": [" +
+      calls +
+      "]}], \"input_layers\": [\"in\", 0, 0], "
+      "\"output_layers\": [\"m\", 1, 0]}}";
+  write(scratch("bomb.json"), bomb);
+  CHECK(load_error(scratch("bomb.json")).find("more than 100000 layers once the calls") !=
+        std::string::npos);
   CHECK(load_error(scratch("bad_call.json"))
             .find("reads call 7 of 'shared_conv', which is called 2 time(s)") != std::string::npos);
 }
