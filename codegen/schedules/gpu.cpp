@@ -168,7 +168,9 @@ void gpu_map(Func& f, const std::vector<Var>& v, int C, int X, int lanes) {
   Var co("co"), ci("ci"), cv("cv"), xo("xo"), xi("xi"), yn("yn");
   f.split(v[0], co, ci, C);
   if (lanes > 1) f.split(ci, ci, cv, lanes).vectorize(cv);
-  if (v.size() == 4) {
+  if (v.size() == 1) {  // a vector without a batch (a bias's gradient)
+    f.gpu_blocks(co).gpu_threads(ci);
+  } else if (v.size() == 4) {
     f.split(v[1], xo, xi, X).reorder(ci, xi, co, xo, v[2], v[3]).fuse(v[2], v[3], yn);
     f.gpu_blocks(co, xo, yn).gpu_threads(ci, xi);
   } else {
