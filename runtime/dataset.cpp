@@ -198,10 +198,10 @@ Dataset load_dataset(const std::string& spec, const std::string& split) {
     if (split == "test") {
       batches.push_back((fs::path(dir) / "test_batch.bin").string());
     } else {
-      for (int i = 1; i <= 5; ++i)
-        if (fs::exists(fs::path(dir) / ("data_batch_" + std::to_string(i) + ".bin"), ec))
-          batches.push_back(
-              (fs::path(dir) / ("data_batch_" + std::to_string(i) + ".bin")).string());
+      for (int i = 1; i <= 5; ++i) {
+        const fs::path batch = fs::path(dir) / ("data_batch_" + std::to_string(i) + ".bin");
+        if (fs::exists(batch, ec)) batches.push_back(batch.string());
+      }
       if (batches.empty())
         throw Error("--data " + spec + ": no data_batch_1.bin ... data_batch_5.bin to train on");
     }

@@ -10,9 +10,26 @@
 #include <random>
 #include <string>
 
+#include "ir/error.h"
 #include "ir/types.h"
 
 namespace cnnc::test {
+
+// The message of the cnnc::Error that `f` throws; fails the test if it throws nothing or
+// something else.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const cnnc::Error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL_CHECK("expected cnnc::Error, got another exception: " << std::string(e.what()));
+    return {};
+  }
+  FAIL_CHECK("expected cnnc::Error, nothing was thrown");
+  return {};
+}
 
 inline std::string source_path(const std::string& rel) {
   return std::string(CNNC_SOURCE_DIR) + "/" + rel;

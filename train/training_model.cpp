@@ -182,7 +182,7 @@ TrainingModel::TrainingModel(const ir::Graph& forward, const ModelOptions& o)
           {copy, p.role, training_->weights(copy, p.role), training_->weights(owner, p.role), n});
     }
   }
-  sync_copies();  // initialised weights are each layer's own
+  sync_copies();  // whatever a weights file held for the copies
   if (!copies_.empty()) training_->weights_changed();
   optimizer_ = std::make_unique<Optimizer>(o.optimizer, sizes_);
 }
@@ -319,7 +319,7 @@ std::vector<TrainingModel::Weights> TrainingModel::layer_weights() {
     w.push_back({m.layer, "moving_mean", m.mean, static_cast<size_t>(m.channels)});
     w.push_back({m.layer, "moving_variance", m.variance, static_cast<size_t>(m.channels)});
   }
-  for (const Copy& c : copies_) w.push_back({c.layer, c.role, const_cast<float*>(c.from), c.size});
+  for (const Copy& c : copies_) w.push_back({c.layer, c.role, c.from, c.size});
   return w;
 }
 

@@ -113,8 +113,8 @@ class TrainingModel {
   // step its weights are the other's again.
   struct Copy {
     std::string layer, role;
-    float* data = nullptr;        // in the training program
-    const float* from = nullptr;  // the shared weights, in the training program
+    float* data = nullptr;  // in the training program
+    float* from = nullptr;  // the shared weights, in the training program
     size_t size = 0;
   };
   std::vector<Copy> copies_;

@@ -8,7 +8,6 @@
 #include <unistd.h>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <random>
 #include <set>
 
@@ -335,33 +334,25 @@ TEST_CASE(
 TEST_CASE("writing Keras weights refuses what it cannot write, before anything is written") {
   const std::string source = (fixtures() / "batchnorm.keras").string();
   const ir::Graph g = frontend::keras::load(source, 1);
-  auto error = [](const std::function<void()>& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("(no error)");
-  };
-  CHECK(error([&] {
+  CHECK(test::error_of([&] {
           frontend::keras::save_weights(source, g, scratch("w.npy"));
         }).find("written as NAME.weights.h5") != std::string::npos);
-  CHECK(error([&] {
+  CHECK(test::error_of([&] {
           frontend::keras::save_weights(source, g, source);
         }).find("is the file the model was loaded from") != std::string::npos);
   const std::string legacy = (fixtures() / "batchnorm.h5").string();
-  CHECK(error([&] {
+  CHECK(test::error_of([&] {
           frontend::keras::save_weights(legacy, g, scratch("w.weights.h5"));
         }).find("accepted: a .keras model, or a .json") != std::string::npos);
   const std::string json = (fixtures() / "batchnorm.json").string();
-  CHECK(error([&] {
+  CHECK(test::error_of([&] {
           frontend::keras::save_weights(json, g, scratch("w.keras"));
         }).find("a .keras is written from a .keras model") != std::string::npos);
   // The weights of another model: named, and no file is left.
   const ir::Graph other = frontend::keras::load((fixtures() / "separable.keras").string(), 1);
   const std::string out = scratch("other.weights.h5");
   fs::remove(out);
-  CHECK(error([&] {
+  CHECK(test::error_of([&] {
           frontend::keras::save_weights(source, other, out);
         }).find("was the network loaded from another model?") != std::string::npos);
   CHECK(!fs::exists(out));

@@ -24,6 +24,7 @@
 namespace fs = std::filesystem;
 namespace ir = cnnc::ir;
 namespace rt = cnnc::runtime;
+using cnnc::test::error_of;
 
 namespace {
 
@@ -53,22 +54,6 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   REQUIRE(f);
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   REQUIRE(f);
-}
-
-// The message of the cnnc::Error that `f` throws; fails the test if it throws nothing or
-// something else.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const cnnc::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL_CHECK("expected cnnc::Error, got another exception: " << std::string(e.what()));
-    return {};
-  }
-  FAIL_CHECK("expected cnnc::Error, nothing was thrown");
-  return {};
 }
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
