@@ -238,6 +238,58 @@ struct ConvGradAttrs {
   }
   bool operator==(const ConvGradAttrs&) const = default;
 };
+// A transposed convolution (Keras' Conv2DTranspose): every input pixel scatters its kernel-sized
+// patch of outputs, `strides` apart, onto the full output ((in - 1) * stride + dilated kernel);
+// padding crops that: valid keeps it (out = in * stride + max(kernel - stride, 0), Keras'
+// default), same gives out = in * stride (the crop's odd row at the bottom, as TensorFlow), or
+// explicit amounts top,bottom,left,right. output_padding adds rows/columns at the bottom/right.
+// The kernel is (kh, kw, filters, input channels), Keras' layout: the HWIO kernel of the conv
+// whose input gradient this is.
+struct Conv2DTransposeAttrs {
+  int64_t filters = 0;
+  Pair kernel;
+  Pair strides;
+  Padding padding;
+  Pair dilation;
+  Pair output_padding{0, 0};
+  bool use_bias = true;
+  template <class V>
+  void visit(V& v) {
+    v("filters", filters, kRequired);
+    v("kernel", kernel, kRequired);
+    v("strides", strides);
+    v("padding", padding);
+    v("dilation", dilation);
+    v("output_padding", output_padding);
+    v("use_bias", use_bias);
+  }
+  bool operator==(const Conv2DTransposeAttrs&) const = default;
+};
+// How resize samples: nearest (the pixel whose centre is closest, rounding down) or bilinear,
+// both with half-pixel centres (TensorFlow's resize, Keras' Resizing and UpSampling2D).
+enum class Interpolation { Nearest, Bilinear };
+struct ResizeAttrs {
+  Pair size;  // the output's height x width
+  Interpolation interpolation = Interpolation::Bilinear;
+  template <class V>
+  void visit(V& v) {
+    v("size", size, kRequired);
+    v("interpolation", interpolation);
+  }
+  bool operator==(const ResizeAttrs&) const = default;
+};
+// Group normalisation: the channels in `groups` equal groups, each normalised over its channels
+// and all pixels of one image.
+struct GroupNormAttrs {
+  int64_t groups = 32;    // Keras' default
+  float epsilon = 1e-3f;  // Keras' default
+  template <class V>
+  void visit(V& v) {
+    v("groups", groups);
+    v("epsilon", epsilon);
+  }
+  bool operator==(const GroupNormAttrs&) const = default;
+};
 enum class OpKind;
 // Which activation a gradient goes through (and leakyrelu's slope).
 struct ActivationGradAttrs {
@@ -265,11 +317,11 @@ constexpr int kNumOps = 0
 
 enum class PatternKind { ElemWise, Broadcast, Injective, Reduction, OutEWiseFusable, Opaque };
 
-using Attrs =
-    std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs, GlobalPoolAttrs,
-                 BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs, PadAttrs, CropAttrs,
-                 ReshapeAttrs, ChannelSliceAttrs, DropoutAttrs, LayerNormAttrs, ParameterAttrs,
-                 ConvGradAttrs, ActivationGradAttrs, AugmentAttrs>;
+using Attrs = std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs,
+                           GlobalPoolAttrs, BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs,
+                           PadAttrs, CropAttrs, ReshapeAttrs, ChannelSliceAttrs, DropoutAttrs,
+                           LayerNormAttrs, ParameterAttrs, ConvGradAttrs, ActivationGradAttrs,
+                           AugmentAttrs, Conv2DTransposeAttrs, ResizeAttrs, GroupNormAttrs>;
 
 // Op traits (the ops.def column): bits.
 constexpr unsigned kView = 1;                // no kernel: the output is the input's data reshaped

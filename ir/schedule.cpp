@@ -137,6 +137,15 @@ bool parse_schedule(std::string_view text, Schedule& sc, std::string& why) {
 
 bool input_gradient_is_conv(const Graph& g, const Node& n) {
   if (n.op == OpKind::DenseGradInput) return true;
+  if (n.op == OpKind::Conv2DTranspose) {
+    // Stride 1: a conv of the input with the kernel flipped, padded by what the crop leaves.
+    const auto& a = n.attr<Conv2DTransposeAttrs>();
+    if (a.strides.h != 1 || a.strides.w != 1) return false;
+    const TensorType& in = g.node(n.inputs[0]).type;
+    const auto geo = transposed_geometry(a, in.shape[1], in.shape[2]);
+    return geo.crop_top <= (a.kernel.h - 1) * a.dilation.h &&
+           geo.crop_left <= (a.kernel.w - 1) * a.dilation.w;
+  }
   if (n.op != OpKind::Conv2DGradInput) return false;
   const auto& a = n.attr<ConvGradAttrs>().conv;
   if (a.groups != 1 || a.strides.h != 1 || a.strides.w != 1) return false;
@@ -157,6 +166,8 @@ KernelKind kernel_kind(const Graph& g, const Node& n) {
   }
   if (n.op == OpKind::Dense) return KernelKind::Conv;
   if (n.op == OpKind::MaxPool2D || n.op == OpKind::AvgPool2D) return KernelKind::Pool;
+  // A strided transposed conv is a gather like a strided conv's input gradient.
+  if (n.op == OpKind::Conv2DTranspose) return KernelKind::Gradient;
   return n.info().traits & kBackward ? KernelKind::Gradient : KernelKind::Pointwise;
 }
 

@@ -18,6 +18,8 @@ struct Node;
 // global pooling) is Pointwise: one output element from a few inputs, or a reduction over one
 // axis. The backward ops of training graphs are Gradient (codegen's own schedule for now: not
 // tuned).
+// Gradient: the gathers of training's backward ops, and a strided conv2d_transpose (the same
+// computation as a strided conv's input gradient).
 enum class KernelKind { Conv, Depthwise, Pool, Pointwise, Gradient };
 const char* kernel_kind_name(KernelKind k);
 
@@ -82,7 +84,8 @@ bool schedule_fits(ScheduleKind s, KernelKind k);
 // Whether a node computes an input gradient that is itself a convolution of dy with the forward
 // kernel flipped and transposed, so the conv kernels and their schedules apply: dense_grad_input
 // always; conv2d_grad_input when the forward conv had stride 1, no groups, and padding no wider
-// than its dilated kernel.
+// than its dilated kernel; conv2d_transpose (the same computation with weights of its own) at
+// stride 1 with a crop no wider than its dilated kernel.
 bool input_gradient_is_conv(const Graph& g, const Node& n);
 
 // The kernel kind of a node that has a kernel (ir::has_kernel).

@@ -114,6 +114,39 @@ WindowGeometry window_geometry(const Node& n, const TensorType& input) {
 
 namespace {
 
+// One axis of a transposed conv; out and crop as TransposedGeometry's.
+std::pair<int64_t, int64_t> transposed_axis(const char* axis, int64_t in, int64_t k, int64_t s,
+                                            int64_t d, const Padding& p, bool first,
+                                            int64_t output_padding) {
+  if (k < 1 || s < 1 || d < 1)
+    fail(std::string(axis) + ": kernel, stride and dilation must be >= 1");
+  if (k > kMaxElements || s > kMaxElements || d > kMaxElements)
+    fail(std::string(axis) + ": kernel, stride and dilation must be at most 2^31 - 1");
+  if (s > 1 && d > 1)
+    fail(std::string(axis) + ": stride " + std::to_string(s) + " and dilation " +
+         std::to_string(d) + ": a transposed conv takes one of them above 1, not both (as Keras)");
+  if (output_padding < 0 || output_padding >= std::max(s, d))
+    fail(std::string(axis) + ": output_padding " + std::to_string(output_padding) +
+         " must be >= 0 and smaller than the stride (" + std::to_string(s) + ") or dilation");
+  const int64_t eff = (k - 1) * d + 1, full = (in - 1) * s + eff;
+  int64_t crop = 0, out = full;
+  if (p.mode == Padding::Valid) {
+    out = full + std::max<int64_t>(s - eff, 0);
+  } else if (p.mode == Padding::Same) {
+    crop = std::max<int64_t>(eff - s, 0) / 2;
+    out = in * s;
+  } else {
+    const int64_t before = first ? p.top : p.left, after = first ? p.bottom : p.right;
+    if (before < 0 || after < 0 || before >= full || after >= full - before)
+      fail(std::string(axis) + ": cropping " + std::to_string(before) + " and " +
+           std::to_string(after) + " leaves nothing of the full output (" + std::to_string(full) +
+           ")");
+    crop = before;
+    out = full - before - after;
+  }
+  return {out + output_padding, crop};
+}
+
 // The epilogue fits the op's fusion pattern (epilogue_rule), and its residual input (the last
 // one) has the layer's own output type.
 void check_epilogue(const Node& n, const TensorType& residual, const TensorType& out) {
@@ -171,6 +204,18 @@ TensorType infer_conv_grad(const Node& n, const std::vector<TensorType>& in, int
   return wrt_input ? x : TensorType{kernel};
 }
 
+}  // namespace
+
+TransposedGeometry transposed_geometry(const Conv2DTransposeAttrs& a, int64_t in_h, int64_t in_w) {
+  const auto [out_h, crop_top] = transposed_axis("height", in_h, a.kernel.h, a.strides.h,
+                                                 a.dilation.h, a.padding, true, a.output_padding.h);
+  const auto [out_w, crop_left] = transposed_axis(
+      "width", in_w, a.kernel.w, a.strides.w, a.dilation.w, a.padding, false, a.output_padding.w);
+  return {out_h, out_w, crop_top, crop_left};
+}
+
+namespace {
+
 Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batch) {
   Inferred r;
   const Shape x = in.empty() ? Shape{} : in[0].shape;
@@ -196,6 +241,19 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       const int64_t ig = cin / a.groups, rf = a.kernel.h * a.kernel.w;
       r.params.push_back(glorot("kernel", {a.kernel.h, a.kernel.w, ig, a.filters}, rf * ig,
                                 rf * a.filters / a.groups));
+      if (a.use_bias) r.params.push_back({"bias", {a.filters}, Init::Zeros});
+      break;
+    }
+    case OpKind::Conv2DTranspose: {
+      const auto& a = n.attr<Conv2DTransposeAttrs>();
+      expect_rank(in[0], 4, "conv2d_transpose");
+      if (a.filters < 1) fail("filters must be >= 1");
+      const auto g = transposed_geometry(a, x[1], x[2]);
+      r.type.shape = {x[0], g.out_h, g.out_w, a.filters};
+      const int64_t rf = a.kernel.h * a.kernel.w;
+      // Keras' fans for its (kh, kw, filters, in) kernel: receptive field times the last two.
+      r.params.push_back(
+          glorot("kernel", {a.kernel.h, a.kernel.w, a.filters, x[3]}, rf * a.filters, rf * x[3]));
       if (a.use_bias) r.params.push_back({"bias", {a.filters}, Init::Zeros});
       break;
     }
@@ -243,12 +301,26 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       r.params.push_back({"beta", {x.back()}, Init::Zeros});
       if (!(n.attr<LayerNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
       break;
+    case OpKind::GroupNorm: {
+      expect_rank(in[0], 4, "groupnorm");
+      const auto& a = n.attr<GroupNormAttrs>();
+      if (a.groups < 1 || x[3] % a.groups)
+        fail("groups=" + std::to_string(a.groups) + " must divide the " + std::to_string(x[3]) +
+             " channels");
+      if (!(a.epsilon > 0)) fail("epsilon must be > 0");
+      r.type = in[0];
+      r.params.push_back({"gamma", {x[3]}, Init::Ones});
+      r.params.push_back({"beta", {x[3]}, Init::Zeros});
+      break;
+    }
     case OpKind::Affine:
       r.type = in[0];
       r.params.push_back({"scale", {x.back()}, Init::Ones});
       r.params.push_back({"shift", {x.back()}, Init::Zeros});
       break;
-    case OpKind::Multiply: {
+    case OpKind::Multiply:
+    case OpKind::Maximum:
+    case OpKind::Minimum: {
       // numpy broadcasting within one rank: every pair of inputs agrees in each dimension or
       // has 1 there (checking pairs lets the message name the two inputs that disagree).
       r.type.shape = x;
@@ -329,6 +401,15 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
              shape_to_string(x) + " input; crop at most " + std::to_string(x[1] - 1) +
              " rows (top + bottom) and " + std::to_string(x[2] - 1) + " columns (left + right)");
       r.type.shape = {x[0], x[1] - p.top - p.bottom, x[2] - p.left - p.right, x[3]};
+      break;
+    }
+    case OpKind::Resize: {
+      expect_rank(in[0], 4, "resize");
+      const Pair& size = n.attr<ResizeAttrs>().size;
+      if (size.h < 1 || size.w < 1 || size.h > kMaxElements || size.w > kMaxElements)
+        fail("size=" + std::to_string(size.h) + "x" + std::to_string(size.w) +
+             " must be positive (the output's height x width)");
+      r.type.shape = {x[0], size.h, size.w, x[3]};
       break;
     }
     case OpKind::ZeroPadding2D: {
@@ -506,6 +587,10 @@ int64_t macs(const Node& n, const std::vector<TensorType>& in) {
     }
     case OpKind::Dense:
       return n.type.elements() * in[0].channels();
+    case OpKind::Conv2DTranspose: {
+      const auto& a = n.attr<Conv2DTransposeAttrs>();
+      return in[0].elements() * a.kernel.h * a.kernel.w * a.filters;
+    }
     default:
       return 0;
   }

@@ -33,6 +33,13 @@ struct WindowGeometry {
 };
 WindowGeometry window_geometry(const Node& n, const TensorType& input);
 
+// A transposed conv's geometry: its output size and how many rows/columns of the full output
+// ((in - 1) * stride + dilated kernel) are cropped before the first output row/column.
+struct TransposedGeometry {
+  int64_t out_h, out_w, crop_top, crop_left;
+};
+TransposedGeometry transposed_geometry(const Conv2DTransposeAttrs& a, int64_t in_h, int64_t in_w);
+
 // Multiply-accumulates a layer performs (0 for layers without weights).
 int64_t macs(const Node& n, const std::vector<TensorType>& inputs);
 // Number of weights of a layer (derived constants left out).

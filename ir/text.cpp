@@ -26,6 +26,9 @@ std::string to_text(const Pair& p) { return std::to_string(p.h) + "x" + std::to_
 std::string to_text(const Shape& s) { return shape_to_string(s, /*with_batch=*/true); }
 std::string to_text(OpKind k) { return std::string(op_info(k).text); }
 std::string to_text(Rounding r) { return r == Rounding::Exact ? "exact" : "floor"; }
+std::string to_text(Interpolation i) {
+  return i == Interpolation::Nearest ? "nearest" : "bilinear";
+}
 std::string to_text(const Epilogue& e) {
   if (!e.add && !e.has_activation) return "none";
   const std::string act = e.has_activation ? std::string(op_info(e.activation).text) : "";
@@ -103,6 +106,11 @@ bool from_text(std::string_view s, Rounding& r) {
   if (s == "floor") return r = Rounding::Floor, true;
   return false;
 }
+bool from_text(std::string_view s, Interpolation& i) {
+  if (s == "nearest") return i = Interpolation::Nearest, true;
+  if (s == "bilinear") return i = Interpolation::Bilinear, true;
+  return false;
+}
 bool from_text(std::string_view s, Epilogue& e) {
   e = Epilogue{};
   if (s == "none") return true;
@@ -136,6 +144,7 @@ const char* accepted(Pair*) { return "HxW like 3x3, or one number for both"; }
 const char* accepted(Shape*) { return "positive sizes like 32x32x3"; }
 const char* accepted(OpKind*) { return "an op name (relu, sigmoid, ...)"; }
 const char* accepted(Rounding*) { return "exact or floor"; }
+const char* accepted(Interpolation*) { return "nearest or bilinear"; }
 const char* accepted(Padding*) { return "valid, same, P, or top,bottom,left,right"; }
 std::string epilogue_syntax(OpKind op) {
   std::string acts;
@@ -354,7 +363,8 @@ Graph parse(std::string_view text, const std::string& source, int64_t batch) {
       for (const auto& k : seen_keys)
         if (k == key) fail_layer("attribute '" + std::string(key) + "' is given twice");
       seen_keys.emplace_back(key);
-      const bool takes_activation = n.op == OpKind::Conv2D || n.op == OpKind::Dense;
+      const bool takes_activation =
+          n.op == OpKind::Conv2D || n.op == OpKind::Dense || n.op == OpKind::Conv2DTranspose;
       if (takes_activation && key == "activation") {
         if (value != "linear" && !find_activation(value))
           fail_layer("activation '" + std::string(value) +

@@ -18,6 +18,21 @@ ConvShape conv_shape(const ir::Graph& g, const ir::Node& n, int64_t kernel_batch
     const int64_t rows = in.elements() / in.channels() / g.batch() * kernel_batch;
     return {n.type.channels(), rows, 1, in.channels(), 1, 1};
   }
+  if (n.op == ir::OpKind::Conv2DTranspose) {  // at stride 1 (input_gradient_is_conv)
+    const auto& a = n.attr<ir::Conv2DTransposeAttrs>();
+    return {n.type.shape[3],
+            n.type.shape[2],
+            n.type.shape[1],
+            in.channels(),
+            1,
+            a.kernel.h * a.kernel.w,
+            a.kernel.h,
+            a.kernel.w,
+            1,
+            1,
+            a.dilation.h,
+            a.dilation.w};
+  }
   if (n.op == ir::OpKind::Conv2DGradInput) {  // a stride-1 conv of dy (input_gradient_is_conv)
     const auto& a = n.attr<ir::ConvGradAttrs>().conv;
     return {n.type.shape[3], n.type.shape[2], n.type.shape[1], in.channels(), 1,
@@ -79,9 +94,11 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
   const ConvShape s = conv_shape(g, n, kernel_batch);
   if (opts.target.family == ir::Target::Gpu) return gpu_conv_schedule(s, opts.target.gpu);
   const ir::CpuFacts& m = opts.target.cpu;
-  // An input gradient reads the forward kernel, a graph value: there are no weights to pre-pack.
+  // An input gradient reads the forward kernel, a graph value: there are no weights to pre-pack;
+  // a transposed conv's kernel is flipped by the kernel itself (no packed layout for it).
   const bool pack_weights = opts.pack_weights && n.op != ir::OpKind::Conv2DGradInput &&
-                            n.op != ir::OpKind::DenseGradInput;
+                            n.op != ir::OpKind::DenseGradInput &&
+                            n.op != ir::OpKind::Conv2DTranspose;
   ir::Schedule sc;
   sc.vector = ir::vector_lanes_for(s.out_c, m.vector_lanes);
   // Accumulators of the register tile: 12 of AVX2's 16 registers, 20 of AVX-512's 32 (best of

@@ -53,8 +53,9 @@ std::string cannot_fold(const ir::Graph& g, const ir::Node& bn, const Uses& uses
   if (auto why = not_foldable(bn); !why.empty()) return why;
   const ir::NodeId p = bn.inputs[0];
   const ir::Node& producer = g.node(p);
-  if (producer.op != ir::OpKind::Conv2D && producer.op != ir::OpKind::Dense)
-    return "producer is not conv2d/dense";
+  if (producer.op != ir::OpKind::Conv2D && producer.op != ir::OpKind::Dense &&
+      producer.op != ir::OpKind::Conv2DTranspose)
+    return "producer is not conv2d/conv2d_transpose/dense";
   if (uses.sole_reader(p) < 0) return "producer's output is also read elsewhere";
   if (!(producer.epilogue == ir::Epilogue{})) return "producer applies an epilogue";
   if (!weights_set(producer) || !weights_set(bn)) return "weights not set";
@@ -84,7 +85,9 @@ std::string cannot_fold_forward(const ir::Graph& g, ir::NodeId id, const Uses& u
 // The layer's bias, added (zero, derived: parameter counts stay the model's) if it had none.
 ir::Param& bias_of(ir::Node& n, size_t out_c) {
   bool* use_bias = n.op == ir::OpKind::Conv2D ? &std::get<ir::Conv2DAttrs>(n.attrs).use_bias
-                                              : &std::get<ir::DenseAttrs>(n.attrs).use_bias;
+                   : n.op == ir::OpKind::Conv2DTranspose
+                       ? &std::get<ir::Conv2DTransposeAttrs>(n.attrs).use_bias
+                       : &std::get<ir::DenseAttrs>(n.attrs).use_bias;
   if (!*use_bias) {
     n.params.push_back({"bias", ir::Tensor({static_cast<int64_t>(out_c)}), true});
     n.params.back().value.data.assign(out_c, 0.f);
@@ -123,9 +126,16 @@ void fold_into_reader(ir::Node& reader, const ScaleShift& s) {
 
 void fold_into(ir::Node& producer, const ScaleShift& s) {
   std::vector<float>& w = kernel_of(producer).value.data;
-  // HWIO conv kernels and (in, units) dense kernels both keep the output channel innermost.
+  // HWIO conv kernels and (in, units) dense kernels both keep the output channel innermost; a
+  // transposed conv's (kh, kw, out, in) kernel has the input channels inside it.
   const size_t out_c = s.scale.size();
-  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(w[i] * s.scale[i % out_c]);
+  size_t inner = 1;  // values per output channel in a row of the kernel
+  if (producer.op == ir::OpKind::Conv2DTranspose) {
+    const ir::Pair& k = producer.attr<ir::Conv2DTransposeAttrs>().kernel;
+    inner = w.size() / out_c / static_cast<size_t>(k.h * k.w);
+  }
+  for (size_t i = 0; i < w.size(); ++i)
+    w[i] = static_cast<float>(w[i] * s.scale[(i / inner) % out_c]);
   std::vector<float>& b = bias_of(producer, out_c).value.data;
   for (size_t c = 0; c < out_c; ++c) b[c] = static_cast<float>(b[c] * s.scale[c] + s.shift[c]);
 }

@@ -109,7 +109,8 @@ class Builder {
         to_new_[i] = g().add(std::move(train));
         continue;
       }
-      if (n.op == OpKind::LayerNorm || n.op == OpKind::Affine)
+      if (n.op == OpKind::LayerNorm || n.op == OpKind::Affine || n.op == OpKind::GroupNorm ||
+          n.op == OpKind::Conv2DTranspose)
         refuse(n, "training " + std::string(n.info().text) +
                       " is not built yet; the ops that train are " + std::string(kTrainableOps));
       to_new_[i] = g().add(std::move(n));
@@ -300,8 +301,13 @@ class Builder {
       case OpKind::BatchNormGammaGrad:
       case OpKind::BatchNormGrad:
       case OpKind::LayerNorm:
+      case OpKind::GroupNorm:
+      case OpKind::Conv2DTranspose:
       case OpKind::Affine:
       case OpKind::GlobalMaxPool2D:
+      case OpKind::Maximum:
+      case OpKind::Minimum:
+      case OpKind::Resize:
       case OpKind::LogSoftmax:
       case OpKind::ChannelSlice:
       case OpKind::Conv2DGradInput:

@@ -31,7 +31,9 @@ int summary(const std::string& path) {
     const int64_t p = ir::param_count(n), m = ir::macs(n, ir::input_types(g, n));
     params += p;
     total_macs += m;
-    if (n.op == ir::OpKind::Conv2D || n.op == ir::OpKind::Dense) ++depth;
+    if (n.op == ir::OpKind::Conv2D || n.op == ir::OpKind::Conv2DTranspose ||
+        n.op == ir::OpKind::Dense)
+      ++depth;
     std::string from;
     if (!(n.inputs.size() == 1 && n.inputs[0] == i - 1))
       for (ir::NodeId in : n.inputs) from += (from.empty() ? "" : ", ") + g.node(in).name;
@@ -48,7 +50,8 @@ int summary(const std::string& path) {
                 "(Keras Normalization statistics)\n", with_commas(g.folded_params).c_str());
   std::printf("MACs per image: %s (%.3f GFLOP at 2 flops per MAC)\n", with_commas(total_macs).c_str(),
               2e-9 * static_cast<double>(total_macs));
-  std::printf("Depth: %d weight layers (conv2d and dense); %d layers in all\n", depth, g.size());
+  std::printf("Depth: %d weight layers (conv2d, conv2d_transpose, dense); %d layers in all\n",
+              depth, g.size());
   return 0;
 }
 

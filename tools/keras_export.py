@@ -782,6 +782,41 @@ def fx_scalar_ops():
     return keras.Model(x, (m - 1.0) * 0.5, name="scalar_ops"), -4, 4
 
 
+@fixture("A U-Net style decoder: Conv2DTranspose (2x2 stride 2; 1x1 stride 2, smaller than "
+         "its stride; 3x3 stride 2 'same' with output_padding=1; 3x3 stride 1 'same' with relu "
+         "(TensorFlow's CPU kernels refuse dilation); 'valid' 3x2 stride (2, 1)), a skip Concatenate, GroupNormalization "
+         "(4 groups; one group per channel without center/scale)")
+def fx_unet_decoder():
+    x = keras.Input((6, 6, 4), name="in")
+    d = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="down")(x)
+    u = layers.Conv2DTranspose(4, 2, strides=2, name="up_k2s2")(d)
+    p = layers.Conv2DTranspose(4, 1, strides=2, name="up_k1s2")(d)
+    k = layers.Concatenate(name="skip")([x, u, p])
+    g = layers.GroupNormalization(groups=4, epsilon=1e-4, name="gn")(k)
+    t = layers.Conv2DTranspose(5, 3, strides=2, padding="same", output_padding=1,
+                               name="up_same_op")(g)
+    t = layers.Conv2DTranspose(5, 3, padding="same", activation="relu", name="up_s1")(t)
+    v = layers.Conv2DTranspose(3, (3, 2), strides=(2, 1), use_bias=False, name="up_valid")(d)
+    v = layers.GroupNormalization(groups=3, center=False, scale=False, name="gn_plain")(v)
+    return keras.Model(x, [t, v], name="unet_decoder"), -1, 1
+
+
+@fixture("Resampling and elementwise layers: UpSampling2D (nearest 2x2, bilinear (2, 3)), "
+         "Resizing (bilinear down to 5x7, nearest up to 9x11), Maximum and Minimum of three "
+         "tensors, Identity")
+def fx_resample_minmax():
+    x = keras.Input((6, 4, 3), name="in")
+    c = layers.Conv2D(6, 3, padding="same", name="conv")(x)
+    n = layers.UpSampling2D(2, name="up_nearest")(c)
+    b = layers.UpSampling2D((2, 3), interpolation="bilinear", name="up_bilinear")(c)
+    b = layers.Resizing(12, 8, name="resize_back")(b)
+    m = layers.Maximum(name="max")([n, b, layers.Identity(name="identity")(n)])
+    mi = layers.Minimum(name="min")([m, b])
+    r = layers.Resizing(5, 7, name="resize_down")(mi)
+    r = layers.Resizing(9, 11, interpolation="nearest", name="resize_nearest")(r)
+    return keras.Model(x, r, name="resample_minmax"), -1, 1
+
+
 @fixture("Models as layers in a functional model: a functional tower (Conv2D + BatchNorm) "
          "and a Sequential classifier head, each with weights, beside a layer of the outer "
          "model; CenterCrop before them")

@@ -185,8 +185,26 @@ def flatten_features():
     return b.model((2, 2, 7, 7), b.gemm(x, 36, 5), 13)
 
 
+def decoder():
+    # An encoder-decoder's upsampling as PyTorch exports it: ConvTranspose (2x2 stride 2; 3x3
+    # stride 2 with pads 1 and output_padding 1), nn.Upsample nearest (Resize, asymmetric,
+    # floor, scales) and bilinear (Resize linear, pytorch_half_pixel, sizes), Max and Min.
+    b = Builder("decoder", 8)
+    e = b.op("Relu", [b.conv("input", 3, 8, 3, strides=[2, 2], pads=[1, 1, 1, 1])])  # 8x6 -> 4x3
+    up = b.op("ConvTranspose", [e, b.weight(8, 4, 2, 2), b.const(b.rng.uniform(-0.1, 0.1, 4).astype(np.float32))],
+              kernel_shape=[2, 2], strides=[2, 2])  # 8x6x4
+    near = b.op("Resize", [b.conv(e, 8, 4, 1), "", b.const(np.array([1, 1, 2, 2], np.float32))],
+                mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    x = b.op("Max", [up, near, b.conv("input", 3, 4, 1)])
+    x = b.op("ConvTranspose", [x, b.weight(4, 5, 3, 3)], kernel_shape=[3, 3], strides=[2, 2],
+             pads=[1, 1, 1, 1], output_padding=[1, 1])  # 16x12x5
+    lin = b.op("Resize", [b.conv("input", 3, 5, 1), "", "", b.const(np.array([2, 5, 16, 12], np.int64))],
+               mode="linear", coordinate_transformation_mode="pytorch_half_pixel")
+    return b.model((2, 3, 8, 6), b.op("Min", [x, lin]), 13)
+
+
 MODELS = [conv_bn_gemm, resnet_block, mobilenet_block, inception_block, preprocess, tf2onnx_style,
-          flatten_features]
+          flatten_features, decoder]
 
 
 def main():

@@ -32,6 +32,9 @@ std::vector<float> features(const ir::Graph& g, const ir::Node& n, const ir::Sch
     const auto& a = n.attr<ir::Conv2DAttrs>();
     taps = static_cast<double>(a.kernel.h * a.kernel.w);
     in_per_group /= static_cast<double>(a.groups);
+  } else if (n.op == ir::OpKind::Conv2DTranspose) {
+    const auto& a = n.attr<ir::Conv2DTransposeAttrs>();
+    taps = static_cast<double>(a.kernel.h * a.kernel.w);
   }
   const double v = std::max<double>(1, static_cast<double>(s.vector));
   const double c = static_cast<double>(s.channels), x = static_cast<double>(s.pixels);

@@ -37,6 +37,8 @@ Shape shape_of(const ir::Graph& g, const ir::Node& n) {
     return {n.type.shape[3], n.type.shape[2], n.type.shape[1], in.channels() / groups, groups};
   }
   const ir::Shape& s = n.type.shape;
+  if (n.op == ir::OpKind::Conv2DTranspose)  // at stride 1: a conv over all input channels
+    return {s[3], s[2], s[1], in.channels(), 1};
   return {s.back(), s.size() == 4 ? s[2] : 1, s.size() == 4 ? s[1] : 1, 1, 1};
 }
 

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "ir/schedule.h"
 #include "ir/shape_inference.h"
 #include "ir/text.h"
 
@@ -13,7 +14,8 @@ std::vector<Workload> workloads(const ir::Graph& full, int64_t micro_batch) {
   std::vector<Workload> out;
   std::map<std::string, size_t> seen;
   for (const ir::Node& n : g.nodes()) {
-    if (!ir::has_kernel(n.op)) continue;
+    // Gathers (a strided conv2d_transpose) keep codegen's own schedule: nothing to tune yet.
+    if (!ir::has_kernel(n.op) || ir::kernel_kind(g, n) == ir::KernelKind::Gradient) continue;
     const std::string key = ir::workload_key(g, n);
     if (auto it = seen.find(key); it != seen.end()) {
       out[it->second].layers.push_back(n.name);

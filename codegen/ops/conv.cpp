@@ -13,13 +13,31 @@ using namespace Halide;
 namespace {
 
 // dx = dy convolved with the forward kernel flipped and transposed, at stride 1: the padding
-// is what makes each tap of the transposed kernel read the outputs the forward tap wrote.
+// is what makes each tap of the transposed kernel read the outputs the forward tap wrote. A
+// stride-1 conv2d_transpose is the same computation on its input, with a bias and an epilogue.
 ConvSpec input_gradient_spec(const ir::Graph& g, const ir::Node& node) {
   const ir::TensorType& dy = g.node(node.inputs[0]).type;
   ConvSpec s{};
   s.transposed = true;
   s.groups = 1;
   s.sh = s.sw = 1;
+  if (node.op == ir::OpKind::Conv2DTranspose) {
+    const auto& a = node.attr<ir::Conv2DTransposeAttrs>();
+    const ir::TensorType& in = dy;
+    const auto geo = ir::transposed_geometry(a, in.shape[1], in.shape[2]);
+    s.n = static_cast<int>(in.shape[0]);
+    s.in_h = static_cast<int>(in.shape[1]), s.in_w = static_cast<int>(in.shape[2]);
+    s.in_c = static_cast<int>(in.shape[3]);
+    s.out_h = static_cast<int>(geo.out_h), s.out_w = static_cast<int>(geo.out_w);
+    s.out_c = static_cast<int>(a.filters);
+    s.kh = static_cast<int>(a.kernel.h), s.kw = static_cast<int>(a.kernel.w);
+    s.dh = static_cast<int>(a.dilation.h), s.dw = static_cast<int>(a.dilation.w);
+    s.pad_top = static_cast<int>((a.kernel.h - 1) * a.dilation.h - geo.crop_top);
+    s.pad_left = static_cast<int>((a.kernel.w - 1) * a.dilation.w - geo.crop_left);
+    s.bias = a.use_bias;
+    s.epilogue = node.epilogue;
+    return s;
+  }
   if (node.op == ir::OpKind::DenseGradInput) {
     s.n = 1, s.in_h = s.out_h = 1;
     s.in_w = s.out_w = static_cast<int>(dy.elements() / dy.channels());

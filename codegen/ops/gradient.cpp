@@ -75,14 +75,63 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
   l.out = Func("out_" + std::string(node.info().text));
   const int64_t batch = g.batch();
 
-  // A reduction: acc(vars) = 0, acc += term over r; out = acc.
-  auto reduce = [&](const RDom& r, Expr term) {
+  // A reduction: acc(vars) = 0, acc += term over r; out = finish(acc).
+  auto reduce = [&](const RDom& r, Expr term, const std::function<Expr(Expr)>& finish) {
     l.form = GradientAlgorithm::Reduction;
     l.r = r;
     l.acc = Func("acc");
     l.acc(at) = 0.f;
     l.acc(at) += term;
-    l.out(at) = l.acc(at);
+    l.out(at) = finish(l.acc(at));
+  };
+  // A transposed convolution as a gather (a conv's input gradient, conv2d_transpose): output
+  // (x, y) is position (x + crop_left, y + crop_top) of the full output, where input pixel X's
+  // tap kx lands at X * stride + kx * dilation. With stride s > 1 only the taps kx = t % s +
+  // s * j reach position t (from X = t / s - j), so just those are summed; input positions
+  // outside the image read zero. `in` is (input channels, X, Y, n), `w` the kernel (input
+  // channels, output channels per group, kx, ky); `finish` turns the sum into the output.
+  auto transposed_gather = [&](ir::Pair stride, ir::Pair dilation, ir::Pair kernel,
+                               int64_t crop_top, int64_t crop_left, int groups, int in_channels,
+                               ImageParam& in, ImageParam& w,
+                               const std::function<Expr(Expr)>& finish) {
+    const int ig = l.out_dims[0] / groups, og = in_channels / groups;
+    Var o("o"), c("c"), kx("kx"), ky("ky");
+    Func bounded = BoundaryConditions::constant_exterior(in, 0.f);
+    // The kernel transposed so the output channels are contiguous: w(o, c) -> wt(c, o).
+    Func wt("w_transposed");
+    wt(c, o, kx, ky) = w(o, c, kx, ky);
+    l.stages = {wt};
+    l.stage_channels = {ig};
+    // Per axis: how many taps are summed (j), the tap and the input position of output t at
+    // tap j, and whether that tap exists (a guard only where some do not).
+    struct Axis {
+      Expr tap, pos, valid;
+      bool guarded = false;
+    };
+    auto taps = [](int64_t k, int64_t s, int64_t d) {
+      return static_cast<int>(s > 1 && d == 1 ? (k + s - 1) / s : k);
+    };
+    auto axis = [](Expr t, int64_t k, int64_t s, int64_t d, RVar j) {
+      const int si = static_cast<int>(s), di = static_cast<int>(d), ki = static_cast<int>(k);
+      if (s == 1) return Axis{j, t - j * di, Expr()};
+      if (d == 1) {
+        // Clamped for bounds inference, which does not read the guard: the guarded-off taps
+        // past the kernel would otherwise widen the transposed kernel's region.
+        Expr tap = t % si + si * j;
+        return Axis{min(tap, ki - 1), t / si - j, tap < ki, k % s != 0};
+      }
+      // Stride and dilation (a forward conv may have both): every tap, those on the grid.
+      Expr at = t - j * di;
+      return Axis{j, at / si, at % si == 0, true};
+    };
+    Expr tx = v[1] + static_cast<int>(crop_left), ty = v[2] + static_cast<int>(crop_top);
+    RDom r(0, og, 0, taps(kernel.w, stride.w, dilation.w), 0, taps(kernel.h, stride.h, dilation.h));
+    const Axis ax = axis(tx, kernel.w, stride.w, dilation.w, r.y);
+    const Axis ay = axis(ty, kernel.h, stride.h, dilation.h, r.z);
+    if (ax.guarded) r.where(ax.valid);
+    if (ay.guarded) r.where(ay.valid);
+    Expr oo = groups == 1 ? Expr(r.x) : (v[0] / ig) * og + r.x;
+    reduce(r, bounded(oo, ax.pos, ay.pos, v[3]) * wt(v[0] % ig, oo, ax.tap, ay.tap), finish);
   };
   // A sum over the batch's `rows` (images, or a dense layer's rows) in `slices` parallel
   // partial sums: partial(vars, u) = the sum of `inner` over the slice's strips, where
@@ -147,30 +196,27 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
 
   switch (node.op) {
     case ir::OpKind::Conv2DGradInput: {
-      // dx(c, x, y, n) = sum over o, kx, ky of dy at the output that tap (kx, ky) of it reads
-      // from (x, y), times W(o, c, kx, ky). dy is spread onto the stride grid (zeros between)
-      // and padded once, so the taps read it without tests.
+      // The forward conv's padding is the crop of the full transposed output.
       const auto geo = conv_geometry(node, batch);
       const auto& ca = node.attr<ir::ConvGradAttrs>().conv;
-      const int s_h = static_cast<int>(geo.strides.h), s_w = static_cast<int>(geo.strides.w);
-      const int d_h = static_cast<int>(geo.dilation.h), d_w = static_cast<int>(geo.dilation.w);
-      const int ig = static_cast<int>(l.out_dims[0] / ca.groups);
-      const int og = static_cast<int>(ca.filters / ca.groups);
-      Var o("o"), X("X"), Y("Y"), n("n"), c("c"), i("i"), kx("kx"), ky("ky");
-      Func bounded = BoundaryConditions::constant_exterior(a, 0.f);
-      Func spread("dy_spread");
-      spread(o, X, Y, n) =
-          select(X % s_w == 0 && Y % s_h == 0, bounded(o, X / s_w, Y / s_h, n), 0.f);
-      // The kernel transposed so the input channels are contiguous: W(o, c) -> wt(c, o).
-      Func wt("w_transposed");
-      wt(c, o, kx, ky) = b(o, c, kx, ky);
-      l.stages = {spread, wt};
-      l.stage_channels = {static_cast<int>(ca.filters), ig};
-      RDom r(0, og, 0, static_cast<int>(geo.kernel.w), 0, static_cast<int>(geo.kernel.h));
-      Expr oo = ca.groups == 1 ? Expr(r.x) : (v[0] / ig) * og + r.x;
-      reduce(r, spread(oo, v[1] + static_cast<int>(geo.pad_left) - r.y * d_w,
-                       v[2] + static_cast<int>(geo.pad_top) - r.z * d_h, v[3]) *
-                    wt(v[0] % ig, oo, r.y, r.z));
+      transposed_gather(geo.strides, geo.dilation, geo.kernel, geo.pad_top, geo.pad_left,
+                        static_cast<int>(ca.groups), static_cast<int>(ca.filters), a, b,
+                        [](Expr sum) { return sum; });
+      break;
+    }
+    case ir::OpKind::Conv2DTranspose: {
+      // Inputs x[, residual], then the weights kernel[, bias]; the bias and the epilogue on the
+      // gathered sum.
+      const auto& ta = node.attr<ir::Conv2DTransposeAttrs>();
+      const ir::Shape& xs = g.node(node.inputs[0]).type.shape;
+      const auto geo = ir::transposed_geometry(ta, xs[1], xs[2]);
+      const size_t kernel = node.epilogue.add ? 2 : 1;
+      transposed_gather(ta.strides, ta.dilation, ta.kernel, geo.crop_top, geo.crop_left, 1,
+                        static_cast<int>(xs[3]), a, l.args[kernel], [&](Expr sum) {
+                          if (ta.use_bias) sum += l.args[kernel + 1](v[0]);
+                          if (node.epilogue.add) sum += l.args[1](at);
+                          return with_activation(node.epilogue, sum);
+                        });
       break;
     }
     case ir::OpKind::Conv2DGradKernel: {

@@ -53,17 +53,19 @@ ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::str
 // Max and average pooling (with its epilogue).
 Algorithm pool_algorithm(const ir::Graph& g, const ir::Node& n);
 
-// Every other kernel: activations, normalisations, add, multiply, concat, padding, cropping
+// Every other kernel: activations, normalisations, add, multiply, concat, padding, cropping,
+// resizing
 // (Map: one output element from a few inputs), concat (one update per input's channel slice),
 // softmax and log-softmax (a reduction over the channels of each row), global pooling (a
 // reduction over the pixels of each image).
 struct PointwiseAlgorithm : Algorithm {
-  enum Form { Map, Concat, RowReduction, PixelReduction } form = Map;
+  enum Form { Map, Concat, RowReduction, PixelReduction, GroupReduction } form = Map;
   // RowReduction: a reduction over the row, a map, a second reduction (softmax: max, exp, sum;
-  // layernorm: mean, centred, var); PixelReduction: total.
+  // layernorm: mean, centred, var); PixelReduction: total; GroupReduction: mean(g, n) and
+  // rstd(g, n) of each image's channel groups (groupnorm), over `reduction`.
   std::vector<Halide::Func> stages;
   std::vector<Halide::RDom> slices;  // Concat: the channels of each input
-  Halide::RDom reduction;            // PixelReduction: the pixels
+  Halide::RDom reduction;            // PixelReduction: the pixels; GroupReduction: a group
 };
 PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& n);
 

@@ -82,15 +82,50 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
       for (size_t i = 1; i < node.inputs.size(); ++i) y += l.args[i](at);
       break;
     case ir::OpKind::Multiply:
+    case ir::OpKind::Maximum:
+    case ir::OpKind::Minimum:
       // An input with size 1 where the output is larger is read at index 0 (broadcast).
       for (size_t i = 0; i < node.inputs.size(); ++i) {
         std::vector<Expr> idx = at;
         for (int d = 0; d < rank; ++d)
           if (l.arg_dims[i][d] == 1) idx[d] = 0;
         Expr e = l.args[i](idx);
-        y = i == 0 ? e : y * e;
+        y = i == 0                            ? e
+            : node.op == ir::OpKind::Multiply ? y * e
+            : node.op == ir::OpKind::Maximum  ? max(y, e)
+                                              : min(y, e);
       }
       break;
+    case ir::OpKind::Resize: {
+      // Half-pixel centres, as TensorFlow: output o samples input (o + 0.5) * in / out
+      // (nearest: that pixel, rounding down) or that minus 0.5 between its two neighbours.
+      const int in_w = l.arg_dims[0][1], in_h = l.arg_dims[0][2];
+      const bool nearest = node.attr<ir::ResizeAttrs>().interpolation == ir::Interpolation::Nearest;
+      struct Taps {
+        Expr lo, hi, w;
+      };
+      auto taps = [nearest](Expr o, int in_len, int out_len) {
+        const float scale = static_cast<float>(in_len) / static_cast<float>(out_len);
+        if (nearest) {
+          Expr i = min(cast<int>(floor((cast<float>(o) + 0.5f) * scale)), in_len - 1);
+          return Taps{i, i, Expr(0.f)};
+        }
+        Expr at = (cast<float>(o) + 0.5f) * scale - 0.5f, f = floor(at);
+        // The clamps keep the taps inside the image (TensorFlow's too); bounds inference sees it.
+        return Taps{clamp(cast<int>(f), 0, in_len - 1), clamp(cast<int>(ceil(at)), 0, in_len - 1),
+                    at - f};
+      };
+      const Taps tx = taps(v[1], in_w, l.out_dims[1]), ty = taps(v[2], in_h, l.out_dims[2]);
+      if (nearest) {
+        y = in(v[0], tx.lo, ty.lo, v[3]);
+        break;
+      }
+      Expr top = in(v[0], tx.lo, ty.lo, v[3]), top_r = in(v[0], tx.hi, ty.lo, v[3]);
+      Expr bot = in(v[0], tx.lo, ty.hi, v[3]), bot_r = in(v[0], tx.hi, ty.hi, v[3]);
+      Expr upper = top + (top_r - top) * tx.w, lower = bot + (bot_r - bot) * tx.w;
+      y = upper + (lower - upper) * ty.w;
+      break;
+    }
     case ir::OpKind::Cropping2D: {
       const auto& p = node.attr<ir::CropAttrs>().crop;
       y = in(v[0], v[1] + static_cast<int>(p.left), v[2] + static_cast<int>(p.top), v[3]);
@@ -182,6 +217,25 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
       l.stages = {mean, centred, var};
       break;
     }
+    case ir::OpKind::GroupNorm: {
+      // Each image's group statistics over its pixels and the group's channels (mean, then
+      // the variance of the centred values), then a map: stages mean(g, n) and rstd(g, n).
+      l.form = PointwiseAlgorithm::GroupReduction;
+      const auto& a = node.attr<ir::GroupNormAttrs>();
+      const int per = l.out_dims[0] / static_cast<int>(a.groups);
+      const float inv = 1.f / (static_cast<float>(per) * l.out_dims[1] * l.out_dims[2]);
+      RDom r(0, per, 0, l.out_dims[1], 0, l.out_dims[2]);
+      Var gv("g"), n("n");
+      Func mean("mean"), rstd("rstd");
+      mean(gv, n) = sum(in(gv * per + r.x, r.y, r.z, n)) * inv;
+      Expr d = in(gv * per + r.x, r.y, r.z, n) - mean(gv, n);
+      rstd(gv, n) = 1.f / sqrt(sum(d * d) * inv + a.epsilon);
+      Expr g = v[0] / per;
+      out(v) = (x - mean(g, v[3])) * rstd(g, v[3]) * l.args[1](v[0]) + l.args[2](v[0]);
+      l.stages = {mean, rstd};
+      l.reduction = r;
+      break;
+    }
     case ir::OpKind::GlobalAvgPool2D:
     case ir::OpKind::GlobalMaxPool2D: {
       l.form = PointwiseAlgorithm::PixelReduction;
@@ -206,6 +260,7 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
     }
     case ir::OpKind::Input:
     case ir::OpKind::Conv2D:
+    case ir::OpKind::Conv2DTranspose:
     case ir::OpKind::Dense:
     case ir::OpKind::MaxPool2D:
     case ir::OpKind::AvgPool2D:

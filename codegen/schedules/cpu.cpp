@@ -293,6 +293,14 @@ std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc
       return "one row of channels at a time, vectorised (" + std::to_string(lanes) + " lanes), " +
              per_task;
     }
+    case PointwiseAlgorithm::GroupReduction: {
+      // The statistics once per image and group (two passes over the input), then the map.
+      for (Func& s : a.stages) s.compute_root().parallel(s.args()[1]);
+      out.vectorize(v[0], lanes);
+      parallel_rows(out, rows_loop(out), rows, extent);
+      return "group statistics per image in parallel, then vectorised (" + std::to_string(lanes) +
+             " lanes), " + per_task;
+    }
     case PointwiseAlgorithm::PixelReduction: {
       Func& total = a.stages[0];
       Var c = total.args()[0];

@@ -256,6 +256,19 @@ std::string schedule_pointwise_gpu(PointwiseAlgorithm& a, const ir::Schedule& gi
       return "GPU: one thread per row of channels (" + std::to_string(X) +
              " rows per block), its max and sum in registers";
     }
+    case PointwiseAlgorithm::GroupReduction: {
+      // One thread per group of an image reducing over its pixels, then a thread per element.
+      for (Func& f : a.stages) {
+        Var g = f.args()[0], n = f.args()[1], go("go"), gi("gi");
+        f.compute_root()
+            .split(g, go, gi, 32, TailStrategy::GuardWithIf)
+            .gpu_blocks(go, n)
+            .gpu_threads(gi);
+      }
+      gpu_map(out, v, C, X, lanes);
+      return "GPU: a thread per group of an image for its statistics, then " +
+             describe_map(C, X, lanes);
+    }
     case PointwiseAlgorithm::PixelReduction: {
       // One thread per channel of an image, summing (or maxing) over its pixels: neighbouring
       // threads read neighbouring channels.

@@ -302,6 +302,52 @@ ir::NodeId separable_conv2d(Converter& c, const Layer& l) {
   return c.activation(l, p, l.name + ".act");
 }
 
+// Keras' Conv2DTranspose: output_padding None keeps Keras' default sizes (valid: in * stride +
+// max(kernel - stride, 0); same: in * stride); given, Keras asks TensorFlow for the size
+// (in - 1) * stride + kernel - 2 * pad + output_padding (pad = kernel / 2 for same, else 0),
+// which TensorFlow reaches by cropping the full output like the conv whose gradient this is
+// (the odd row at the bottom), or by extending it: explicit amounts here.
+ir::NodeId conv2d_transpose(Converter& c, const Layer& l) {
+  c.channels_last(l);
+  ir::Conv2DTransposeAttrs a;
+  a.filters = c.integer(l, "filters");
+  a.kernel = c.pair(l, "kernel_size");
+  a.strides = c.pair(l, "strides", ir::Pair{1, 1});
+  a.dilation = c.pair(l, "dilation_rate", ir::Pair{1, 1});
+  a.padding = c.padding(l);
+  a.use_bias = c.boolean(l, "use_bias", true);
+  const ir::NodeId x = c.input(l);
+  const json* op = c.find(l, "output_padding");
+  if (op && !op->is_null()) {
+    const ir::Shape& s = c.g.node(x).type.shape;
+    if (s.size() != 4) c.fail(l, "needs an image input (H, W, C)");
+    auto pad = [&](const json& v) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > (int64_t{1} << 20))
+        c.fail(l, "'output_padding' must hold non-negative integers");
+      return v.get<int64_t>();
+    };
+    const ir::Pair given = op->is_array() && op->size() == 2
+                               ? ir::Pair{pad((*op)[0]), pad((*op)[1])}
+                               : ir::Pair{pad(*op), pad(*op)};
+    const bool same = a.padding.mode == ir::Padding::Same;
+    // Per axis: Keras' size, TensorFlow's crop of the full output, what extends past it.
+    auto axis = [&](int64_t in, int64_t k, int64_t st, int64_t d, int64_t extra, int64_t& before,
+                    int64_t& after) {
+      const int64_t eff = (k - 1) * d + 1, full = (in - 1) * st + eff;
+      const int64_t want = full - 2 * (same ? eff / 2 : 0) + extra;
+      const int64_t crop = std::max<int64_t>(full - want, 0);
+      before = crop / 2, after = crop - crop / 2;
+      return want - (full - crop);
+    };
+    a.padding = {ir::Padding::Explicit};
+    a.output_padding.h =
+        axis(s[1], a.kernel.h, a.strides.h, a.dilation.h, given.h, a.padding.top, a.padding.bottom);
+    a.output_padding.w =
+        axis(s[2], a.kernel.w, a.strides.w, a.dilation.w, given.w, a.padding.left, a.padding.right);
+  }
+  return kernel_layer(c, l, ir::OpKind::Conv2DTranspose, a, x, a.use_bias);
+}
+
 ir::NodeId dense(Converter& c, const Layer& l) {
   ir::DenseAttrs a;
   a.units = c.integer(l, "units");
@@ -342,6 +388,13 @@ ir::NodeId layer_norm(Converter& c, const Layer& l) {
   ir::LayerNormAttrs a;
   a.epsilon = static_cast<float>(c.number(l, "epsilon", 1e-3));
   return normalization(c, l, ir::OpKind::LayerNorm, a, {});
+}
+
+ir::NodeId group_norm(Converter& c, const Layer& l) {
+  ir::GroupNormAttrs a;
+  a.groups = c.integer(l, "groups", 32);
+  a.epsilon = static_cast<float>(c.number(l, "epsilon", 1e-3));
+  return normalization(c, l, ir::OpKind::GroupNorm, a, {});
 }
 
 // keras.applications' LayerScale (ConvNeXt): x times a learned per-channel gamma, an affine
@@ -406,6 +459,12 @@ ir::NodeId multiply_layer(Converter& c, const Layer& l) {
   if (const ir::NodeId id = scalar_op(c, l, '*'); id >= 0) return id;
   return c.add(l, l.name, ir::OpKind::Multiply, ir::NoAttrs{}, c.inputs(l, 2));
 }
+ir::NodeId maximum_layer(Converter& c, const Layer& l) {
+  return c.add(l, l.name, ir::OpKind::Maximum, ir::NoAttrs{}, c.inputs(l, 2));
+}
+ir::NodeId minimum_layer(Converter& c, const Layer& l) {
+  return c.add(l, l.name, ir::OpKind::Minimum, ir::NoAttrs{}, c.inputs(l, 2));
+}
 // Subtract of two tensors: a + (-1) b; of a tensor and a number: an affine map.
 ir::NodeId subtract_layer(Converter& c, const Layer& l) {
   if (const ir::NodeId id = scalar_op(c, l, '-'); id >= 0) return id;
@@ -460,6 +519,43 @@ ir::NodeId center_crop(Converter& c, const Layer& l) {
   a.crop = {ir::Padding::Explicit, (s[1] - h) / 2, s[1] - h - (s[1] - h) / 2, (s[2] - w) / 2,
             s[2] - w - (s[2] - w) / 2};
   return c.add(l, l.name, ir::OpKind::Cropping2D, a, {x});
+}
+
+// The interpolations resize computes; Keras' others (bicubic, area, lanczos) are refused.
+ir::Interpolation interpolation(Converter& c, const Layer& l, const char* def) {
+  const std::string i = c.string(l, "interpolation", def);
+  if (i == "nearest") return ir::Interpolation::Nearest;
+  if (i == "bilinear") return ir::Interpolation::Bilinear;
+  c.fail(l, "interpolation '" + i + "' is not supported; accepted: nearest, bilinear");
+}
+
+// UpSampling2D: each image size times (rows, columns); nearest repeats pixels.
+ir::NodeId up_sampling(Converter& c, const Layer& l) {
+  c.channels_last(l);
+  const ir::NodeId x = c.input(l);
+  const ir::Shape& s = c.g.node(x).type.shape;
+  if (s.size() != 4) c.fail(l, "needs an image input (H, W, C)");
+  ir::ResizeAttrs a;
+  const ir::Pair f = c.pair(l, "size", ir::Pair{2, 2});
+  a.size = {s[1] * f.h, s[2] * f.w};
+  a.interpolation = interpolation(c, l, "nearest");
+  return c.add(l, l.name, ir::OpKind::Resize, a, {x});
+}
+
+// Resizing to height x width; Keras' aspect-ratio options (a crop or a pad first) are refused.
+ir::NodeId resizing(Converter& c, const Layer& l) {
+  c.channels_last(l);
+  for (const char* key : {"crop_to_aspect_ratio", "pad_to_aspect_ratio"})
+    if (c.boolean(l, key, false))
+      c.fail(l, std::string(key) +
+                    "=True is not supported; accepted: False (put a CenterCrop or "
+                    "ZeroPadding2D before the Resizing)");
+  const ir::NodeId x = c.input(l);
+  if (c.g.node(x).type.rank() != 4) c.fail(l, "needs an image input (H, W, C)");
+  ir::ResizeAttrs a;
+  a.size = {c.integer(l, "height"), c.integer(l, "width")};
+  a.interpolation = interpolation(c, l, "bilinear");
+  return c.add(l, l.name, ir::OpKind::Resize, a, {x});
 }
 
 // Layers that are the identity at inference (augmentation, noise, regularisation): their output
@@ -641,11 +737,13 @@ const std::map<std::string, ConvertFn>& converters() {
   static const std::map<std::string, ConvertFn> table = {
       {"InputLayer", input_layer},
       {"Conv2D", conv2d},
+      {"Conv2DTranspose", conv2d_transpose},
       {"DepthwiseConv2D", depthwise_conv2d},
       {"SeparableConv2D", separable_conv2d},
       {"Dense", dense},
       {"BatchNormalization", batch_norm},
       {"LayerNormalization", layer_norm},
+      {"GroupNormalization", group_norm},
       {"LayerScale", layer_scale},
       {"Activation", activation_layer},
       {"ReLU", relu_layer},
@@ -654,6 +752,8 @@ const std::map<std::string, ConvertFn>& converters() {
       {"Add", add_layer},
       {"Multiply", multiply_layer},
       {"Subtract", subtract_layer},
+      {"Maximum", maximum_layer},
+      {"Minimum", minimum_layer},
       {"Average", average_layer},
       {"Concatenate", concatenate},
       {"ZeroPadding2D", zero_padding},
@@ -670,6 +770,8 @@ const std::map<std::string, ConvertFn>& converters() {
       {"CustomScaleLayer", custom_scale},
       {"Lambda", lambda},
       {"CenterCrop", center_crop},
+      {"Resizing", resizing},
+      {"UpSampling2D", up_sampling},
       {"RandomFlip", augment},
       {"RandomRotation", augment},
       {"RandomZoom", augment},
@@ -681,6 +783,7 @@ const std::map<std::string, ConvertFn>& converters() {
       {"AlphaDropout", inference_identity},
       {"SpatialDropout2D", inference_identity},
       {"ActivityRegularization", inference_identity},
+      {"Identity", inference_identity},
   };
   return table;
 }

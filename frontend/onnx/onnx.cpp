@@ -492,6 +492,121 @@ class Importer {
     define(id);
   }
 
+  // ConvTranspose as PyTorch writes it (explicit pads, output_padding): ONNX's output size
+  // stride * (in - 1) + output_padding + (kernel - 1) * dilation + 1 - pads is the IR's explicit
+  // crop of the full output.
+  void conv_transpose() {
+    const Value& x = value(0);
+    need_rank(x, 4);
+    const Const& w = need_constant(1, "the weights");
+    if (w.dims.size() != 4) fail("weights must be 4-D (C_in, C_out/group, kH, kW)");
+    if (const int64_t group = integer("group", 1); group != 1)
+      fail("group " + std::to_string(group) + "; accepted: group 1");
+    if (attribute("output_shape"))
+      fail("output_shape is not supported; accepted: pads and output_padding (PyTorch's form)");
+    if (channels(x) != w.dims[0])
+      fail("the weights take " + std::to_string(w.dims[0]) + " input channels, the input has " +
+           std::to_string(channels(x)));
+    ir::Conv2DTransposeAttrs a;
+    a.filters = w.dims[1];
+    a.kernel = pair("kernel_shape", {w.dims[2], w.dims[3]});
+    if (a.kernel.h != w.dims[2] || a.kernel.w != w.dims[3])
+      fail("kernel_shape disagrees with the weights' shape");
+    a.strides = pair("strides", {1, 1});
+    a.dilation = pair("dilations", {1, 1});
+    const std::string mode = text("auto_pad", "NOTSET");
+    if (mode != "NOTSET" && mode != "VALID")
+      fail("auto_pad '" + mode + "'; accepted: NOTSET (explicit pads), VALID");
+    const std::vector<int64_t> pads =
+        mode == "VALID" ? std::vector<int64_t>{0, 0, 0, 0} : integers("pads", {0, 0, 0, 0});
+    if (pads.size() != 4)
+      fail("'pads' must hold 4 values for a 2-D window, has " + std::to_string(pads.size()));
+    for (int64_t v : pads)
+      if (v < 0 || v > 4096) fail("'pads' holds " + std::to_string(v) + "; accepted: 0 to 4096");
+    a.padding = {ir::Padding::Explicit, pads[0], pads[2], pads[1], pads[3]};
+    const std::vector<int64_t> extra = integers("output_padding", {0, 0});
+    if (extra.size() != 2) fail("'output_padding' must hold 2 values");
+    a.output_padding = {extra[0], extra[1]};
+    const Const* b = optional_constant(2, "the bias");
+    a.use_bias = b != nullptr;
+    const ir::NodeId id = add(ir::OpKind::Conv2DTranspose, a, {x.id});
+    // (C_in, C_out, kH, kW) -> (kH, kW, C_out, C_in)
+    const int64_t I = w.dims[0], O = w.dims[1], H = w.dims[2], W = w.dims[3];
+    std::vector<float> k(static_cast<size_t>(w.elements()));
+    for (int64_t i = 0; i < I; ++i)
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t ww = 0; ww < W; ++ww)
+            k[((h * W + ww) * O + o) * I + i] =
+                static_cast<float>(w.values[((i * O + o) * H + h) * W + ww]);
+    set(id, "kernel", std::move(k));
+    if (b) set(id, "bias", per_channel(*b, O, "the bias"));
+    define(id);
+  }
+
+  // Resize with constant scales or sizes, in the forms that are the IR's half-pixel sampling:
+  // PyTorch's nn.Upsample nearest (asymmetric coordinates, floor) at whole-number factors, and
+  // bilinear without align_corners (half_pixel, pytorch_half_pixel).
+  void resize() {
+    const Value& x = value(0);
+    need_rank(x, 4);
+    if (attribute("axes") || integer("antialias", 0) != 0)
+      fail("axes and antialias are not supported; accepted: scales or sizes of all four axes");
+    const ir::Shape s = shape(x);  // N, H, W, C
+    const Const* scales = optional_constant(2, "the scales");
+    const Const* sizes = optional_constant(3, "the sizes");
+    if (scales && scales->elements() == 0) scales = nullptr;
+    int64_t out_h = 0, out_w = 0;
+    if (sizes && sizes->elements() == 4 && sizes->values[1] == s[3]) {  // any batch
+      out_h = static_cast<int64_t>(sizes->values[2]),
+      out_w = static_cast<int64_t>(sizes->values[3]);
+    } else if (scales && scales->elements() == 4 && scales->values[0] == 1 &&
+               scales->values[1] == 1) {
+      // ONNX samples with the given scale, the IR with out / in: equal when in * scale is whole.
+      const double h = s[1] * scales->values[2], w = s[2] * scales->values[3];
+      if (h != std::floor(h) || w != std::floor(w) || h < 1 || w < 1 || h > 1 << 20 || w > 1 << 20)
+        fail(
+            "scales give a fractional or out-of-range size; accepted: scales whose products "
+            "with the input's height and width are whole numbers");
+      out_h = static_cast<int64_t>(h), out_w = static_cast<int64_t>(w);
+    } else {
+      fail("needs constant scales [1, 1, sh, sw] or sizes [N, C, H, W] with C unchanged");
+    }
+    const std::string mode = text("mode", "nearest");
+    const std::string coords = text("coordinate_transformation_mode", "half_pixel");
+    const std::string nearest = text("nearest_mode", "round_prefer_floor");
+    ir::ResizeAttrs a;
+    a.size = {out_h, out_w};
+    bool ok = false;
+    if (mode == "nearest") {
+      a.interpolation = ir::Interpolation::Nearest;
+      const bool whole = out_h % s[1] == 0 && out_w % s[2] == 0;
+      ok = nearest == "floor" &&
+           ((coords == "asymmetric" && whole) || coords == "tf_half_pixel_for_nn");
+    } else if (mode == "linear") {
+      a.interpolation = ir::Interpolation::Bilinear;
+      ok = coords == "half_pixel" || (coords == "pytorch_half_pixel" && out_h > 1 && out_w > 1);
+    }
+    if (!ok)
+      fail("mode '" + mode + "' with coordinate_transformation_mode '" + coords +
+           "' (nearest_mode '" + nearest +
+           "'); accepted: nearest with asymmetric coordinates and floor at whole-number "
+           "upscales (PyTorch's nn.Upsample) or tf_half_pixel_for_nn and floor; linear with "
+           "half_pixel or pytorch_half_pixel (align_corners=False)");
+    define(add(ir::OpKind::Resize, a, {x.id}));
+  }
+
+  // Max and Min of computed tensors in one element order, broadcasting as multiply does.
+  void extremum(ir::OpKind op) {
+    for (int i = 0; i < node_->input_size(); ++i)
+      if (constant(i))
+        fail("input " + std::to_string(i + 1) + " is a constant; accepted: computed tensors");
+    const std::vector<ir::NodeId> ins = input_ids();
+    for (int i = 1; i < node_->input_size(); ++i) same_order(value(0), value(i));
+    if (ins.size() == 1) return define(value(0));
+    define_like(add(op, ir::NoAttrs{}, ins), value(0));
+  }
+
   // A constant's values as one per channel. `broadcast_rank` 0: a vector operand (a bias,
   // BatchNorm's statistics): one value or n. Otherwise the constant broadcasts against a tensor
   // of that rank as numpy does (dims aligned at the end), so only shapes that vary along the
@@ -927,6 +1042,7 @@ class Importer {
         {"Concat", "channels", [](Importer& m) { m.concat(); }},
         {"Constant", "", [](Importer& m) { m.constant_node(); }},
         {"Conv", "", [](Importer& m) { m.conv(); }},
+        {"ConvTranspose", "group 1, pads", [](Importer& m) { m.conv_transpose(); }},
         {"Div", "by a constant", [](Importer& m) { m.binary("Div"); }},
         {"Dropout", "", [](Importer& m) { m.define(m.value(0)); }},
         {"Elu", "",
@@ -958,18 +1074,22 @@ class Importer {
          }},
         {"LogSoftmax", "", [](Importer& m) { m.softmax(K::LogSoftmax); }},
         {"MatMul", "constant weights", [](Importer& m) { m.matmul(); }},
+        {"Max", "computed tensors", [](Importer& m) { m.extremum(K::Maximum); }},
         {"MaxPool", "",
          [](Importer& m) {
            if (m.node_->output_size() > 1 && !m.node_->output(1).empty())
              m.fail("the Indices output is not supported");
            m.pool(true);
          }},
+        {"Min", "computed tensors", [](Importer& m) { m.extremum(K::Minimum); }},
         {"Mish", "", act(K::Mish)},
         {"Mul", "", [](Importer& m) { m.binary("Mul"); }},
         {"Pad", "constant, H and W", [](Importer& m) { m.pad(); }},
         {"Relu", "", act(K::ReLU)},
         {"Reshape", "to N x rest, to its own shape, or N x C to N x C x 1 x 1",
          [](Importer& m) { m.reshape(); }},
+        {"Resize", "nearest (PyTorch's Upsample), linear (half-pixel)",
+         [](Importer& m) { m.resize(); }},
         {"Selu", "",
          [](Importer& m) {
            if ((m.attribute("alpha") || m.attribute("gamma")) &&

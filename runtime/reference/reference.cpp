@@ -55,6 +55,39 @@ Tensor conv2d(const Node& n, const Tensor& in) {
   return out;
 }
 
+// Every input pixel scatters its tap-weighted channels onto the outputs its kernel covers.
+Tensor conv2d_transpose(const Node& n, const Tensor& in) {
+  const auto& a = n.attr<ir::Conv2DTransposeAttrs>();
+  const Tensor& k = weights(n, "kernel");  // (kh, kw, filters, input channels)
+  const Shape &is = in.shape, &os = n.type.shape;
+  const auto geo = ir::transposed_geometry(a, is[1], is[2]);
+  const int64_t ci = is[3], co = os[3];
+  std::vector<double> acc(static_cast<size_t>(ir::Tensor::count(os)), 0.0);
+  if (a.use_bias) {
+    const Tensor& bias = weights(n, "bias");
+    for (size_t o = 0; o < acc.size(); ++o) acc[o] = bias.data[o % static_cast<size_t>(co)];
+  }
+  for (int64_t b = 0; b < is[0]; ++b)
+    for (int64_t y = 0; y < is[1]; ++y)
+      for (int64_t x = 0; x < is[2]; ++x)
+        for (int64_t ky = 0; ky < a.kernel.h; ++ky) {
+          const int64_t oy = y * a.strides.h + ky * a.dilation.h - geo.crop_top;
+          if (oy < 0 || oy >= os[1]) continue;
+          for (int64_t kx = 0; kx < a.kernel.w; ++kx) {
+            const int64_t ox = x * a.strides.w + kx * a.dilation.w - geo.crop_left;
+            if (ox < 0 || ox >= os[2]) continue;
+            const float* src = &in.data[at4(is, b, y, x, 0)];
+            const float* w = &k.data[static_cast<size_t>(((ky * a.kernel.w + kx) * co) * ci)];
+            double* dst = &acc[at4(os, b, oy, ox, 0)];
+            for (int64_t c = 0; c < co; ++c)
+              for (int64_t i = 0; i < ci; ++i) dst[c] += double(src[i]) * w[c * ci + i];
+          }
+        }
+  Tensor out(os);
+  for (size_t o = 0; o < acc.size(); ++o) out.data[o] = static_cast<float>(acc[o]);
+  return out;
+}
+
 Tensor dense(const Node& n, const Tensor& in) {
   const auto& a = n.attr<ir::DenseAttrs>();
   const Tensor& k = weights(n, "kernel");
@@ -212,6 +245,71 @@ Tensor layer_norm(const Node& n, const Tensor& in) {
   return out;
 }
 
+// Each image's channels in groups, each group normalised over its channels and all pixels by
+// its own mean and (population) variance, in double.
+Tensor group_norm(const Node& n, const Tensor& in) {
+  Tensor out(n.type.shape);
+  const auto& a = n.attr<ir::GroupNormAttrs>();
+  const auto& gamma = n.param("gamma")->value.data;
+  const auto& beta = n.param("beta")->value.data;
+  const int64_t c = in.shape[3], pixels = in.shape[1] * in.shape[2], per = c / a.groups;
+  for (int64_t b = 0; b < in.shape[0]; ++b)
+    for (int64_t g = 0; g < a.groups; ++g) {
+      const float* x = in.data.data() + b * pixels * c + g * per;
+      double mean = 0, var = 0;
+      for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t k = 0; k < per; ++k) mean += x[p * c + k];
+      mean /= static_cast<double>(pixels * per);
+      for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t k = 0; k < per; ++k) var += (x[p * c + k] - mean) * (x[p * c + k] - mean);
+      var /= static_cast<double>(pixels * per);
+      const double inv = 1 / std::sqrt(var + a.epsilon);
+      for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t k = 0; k < per; ++k) {
+          const int64_t ch = g * per + k, i = b * pixels * c + p * c + ch;
+          out.data[i] = static_cast<float>((in.data[i] - mean) * inv * gamma[ch] + beta[ch]);
+        }
+    }
+  return out;
+}
+
+// TensorFlow's resize with half-pixel centres: output pixel o samples the input at
+// (o + 0.5) * in / out (nearest: the pixel there, rounding down) or that minus 0.5 (bilinear:
+// the two neighbours, clamped to the image).
+Tensor resize(const Node& n, const Tensor& in) {
+  Tensor out(n.type.shape);
+  const Shape &is = in.shape, &os = out.shape;
+  const bool nearest = n.attr<ir::ResizeAttrs>().interpolation == ir::Interpolation::Nearest;
+  struct Tap {
+    int64_t lo, hi;
+    double w;  // of hi
+  };
+  auto taps = [nearest](int64_t o, int64_t in_len, int64_t out_len) {
+    const double scale = double(in_len) / double(out_len);
+    if (nearest) {
+      const int64_t i = std::min(static_cast<int64_t>(std::floor((o + 0.5) * scale)), in_len - 1);
+      return Tap{i, i, 0.0};
+    }
+    const double at = (o + 0.5) * scale - 0.5, f = std::floor(at);
+    return Tap{std::max<int64_t>(static_cast<int64_t>(f), 0),
+               std::min<int64_t>(static_cast<int64_t>(std::ceil(at)), in_len - 1), at - f};
+  };
+  for (int64_t y = 0; y < os[1]; ++y) {
+    const Tap ty = taps(y, is[1], os[1]);
+    for (int64_t x = 0; x < os[2]; ++x) {
+      const Tap tx = taps(x, is[2], os[2]);
+      for (int64_t b = 0; b < os[0]; ++b)
+        for (int64_t c = 0; c < os[3]; ++c) {
+          auto v = [&](int64_t yy, int64_t xx) { return double(in.data[at4(is, b, yy, xx, c)]); };
+          const double top = v(ty.lo, tx.lo) + (v(ty.lo, tx.hi) - v(ty.lo, tx.lo)) * tx.w;
+          const double bottom = v(ty.hi, tx.lo) + (v(ty.hi, tx.hi) - v(ty.hi, tx.lo)) * tx.w;
+          out.data[at4(os, b, y, x, c)] = static_cast<float>(top + (bottom - top) * ty.w);
+        }
+    }
+  }
+  return out;
+}
+
 Tensor add(const Node& n, const std::vector<const Tensor*>& ins) {
   Tensor out(n.type.shape);
   for (size_t i = 0; i < out.data.size(); ++i) {
@@ -223,7 +321,9 @@ Tensor add(const Node& n, const std::vector<const Tensor*>& ins) {
 }
 
 // Broadcasting: an input with size 1 in a dimension is read at index 0 there.
-Tensor multiply(const Node& n, const std::vector<const Tensor*>& ins) {
+// multiply, maximum and minimum: `combine` folds the inputs left to right.
+template <class Combine>
+Tensor broadcast(const Node& n, const std::vector<const Tensor*>& ins, Combine combine) {
   Tensor out(n.type.shape);
   const Shape& os = out.shape;
   std::vector<int64_t> idx(os.size());
@@ -233,14 +333,16 @@ Tensor multiply(const Node& n, const std::vector<const Tensor*>& ins) {
       idx[d] = rest % os[d];
       rest /= os[d];
     }
-    double product = 1;
-    for (const Tensor* t : ins) {
+    double result = 0;
+    for (size_t k = 0; k < ins.size(); ++k) {
+      const Tensor* t = ins[k];
       int64_t offset = 0;
       for (size_t d = 0; d < os.size(); ++d)
         offset = offset * t->shape[d] + (t->shape[d] == 1 ? 0 : idx[d]);
-      product *= t->data[static_cast<size_t>(offset)];
+      const double v = t->data[static_cast<size_t>(offset)];
+      result = k == 0 ? v : combine(result, v);
     }
-    out.data[i] = static_cast<float>(product);
+    out.data[i] = static_cast<float>(result);
   }
   return out;
 }
@@ -374,6 +476,8 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
       break;  // run_node refuses it
     case OpKind::Conv2D:
       return conv2d(n, x);
+    case OpKind::Conv2DTranspose:
+      return conv2d_transpose(n, x);
     case OpKind::Dense:
       return dense(n, x);
     case OpKind::MaxPool2D:
@@ -405,6 +509,8 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
       return elementwise(n, x, [k = n.op](double v) { return activate(k, v); });
     case OpKind::LayerNorm:
       return layer_norm(n, x);
+    case OpKind::GroupNorm:
+      return group_norm(n, x);
     case OpKind::Softmax:
       return softmax(n, x, /*log=*/false);
     case OpKind::LogSoftmax:
@@ -412,7 +518,11 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
     case OpKind::Add:
       return add(n, inputs);
     case OpKind::Multiply:
-      return multiply(n, inputs);
+      return broadcast(n, inputs, [](double a, double b) { return a * b; });
+    case OpKind::Maximum:
+      return broadcast(n, inputs, [](double a, double b) { return std::max(a, b); });
+    case OpKind::Minimum:
+      return broadcast(n, inputs, [](double a, double b) { return std::min(a, b); });
     case OpKind::Concat:
       return concat(n, inputs);
     case OpKind::Flatten:
@@ -422,6 +532,8 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
       return same_data(n, x);
     case OpKind::ZeroPadding2D:
       return zero_padding(n, x);
+    case OpKind::Resize:
+      return resize(n, x);
     case OpKind::Cropping2D:
       return cropping(n, x);
     case OpKind::ChannelSlice:

@@ -112,6 +112,25 @@ std::string random_conv(std::mt19937& rng) {
 
 int64_t small_batch(std::mt19937& rng) { return pick<int64_t>(rng, {1, 1, 2, 3}); }
 
+// A random conv2d_transpose: strides (a gather) or stride 1 (a conv of the flipped kernel),
+// dilations, paddings, output padding, bias, an activation and a residual add as epilogues.
+std::string random_conv_transpose(std::mt19937& rng) {
+  std::ostringstream os;
+  const int h = pick(rng, {1, 3, 5}), w = pick(rng, {2, 4, 7}), cin = pick(rng, {1, 3, 8, 16});
+  const int sh = pick(rng, {1, 2, 3}), sw = pick(rng, {1, 2});
+  const int dil = sh == 1 && sw == 1 ? pick(rng, {1, 2}) : 1, filters = pick(rng, {1, 4, 8, 19});
+  os << "input x shape=" << h << "x" << w << "x" << cin << "\n"
+     << "conv2d_transpose t filters=" << filters << " kernel=" << pick(rng, {1, 2, 3, 4})
+     << "x" << pick(rng, {1, 3, 5}) << " strides=" << sh << "x" << sw << " dilation=" << dil << "x" << dil
+     << " padding=" << pick<std::string>(rng, {"valid", "same", "same", "1,0,0,1"})
+     << " output_padding=" << pick(rng, {0, 0, sh - 1}) << "x" << pick(rng, {0, sw - 1})
+     << " use_bias=" << pick<std::string>(rng, {"true", "false"})
+     << pick<std::string>(rng, {"", " activation=relu", " activation=sigmoid"}) << "\n";
+  if (pick(rng, {0, 1}))  // a residual add fuses as the epilogue's add
+    os << "conv2d_transpose u filters=" << filters << " kernel=1x1 <- t\nadd a <- t, u\n";
+  return os.str();
+}
+
 }  // namespace
 
 TEST_CASE("conv2d matches the reference: strides, paddings, dilations, groups, batches") {
@@ -344,6 +363,53 @@ TEST_CASE("reshape as the output, a Keras SE block, three-way broadcasting, glob
   CHECK(check_network(
       "input x shape=7x7x24\nglobalavgpool2d g\ndense d units=6\nswish d.s\ndense e units=24\n"
       "hardsigmoid e.h\nreshape r shape=1x1x24\nmultiply m <- x, r\n",
+      rng, 2));
+}
+
+TEST_CASE("conv2d_transpose matches the reference: strides, dilations, paddings, output padding") {
+  check_random(24, 31, random_conv_transpose, small_batch);
+  std::mt19937 rng(32);
+  // A decoder's 2x upsampling (k2 s2: each input pixel a 2x2 block), a 3x3 stride-2 same one
+  // (9 taps, 1 to 4 of them reach each output) and a stride-1 one on realistic channels.
+  CHECK(check_network("input x shape=14x14x64\nconv2d_transpose t filters=32 kernel=2x2 strides=2x2\n", rng, 2));
+  CHECK(check_network(
+      "input x shape=9x7x24\nconv2d_transpose t filters=40 kernel=3x3 strides=2x2 padding=same activation=relu\n",
+      rng, 1));
+  CHECK(check_network("input x shape=8x8x32\nconv2d_transpose t filters=48 kernel=3x3 padding=same\n", rng, 3));
+}
+
+TEST_CASE("resize (nearest, bilinear; up and down), maximum, minimum and groupnorm match the reference") {
+  check_random(
+      20, 33,
+      [](std::mt19937& rng) {
+        std::ostringstream os;
+        const int h = pick(rng, {1, 3, 6}), w = pick(rng, {2, 5, 8}), c = pick(rng, {1, 4, 6, 16});
+        os << "input x shape=" << h << "x" << w << "x" << c << "\n";
+        switch (pick(rng, {0, 1, 2, 3})) {
+          case 0:
+            os << "resize r size=" << pick(rng, {1, 2 * h, 3 * h + 1, 7}) << "x" << pick(rng, {1, 2 * w, w + 3, 3})
+               << " interpolation=" << pick<std::string>(rng, {"nearest", "bilinear"}) << "\n";
+            break;
+          case 1:
+            os << "input y shape=" << pick(rng, {h, 1}) << "x" << pick(rng, {w, 1}) << "x" << pick(rng, {c, 1}) << "\n"
+               << pick<std::string>(rng, {"maximum", "minimum"}) << " m <- x, y\n";
+            break;
+          case 2:
+            os << "relu r\nmaximum m <- x, r\nminimum n <- m, x, r\n";
+            break;
+          default:
+            os << "groupnorm g groups=" << pick(rng, {1, 2, c}) << " epsilon=" << pick<std::string>(rng, {"0.001", "1e-5"})
+               << "\n";
+            break;
+        }
+        return os.str();
+      },
+      small_batch);
+  std::mt19937 rng(34);
+  // U-Net's pattern: upsample, then concatenate with the skip connection.
+  CHECK(check_network(
+      "input x shape=8x8x16\nconv2d c filters=32 kernel=3x3 strides=2x2 padding=same\n"
+      "resize u size=8x8 interpolation=bilinear\nconcat k <- x, u\ngroupnorm g groups=8\n",
       rng, 2));
 }
 

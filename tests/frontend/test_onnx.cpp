@@ -108,8 +108,10 @@ TEST_CASE("every ONNX fixture matches ONNX Runtime's outputs, through the refere
     runtime::CompiledModel model(codegen::compile(passes::optimize(g, popts), copts));
     const auto got = model.run(inputs);
     REQUIRE(got.size() == 1);
-    test::check_close(ref[0], want, 1e-4);
-    test::check_close(got[0], want, 1e-4);
+    // A 4-D output is NCHW in ONNX, NHWC here (the CLI transposes it back).
+    const ir::Tensor expect = g.channels_first_io && want.shape.size() == 4 ? to_nhwc(want) : want;
+    test::check_close(ref[0], expect, 1e-4);
+    test::check_close(got[0], expect, 1e-4);
   }
 }
 
@@ -179,6 +181,37 @@ TEST_CASE("an ONNX file names what is wrong: missing, not a model, truncated, op
     a->set_type(onnx::AttributeProto::INTS);
     for (int64_t v : {1, 1, 1}) a->add_ints(v);
     CHECK(load_error(save(m, "pads.onnx")).find("'pads' must hold 4 values") != std::string::npos);
+  }
+  {
+    // A Resize that is not the IR's half-pixel sampling (cubic) and a grouped ConvTranspose are
+    // refused with what would be accepted.
+    onnx::ModelProto m = small_model();
+    auto* node = m.mutable_graph()->mutable_node(1);
+    node->set_op_type("Resize");
+    node->add_input("");
+    node->add_input("scales");
+    auto* sc = m.mutable_graph()->add_initializer();
+    sc->set_name("scales");
+    sc->set_data_type(onnx::TensorProto::FLOAT);
+    sc->add_dims(4);
+    for (float v : {1.f, 1.f, 2.f, 2.f}) sc->add_float_data(v);
+    auto* mode = node->add_attribute();
+    mode->set_name("mode");
+    mode->set_type(onnx::AttributeProto::STRING);
+    mode->set_s("cubic");
+    CHECK(load_error(save(m, "resize.onnx"))
+              .find("(Resize): mode 'cubic' with coordinate_transformation_mode 'half_pixel'") !=
+          std::string::npos);
+    mode->set_s("nearest");
+    CHECK(load_error(save(m, "resize.onnx")).find("accepted: nearest with asymmetric") !=
+          std::string::npos);
+    m.mutable_graph()->mutable_node(0)->set_op_type("ConvTranspose");
+    auto* group = m.mutable_graph()->mutable_node(0)->add_attribute();
+    group->set_name("group");
+    group->set_type(onnx::AttributeProto::INT);
+    group->set_i(3);
+    CHECK(load_error(save(m, "convt.onnx")).find("(ConvTranspose): group 3; accepted: group 1") !=
+          std::string::npos);
   }
   {
     onnx::ModelProto m = small_model();

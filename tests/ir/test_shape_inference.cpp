@@ -308,6 +308,52 @@ TEST_CASE("cropping2d and reshape") {
                  {"more than 2^31 - 1 elements"});
 }
 
+TEST_CASE("conv2d_transpose: Keras' output sizes, TensorFlow's crops, output padding, its errors") {
+  // valid: in * stride + max(kernel - stride, 0); same: in * stride.
+  CHECK(shape_of(net(one_layer("7x5x3", "conv2d_transpose t filters=4 kernel=3 strides=2")), "t") ==
+        ir::Shape{1, 15, 11, 4});
+  CHECK(shape_of(net(one_layer("7x5x3", "conv2d_transpose t filters=4 kernel=1 strides=2")), "t") ==
+        ir::Shape{1, 14, 10, 4});
+  CHECK(shape_of(net(one_layer("7x5x3", "conv2d_transpose t filters=4 kernel=3 strides=2 padding=same")), "t") ==
+        ir::Shape{1, 14, 10, 4});
+  CHECK(shape_of(net(one_layer("7x5x3", "conv2d_transpose t filters=4 kernel=3x2 dilation=2 padding=same")), "t") ==
+        ir::Shape{1, 7, 5, 4});
+  CHECK(shape_of(net(one_layer("7x5x3", "conv2d_transpose t filters=4 kernel=3 strides=2 padding=1,0,0,2 "
+                                        "output_padding=1x0")),
+                 "t") == ir::Shape{1, 15, 9, 4});
+  // same with kernel 4, stride 2: the full output is 2 longer; TensorFlow crops 1 at each side.
+  const auto g = net(one_layer("6x6x3", "conv2d_transpose t filters=8 kernel=4 strides=2 padding=same"));
+  const auto geo = ir::transposed_geometry(layer(g, "t").attr<ir::Conv2DTransposeAttrs>(), 6, 6);
+  CHECK(geo.crop_top == 1);
+  CHECK(geo.out_h == 12);
+  CHECK(params(g, "t") == 4 * 4 * 8 * 3 + 8);  // kernel (kh, kw, filters, in) and a bias
+  CHECK(macs(g, "t") == 6 * 6 * 3 * 4 * 4 * 8);
+  check_contains(error_of(one_layer("7x5x3", "conv2d_transpose t filters=4 kernel=3 strides=2 dilation=2")),
+                 {"layer 't' (conv2d_transpose)", "one of them above 1"});
+  check_contains(error_of(one_layer("7x5x3", "conv2d_transpose t filters=4 kernel=3 strides=2 output_padding=2")),
+                 {"output_padding 2", "smaller than the stride (2)"});
+  check_contains(error_of(one_layer("2x2x3", "conv2d_transpose t filters=4 kernel=2 padding=2,2,0,0")),
+                 {"leaves nothing of the full output (3)"});
+  check_contains(error_of(one_layer("12", "conv2d_transpose t filters=4 kernel=2")),
+                 {"conv2d_transpose needs a rank-4 input"});
+}
+
+TEST_CASE("resize, groupnorm, maximum and minimum") {
+  CHECK(shape_of(net(one_layer("7x5x3", "resize r size=14x3")), "r") == ir::Shape{1, 14, 3, 3});
+  check_contains(error_of(one_layer("7x5x3", "resize r size=0x3")), {"size=0x3 must be positive"});
+  check_contains(error_of(one_layer("7x5x3", "resize r size=2x2 interpolation=bicubic")),
+                 {"nearest or bilinear"});
+  check_contains(error_of(one_layer("7x5x3", "resize r")), {"missing required attribute 'size'"});
+  const auto g = net(one_layer("4x4x12", "groupnorm n groups=3"));
+  CHECK(params(g, "n") == 24);
+  check_contains(error_of(one_layer("4x4x12", "groupnorm n groups=5")), {"groups=5 must divide the 12 channels"});
+  check_contains(error_of(one_layer("12", "groupnorm n groups=3")), {"groupnorm needs a rank-4 input"});
+  CHECK(shape_of(net("input x shape=4x1x3\ninput y shape=1x5x1\nmaximum m <- x, y\n"), "m") ==
+        ir::Shape{1, 4, 5, 3});
+  check_contains(error_of("input x shape=4x2x3\ninput y shape=4x5x3\nminimum m <- x, y\n"),
+                 {"layer 'm' (minimum)", "equal sizes or 1"});
+}
+
 TEST_CASE("multiply broadcasts dimensions of size 1") {
   auto g = net(
       "input x shape=8x8x3\n"

@@ -137,7 +137,14 @@ batchnorm_train bt epsilon=0.01 <- a, bs
 batchnorm_gamma_grad bgg <- a, bs, bt
 batchnorm_grad bgr <- a, bs, bt, bgg, bgg, bgg
 channel_slice csl begin=3 size=5 <- cat
-output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl
+conv2d_transpose ct filters=5 kernel=3x2 strides=2x1 padding=0,1,1,0 dilation=1 output_padding=1x0 use_bias=false activation=relu <- c3
+conv2d_transpose ct2 filters=2 kernel=3 dilation=2 padding=same <- c3
+resize rz size=5x7 interpolation=nearest <- c3
+resize rz2 size=16x16 interpolation=bilinear <- c3
+groupnorm gn groups=4 epsilon=1e-05 <- c3
+maximum mx <- c3, bn2
+minimum mn <- c3, gmp, c4
+output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn
 )";
 
 const char* const kAllAttrsPrinted = R"(network all_attrs
@@ -215,7 +222,15 @@ batchnorm_train bt epsilon=0.01 <- a, bs                          # 16x16x4
 batchnorm_gamma_grad bgg <- a, bs, bt                             # 4
 batchnorm_grad bgr <- a, bs, bt, bgg, bgg, bgg                    # 16x16x4
 channel_slice csl begin=3 size=5 <- cat                           # 16x16x5
-output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl
+conv2d_transpose ct filters=5 kernel=3x2 strides=2x1 padding=0,1,1,0 output_padding=1x0 use_bias=false <- c3  # 17x8x5
+relu ct.relu                                                      # 17x8x5
+conv2d_transpose ct2 filters=2 kernel=3x3 padding=same dilation=2x2 <- c3  # 8x8x2
+resize rz size=5x7 interpolation=nearest <- c3                    # 5x7x8
+resize rz2 size=16x16 <- c3                                       # 16x16x8
+groupnorm gn groups=4 epsilon=1e-05 <- c3                         # 8x8x8
+maximum mx <- c3, bn2                                             # 8x8x8
+minimum mn <- c3, gmp, c4                                         # 8x8x8
+output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn
 )";
 
 }  // namespace
@@ -378,13 +393,19 @@ TEST_CASE("every op and attribute: the canonical form, golden") {
   CHECK(g.node(g.find("rv")).type.shape == ir::Shape{1, 2, 2, 2});
   CHECK(g.node(g.find("ap")).attr<ir::Pool2DAttrs>().effective_strides() == ir::Pair{2, 2});
   CHECK(g.node(g.find("mp")).attr<ir::Pool2DAttrs>().effective_strides() == ir::Pair{1, 1});
+  const auto& ct = g.node(g.find("ct")).attr<ir::Conv2DTransposeAttrs>();
+  CHECK(ct.output_padding == ir::Pair{1, 0});
+  CHECK(ct.padding == ir::Padding{ir::Padding::Explicit, 0, 1, 1, 0});
+  CHECK(g.node(g.find("rz")).attr<ir::ResizeAttrs>().interpolation == ir::Interpolation::Nearest);
+  CHECK(g.node(g.find("gn")).attr<ir::GroupNormAttrs>().groups == 4);
   // activation=linear adds no layer.
   CHECK(g.find("c3.linear") < 0);
   CHECK(g.node(g.find("mp")).inputs == std::vector<ir::NodeId>{g.find("c2.leakyrelu")});
   // Outputs in the order given; a name with an activation denotes the activation's layer.
   const std::vector<std::string> outs{"sm",  "d3.tanh", "c1",  "ap",  "ls",   "c4", "mp2",
                                       "bn2", "gi",      "gk",  "dgi", "dgk",  "bg", "mpg",
-                                      "apg", "gapg",    "ag",  "ce",  "mse",  "csl"};
+                                      "apg", "gapg",    "ag",  "ce",  "mse",  "csl",
+                                      "ct.relu", "ct2", "rz", "rz2", "gn", "mx", "mn"};
   std::vector<ir::NodeId> want;
   for (const auto& o : outs) want.push_back(g.find(o));
   CHECK(g.outputs() == want);

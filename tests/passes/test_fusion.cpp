@@ -64,6 +64,16 @@ TEST_CASE("fold_batchnorm: into the conv before it, adding a bias it did not hav
   test::check_close(runtime::reference::run(f, x)[0], runtime::reference::run(g, x)[0], 1e-5);
 }
 
+TEST_CASE("fold_batchnorm: into a conv2d_transpose before it (a decoder's upsampling, then BatchNorm)") {
+  ir::Graph g = with_weights(
+      "input x shape=4x5x3\nconv2d_transpose t filters=6 kernel=3x2 strides=2x2 use_bias=false\nbatchnorm bn\n");
+  ir::Graph f = passes::fold_batchnorm(g);
+  CHECK(body(f) == "input x shape=4x5x3\nconv2d_transpose t filters=6 kernel=3x2 strides=2x2\n");
+  std::mt19937 rng(4);
+  const auto x = random_inputs(g, rng);
+  test::check_close(runtime::reference::run(f, x)[0], runtime::reference::run(g, x)[0], 1e-5);
+}
+
 TEST_CASE("fold_batchnorm: a chain of normalisations folds whole (ONNX's BatchNorm as Mul, then Add)") {
   ir::Graph g = with_weights(
       "input x shape=6x6x3\nconv2d c filters=4 kernel=3x3\naffine mul\naffine add\nbatchnorm bn\nrelu r\n");

@@ -280,5 +280,9 @@ TEST_CASE("what does not train yet is refused, naming the layer") {
          "layer 'ln' (layernorm): cannot train", passes::Loss::SparseCategoricalCrossEntropy);
   refuse("input x shape=4\ndense h units=3 activation=gelu\ndense out units=2\n",
          "gelu has no gradient yet", passes::Loss::MeanSquaredError);
+  refuse("input x shape=4x4x2\nconv2d_transpose up filters=2 kernel=2 strides=2\n",
+         "layer 'up' (conv2d_transpose): cannot train", passes::Loss::MeanSquaredError);
+  refuse("input x shape=4x4x2\nconv2d c filters=2 kernel=1\nresize up size=8x8\n", "resize has no gradient yet",
+         passes::Loss::MeanSquaredError);
   CHECK_THROWS_WITH_AS(passes::parse_loss("hinge"), doctest::Contains("accepted: sparse_"), Error);
 }

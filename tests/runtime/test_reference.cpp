@@ -164,6 +164,74 @@ TEST_SUITE("reference: conv2d") {
   }
 }
 
+TEST_SUITE("reference: conv2d_transpose") {
+  TEST_CASE("each input pixel scatters its kernel-weighted patch, strides apart") {
+    // Input (1, 2), kernel (3, 5): stride 2 places the patches side by side, stride 1 overlaps them.
+    auto g = net("input x shape=1x2x1\nconv2d_transpose t filters=1 kernel=1x2 strides=1x2 use_bias=false\n"
+                 "conv2d_transpose u filters=1 kernel=1x2 use_bias=false <- x");
+    set_weights(g, "t", "kernel", {3, 5});
+    set_weights(g, "u", "kernel", {3, 5});
+    check_close(apply(g, "t", {tensor({1, 1, 2, 1}, {1, 2})}), tensor({1, 1, 4, 1}, {3, 5, 6, 10}));
+    check_close(apply(g, "u", {tensor({1, 1, 2, 1}, {1, 2})}), tensor({1, 1, 3, 1}, {3, 11, 10}));
+  }
+
+  TEST_CASE("kernel (kh, kw, filters, inputs), a bias per filter") {
+    auto g = net("input x shape=1x1x2\nconv2d_transpose t filters=3 kernel=1x1");
+    set_weights(g, "t", "kernel", {1, 10, 2, 20, 3, 30});
+    set_weights(g, "t", "bias", {0.5f, 0, -1});
+    check_close(apply(g, "t", {tensor({1, 1, 1, 2}, {1, 2})}), tensor({1, 1, 1, 3}, {21.5f, 42, 62}));
+  }
+
+  TEST_CASE("the adjoint of conv2d: <conv(X), Y> = <X, conv_transpose(Y)>, 'same', stride 2") {
+    auto g = net("input x shape=4x4x1\nconv2d c filters=1 kernel=3x3 strides=2 padding=same use_bias=false\n"
+                 "input y shape=2x2x1\nconv2d_transpose t filters=1 kernel=3x3 strides=2 padding=same "
+                 "use_bias=false <- y");
+    set_weights(g, "c", "kernel", kK);
+    set_weights(g, "t", "kernel", kK);
+    const ir::Tensor y = tensor({1, 2, 2, 1}, {1, -2, 0.5f, 3});
+    const ir::Tensor cx = apply(g, "c", {image4x4()}), ty = apply(g, "t", {y});
+    REQUIRE(ty.shape == ir::Shape{1, 4, 4, 1});
+    double lhs = 0, rhs = 0;
+    for (size_t i = 0; i < y.data.size(); ++i) lhs += double(cx.data[i]) * y.data[i];
+    for (size_t i = 0; i < ty.data.size(); ++i) rhs += double(image4x4().data[i]) * ty.data[i];
+    CHECK(lhs == doctest::Approx(rhs));
+  }
+}
+
+TEST_SUITE("reference: resize, groupnorm, maximum, minimum") {
+  TEST_CASE("resize: half-pixel centres, bilinear clamped at the edges, nearest rounding down") {
+    auto g = net("input x shape=1x2x1\nresize b size=1x4\nresize n size=1x4 interpolation=nearest <- x\n"
+                 "input w shape=1x4x1\nresize d size=1x2 <- w\nresize e size=1x2 interpolation=nearest <- w");
+    // Output o samples (o + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25 of (0, 4).
+    check_close(apply(g, "b", {tensor({1, 1, 2, 1}, {0, 4})}), tensor({1, 1, 4, 1}, {0, 1, 3, 4}));
+    check_close(apply(g, "n", {tensor({1, 1, 2, 1}, {0, 4})}), tensor({1, 1, 4, 1}, {0, 0, 4, 4}));
+    // Down by 2: bilinear at 0.5 and 2.5 (the pair means), nearest at floor(1) and floor(3).
+    check_close(apply(g, "d", {tensor({1, 1, 4, 1}, {0, 1, 3, 4})}), tensor({1, 1, 2, 1}, {0.5f, 3.5f}));
+    check_close(apply(g, "e", {tensor({1, 1, 4, 1}, {0, 1, 3, 4})}), tensor({1, 1, 2, 1}, {1, 4}));
+  }
+
+  TEST_CASE("groupnorm: each group over its channels and every pixel, then gamma and beta") {
+    // Pixels (1, 3) and (5, 7). One group: mean 4, variance 5. Two: channel 0 (1, 5) mean 3,
+    // variance 4; channel 1 (3, 7) mean 5, variance 4.
+    auto g = net("input x shape=1x2x2\ngroupnorm one groups=1 epsilon=0.01\ngroupnorm two groups=2 epsilon=0.01 <- x");
+    set_weights(g, "two", "gamma", {1, 2});
+    set_weights(g, "two", "beta", {0, 10});
+    set_weights(g, "one", "gamma", {1, 1});
+    set_weights(g, "one", "beta", {0, 0});
+    const ir::Tensor x = tensor({1, 1, 2, 2}, {1, 3, 5, 7});
+    const float a = 1 / std::sqrt(5.01f), b = 1 / std::sqrt(4.01f);
+    check_close(apply(g, "one", {x}), tensor({1, 1, 2, 2}, {-3 * a, -a, a, 3 * a}));
+    check_close(apply(g, "two", {x}), tensor({1, 1, 2, 2}, {-2 * b, 10 - 4 * b, 2 * b, 10 + 4 * b}));
+  }
+
+  TEST_CASE("maximum and minimum: elementwise over all inputs, broadcasting size 1") {
+    auto g = net("input a shape=1x2x2\ninput s shape=1x1x2\nmaximum m <- a, s\nminimum n <- a, s, a");
+    const ir::Tensor a = tensor({1, 1, 2, 2}, {1, -2, 3, 4}), s = tensor({1, 1, 1, 2}, {2, 0});
+    check_close(apply(g, "m", {a, s}), tensor({1, 1, 2, 2}, {2, 0, 3, 4}));
+    check_close(apply(g, "n", {a, s, a}), tensor({1, 1, 2, 2}, {1, -2, 2, 0}));
+  }
+}
+
 TEST_SUITE("reference: dense") {
   TEST_CASE("rank 2: x W + b, weights (in, units)") {
     auto g = net("input x shape=3\ndense d units=2", 2);
