@@ -19,7 +19,8 @@ struct KerasName {
   std::string_view names;  // space separated
 };
 constexpr KerasName kKerasNames[] = {
-#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) \
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, grad_from, grad_reference, \
+                        grad_halide, doc)                                                      \
   {OpKind::Name, keras_names},
 #include "ir/activations.def"
 #undef CNNC_ACTIVATION
@@ -89,8 +90,24 @@ bool is_epilogue_activation(OpKind k) {
 }
 bool is_view(OpKind k) { return op_info(k).traits & kView; }
 bool activation_grad_from_output(OpKind k) {
-  return k == OpKind::ReLU || k == OpKind::ReLU6 || k == OpKind::LeakyReLU ||
-         k == OpKind::Sigmoid || k == OpKind::Tanh;
+  enum { Input, Output };
+  switch (k) {
+    case OpKind::ReLU:
+    case OpKind::LeakyReLU:
+      return true;
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, grad_from, grad_reference, \
+                        grad_halide, doc)                                                      \
+  case OpKind::Name:                                                                           \
+    return grad_from == Output;
+#include "ir/activations.def"
+#undef CNNC_ACTIVATION
+    default:
+      return false;
+  }
+}
+
+bool has_activation_grad(OpKind k) {
+  return k == OpKind::ReLU || k == OpKind::LeakyReLU || is_epilogue_activation(k);
 }
 
 bool has_kernel(OpKind k) {

@@ -360,9 +360,12 @@ std::string activation_names();
 // The names Keras 3 gives a table activation ("swish silu"), "" for other ops.
 std::string_view keras_names(OpKind k);
 
-// The activations whose derivative is a function of their output y (relu at its defaults,
-// relu6, leakyrelu, sigmoid, tanh): their gradient needs only the value the forward op keeps.
+// Whether an activation's gradient is computed from its output y (relu at its defaults,
+// leakyrelu, and the table's activations marked Output: relu6, sigmoid, tanh, exponential),
+// else from its input x (the table's others). Every activation of the table and relu and
+// leakyrelu have a gradient (has_activation_grad).
 bool activation_grad_from_output(OpKind k);
+bool has_activation_grad(OpKind k);
 
 // What an op's epilogue may hold, from its fusion pattern: an out-elementwise-fusable op
 // (conv2d, dense, pooling) adds a residual and applies an activation; a broadcast op (batchnorm,

@@ -440,7 +440,9 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
     case OpKind::LeakyReLU:
     case OpKind::Softmax:
     case OpKind::LogSoftmax:
-#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) case OpKind::Name:
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, grad_from, grad_reference, \
+                        grad_halide, doc)                                                      \
+  case OpKind::Name:
 #include "ir/activations.def"
 #undef CNNC_ACTIVATION
       r.type = in[0];
@@ -540,10 +542,9 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
     }
     case OpKind::ActivationGrad: {
       const OpKind of = n.attr<ActivationGradAttrs>().of;
-      if (!activation_grad_from_output(of))
+      if (!has_activation_grad(of))
         fail("of=" + std::string(op_info(of).text) +
-             ": the gradient is built from the activation's output for relu, relu6, leakyrelu, "
-             "sigmoid and tanh only");
+             " is not an activation; accepted: relu, leakyrelu and the activation table's");
       same_shape(in[0], in[1]);
       r.type = in[0];
       break;
@@ -560,6 +561,18 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       same_shape(in[0], in[1]);
       r.type = in[0];
       break;
+    case OpKind::SumToShape: {
+      const Shape& s = n.attr<ReshapeAttrs>().shape;
+      r.type.shape = {x[0]};
+      r.type.shape.insert(r.type.shape.end(), s.begin(), s.end());
+      bool ok = r.type.shape.size() == x.size();
+      for (size_t d = 0; ok && d < x.size(); ++d)
+        ok = r.type.shape[d] == x[d] || r.type.shape[d] == 1;
+      if (!ok)
+        fail("shape=" + shape_to_string(s, true) + " is not " + shape_to_string(x) +
+             " with some dimensions 1");
+      break;
+    }
   }
   checked_elements(r.type.shape);
   for (const auto& p : r.params) checked_elements(p.shape);

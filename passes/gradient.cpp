@@ -15,9 +15,10 @@ using ir::OpKind;
 // What trains today, for the message that refuses the rest.
 constexpr const char* kTrainableOps =
     "conv2d (strided, dilated, grouped, depthwise), dense, batchnorm, maxpool2d, avgpool2d, "
-    "globalavgpool2d, relu, relu6, leakyrelu, sigmoid, tanh, softmax (last, with a "
-    "cross-entropy loss), add, concat, flatten, reshape, dropout, zeropadding2d, cropping2d, "
-    "augment (on the input)";
+    "globalavgpool2d, relu, leakyrelu, every activation of the table (relu6, sigmoid, tanh, "
+    "swish, gelu, hard_silu, ...), softmax (last, with a cross-entropy loss), add, multiply "
+    "(broadcasting too: squeeze-and-excitation), affine with constant weights, concat, "
+    "flatten, reshape, dropout, zeropadding2d, cropping2d, augment (on the input)";
 
 class Builder {
  public:
@@ -109,9 +110,12 @@ class Builder {
         to_new_[i] = g().add(std::move(train));
         continue;
       }
-      if (n.op == OpKind::LayerNorm || n.op == OpKind::Affine || n.op == OpKind::GroupNorm ||
+      bool trainable_affine = false;  // LayerScale: an affine whose scale is a weight
+      for (const auto& p : n.params) trainable_affine |= n.op == OpKind::Affine && !p.derived;
+      if (n.op == OpKind::LayerNorm || trainable_affine || n.op == OpKind::GroupNorm ||
           n.op == OpKind::Conv2DTranspose)
         refuse(n, "training " + std::string(n.info().text) +
+                      (trainable_affine ? " with trainable weights (LayerScale)" : "") +
                       " is not built yet; the ops that train are " + std::string(kTrainableOps));
       to_new_[i] = g().add(std::move(n));
     }
@@ -151,7 +155,8 @@ class Builder {
     auto it = needs_.find(id);
     if (it != needs_.end()) return it->second;
     const Node& n = at(id);
-    bool need = !n.params.empty();
+    bool need = false;  // a layer with weights to train (not constants: an importer's affine)
+    for (const auto& p : n.params) need = need || !p.derived;
     for (NodeId in : n.inputs) need = need || needs_grad(in);
     return needs_[id] = need;
   }
@@ -261,10 +266,35 @@ class Builder {
         for (NodeId in : n.inputs)
           if (needs_grad(in)) accumulate(in, dy);
         return;
-      case OpKind::Multiply:
+      case OpKind::Multiply: {
         if (auto m = mask_of_.find(id); m != mask_of_.end())
           return to_input(0, OpKind::Multiply, ir::NoAttrs{}, {dy, m->second});
-        refuse(n, "multiply (other than dropout's mask) has no gradient yet");
+        // Input k's gradient: dy times the other inputs, summed over the dimensions input k
+        // was broadcast along (a squeeze-and-excitation gate's over the pixels).
+        for (size_t k = 0; k < n.inputs.size(); ++k) {
+          if (!needs_grad(n.inputs[k])) continue;
+          std::vector<NodeId> factors{dy};
+          for (size_t j = 0; j < n.inputs.size(); ++j)
+            if (j != k) factors.push_back(n.inputs[j]);
+          NodeId grad = add(fresh(name + ".grad_in"), OpKind::Multiply, ir::NoAttrs{}, factors);
+          const ir::Shape s = at(n.inputs[k]).type.shape;
+          if (s != n.type.shape)
+            grad = add(fresh(name + ".grad_in"), OpKind::SumToShape,
+                       ir::ReshapeAttrs{ir::Shape(s.begin() + 1, s.end())}, {grad});
+          accumulate(n.inputs[k], grad);
+        }
+        return;
+      }
+      case OpKind::Affine: {
+        // Constant weights (Rescaling, Normalization, a Keras x * k + b): dx = dy * scale.
+        if (!needs_grad(n.inputs[0])) return;
+        const NodeId dx = add(fresh(name + ".grad_in"), OpKind::Affine, ir::AffineAttrs{}, {dy});
+        ir::Node& a = g().node(dx);
+        a.param("scale")->value.data = n.param("scale")->value.data;
+        a.param("shift")->value.data.assign(n.param("shift")->value.data.size(), 0.f);
+        for (auto& p : a.params) p.derived = true;
+        return accumulate(n.inputs[0], dx);
+      }
       case OpKind::Flatten:
       case OpKind::Reshape: {
         const ir::Shape& s = at(n.inputs[0]).type.shape;
@@ -303,7 +333,6 @@ class Builder {
       case OpKind::LayerNorm:
       case OpKind::GroupNorm:
       case OpKind::Conv2DTranspose:
-      case OpKind::Affine:
       case OpKind::GlobalMaxPool2D:
       case OpKind::Maximum:
       case OpKind::Minimum:
@@ -321,13 +350,16 @@ class Builder {
       case OpKind::ActivationGrad:
       case OpKind::SoftmaxCrossEntropyGrad:
       case OpKind::MeanSquaredErrorGrad:
+      case OpKind::SumToShape:
         break;
-#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) case OpKind::Name:
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, grad_from, grad_reference, \
+                        grad_halide, doc)                                                      \
+  case OpKind::Name:
 #include "ir/activations.def"
 #undef CNNC_ACTIVATION
-        if (ir::activation_grad_from_output(n.op))
-          return to_input(0, OpKind::ActivationGrad, ir::ActivationGradAttrs{n.op}, {id, dy});
-        break;
+        // From the output the forward op computed, or from its input (ir/activations.def).
+        return to_input(0, OpKind::ActivationGrad, ir::ActivationGradAttrs{n.op},
+                        {ir::activation_grad_from_output(n.op) ? id : n.inputs[0], dy});
     }
     refuse(n, std::string(n.info().text) + " has no gradient yet; the ops that train are " +
                   kTrainableOps);

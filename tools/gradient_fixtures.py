@@ -103,8 +103,34 @@ def shared_tower():
     return keras.Model(x, L.Dense(3, activation="softmax", name="out")(h), name="shared_tower")
 
 
+def mbconv():
+    """EfficientNet's and MobileNetV3's blocks: swish, a squeeze-and-excitation gate (a
+    broadcast multiply), MobileNetV3's hard sigmoid as Keras writes it (ReLU6(x + 3) * (1/6):
+    constant affine maps), hard_silu, and the other activations whose derivative needs their
+    input (gelu, gelu_tanh, mish, elu, selu, softplus, softsign, log_sigmoid)."""
+    x = keras.Input((8, 8, 3))
+    h = L.Conv2D(8, 3, strides=2, padding="same", activation="swish", name="stem")(x)
+    d = L.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(h)  # then BatchNorm
+    d = L.BatchNormalization(name="bn")(d)
+    d = L.Activation("hard_silu", name="hs")(d)
+    g = L.GlobalAveragePooling2D(keepdims=True, name="se_gap")(d)
+    g = L.Conv2D(4, 1, activation="gelu", name="se_reduce")(g)
+    g = L.Conv2D(8, 1, name="se_expand")(g)
+    g = L.ReLU(6.0, name="hsig")(g + 3.0) * (1.0 / 6.0)
+    d = L.Multiply(name="se")([d, g])
+    e = L.Conv2D(8, 1, activation="mish", name="project")(d)
+    h = L.Add(name="res")([h, e])
+    acts = ["elu", "selu", "softplus", "softsign", "log_sigmoid"]
+    parts = [L.Conv2D(2, 1, activation=a, name=f"c_{a}")(h) for a in acts]
+    h = L.Concatenate(name="cat")(parts)
+    h = L.Conv2D(4, 3, activation=keras.activations.gelu, name="c_gelu")(h)
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    return keras.Model(x, L.Dense(3, activation="softmax", name="out")(h), name="mbconv")
+
+
 MODELS = {"lenet_like": lenet_like, "strided_depthwise": strided_depthwise, "residual": residual,
-          "batchnorm_net": batchnorm_net, "dense_block": dense_block, "shared_tower": shared_tower}
+          "batchnorm_net": batchnorm_net, "dense_block": dense_block, "shared_tower": shared_tower,
+          "mbconv": mbconv}
 
 
 def main():

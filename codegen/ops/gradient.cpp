@@ -301,30 +301,15 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
       break;
     }
     case ir::OpKind::ActivationGrad: {
+      // v: the activation's output or its input (ir::activation_grad_from_output).
       const auto& ga = node.attr<ir::ActivationGradAttrs>();
-      Expr y = a(at), dy = b(at);
-      Expr d;
-      switch (ga.of) {
-        case ir::OpKind::ReLU:
-          d = select(y > 0.f, dy, 0.f);
-          break;
-        case ir::OpKind::ReLU6:
-          d = select(y > 0.f && y < 6.f, dy, 0.f);
-          break;
-        case ir::OpKind::LeakyReLU:
-          d = select(y > 0.f, dy, ga.alpha * dy);
-          break;
-        case ir::OpKind::Sigmoid:
-          d = dy * y * (1.f - y);
-          break;
-        case ir::OpKind::Tanh:
-          d = dy * (1.f - y * y);
-          break;
-        default:
-          throw InternalError("no gradient from the output for " +
-                              std::string(ir::op_info(ga.of).text));
-      }
-      l.out(at) = d;
+      Expr v = a(at), dy = b(at);
+      if (ga.of == ir::OpKind::ReLU)
+        l.out(at) = select(v > 0.f, dy, 0.f);
+      else if (ga.of == ir::OpKind::LeakyReLU)
+        l.out(at) = select(v > 0.f, dy, ga.alpha * dy);
+      else
+        l.out(at) = dy * activation_derivative(ga.of, v);
       break;
     }
     case ir::OpKind::SoftmaxCrossEntropyGrad: {
@@ -363,6 +348,24 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
         l.out(at) =
             gamma(v[0]) * rstd * (dy(at) - dbeta(v[0]) / count - xhat * dgamma(v[0]) / count);
       }
+      break;
+    }
+    case ir::OpKind::SumToShape: {
+      // A sum over the dimensions the output has as 1 and the input does not.
+      std::vector<int> extents;
+      for (int d = 0; d < rank; ++d)
+        if (l.out_dims[d] == 1 && l.arg_dims[0][d] > 1) extents.push_back(l.arg_dims[0][d]);
+      if (extents.empty()) {
+        l.out(at) = a(at);
+        break;
+      }
+      Region ranges;
+      for (int e : extents) ranges.emplace_back(0, e);
+      RDom r(ranges);
+      std::vector<Expr> idx = at;
+      for (int d = 0, k = 0; d < rank; ++d)
+        if (l.out_dims[d] == 1 && l.arg_dims[0][d] > 1) idx[d] = r[k++];
+      l.out(at) = sum(a(idx));
       break;
     }
     case ir::OpKind::MeanSquaredErrorGrad: {

@@ -93,6 +93,9 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& n);
 
 // The parameter-free activations (ir::is_epilogue_activation) as Halide expressions.
 Halide::Expr activation(ir::OpKind k, Halide::Expr x);
+// The derivative of a table activation at v, its output or its input as the table's grad_from
+// says (ir::activation_grad_from_output).
+Halide::Expr activation_derivative(ir::OpKind k, Halide::Expr v);
 // x through an epilogue's activation, if it has one.
 Halide::Expr with_activation(const ir::Epilogue& e, Halide::Expr x);
 

@@ -55,7 +55,9 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
     case ir::OpKind::ReLU:
       y = relu(node.attr<ir::ReLUAttrs>(), x);
       break;
-#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) case ir::OpKind::Name:
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, grad_from, grad_reference, \
+                        grad_halide, doc)                                                      \
+  case ir::OpKind::Name:
 #include "ir/activations.def"
 #undef CNNC_ACTIVATION
       y = activation(node.op, x);
@@ -280,6 +282,7 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
     case ir::OpKind::ActivationGrad:
     case ir::OpKind::SoftmaxCrossEntropyGrad:
     case ir::OpKind::MeanSquaredErrorGrad:
+    case ir::OpKind::SumToShape:
     case ir::OpKind::BatchSums:
     case ir::OpKind::BatchNormTrain:
     case ir::OpKind::BatchNormGammaGrad:

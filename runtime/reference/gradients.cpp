@@ -30,22 +30,11 @@ Node forward_pool(const Node& n) {
   return forward;
 }
 
-double activation_derivative(const ir::ActivationGradAttrs& a, double y) {
-  switch (a.of) {
-    case OpKind::ReLU:
-      return y > 0 ? 1 : 0;
-    case OpKind::ReLU6:
-      return y > 0 && y < 6 ? 1 : 0;
-    case OpKind::LeakyReLU:
-      return y > 0 ? 1 : a.alpha;
-    case OpKind::Sigmoid:
-      return y * (1 - y);
-    case OpKind::Tanh:
-      return 1 - y * y;
-    default:
-      break;
-  }
-  throw InternalError("no derivative from the output for " + std::string(ir::op_info(a.of).text));
+// relu and leakyrelu from their output y; the table's activations as the table says.
+double derivative(const ir::ActivationGradAttrs& a, double v) {
+  if (a.of == OpKind::ReLU) return v > 0 ? 1 : 0;
+  if (a.of == OpKind::LeakyReLU) return v > 0 ? 1 : a.alpha;
+  return activation_derivative(a.of, v);
 }
 
 // A training batchnorm's per-channel mean and 1 / sqrt(var + eps) from its batch_sums.
@@ -123,9 +112,23 @@ Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
       }
       break;
     }
-    case OpKind::ActivationGrad:  // a = y, b = dy
+    case OpKind::SumToShape: {  // every element of a into the output element it broadcasts from
+      const ir::Shape& os = n.type.shape;
+      for (size_t i = 0; i < a.data.size(); ++i) {
+        size_t rest = i, o = 0, stride = 1;
+        for (size_t d = os.size(); d-- > 0;) {
+          const auto extent = static_cast<size_t>(a.shape[d]);
+          if (os[d] != 1) o += (rest % extent) * stride;
+          rest /= extent;
+          stride *= static_cast<size_t>(os[d]);
+        }
+        acc[o] += a.data[i];
+      }
+      break;
+    }
+    case OpKind::ActivationGrad:  // a = y or x (ir::activation_grad_from_output), b = dy
       for (size_t i = 0; i < acc.size(); ++i)
-        acc[i] = b.data[i] * activation_derivative(n.attr<ir::ActivationGradAttrs>(), a.data[i]);
+        acc[i] = b.data[i] * derivative(n.attr<ir::ActivationGradAttrs>(), a.data[i]);
       break;
     case OpKind::SoftmaxCrossEntropyGrad: {  // a = p (N x C), b = labels
       const int64_t batch = a.shape[0], classes = a.shape[1];

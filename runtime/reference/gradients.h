@@ -15,6 +15,10 @@ namespace cnnc::runtime::reference {
 std::string layer(const ir::Node& n);
 [[noreturn]] void fail(const ir::Node& n, const std::string& msg);
 
+// The derivative of a table activation (ir/activations.def) at v: its output or its input,
+// as the table's grad_from says.
+double activation_derivative(ir::OpKind k, double v);
+
 // Element (b, y, x, c) of an NHWC tensor.
 inline size_t at4(const ir::Shape& s, int64_t b, int64_t y, int64_t x, int64_t c) {
   return static_cast<size_t>(((b * s[1] + y) * s[2] + x) * s[3] + c);

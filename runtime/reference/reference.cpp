@@ -169,6 +169,12 @@ Tensor affine(const Node& n, const Tensor& in) {
 
 // log(1 + exp(x)) without overflow (the activation table's softplus, mish).
 double softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))); }
+double sigmoid(double x) { return 1 / (1 + std::exp(-x)); }
+// GELU's tanh approximation, differentiated: t = tanh(u), u = c (x + k x^3).
+double gelu_tanh_derivative(double x) {
+  const double c = 0.7978845608028654, k = 0.044715, t = std::tanh(c * (x + k * x * x * x));
+  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * k * x * x);
+}
 
 // The parameter-free activations (the ones an epilogue can apply; relu at its defaults): the
 // reference column of ir/activations.def.
@@ -176,8 +182,9 @@ double activate(OpKind k, double x) {
   switch (k) {
     case OpKind::ReLU:
       return std::max(x, 0.0);
-#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) \
-  case OpKind::Name:                                                     \
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, grad_from, grad_reference, \
+                        grad_halide, doc)                                                      \
+  case OpKind::Name:                                                                           \
     return reference;
 #include "ir/activations.def"
 #undef CNNC_ACTIVATION
@@ -186,6 +193,24 @@ double activate(OpKind k, double x) {
   }
   throw InternalError(std::string(ir::op_info(k).text) + " is not an epilogue activation");
 }
+
+}  // namespace
+
+double activation_derivative(OpKind k, double v) {
+  switch (k) {
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, grad_from, grad_reference, \
+                        grad_halide, doc)                                                      \
+  case OpKind::Name:                                                                           \
+    return grad_reference;
+#include "ir/activations.def"
+#undef CNNC_ACTIVATION
+    default:
+      break;
+  }
+  throw InternalError(std::string(ir::op_info(k).text) + " is not a table activation");
+}
+
+namespace {
 
 // A fused layer: its result, plus the residual (its last input), through the activation,
 // exactly as the separate add and activation layers would compute it.
@@ -503,7 +528,9 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
       const double alpha = n.attr<ir::LeakyReLUAttrs>().alpha;
       return elementwise(n, x, [alpha](double v) { return v > 0 ? v : alpha * v; });
     }
-#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, doc) case OpKind::Name:
+#define CNNC_ACTIVATION(Name, text, keras_names, reference, halide, grad_from, grad_reference, \
+                        grad_halide, doc)                                                      \
+  case OpKind::Name:
 #include "ir/activations.def"
 #undef CNNC_ACTIVATION
       return elementwise(n, x, [k = n.op](double v) { return activate(k, v); });
@@ -553,6 +580,7 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
     case OpKind::ActivationGrad:
     case OpKind::SoftmaxCrossEntropyGrad:
     case OpKind::MeanSquaredErrorGrad:
+    case OpKind::SumToShape:
     case OpKind::BatchSums:
     case OpKind::BatchNormTrain:
     case OpKind::BatchNormGammaGrad:

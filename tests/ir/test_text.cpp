@@ -144,7 +144,9 @@ resize rz2 size=16x16 interpolation=bilinear <- c3
 groupnorm gn groups=4 epsilon=1e-05 <- c3
 maximum mx <- c3, bn2
 minimum mn <- c3, gmp, c4
-output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn
+sum_to_shape st shape=1x1x8 <- c3
+activation_grad ag2 of=swish <- c3, c3
+output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn, st, ag2
 )";
 
 const char* const kAllAttrsPrinted = R"(network all_attrs
@@ -230,7 +232,9 @@ resize rz2 size=16x16 <- c3                                       # 16x16x8
 groupnorm gn groups=4 epsilon=1e-05 <- c3                         # 8x8x8
 maximum mx <- c3, bn2                                             # 8x8x8
 minimum mn <- c3, gmp, c4                                         # 8x8x8
-output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn
+sum_to_shape st shape=1x1x8 <- c3                                 # 1x1x8
+activation_grad ag2 of=swish <- c3, c3                            # 8x8x8
+output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn, st, ag2
 )";
 
 }  // namespace
@@ -405,7 +409,7 @@ TEST_CASE("every op and attribute: the canonical form, golden") {
   const std::vector<std::string> outs{"sm",  "d3.tanh", "c1",  "ap",  "ls",   "c4", "mp2",
                                       "bn2", "gi",      "gk",  "dgi", "dgk",  "bg", "mpg",
                                       "apg", "gapg",    "ag",  "ce",  "mse",  "csl",
-                                      "ct.relu", "ct2", "rz", "rz2", "gn", "mx", "mn"};
+                                      "ct.relu", "ct2", "rz", "rz2", "gn", "mx", "mn", "st", "ag2"};
   std::vector<ir::NodeId> want;
   for (const auto& o : outs) want.push_back(g.find(o));
   CHECK(g.outputs() == want);
