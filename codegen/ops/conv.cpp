@@ -12,6 +12,15 @@ using namespace Halide;
 
 namespace {
 
+// The image sizes of a conv read from its input's and output's NHWC shapes.
+void set_sizes(ConvSpec& s, const ir::Shape& in, const ir::Shape& out) {
+  s.n = static_cast<int>(in[0]);
+  s.in_h = static_cast<int>(in[1]), s.in_w = static_cast<int>(in[2]);
+  s.in_c = static_cast<int>(in[3]);
+  s.out_h = static_cast<int>(out[1]), s.out_w = static_cast<int>(out[2]);
+  s.out_c = static_cast<int>(out[3]);
+}
+
 // dx = dy convolved with the forward kernel flipped and transposed, at stride 1: the padding
 // is what makes each tap of the transposed kernel read the outputs the forward tap wrote. A
 // stride-1 conv2d_transpose is the same computation on its input, with a bias and an epilogue.
@@ -23,13 +32,8 @@ ConvSpec input_gradient_spec(const ir::Graph& g, const ir::Node& node) {
   s.sh = s.sw = 1;
   if (node.op == ir::OpKind::Conv2DTranspose) {
     const auto& a = node.attr<ir::Conv2DTransposeAttrs>();
-    const ir::TensorType& in = dy;
-    const auto geo = ir::transposed_geometry(a, in.shape[1], in.shape[2]);
-    s.n = static_cast<int>(in.shape[0]);
-    s.in_h = static_cast<int>(in.shape[1]), s.in_w = static_cast<int>(in.shape[2]);
-    s.in_c = static_cast<int>(in.shape[3]);
-    s.out_h = static_cast<int>(geo.out_h), s.out_w = static_cast<int>(geo.out_w);
-    s.out_c = static_cast<int>(a.filters);
+    const auto geo = ir::transposed_geometry(a, dy.shape[1], dy.shape[2]);
+    set_sizes(s, dy.shape, node.type.shape);
     s.kh = static_cast<int>(a.kernel.h), s.kw = static_cast<int>(a.kernel.w);
     s.dh = static_cast<int>(a.dilation.h), s.dw = static_cast<int>(a.dilation.w);
     s.pad_top = static_cast<int>((a.kernel.h - 1) * a.dilation.h - geo.crop_top);
@@ -51,11 +55,7 @@ ConvSpec input_gradient_spec(const ir::Graph& g, const ir::Node& node) {
   forward.op = ir::OpKind::Conv2D;
   forward.attrs = a;
   const auto geo = ir::window_geometry(forward, node.type);
-  s.n = static_cast<int>(dy.shape[0]);
-  s.in_h = static_cast<int>(dy.shape[1]), s.in_w = static_cast<int>(dy.shape[2]);
-  s.in_c = static_cast<int>(dy.shape[3]);
-  s.out_h = static_cast<int>(node.type.shape[1]), s.out_w = static_cast<int>(node.type.shape[2]);
-  s.out_c = static_cast<int>(node.type.shape[3]);
+  set_sizes(s, dy.shape, node.type.shape);
   s.kh = static_cast<int>(a.kernel.h), s.kw = static_cast<int>(a.kernel.w);
   s.dh = static_cast<int>(a.dilation.h), s.dw = static_cast<int>(a.dilation.w);
   s.pad_top = static_cast<int>((a.kernel.h - 1) * a.dilation.h - geo.pad_top);
@@ -85,11 +85,7 @@ ConvSpec conv_spec(const ir::Graph& g, const ir::Node& node) {
   }
   const auto& a = node.attr<ir::Conv2DAttrs>();
   const auto geo = ir::window_geometry(node, in);
-  s.n = static_cast<int>(in.shape[0]);
-  s.in_h = static_cast<int>(in.shape[1]), s.in_w = static_cast<int>(in.shape[2]);
-  s.in_c = static_cast<int>(in.shape[3]);
-  s.out_h = static_cast<int>(geo.out_h), s.out_w = static_cast<int>(geo.out_w);
-  s.out_c = static_cast<int>(a.filters);
+  set_sizes(s, in.shape, node.type.shape);
   s.kh = static_cast<int>(a.kernel.h), s.kw = static_cast<int>(a.kernel.w);
   s.sh = static_cast<int>(a.strides.h), s.sw = static_cast<int>(a.strides.w);
   s.dh = static_cast<int>(a.dilation.h), s.dw = static_cast<int>(a.dilation.w);

@@ -514,16 +514,15 @@ class Importer {
       fail("kernel_shape disagrees with the weights' shape");
     a.strides = pair("strides", {1, 1});
     a.dilation = pair("dilations", {1, 1});
+    // The crop of the full output: explicit pads as a conv's (read and checked by padding());
+    // ONNX's VALID crops nothing, which the IR's valid (Keras' sizes) does not always mean.
     const std::string mode = text("auto_pad", "NOTSET");
-    if (mode != "NOTSET" && mode != "VALID")
+    if (mode == "VALID")
+      a.padding = {ir::Padding::Explicit, 0, 0, 0, 0};
+    else if (mode == "NOTSET")
+      a.padding = padding(x, a.kernel, a.strides, a.dilation);
+    else
       fail("auto_pad '" + mode + "'; accepted: NOTSET (explicit pads), VALID");
-    const std::vector<int64_t> pads =
-        mode == "VALID" ? std::vector<int64_t>{0, 0, 0, 0} : integers("pads", {0, 0, 0, 0});
-    if (pads.size() != 4)
-      fail("'pads' must hold 4 values for a 2-D window, has " + std::to_string(pads.size()));
-    for (int64_t v : pads)
-      if (v < 0 || v > 4096) fail("'pads' holds " + std::to_string(v) + "; accepted: 0 to 4096");
-    a.padding = {ir::Padding::Explicit, pads[0], pads[2], pads[1], pads[3]};
     const std::vector<int64_t> extra = integers("output_padding", {0, 0});
     if (extra.size() != 2) fail("'output_padding' must hold 2 values");
     a.output_padding = {extra[0], extra[1]};
