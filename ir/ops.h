@@ -290,6 +290,24 @@ struct GroupNormAttrs {
   }
   bool operator==(const GroupNormAttrs&) const = default;
 };
+// L2 normalisation of each pixel's channels (Keras UnitNormalization).
+struct UnitNormAttrs {
+  float epsilon = 1e-12f;  // Keras' fixed lower bound of the norm
+  template <class V>
+  void visit(V& v) {
+    v("epsilon", epsilon);
+  }
+  bool operator==(const UnitNormAttrs&) const = default;
+};
+// The order of the non-batch axes: output axis i (from 1) is input axis perm[i - 1].
+struct TransposeAttrs {
+  Shape perm;
+  template <class V>
+  void visit(V& v) {
+    v("perm", perm, kRequired);
+  }
+  bool operator==(const TransposeAttrs&) const = default;
+};
 enum class OpKind;
 // Which activation a gradient goes through (and leakyrelu's slope).
 struct ActivationGradAttrs {
@@ -317,11 +335,12 @@ constexpr int kNumOps = 0
 
 enum class PatternKind { ElemWise, Broadcast, Injective, Reduction, OutEWiseFusable, Opaque };
 
-using Attrs = std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs,
-                           GlobalPoolAttrs, BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs,
-                           PadAttrs, CropAttrs, ReshapeAttrs, ChannelSliceAttrs, DropoutAttrs,
-                           LayerNormAttrs, ParameterAttrs, ConvGradAttrs, ActivationGradAttrs,
-                           AugmentAttrs, Conv2DTransposeAttrs, ResizeAttrs, GroupNormAttrs>;
+using Attrs =
+    std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs, GlobalPoolAttrs,
+                 BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs, PadAttrs, CropAttrs,
+                 ReshapeAttrs, ChannelSliceAttrs, DropoutAttrs, LayerNormAttrs, ParameterAttrs,
+                 ConvGradAttrs, ActivationGradAttrs, AugmentAttrs, Conv2DTransposeAttrs,
+                 ResizeAttrs, GroupNormAttrs, UnitNormAttrs, TransposeAttrs>;
 
 // Op traits (the ops.def column): bits.
 constexpr unsigned kView = 1;                // no kernel: the output is the input's data reshaped

@@ -301,6 +301,10 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       r.params.push_back({"beta", {x.back()}, Init::Zeros});
       if (!(n.attr<LayerNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
       break;
+    case OpKind::UnitNorm:
+      if (!(n.attr<UnitNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
+      r.type = in[0];
+      break;
     case OpKind::GroupNorm: {
       expect_rank(in[0], 4, "groupnorm");
       const auto& a = n.attr<GroupNormAttrs>();
@@ -387,6 +391,28 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
              " channels; accepted: begin >= 0, size >= 1, begin + size <= " +
              std::to_string(x.back()));
       r.type.shape = with_channels(x, a.size);
+      break;
+    }
+    case OpKind::Transpose: {
+      // A permutation of 1 .. 3: each axis after the batch once.
+      expect_rank(in[0], 4, "transpose");
+      const Shape& perm = n.attr<TransposeAttrs>().perm;
+      const size_t axes = x.size() - 1;
+      std::vector<bool> seen(axes + 1, false);
+      bool ok = perm.size() == axes;
+      for (int64_t p : perm) {
+        ok = ok && p >= 1 && p <= static_cast<int64_t>(axes) && !seen[p];
+        if (ok) seen[p] = true;
+      }
+      std::string identity;
+      for (size_t i = 1; i <= axes; ++i) identity += (i > 1 ? "x" : "") + std::to_string(i);
+      if (!ok)
+        fail("perm=" + shape_to_string(perm, true) + " is not an order of the input " +
+             shape_to_string(x) + "'s " + std::to_string(axes) +
+             " axes after the batch: each of 1.." + std::to_string(axes) +
+             " once (the input's own order is perm=" + identity + ")");
+      r.type.shape = {x[0]};
+      for (int64_t p : perm) r.type.shape.push_back(x[p]);
       break;
     }
     case OpKind::Cropping2D: {
@@ -491,6 +517,26 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
                role == "gamma" || role == "moving_variance" ? Init::Ones : Init::Zeros});
       break;
     }
+    case OpKind::LayerNormGrad:
+    case OpKind::LayerNormGammaGrad:
+      same_shape(in[0], in[1]);
+      if (n.op == OpKind::LayerNormGrad && in[2].shape != Shape{x.back()})
+        fail("the third input must be the layer's gamma (" + std::to_string(x.back()) + "), got " +
+             shape_to_string(in[2].shape, true));
+      if (!(n.attr<LayerNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
+      r.type = n.op == OpKind::LayerNormGammaGrad ? TensorType{{x.back()}} : in[0];
+      break;
+    case OpKind::UnitNormGrad:
+      same_shape(in[0], in[1]);
+      if (!(n.attr<UnitNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
+      r.type = in[0];
+      break;
+    case OpKind::ChannelScale:
+      if (in[1].shape != Shape{x.back()})
+        fail("the scale must hold one value per channel (" + std::to_string(x.back()) + "), got " +
+             shape_to_string(in[1].shape, true));
+      r.type = in[0];
+      break;
     case OpKind::Warp:
       expect_rank(in[0], 4, "warp");
       if (in[1].shape != Shape{x[0], 6})
@@ -529,11 +575,13 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       break;
     case OpKind::MaxPool2DGrad:
     case OpKind::AvgPool2DGrad:
-    case OpKind::GlobalAvgPool2DGrad: {
+    case OpKind::GlobalAvgPool2DGrad:
+    case OpKind::GlobalMaxPool2DGrad: {
       Node forward = n;
-      forward.op = n.op == OpKind::MaxPool2DGrad   ? OpKind::MaxPool2D
-                   : n.op == OpKind::AvgPool2DGrad ? OpKind::AvgPool2D
-                                                   : OpKind::GlobalAvgPool2D;
+      forward.op = n.op == OpKind::MaxPool2DGrad         ? OpKind::MaxPool2D
+                   : n.op == OpKind::AvgPool2DGrad       ? OpKind::AvgPool2D
+                   : n.op == OpKind::GlobalMaxPool2DGrad ? OpKind::GlobalMaxPool2D
+                                                         : OpKind::GlobalAvgPool2D;
       if (infer_op(forward, {in[0]}, batch).type != in[1])
         fail("dy " + shape_to_string(in[1].shape, true) + " is not the forward output's shape " +
              shape_to_string(infer_op(forward, {in[0]}, batch).type.shape, true));

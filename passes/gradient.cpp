@@ -15,10 +15,11 @@ using ir::OpKind;
 // What trains today, for the message that refuses the rest.
 constexpr const char* kTrainableOps =
     "conv2d (strided, dilated, grouped, depthwise), dense, batchnorm, maxpool2d, avgpool2d, "
-    "globalavgpool2d, relu, leakyrelu, every activation of the table (relu6, sigmoid, tanh, "
+    "globalavgpool2d, globalmaxpool2d, relu, leakyrelu, every activation of the table (relu6, "
+    "sigmoid, tanh, "
     "swish, gelu, hard_silu, ...), softmax (last, with a cross-entropy loss), add, multiply "
-    "(broadcasting too: squeeze-and-excitation), affine with constant weights, concat, "
-    "flatten, reshape, dropout, zeropadding2d, cropping2d, augment (on the input)";
+    "(broadcasting too: squeeze-and-excitation), affine (LayerScale), layernorm, unitnorm, concat, "
+    "flatten, reshape, transpose, dropout, zeropadding2d, cropping2d, augment (on the input)";
 
 class Builder {
  public:
@@ -110,12 +111,8 @@ class Builder {
         to_new_[i] = g().add(std::move(train));
         continue;
       }
-      bool trainable_affine = false;  // LayerScale: an affine whose scale is a weight
-      for (const auto& p : n.params) trainable_affine |= n.op == OpKind::Affine && !p.derived;
-      if (n.op == OpKind::LayerNorm || trainable_affine || n.op == OpKind::GroupNorm ||
-          n.op == OpKind::Conv2DTranspose)
+      if (n.op == OpKind::GroupNorm || n.op == OpKind::Conv2DTranspose)
         refuse(n, "training " + std::string(n.info().text) +
-                      (trainable_affine ? " with trainable weights (LayerScale)" : "") +
                       " is not built yet; the ops that train are " + std::string(kTrainableOps));
       to_new_[i] = g().add(std::move(n));
     }
@@ -243,6 +240,10 @@ class Builder {
         return to_input(0, OpKind::AvgPool2DGrad, n.attrs, {n.inputs[0], dy});
       case OpKind::GlobalAvgPool2D:
         return to_input(0, OpKind::GlobalAvgPool2DGrad, n.attrs, {n.inputs[0], dy});
+      case OpKind::GlobalMaxPool2D:
+        return to_input(0, OpKind::GlobalMaxPool2DGrad, n.attrs, {n.inputs[0], dy});
+      case OpKind::UnitNorm:
+        return to_input(0, OpKind::UnitNormGrad, n.attrs, {n.inputs[0], dy});
       case OpKind::ReLU: {
         const auto& a = n.attr<ir::ReLUAttrs>();
         ir::ReLUAttrs relu6;
@@ -285,15 +286,44 @@ class Builder {
         }
         return;
       }
+      case OpKind::LayerNorm: {
+        // dgamma = the sum of dy xhat, dbeta = the sum of dy; dx through the pixel's statistics.
+        const NodeId x = n.inputs[0];
+        if (!n.param("gamma")->derived)
+          weight_gradient(
+              id, "gamma",
+              add(fresh(name + ".gamma_grad"), OpKind::LayerNormGammaGrad, n.attrs, {x, dy}));
+        if (!n.param("beta")->derived)
+          weight_gradient(id, "beta",
+                          add(fresh(name + ".beta_grad"), OpKind::BiasGrad, ir::NoAttrs{}, {dy}));
+        if (needs_grad(x))
+          to_input(0, OpKind::LayerNormGrad, n.attrs, {x, dy, parameter(id, "gamma")});
+        return;
+      }
       case OpKind::Affine: {
-        // Constant weights (Rescaling, Normalization, a Keras x * k + b): dx = dy * scale.
-        if (!needs_grad(n.inputs[0])) return;
+        // A trainable scale or shift (LayerScale's scale): dscale = the sum of dy x, dshift = the
+        // sum of dy.
+        const NodeId x = n.inputs[0];
+        const bool scale_trains = !n.param("scale")->derived;
+        if (scale_trains) {
+          const NodeId dyx = add(fresh(name + ".dy_x"), OpKind::Multiply, ir::NoAttrs{}, {dy, x});
+          weight_gradient(id, "scale",
+                          add(fresh(name + ".scale_grad"), OpKind::BiasGrad, ir::NoAttrs{}, {dyx}));
+        }
+        if (!n.param("shift")->derived)
+          weight_gradient(id, "shift",
+                          add(fresh(name + ".shift_grad"), OpKind::BiasGrad, ir::NoAttrs{}, {dy}));
+        if (!needs_grad(x)) return;
+        // dx = dy * scale: the scale's current value, or a constant one (Rescaling,
+        // Normalization, a Keras x * k + b) as the constants of an affine.
+        if (scale_trains)
+          return to_input(0, OpKind::ChannelScale, ir::NoAttrs{}, {dy, parameter(id, "scale")});
         const NodeId dx = add(fresh(name + ".grad_in"), OpKind::Affine, ir::AffineAttrs{}, {dy});
         ir::Node& a = g().node(dx);
         a.param("scale")->value.data = n.param("scale")->value.data;
         a.param("shift")->value.data.assign(n.param("shift")->value.data.size(), 0.f);
         for (auto& p : a.params) p.derived = true;
-        return accumulate(n.inputs[0], dx);
+        return accumulate(x, dx);
       }
       case OpKind::Flatten:
       case OpKind::Reshape: {
@@ -305,6 +335,13 @@ class Builder {
         return to_input(0, OpKind::Cropping2D, ir::CropAttrs{n.attr<ir::PadAttrs>().pad}, {dy});
       case OpKind::Cropping2D:
         return to_input(0, OpKind::ZeroPadding2D, ir::PadAttrs{n.attr<ir::CropAttrs>().crop}, {dy});
+      case OpKind::Transpose: {
+        // dy put back in the input's order: the inverse permutation.
+        const ir::Shape& perm = n.attr<ir::TransposeAttrs>().perm;
+        ir::Shape inverse(perm.size());
+        for (size_t i = 0; i < perm.size(); ++i) inverse[perm[i] - 1] = static_cast<int64_t>(i) + 1;
+        return to_input(0, OpKind::Transpose, ir::TransposeAttrs{inverse}, {dy});
+      }
       case OpKind::Concat: {
         // Each input's gradient is its channels of dy.
         int64_t begin = 0;
@@ -330,10 +367,13 @@ class Builder {
       case OpKind::BatchSums:
       case OpKind::BatchNormGammaGrad:
       case OpKind::BatchNormGrad:
-      case OpKind::LayerNorm:
+      case OpKind::LayerNormGrad:
+      case OpKind::LayerNormGammaGrad:
+      case OpKind::ChannelScale:
       case OpKind::GroupNorm:
+      case OpKind::UnitNormGrad:
+      case OpKind::GlobalMaxPool2DGrad:
       case OpKind::Conv2DTranspose:
-      case OpKind::GlobalMaxPool2D:
       case OpKind::Maximum:
       case OpKind::Minimum:
       case OpKind::Resize:

@@ -8,8 +8,8 @@ TensorFlow.
     python3 tools/gradient_fixtures.py [--out tests/fixtures/gradients]
 
 Writes NAME.keras, NAME.x.npy, NAME.y.npy (labels as float32 class indices), and
-NAME.grad.LAYER.ROLE.npy per weight (ROLE: kernel, bias; depthwise_kernel is saved as kernel,
-which is cnnc's role for it), plus NAME.loss.npy. Needs tools/setup_keras.sh.
+NAME.grad.LAYER.ROLE.npy per weight (ROLE: kernel, bias, gamma, beta; depthwise_kernel is saved
+as kernel and LayerScale's weight as scale, cnnc's roles for them), plus NAME.loss.npy. Needs tools/setup_keras.sh.
 """
 import argparse
 import os
@@ -128,9 +128,28 @@ def mbconv():
     return keras.Model(x, L.Dense(3, activation="softmax", name="out")(h), name="mbconv")
 
 
+def convnext_block():
+    """ConvNeXt's block: a 7x7 depthwise conv, LayerNormalization over the channels, pointwise
+    Dense layers with gelu, keras.applications' LayerScale (a trainable per-channel scale), the
+    residual add; LayerNormalization before the classifier."""
+    from keras.src.applications.convnext import LayerScale
+    x = keras.Input((7, 7, 3))
+    h = L.Conv2D(8, 2, strides=2, name="stem")(x)
+    h = L.LayerNormalization(epsilon=1e-6, name="stem_ln")(h)
+    d = L.DepthwiseConv2D(3, padding="same", name="dw")(h)
+    d = L.LayerNormalization(epsilon=1e-6, name="ln")(d)
+    d = L.Dense(16, activation="gelu", name="pw1")(d)
+    d = L.Dense(8, name="pw2")(d)
+    d = LayerScale(1e-6, 8, name="ls")(d)
+    h = L.Add(name="res")([h, d])
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    h = L.LayerNormalization(epsilon=1e-6, name="head_ln")(h)
+    return keras.Model(x, L.Dense(3, activation="softmax", name="out")(h), name="convnext_block")
+
+
 MODELS = {"lenet_like": lenet_like, "strided_depthwise": strided_depthwise, "residual": residual,
           "batchnorm_net": batchnorm_net, "dense_block": dense_block, "shared_tower": shared_tower,
-          "mbconv": mbconv}
+          "mbconv": mbconv, "convnext_block": convnext_block}
 
 
 def main():
@@ -167,6 +186,8 @@ def main():
         for w, g in zip(model.trainable_weights, grads):
             layer, role = w.path.split("/")[-2], w.path.split("/")[-1]
             role = {"depthwise_kernel": "kernel"}.get(role, role)
+            if type(model.get_layer(layer)).__name__ == "LayerScale":
+                role = "scale"  # cnnc's affine; Keras names LayerScale's one weight "variable"
             np.save(f"{base}.grad.{layer}.{role}.npy", g.numpy().astype("float32"))
         print(f"{name}: loss {float(loss):.6f}, {len(grads)} gradients")
 

@@ -4,11 +4,14 @@
 Needs TensorFlow + Keras 3 + h5py: tools/setup_keras.sh (optional; not part of setup.sh or CI).
 
   tools/keras_export.py zoo --out /work/keras_zoo [--models ResNet50,MobileNetV2] [--batch 1]
-      The 19 Keras Applications of tools/reference/keras_applications.csv, built with
-      weights=None at their default input size, BatchNormalization statistics (and biases)
-      randomised from the seed; --models LeNet5,CIFAR10CNN exports the lecture's two small
-      networks (the Keras twins of models/lenet5.cnn and models/cifar10_cnn.cnn). Per model: NAME.keras, NAME.input.npy, NAME.output.npy,
-      NAME.logits.npy (the pre-softmax values, when the model ends in a softmax), NAME.json.
+      Every model of keras.applications (the 19 of tools/reference/keras_applications.csv first,
+      then MobileNetV3, EfficientNetB1-B7, EfficientNetV2, ConvNeXt), built with weights=None at
+      its default input size, then the variants of VARIANT_MODELS (other input sizes and class
+      counts); BatchNormalization statistics, biases, LayerNormalization and LayerScale weights
+      randomised from the seed. --models LeNet5,CIFAR10CNN exports the lecture's two small
+      networks (the Keras twins of models/lenet5.cnn and models/cifar10_cnn.cnn). Per model:
+      NAME.keras, NAME.input.npy, NAME.output.npy, NAME.logits.npy (the pre-softmax values, when
+      the model ends in a softmax), NAME.json.
 
   tools/keras_export.py fixtures --out tests/fixtures/keras
       Tiny functional models covering every layer class and option those models use. Per fixture:
@@ -48,9 +51,10 @@ except ImportError:  # pragma: no cover - other Keras 3 layouts
     LayerScale = None
 
 CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference", "keras_applications.csv")
-# Models whose preprocessing is inside the network (Rescaling 1/255 + Normalization): they get
-# inputs in [0, 255) like raw images; every other model gets inputs in [-1, 1).
-RAW_PIXEL_MODELS = ("EfficientNet",)
+# Models whose preprocessing is inside the network (EfficientNet's and ConvNeXt's Rescaling +
+# Normalization, MobileNetV3's Rescaling): they get inputs in [0, 255) like raw images; every
+# other model gets inputs in [-1, 1).
+RAW_PIXEL_MODELS = ("EfficientNet", "ConvNeXt", "MobileNetV3")
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_VAR = [0.229**2, 0.224**2, 0.225**2]
 
@@ -159,12 +163,45 @@ def cifar10_cnn(weights=None):
     return keras.Model(inp, x, name="cifar10_cnn")
 
 
-# Exported by `zoo --models LeNet5,CIFAR10CNN` (not part of the 19-model default).
+# Exported by `zoo --models LeNet5,CIFAR10CNN` (not part of the default).
 EXTRA_MODELS = {"LeNet5": lenet5, "CIFAR10CNN": cifar10_cnn}
 
 
+def application(name, **kw):
+    return lambda weights=None: getattr(keras.applications, name)(weights=weights, **kw)
+
+
+# Applications at input sizes and class counts other than their default (the sizes users
+# fine-tune at): NAME_SIZE_cCLASSES. Part of the default export, after the applications.
+VARIANT_MODELS = {
+    "ResNet50_160_c10": application("ResNet50", input_shape=(160, 160, 3), classes=10),
+    "MobileNetV2_128_c5": application("MobileNetV2", input_shape=(128, 128, 3), classes=5, alpha=0.5),
+    "DenseNet121_96_c2": application("DenseNet121", input_shape=(96, 96, 3), classes=2),
+    "EfficientNetB0_260_c100": application("EfficientNetB0", input_shape=(260, 260, 3), classes=100),
+    "EfficientNetV2B0_192_c10": application("EfficientNetV2B0", input_shape=(192, 192, 3), classes=10),
+    "ConvNeXtTiny_160_c37": application("ConvNeXtTiny", input_shape=(160, 160, 3), classes=37),
+    "MobileNetV3Small_96_c10": application("MobileNetV3Small", input_shape=(96, 96, 3), classes=10,
+                                           minimalistic=True),
+    "InceptionV3_139_c7": application("InceptionV3", input_shape=(139, 139, 3), classes=7),
+    "Xception_96_c3": application("Xception", input_shape=(96, 96, 3), classes=3),
+    "VGG16_64_c10": application("VGG16", input_shape=(64, 64, 3), classes=10),
+}
+# MobileNetV3 without weights accepts any input size (None x None); cnnc compiles a fixed one:
+# its default export is at 224x224, the size its ImageNet weights were trained at.
+for _v3 in ("MobileNetV3Small", "MobileNetV3Large"):
+    EXTRA_MODELS[_v3] = application(_v3, input_shape=(224, 224, 3))
+
+
+def keras_applications():
+    """Every model keras.applications of this Keras offers, table order first."""
+    table = [n for n, _ in read_zoo_csv()]
+    others = sorted(n for n in dir(keras.applications)
+                    if n[:1].isupper() and n not in table and callable(getattr(keras.applications, n)))
+    return table + others
+
+
 def export_zoo_model(name, out, batch, seed, check):
-    ctor = EXTRA_MODELS.get(name) or getattr(keras.applications, name)
+    ctor = EXTRA_MODELS.get(name) or VARIANT_MODELS.get(name) or getattr(keras.applications, name)
     keras.utils.set_random_seed(name_seed(seed, name))
     t0 = time.time()
     model = ctor(weights=None)
@@ -193,6 +230,7 @@ def export_zoo_model(name, out, batch, seed, check):
     classes = collections.Counter(type(l).__name__ for l in model.layers)
     info = {
         "model": name,
+        "application": name.split("_")[0] if name in VARIANT_MODELS else name,
         "params": int(model.count_params()),
         "layers": len(model.layers),
         "input_shape": in_shape,
@@ -257,14 +295,13 @@ def zoo_logits(model, x):
 
 def cmd_zoo(args):
     os.makedirs(args.out, exist_ok=True)
-    zoo = read_zoo_csv()
-    names = [n for n, _ in zoo]
+    names = keras_applications() + list(VARIANT_MODELS)
     if args.models:
         wanted = [m.strip() for m in args.models.split(",") if m.strip()]
-        unknown = [m for m in wanted if m not in names and m not in EXTRA_MODELS]
+        known = names + [m for m in EXTRA_MODELS if m not in names]
+        unknown = [m for m in wanted if m not in known]
         if unknown:
-            print(f"keras_export: unknown model(s) {unknown}; known: {names + list(EXTRA_MODELS)}",
-                  file=sys.stderr)
+            print(f"keras_export: unknown model(s) {unknown}; known: {known}", file=sys.stderr)
             return 2
         names = wanted
     failed = []
@@ -815,6 +852,27 @@ def fx_resample_minmax():
     r = layers.Resizing(5, 7, name="resize_down")(mi)
     r = layers.Resizing(9, 11, interpolation="nearest", name="resize_nearest")(r)
     return keras.Model(x, r, name="resample_minmax"), -1, 1
+
+
+@fixture("Permute of every kind: height and width swapped (2, 1, 3) between two convs and "
+         "back, channels first (3, 1, 2) with a conv over it, a cycle (2, 3, 1) before Flatten; "
+         "UnitNormalization on images and on features; RandomCrop at its input's size "
+         "(identity at inference)")
+def fx_permute_unitnorm():
+    x = keras.Input((5, 8, 4), name="in")
+    c = layers.RandomCrop(5, 8, name="random_crop")(x)
+    c = layers.Conv2D(6, (3, 2), padding="same", name="conv")(c)
+    t = layers.Permute((2, 1, 3), name="swap_hw")(c)
+    t = layers.Conv2D(6, (1, 3), activation="relu", name="conv_t")(t)
+    t = layers.Permute((2, 1, 3), name="swap_back")(t)
+    u = layers.UnitNormalization(name="unit_img")(t)
+    f = layers.Permute((3, 1, 2), name="channels_first")(u)
+    f = layers.Conv2D(3, 2, name="conv_cf")(f)
+    f = layers.Permute((2, 3, 1), name="cycle")(f)
+    s = layers.Flatten(name="flat")(f)
+    s = layers.Dense(12, name="dense")(s)
+    s = layers.UnitNormalization(name="unit_vec")(s)
+    return keras.Model(x, s, name="permute_unitnorm"), -1, 1
 
 
 @fixture("Models as layers in a functional model: a functional tower (Conv2D + BatchNorm) "

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Regenerates docs/keras_zoo.md: every model of the Keras Applications table compiled by cnnc
-and compared with Keras' own output on the same random weights and input.
+"""Regenerates docs/keras_zoo.md: every model of keras.applications (the Keras Applications
+table's 19 and the newer ones) and the variants at other input sizes and class counts, compiled
+by cnnc and compared with Keras' own output on the same random weights and input.
 
   tools/setup_keras.sh                                      # once: TensorFlow + Keras (optional)
   python3 tools/keras_export.py zoo --out /work/keras_zoo   # the .keras files, inputs, Keras outputs
@@ -26,6 +27,11 @@ def cpu_model():
            f"{os.cpu_count()} cores"
 
 
+def keras_version(exported):
+    versions = sorted({m.get("keras_version", "?") for m in exported.values()})
+    return ", ".join(versions) or "?"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo", default="/work/keras_zoo", help="folder written by keras_export.py zoo")
@@ -39,11 +45,24 @@ def main():
     table = os.path.join(ROOT, "tools", "reference", "keras_applications.csv")
     with open(table) as f:
         ref = {r["model"]: r for r in csv.DictReader(f)}
-    names = [m for m in ref if not args.models or m in args.models.split(",")]
+    # The table's models, then every other application exported, then the variants.
+    exported = {}
+    for f in sorted(os.listdir(args.zoo)) if os.path.isdir(args.zoo) else []:
+        if f.endswith(".json"):
+            meta = json.load(open(os.path.join(args.zoo, f)))
+            if "model" in meta:
+                exported[meta["model"]] = meta
+    variant = lambda n: exported[n].get("application", n) != n
+    names = list(ref) + sorted(n for n in exported if n not in ref and not variant(n)) + \
+        sorted(n for n in exported if variant(n))
+    names = [m for m in names if not args.models or m in args.models.split(",")]
+
     def one(name):
         base = os.path.join(args.zoo, name)
-        meta = json.load(open(base + ".json")) if os.path.exists(base + ".json") else {}
-        row = {"model": name, "keras_params": meta.get("params"), "depth": ref[name]["depth"]}
+        meta = exported.get(name, {})
+        row = {"model": name, "keras_params": meta.get("params"),
+               "depth": ref[name]["depth"] if name in ref else "",
+               "input": "x".join(str(d) for d in meta.get("input_shape", [])[1:3])}
         if not os.path.exists(base + ".keras"):
             row["status"] = "not exported"
             return row
@@ -67,21 +86,27 @@ def main():
         rows = list(pool.map(one, names))
 
     lines = ["# Keras Applications through cnnc", "",
-             "Every model of the Keras Applications table (tools/reference/keras_applications.csv), built by",
-             "`keras.applications.<Name>(weights=None)` with random weights (BatchNorm statistics and biases",
-             "randomised too), saved as `.keras`, imported by cnnc, compiled with Halide for this CPU and run",
-             "on the same input as Keras. Regenerate with the three commands at the top of",
+             "Every model of `keras.applications` in Keras " + keras_version(exported) + ": the 19 of the Keras",
+             "Applications table (tools/reference/keras_applications.csv) first, then MobileNetV3,",
+             "EfficientNetB1-B7, EfficientNetV2 and ConvNeXt, each at its default input size, then",
+             "applications at other input sizes and class counts (NAME_SIZE_cCLASSES, as users fine-tune",
+             "them). Each is built by `keras.applications.<Name>(weights=None, ...)` with random weights",
+             "(BatchNorm statistics, biases, LayerNormalization and LayerScale weights randomised too), saved",
+             "as `.keras`, imported by cnnc, compiled with Halide for this CPU and run on the same input as",
+             "Keras (raw pixels in [0, 255) for the models that preprocess inside: EfficientNet, ConvNeXt,",
+             "MobileNetV3; [-1, 1) for the others). Regenerate with the three commands at the top of",
              "`tools/keras_zoo.py`. Error = max |cnnc - Keras| over the output; relative = that divided by",
              "max |Keras output|. Depth is the table's (Keras counts layers with weights); ours counts",
              "IR layers with weights (a SeparableConv2D is two). Compile time: cold (the kernel cache is",
              "emptied first: every kernel compiled by Halide and linked), each model compiled and run on one",
-             "thread, two models at a time.", "", f"Machine: {cpu_model()}.", "",
-             "| model | params (cnnc) | params (Keras) | depth (table) | layers with weights (cnnc) | weights MB | max abs error | max rel error | compile s | run ms (batch 1) | status |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             f"thread, {args.jobs} model(s) at a time. RegNet and ResNetRS were tf.keras 2 applications;",
+             "Keras 3 does not have them.", "", f"Machine: {cpu_model()}.", "",
+             "| model | input | params (cnnc) | params (Keras) | depth (table) | layers with weights (cnnc) | weights MB | max abs error | max rel error | compile s | run ms (batch 1) | status |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         f = lambda k, fmt: (fmt.format(r[k]) if r.get(k) is not None else "")
-        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
-            r["model"], f("params", "{:,}"), f("keras_params", "{:,}"), r["depth"], f("layers_with_weights", "{}"),
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            r["model"], r["input"], f("params", "{:,}"), f("keras_params", "{:,}"), r["depth"], f("layers_with_weights", "{}"),
             f("weight_mb", "{:.1f}"), f("max_abs_error", "{:.2e}"), f("max_rel_error", "{:.2e}"),
             f("compile_seconds", "{:.1f}"), f("run_ms", "{:.0f}"), r["status"]))
     ok = sum(r["status"] == "ok" for r in rows)

@@ -47,10 +47,13 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
   GradientAlgorithm l;
   const bool dense = node.op == ir::OpKind::DenseGradInput ||
                      node.op == ir::OpKind::DenseGradKernel || node.op == ir::OpKind::BiasGrad;
-  // A training batchnorm's values are per channel over all rows (batch x pixels), any rank.
+  // A training batchnorm's values are per channel over all rows (batch x pixels), any rank; a
+  // layernorm's per row over the channels.
   const bool batchnorm =
       node.op == ir::OpKind::BatchSums || node.op == ir::OpKind::BatchNormTrain ||
-      node.op == ir::OpKind::BatchNormGammaGrad || node.op == ir::OpKind::BatchNormGrad;
+      node.op == ir::OpKind::BatchNormGammaGrad || node.op == ir::OpKind::BatchNormGrad ||
+      node.op == ir::OpKind::LayerNormGrad || node.op == ir::OpKind::LayerNormGammaGrad ||
+      node.op == ir::OpKind::UnitNormGrad;
   for (size_t i = 0; i < node.inputs.size(); ++i) {
     const ir::TensorType& t = g.node(node.inputs[i]).type;
     // A dense layer's activations (not its kernel) are rows x C whatever their rank.
@@ -350,6 +353,73 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
       }
       break;
     }
+    case ir::OpKind::LayerNormGrad:
+    case ir::OpKind::LayerNormGammaGrad: {
+      // x and dy as (c, row). Each row's statistics once, as stages over the rows: mean and
+      // rstd = 1 / sqrt(var + eps) (two passes, as the forward layernorm), and for dx the
+      // row's means of g = dy gamma and of g xhat.
+      const int channels = l.arg_dims[0][0], rows = l.arg_dims[0][1];
+      const float inv_c = 1.f / static_cast<float>(channels);
+      const float eps = node.attr<ir::LayerNormAttrs>().epsilon;
+      ImageParam &x = l.args[0], &dy = l.args[1];
+      Var row("row");
+      RDom rc(0, channels);
+      Func mean("mean"), rstd("rstd");
+      mean(row) = sum(x(rc, row)) * inv_c;
+      Expr centred = x(rc, row) - mean(row);
+      rstd(row) = 1.f / sqrt(sum(centred * centred) * inv_c + eps);
+      auto xhat = [&](Expr c, Expr r) { return (x(c, r) - mean(r)) * rstd(r); };
+      if (node.op == ir::OpKind::LayerNormGammaGrad) {
+        l.stages = {mean, rstd};
+        l.stage_channels = {rows, rows};
+        reduce_in_slices(rows, 0, 0, 0,
+                         [&](Expr, Expr, Expr r) { return dy(v[0], r) * xhat(v[0], r); });
+        break;
+      }
+      ImageParam& gamma = l.args[2];
+      Func mean_g("mean_g"), mean_gx("mean_gx");
+      mean_g(row) = sum(dy(rc, row) * gamma(rc)) * inv_c;
+      mean_gx(row) = sum(dy(rc, row) * gamma(rc) * xhat(rc, row)) * inv_c;
+      l.stages = {mean, rstd, mean_g, mean_gx};
+      l.stage_channels = {rows, rows, rows, rows};
+      l.out(at) =
+          rstd(v[1]) * (dy(at) * gamma(v[0]) - mean_g(v[1]) - xhat(v[0], v[1]) * mean_gx(v[1]));
+      break;
+    }
+    case ir::OpKind::UnitNormGrad: {
+      // x and dy as (c, row); per row |x| and x . dy once, then dx = (dy - x (x . dy) / |x|^2)
+      // / |x|, or dy / eps where |x| <= eps (the output was x / eps there).
+      const int channels = l.arg_dims[0][0], rows = l.arg_dims[0][1];
+      const float eps = node.attr<ir::UnitNormAttrs>().epsilon;
+      Var row("row");
+      RDom rc(0, channels);
+      Func norm("norm"), dot("dot");
+      norm(row) = sqrt(sum(a(rc, row) * a(rc, row)));
+      dot(row) = sum(a(rc, row) * b(rc, row));
+      l.stages = {norm, dot};
+      l.stage_channels = {rows, rows};
+      Expr n = norm(v[1]);
+      l.out(at) = select(n > eps, (b(at) - a(at) * dot(v[1]) / (n * n)) / n, b(at) / eps);
+      break;
+    }
+    case ir::OpKind::GlobalMaxPool2DGrad: {
+      // Per image and channel its maximum and how many pixels hold it, then dy shared by them.
+      const ir::Shape& s = g.node(node.inputs[0]).type.shape;
+      const bool keep = node.attr<ir::GlobalPoolAttrs>().keepdims;
+      Var c("c"), n("n");
+      RDom px(0, static_cast<int>(s[2]), 0, static_cast<int>(s[1]));
+      Func most("most"), ties("ties");
+      most(c, n) = maximum(a(c, px.x, px.y, n));
+      ties(c, n) = sum(select(a(c, px.x, px.y, n) == most(c, n), 1.f, 0.f));
+      l.stages = {most, ties};
+      l.stage_channels = {l.out_dims[0], l.out_dims[0]};
+      Expr dy = keep ? b(v[0], 0, 0, v[3]) : b(v[0], v[3]);
+      l.out(at) = select(a(at) == most(v[0], v[3]), dy / ties(v[0], v[3]), 0.f);
+      break;
+    }
+    case ir::OpKind::ChannelScale:  // x (c, ...) times s(c)
+      l.out(at) = a(at) * b(v[0]);
+      break;
     case ir::OpKind::SumToShape: {
       // A sum over the dimensions the output has as 1 and the input does not.
       std::vector<int> extents;

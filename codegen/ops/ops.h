@@ -60,9 +60,10 @@ Algorithm pool_algorithm(const ir::Graph& g, const ir::Node& n);
 // reduction over the pixels of each image).
 struct PointwiseAlgorithm : Algorithm {
   enum Form { Map, Concat, RowReduction, PixelReduction, GroupReduction } form = Map;
-  // RowReduction: a reduction over the row, a map, a second reduction (softmax: max, exp, sum;
-  // layernorm: mean, centred, var); PixelReduction: total; GroupReduction: mean(g, n) and
-  // rstd(g, n) of each image's channel groups (groupnorm), over `reduction`.
+  // RowReduction: a reduction over the row, then optionally a map and a second reduction
+  // (softmax: max, exp, sum; layernorm: mean, centred, var; unitnorm: the sum of squares);
+  // PixelReduction: total; GroupReduction: mean(g, n) and rstd(g, n) of each image's channel groups
+  // (groupnorm), over `reduction`.
   std::vector<Halide::Func> stages;
   std::vector<Halide::RDom> slices;  // Concat: the channels of each input
   Halide::RDom reduction;            // PixelReduction: the pixels; GroupReduction: a group

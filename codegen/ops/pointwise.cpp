@@ -160,6 +160,15 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
           wt * ((1.f - wu) * at(1, 0) + wu * at(1, 1));
       break;
     }
+    case ir::OpKind::Transpose: {
+      // Halide's dimensions run the other way: IR axis i is dimension rank - 1 - i.
+      const auto& perm = node.attr<ir::TransposeAttrs>().perm;
+      std::vector<Expr> src(rank);
+      src[rank - 1] = v[rank - 1];  // the batch
+      for (int i = 1; i < rank; ++i) src[rank - 1 - perm[i - 1]] = v[rank - 1 - i];
+      y = in(src);
+      break;
+    }
     case ir::OpKind::ZeroPadding2D: {
       const auto& p = node.attr<ir::PadAttrs>().pad;
       Func bounded = BoundaryConditions::constant_exterior(
@@ -217,6 +226,19 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
       out(v) =
           centred(v) / sqrt(var(rest) + eps) * l.args[1](v[0]) + l.args[2](v[0]);  // gamma, beta
       l.stages = {mean, centred, var};
+      break;
+    }
+    case ir::OpKind::UnitNorm: {
+      // The row's sum of squares (a reduction), then the map.
+      l.form = PointwiseAlgorithm::RowReduction;
+      std::vector<Expr> red = at;
+      RDom r(0, l.out_dims[0]);
+      red[0] = r.x;
+      std::vector<Var> rest(v.begin() + 1, v.end());
+      Func squares("squares");
+      squares(rest) = sum(in(red)*in(red));
+      out(v) = x / max(sqrt(squares(rest)), node.attr<ir::UnitNormAttrs>().epsilon);
+      l.stages = {squares};
       break;
     }
     case ir::OpKind::GroupNorm: {
@@ -287,6 +309,11 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
     case ir::OpKind::BatchNormTrain:
     case ir::OpKind::BatchNormGammaGrad:
     case ir::OpKind::BatchNormGrad:
+    case ir::OpKind::LayerNormGrad:
+    case ir::OpKind::LayerNormGammaGrad:
+    case ir::OpKind::ChannelScale:
+    case ir::OpKind::GlobalMaxPool2DGrad:
+    case ir::OpKind::UnitNormGrad:
       throw InternalError("op '" + std::string(node.info().text) + "' is not a pointwise kernel");
   }
   if (l.form == PointwiseAlgorithm::Map) out(v) = with_activation(node.epilogue, y);

@@ -287,7 +287,7 @@ std::string schedule_pointwise_cpu(PointwiseAlgorithm& a, const ir::Schedule& sc
     case PointwiseAlgorithm::RowReduction: {
       // Each row's max, exponentials and sum computed where the row is normalised.
       for (Func& s : a.stages) s.compute_at(out, v[1]);
-      a.stages[1].vectorize(v[0], lanes, TailStrategy::GuardWithIf);
+      if (a.stages.size() > 1) a.stages[1].vectorize(v[0], lanes, TailStrategy::GuardWithIf);
       out.vectorize(v[0], lanes, TailStrategy::GuardWithIf);
       if (rank == 4 || rank == 2) parallel_rows(out, rows_loop(out), rows, extent);
       return "one row of channels at a time, vectorised (" + std::to_string(lanes) + " lanes), " +

@@ -252,7 +252,7 @@ std::string schedule_pointwise_gpu(PointwiseAlgorithm& a, const ir::Schedule& gi
         out.split(v.back(), ro, ri, X).reorder(v[0], ri, ro).gpu_blocks(ro);
       out.gpu_threads(ri);
       a.stages[0].compute_at(out, ri);
-      a.stages[2].compute_at(out, ri);
+      if (a.stages.size() > 2) a.stages[2].compute_at(out, ri);
       return "GPU: one thread per row of channels (" + std::to_string(X) +
              " rows per block), its max and sum in registers";
     }

@@ -397,6 +397,13 @@ ir::NodeId group_norm(Converter& c, const Layer& l) {
   return normalization(c, l, ir::OpKind::GroupNorm, a, {});
 }
 
+// UnitNormalization: x / max(||x||, 1e-12) over the channel axis (Keras' fixed epsilon).
+ir::NodeId unit_norm(Converter& c, const Layer& l) {
+  const ir::NodeId x = c.input(l);
+  c.last_axis(l, x);
+  return c.add(l, l.name, ir::OpKind::UnitNorm, ir::UnitNormAttrs{}, {x});
+}
+
 // keras.applications' LayerScale (ConvNeXt): x times a learned per-channel gamma, an affine
 // map whose shift is 0.
 ir::NodeId layer_scale(Converter& c, const Layer& l) {
@@ -624,6 +631,24 @@ ir::NodeId flatten(Converter& c, const Layer& l) {
   c.channels_last(l);
   return c.add(l, l.name, ir::OpKind::Flatten, ir::NoAttrs{}, {c.input(l)});
 }
+// Permute(dims): the axes after the batch in a new order, numbered from 1 as in the IR's
+// transpose; identity orders add no node.
+ir::NodeId permute(Converter& c, const Layer& l) {
+  const json* d = c.find(l, "dims");
+  if (!d || !d->is_array()) c.fail(l, "needs dims, a list of the axes' new order (from 1)");
+  const ir::NodeId x = c.input(l);
+  ir::TransposeAttrs a;
+  bool identity = true;
+  for (const auto& v : *d) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 8)
+      c.fail(l, "dims " + d->dump() + " must be axis numbers from 1 (the batch is axis 0)");
+    a.perm.push_back(v.get<int64_t>());
+    identity = identity && a.perm.back() == static_cast<int64_t>(a.perm.size());
+  }
+  if (identity && a.perm.size() + 1 == c.g.node(x).type.shape.size()) return x;
+  return c.add(l, l.name, ir::OpKind::Transpose, a, {x});
+}
+
 ir::NodeId reshape(Converter& c, const Layer& l) {
   const json* t = c.find(l, "target_shape");
   if (!t || !t->is_array()) c.fail(l, "needs target_shape, a list of sizes");
@@ -744,6 +769,7 @@ const std::map<std::string, ConvertFn>& converters() {
       {"BatchNormalization", batch_norm},
       {"LayerNormalization", layer_norm},
       {"GroupNormalization", group_norm},
+      {"UnitNormalization", unit_norm},
       {"LayerScale", layer_scale},
       {"Activation", activation_layer},
       {"ReLU", relu_layer},
@@ -765,6 +791,7 @@ const std::map<std::string, ConvertFn>& converters() {
       {"Dropout", dropout},
       {"Flatten", flatten},
       {"Reshape", reshape},
+      {"Permute", permute},
       {"Rescaling", rescaling},
       {"Normalization", normalization},
       {"CustomScaleLayer", custom_scale},
@@ -778,6 +805,7 @@ const std::map<std::string, ConvertFn>& converters() {
       {"RandomTranslation", augment},
       {"RandomContrast", inference_identity},
       {"RandomBrightness", inference_identity},
+      {"RandomCrop", inference_identity},  // Keras passes images through unchanged at inference
       {"GaussianNoise", inference_identity},
       {"GaussianDropout", inference_identity},
       {"AlphaDropout", inference_identity},

@@ -54,6 +54,26 @@ BatchStats batch_stats(const Node& n, const Tensor& x, const Tensor& sums) {
   return b;
 }
 
+// Each pixel's (row's) mean and 1 / sqrt(var + eps) over its channels, as layernorm computes them.
+struct RowStats {
+  std::vector<double> mean, rstd;
+};
+RowStats row_stats(const Node& n, const Tensor& x) {
+  RowStats s;
+  const int64_t c = x.shape.back(), rows = x.elements() / c;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* v = x.data.data() + r * c;
+    double mean = 0, var = 0;
+    for (int64_t k = 0; k < c; ++k) mean += v[k];
+    mean /= static_cast<double>(c);
+    for (int64_t k = 0; k < c; ++k) var += (v[k] - mean) * (v[k] - mean);
+    s.mean.push_back(mean);
+    s.rstd.push_back(
+        1 / std::sqrt(var / static_cast<double>(c) + n.attr<ir::LayerNormAttrs>().epsilon));
+  }
+  return s;
+}
+
 }  // namespace
 
 Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
@@ -110,6 +130,21 @@ Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
         const size_t image = i / static_cast<size_t>(s[1] * s[2] * s[3]);
         acc[i] = b.data[image * static_cast<size_t>(s[3]) + i % static_cast<size_t>(s[3])] / pixels;
       }
+      break;
+    }
+    case OpKind::GlobalMaxPool2DGrad: {  // a = x, b = dy: shared by the pixels at the maximum
+      const size_t pixels = static_cast<size_t>(a.shape[1] * a.shape[2]);
+      const size_t c = static_cast<size_t>(a.shape[3]);
+      for (size_t image = 0; image < static_cast<size_t>(a.shape[0]); ++image)
+        for (size_t k = 0; k < c; ++k) {
+          const size_t first = image * pixels * c + k;
+          float most = a.data[first];
+          for (size_t p = 0; p < pixels; ++p) most = std::max(most, a.data[first + p * c]);
+          double ties = 0;
+          for (size_t p = 0; p < pixels; ++p) ties += a.data[first + p * c] == most;
+          for (size_t p = 0; p < pixels; ++p)
+            if (a.data[first + p * c] == most) acc[first + p * c] = b.data[image * c + k] / ties;
+        }
       break;
     }
     case OpKind::SumToShape: {  // every element of a into the output element it broadcasts from
@@ -184,6 +219,55 @@ Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
       }
       break;
     }
+    case OpKind::LayerNormGrad: {  // x, dy, gamma
+      const RowStats st = row_stats(n, a);
+      const size_t c = static_cast<size_t>(a.shape.back());
+      const Tensor &dy = b, &gamma = *in[2];
+      for (size_t r = 0; r < st.mean.size(); ++r) {
+        double mean_g = 0, mean_gx = 0;  // the row's means of g = dy gamma and of g xhat
+        for (size_t k = 0; k < c; ++k) {
+          const double g = double(dy.data[r * c + k]) * gamma.data[k];
+          mean_g += g;
+          mean_gx += g * (a.data[r * c + k] - st.mean[r]) * st.rstd[r];
+        }
+        mean_g /= static_cast<double>(c);
+        mean_gx /= static_cast<double>(c);
+        for (size_t k = 0; k < c; ++k) {
+          const double xhat = (a.data[r * c + k] - st.mean[r]) * st.rstd[r];
+          acc[r * c + k] =
+              st.rstd[r] * (double(dy.data[r * c + k]) * gamma.data[k] - mean_g - xhat * mean_gx);
+        }
+      }
+      break;
+    }
+    case OpKind::LayerNormGammaGrad: {  // x, dy: the sum of dy xhat over the rows
+      const RowStats st = row_stats(n, a);
+      const size_t c = static_cast<size_t>(a.shape.back());
+      for (size_t i = 0; i < a.data.size(); ++i)
+        acc[i % c] += double(b.data[i]) * (a.data[i] - st.mean[i / c]) * st.rstd[i / c];
+      break;
+    }
+    case OpKind::UnitNormGrad: {  // x, dy: y = x / |x|, dx = (dy - y sum(dy y)) / |x|
+      const double eps = n.attr<ir::UnitNormAttrs>().epsilon;
+      const size_t c = static_cast<size_t>(a.shape.back());
+      for (size_t r = 0; r < acc.size() / c; ++r) {
+        double squares = 0, dot = 0;
+        for (size_t k = 0; k < c; ++k) {
+          squares += double(a.data[r * c + k]) * a.data[r * c + k];
+          dot += double(a.data[r * c + k]) * b.data[r * c + k];
+        }
+        const double norm = std::sqrt(squares);
+        for (size_t k = 0; k < c; ++k)
+          acc[r * c + k] = norm > eps
+                               ? (b.data[r * c + k] - a.data[r * c + k] * dot / squares) / norm
+                               : b.data[r * c + k] / eps;
+      }
+      break;
+    }
+    case OpKind::ChannelScale:  // x, s
+      for (size_t i = 0; i < acc.size(); ++i)
+        acc[i] = double(a.data[i]) * b.data[i % b.data.size()];
+      break;
     case OpKind::MeanSquaredErrorGrad:
       for (size_t i = 0; i < acc.size(); ++i)
         acc[i] = 2 * (double(a.data[i]) - b.data[i]) / static_cast<double>(acc.size());

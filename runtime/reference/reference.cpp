@@ -270,6 +270,21 @@ Tensor layer_norm(const Node& n, const Tensor& in) {
   return out;
 }
 
+// Each pixel's channels divided by their L2 norm (at least epsilon), in double.
+Tensor unit_norm(const Node& n, const Tensor& in) {
+  Tensor out(n.type.shape);
+  const double eps = n.attr<ir::UnitNormAttrs>().epsilon;
+  const int64_t c = in.shape.back(), rows = in.elements() / c;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = in.data.data() + r * c;
+    double squares = 0;
+    for (int64_t k = 0; k < c; ++k) squares += double(x[k]) * x[k];
+    const double norm = std::max(std::sqrt(squares), eps);
+    for (int64_t k = 0; k < c; ++k) out.data[r * c + k] = static_cast<float>(x[k] / norm);
+  }
+  return out;
+}
+
 // Each image's channels in groups, each group normalised over its channels and all pixels by
 // its own mean and (population) variance, in double.
 Tensor group_norm(const Node& n, const Tensor& in) {
@@ -391,6 +406,27 @@ Tensor channel_slice(const Node& n, const Tensor& in) {
   const int64_t c_in = in.shape.back(), rows = in.elements() / c_in;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t k = 0; k < a.size; ++k) out.data[r * a.size + k] = in.data[r * c_in + a.begin + k];
+  return out;
+}
+
+// The axes after the batch in the order perm names (1-based): a row-major walk of the output,
+// each element read from the input position its coordinates map to.
+Tensor transpose(const Node& n, const Tensor& in) {
+  const Shape& perm = n.attr<ir::TransposeAttrs>().perm;
+  Tensor out(n.type.shape);
+  const size_t rank = in.shape.size();
+  std::vector<int64_t> in_stride(rank, 1);
+  for (size_t d = rank - 1; d > 0; --d) in_stride[d - 1] = in_stride[d] * in.shape[d];
+  std::vector<int64_t> idx(rank, 0);  // the output's coordinates
+  for (int64_t o = 0; o < out.elements(); ++o) {
+    int64_t src = idx[0] * in_stride[0];
+    for (size_t i = 1; i < rank; ++i) src += idx[i] * in_stride[perm[i - 1]];
+    out.data[o] = in.data[src];
+    for (size_t d = rank; d-- > 0;) {
+      if (++idx[d] < out.shape[d]) break;
+      idx[d] = 0;
+    }
+  }
   return out;
 }
 
@@ -538,6 +574,8 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
       return layer_norm(n, x);
     case OpKind::GroupNorm:
       return group_norm(n, x);
+    case OpKind::UnitNorm:
+      return unit_norm(n, x);
     case OpKind::Softmax:
       return softmax(n, x, /*log=*/false);
     case OpKind::LogSoftmax:
@@ -565,6 +603,8 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
       return cropping(n, x);
     case OpKind::ChannelSlice:
       return channel_slice(n, x);
+    case OpKind::Transpose:
+      return transpose(n, x);
     case OpKind::Parameter:
       break;  // run() takes its value from the layer it stands for
     case OpKind::Warp:
@@ -585,6 +625,11 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
     case OpKind::BatchNormTrain:
     case OpKind::BatchNormGammaGrad:
     case OpKind::BatchNormGrad:
+    case OpKind::LayerNormGrad:
+    case OpKind::LayerNormGammaGrad:
+    case OpKind::ChannelScale:
+    case OpKind::GlobalMaxPool2DGrad:
+    case OpKind::UnitNormGrad:
       return run_gradient_op(n, inputs);
   }
   fail(n, "unknown op");

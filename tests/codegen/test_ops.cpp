@@ -413,6 +413,33 @@ TEST_CASE("resize (nearest, bilinear; up and down), maximum, minimum and groupno
       rng, 2));
 }
 
+TEST_CASE("unitnorm (images, vectors) and transpose (every order of the axes) match the reference") {
+  check_random(
+      16, 35,
+      [](std::mt19937& rng) {
+        std::ostringstream os;
+        const int h = pick(rng, {1, 3, 6}), w = pick(rng, {2, 5, 8}), c = pick(rng, {1, 4, 7, 16});
+        if (pick(rng, {0, 1}) == 0) {
+          os << "input x shape=" << c << "\nunitnorm u\n";
+        } else {
+          os << "input x shape=" << h << "x" << w << "x" << c << "\n";
+          if (pick(rng, {0, 1}) == 0)
+            os << "unitnorm u epsilon=" << pick<std::string>(rng, {"1e-12", "0.5"}) << "\n";
+          else
+            os << "transpose t perm="
+               << pick<std::string>(rng, {"1x2x3", "1x3x2", "2x1x3", "2x3x1", "3x1x2", "3x2x1"}) << "\n";
+        }
+        return os.str();
+      },
+      small_batch);
+  std::mt19937 rng(36);
+  // A transpose between convs (height and width swapped), then back, then a unit norm.
+  CHECK(check_network(
+      "input x shape=6x9x8\nconv2d c filters=16 kernel=3x3 padding=same activation=relu\n"
+      "transpose t perm=2x1x3\nconv2d d filters=8 kernel=3x1\ntranspose b perm=2x1x3\nunitnorm u\n",
+      rng, 2));
+}
+
 TEST_CASE("the example models compile and match the reference end to end") {
   std::mt19937 rng(9);
   for (const char* model : {"models/seed_layer.cnn", "models/lenet5.cnn", "models/cifar10_cnn.cnn",

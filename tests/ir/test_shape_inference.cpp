@@ -354,6 +354,19 @@ TEST_CASE("resize, groupnorm, maximum and minimum") {
                  {"layer 'm' (minimum)", "equal sizes or 1"});
 }
 
+TEST_CASE("unitnorm keeps the shape; transpose reorders the axes after the batch") {
+  CHECK(shape_of(net(one_layer("7x5x3", "unitnorm u")), "u") == ir::Shape{1, 7, 5, 3});
+  check_contains(error_of(one_layer("7x5x3", "unitnorm u epsilon=0")), {"epsilon must be > 0"});
+  CHECK(shape_of(net(one_layer("7x5x3", "transpose t perm=2x1x3")), "t") == ir::Shape{1, 5, 7, 3});
+  CHECK(shape_of(net(one_layer("7x5x3", "transpose t perm=3x1x2")), "t") == ir::Shape{1, 3, 7, 5});
+  check_contains(error_of(one_layer("24", "transpose t perm=1")), {"transpose needs a rank-4 input"});
+  check_contains(error_of(one_layer("7x5x3", "transpose t perm=2x1")),
+                 {"perm=2x1 is not an order of the input 7x5x3's 3 axes", "each of 1..3 once", "perm=1x2x3"});
+  check_contains(error_of(one_layer("7x5x3", "transpose t perm=2x2x3")), {"each of 1..3 once"});
+  check_contains(error_of(one_layer("7x5x3", "transpose t perm=1x2x4")), {"each of 1..3 once"});
+  check_contains(error_of(one_layer("7x5x3", "transpose t")), {"missing required attribute 'perm'"});
+}
+
 TEST_CASE("multiply broadcasts dimensions of size 1") {
   auto g = net(
       "input x shape=8x8x3\n"

@@ -146,7 +146,15 @@ maximum mx <- c3, bn2
 minimum mn <- c3, gmp, c4
 sum_to_shape st shape=1x1x8 <- c3
 activation_grad ag2 of=swish <- c3, c3
-output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn, st, ag2
+unitnorm un <- c3
+unitnorm un2 epsilon=0.001 <- c3
+transpose tp perm=3x1x2 <- rz
+layernorm_grad lng epsilon=0.01 <- c3, c3, bg
+layernorm_gamma_grad lngg <- c3, c3
+channel_scale chs <- c3, bg
+globalmaxpool2d_grad gmg keepdims=true <- c3, gmp
+unitnorm_grad ung epsilon=0.001 <- c3, c3
+output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn, st, ag2, un, un2, tp, lng, lngg, chs, gmg, ung
 )";
 
 const char* const kAllAttrsPrinted = R"(network all_attrs
@@ -234,7 +242,15 @@ maximum mx <- c3, bn2                                             # 8x8x8
 minimum mn <- c3, gmp, c4                                         # 8x8x8
 sum_to_shape st shape=1x1x8 <- c3                                 # 1x1x8
 activation_grad ag2 of=swish <- c3, c3                            # 8x8x8
-output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn, st, ag2
+unitnorm un <- c3                                                 # 8x8x8
+unitnorm un2 epsilon=0.001 <- c3                                  # 8x8x8
+transpose tp perm=3x1x2 <- rz                                     # 8x5x7
+layernorm_grad lng epsilon=0.01 <- c3, c3, bg                     # 8x8x8
+layernorm_gamma_grad lngg <- c3, c3                               # 8
+channel_scale chs <- c3, bg                                       # 8x8x8
+globalmaxpool2d_grad gmg keepdims=true <- c3, gmp                 # 8x8x8
+unitnorm_grad ung epsilon=0.001 <- c3, c3                         # 8x8x8
+output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn, st, ag2, un, un2, tp, lng, lngg, chs, gmg, ung
 )";
 
 }  // namespace
@@ -402,6 +418,8 @@ TEST_CASE("every op and attribute: the canonical form, golden") {
   CHECK(ct.padding == ir::Padding{ir::Padding::Explicit, 0, 1, 1, 0});
   CHECK(g.node(g.find("rz")).attr<ir::ResizeAttrs>().interpolation == ir::Interpolation::Nearest);
   CHECK(g.node(g.find("gn")).attr<ir::GroupNormAttrs>().groups == 4);
+  CHECK(g.node(g.find("tp")).attr<ir::TransposeAttrs>().perm == ir::Shape{3, 1, 2});
+  CHECK(g.node(g.find("un2")).attr<ir::UnitNormAttrs>().epsilon == 1e-3f);
   // activation=linear adds no layer.
   CHECK(g.find("c3.linear") < 0);
   CHECK(g.node(g.find("mp")).inputs == std::vector<ir::NodeId>{g.find("c2.leakyrelu")});
@@ -409,7 +427,8 @@ TEST_CASE("every op and attribute: the canonical form, golden") {
   const std::vector<std::string> outs{"sm",  "d3.tanh", "c1",  "ap",  "ls",   "c4", "mp2",
                                       "bn2", "gi",      "gk",  "dgi", "dgk",  "bg", "mpg",
                                       "apg", "gapg",    "ag",  "ce",  "mse",  "csl",
-                                      "ct.relu", "ct2", "rz", "rz2", "gn", "mx", "mn", "st", "ag2"};
+                                      "ct.relu", "ct2", "rz", "rz2", "gn", "mx", "mn", "st", "ag2",
+                                      "un", "un2", "tp", "lng", "lngg", "chs", "gmg", "ung"};
   std::vector<ir::NodeId> want;
   for (const auto& o : outs) want.push_back(g.find(o));
   CHECK(g.outputs() == want);

@@ -162,6 +162,69 @@ TEST_CASE("conv2d gradients: random strides, dilations, groups, depthwise, paddi
   }
 }
 
+TEST_CASE("transpose gradients: dy in the input's order (the inverse permutation)") {
+  // A 3-cycle (its inverse is the other 3-cycle), then a swap of height and width.
+  check_gradients(
+      "input x shape=5x4x3\n"
+      "conv2d a filters=4 kernel=3x3 activation=tanh\n"
+      "transpose t perm=3x1x2\n"
+      "conv2d b filters=2 kernel=2x1 activation=swish\n"
+      "transpose s perm=2x1x3\n"
+      "flatten f\n"
+      "dense out units=3 activation=softmax\n",
+      passes::Loss::SparseCategoricalCrossEntropy, 13, 2);
+}
+
+TEST_CASE("layernorm and trainable affine (LayerScale) gradients: a ConvNeXt block") {
+  // Depthwise conv, layernorm over the channels, pointwise dense layers with gelu, a trainable
+  // per-channel scale, the residual add; a layernorm before the classifier too.
+  const std::string block =
+      "input x shape=5x5x4\n"
+      "conv2d stem filters=8 kernel=2x2\n"
+      "conv2d dw filters=8 kernel=3x3 groups=8 padding=same <- stem\n"
+      "layernorm ln epsilon=1e-06\n"
+      "dense pw1 units=16 activation=gelu\n"
+      "dense pw2 units=8\n"
+      "affine ls\n"
+      "add res <- stem, ls\n"
+      "globalavgpool2d gap\n"
+      "layernorm head_ln\n"
+      "dense out units=3 activation=softmax\n";
+  for (uint64_t seed : {17, 18}) check_gradients(block, passes::Loss::SparseCategoricalCrossEntropy, seed, 2, 8);
+  // The layernorm's input gradient alone: its gamma and the weights before it.
+  check_gradients("input x shape=6\ndense a units=5 activation=tanh\nlayernorm ln\ndense out units=2\n",
+                  passes::Loss::MeanSquaredError, 19, 3, 8);
+}
+
+TEST_CASE("global max pooling and unitnorm gradients") {
+  check_gradients(
+      "input x shape=6x5x3\n"
+      "conv2d a filters=6 kernel=3x3 activation=swish\n"
+      "unitnorm u\n"
+      "conv2d b filters=5 kernel=1x1 <- u\n"
+      "globalmaxpool2d gmp\n"
+      "unitnorm v\n"
+      "dense out units=3 activation=softmax\n",
+      passes::Loss::SparseCategoricalCrossEntropy, 23, 3, 8);
+  // keepdims: a 1x1xC map, then a conv over it.
+  check_gradients(
+      "input x shape=4x4x2\nconv2d a filters=4 kernel=3x3\nglobalmaxpool2d g keepdims=true\n"
+      "conv2d b filters=3 kernel=1x1\nflatten f\ndense out units=2 activation=softmax\n",
+      passes::Loss::SparseCategoricalCrossEntropy, 25, 2, 8);
+}
+
+TEST_CASE("global max pooling's gradient is shared by the pixels that tie for the maximum") {
+  ir::Node grad;
+  grad.op = ir::OpKind::GlobalMaxPool2DGrad;
+  grad.attrs = ir::GlobalPoolAttrs{};
+  grad.type = ir::TensorType{{1, 2, 2, 1}};
+  ir::Tensor x({1, 2, 2, 1}), dy({1, 1});
+  x.data = {3, 1, 3, 2};  // pixels 0 and 2 tie
+  dy.data = {6};
+  const ir::Tensor dx = runtime::reference::run_node(grad, {&x, &dy});
+  CHECK(dx.data == std::vector<float>{3, 0, 3, 0});
+}
+
 TEST_CASE("pooling, padding, cropping, add and reshape gradients") {
   check_gradients(
       "input x shape=8x8x3\n"
@@ -307,13 +370,13 @@ TEST_CASE("what does not train yet is refused, naming the layer") {
   };
   refuse("input x shape=4\ndense out units=3\n", "needs the model to end in a softmax",
          passes::Loss::SparseCategoricalCrossEntropy);
-  refuse("input x shape=4x4x2\nlayernorm ln\nflatten f\ndense out units=3 activation=softmax\n",
-         "layer 'ln' (layernorm): cannot train", passes::Loss::SparseCategoricalCrossEntropy);
-  refuse("input x shape=4x4x2\naffine scale\nconv2d c filters=2 kernel=1\n",
-         "affine with trainable weights (LayerScale) is not built yet", passes::Loss::MeanSquaredError);
+  refuse("input x shape=4x4x2\ngroupnorm gn groups=2\nflatten f\ndense out units=3 activation=softmax\n",
+         "layer 'gn' (groupnorm): cannot train", passes::Loss::SparseCategoricalCrossEntropy);
   refuse("input x shape=4x4x2\nconv2d_transpose up filters=2 kernel=2 strides=2\n",
          "layer 'up' (conv2d_transpose): cannot train", passes::Loss::MeanSquaredError);
   refuse("input x shape=4x4x2\nconv2d c filters=2 kernel=1\nresize up size=8x8\n", "resize has no gradient yet",
          passes::Loss::MeanSquaredError);
+  refuse("input x shape=4x4x2\nconv2d c filters=2 kernel=1\nresize up size=8x8 interpolation=nearest\n",
+         "the ops that train are", passes::Loss::MeanSquaredError);
   CHECK_THROWS_WITH_AS(passes::parse_loss("hinge"), doctest::Contains("accepted: sparse_"), Error);
 }

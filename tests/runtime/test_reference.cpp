@@ -224,6 +224,22 @@ TEST_SUITE("reference: resize, groupnorm, maximum, minimum") {
     check_close(apply(g, "two", {x}), tensor({1, 1, 2, 2}, {-2 * b, 10 - 4 * b, 2 * b, 10 + 4 * b}));
   }
 
+  TEST_CASE("unitnorm: each pixel's channels over their L2 norm; all-zero pixels stay zero") {
+    auto g = net("input x shape=1x2x2\nunitnorm u");
+    // (3, 4) has norm 5; (0, 0) is divided by epsilon, not by 0.
+    check_close(apply(g, "u", {tensor({1, 1, 2, 2}, {3, 4, 0, 0})}), tensor({1, 1, 2, 2}, {0.6f, 0.8f, 0, 0}));
+  }
+
+  TEST_CASE("transpose: output axis i is input axis perm[i]") {
+    auto g = net("input x shape=2x3x1\ntranspose t perm=2x1x3");
+    // A 2x3 matrix and its transpose, on the image axes.
+    const ir::Tensor m = tensor({1, 2, 3, 1}, {1, 2, 3, 4, 5, 6});
+    check_close(apply(g, "t", {m}), tensor({1, 3, 2, 1}, {1, 4, 2, 5, 3, 6}));
+    // Channels first: (h, w, c) -> (c, h, w).
+    auto h = net("input x shape=1x2x3\ntranspose t perm=3x1x2");
+    check_close(apply(h, "t", {tensor({1, 1, 2, 3}, {1, 2, 3, 4, 5, 6})}), tensor({1, 3, 1, 2}, {1, 4, 2, 5, 3, 6}));
+  }
+
   TEST_CASE("maximum and minimum: elementwise over all inputs, broadcasting size 1") {
     auto g = net("input a shape=1x2x2\ninput s shape=1x1x2\nmaximum m <- a, s\nminimum n <- a, s, a");
     const ir::Tensor a = tensor({1, 1, 2, 2}, {1, -2, 3, 4}), s = tensor({1, 1, 1, 2}, {2, 0});

@@ -108,6 +108,36 @@ TEST_CASE("compiled training graphs match the reference: every weight gradient")
       4, 3);
 }
 
+TEST_CASE("compiled layernorm, LayerScale, transpose, unitnorm and global max pooling gradients match the reference") {
+  // A ConvNeXt block (the channels of 7x7 maps, as ConvNeXt's last stage: whole vectors and a
+  // tail), then a transpose.
+  check_compiled(
+      "input x shape=7x7x5\n"
+      "conv2d stem filters=24 kernel=1x1\n"
+      "conv2d dw filters=24 kernel=3x3 groups=24 padding=same <- stem\n"
+      "layernorm ln epsilon=1e-06\n"
+      "dense pw1 units=40 activation=gelu\n"
+      "dense pw2 units=24\n"
+      "affine ls\n"
+      "add res <- stem, ls\n"
+      "transpose t perm=2x3x1\n"
+      "conv2d c filters=4 kernel=2x2\n"
+      "globalavgpool2d gap\n"
+      "layernorm head_ln\n"
+      "dense out units=3 activation=softmax\n",
+      3, 41);
+  // Global max pooling and unit normalisation (images and vectors).
+  check_compiled(
+      "input x shape=6x6x3\n"
+      "conv2d a filters=20 kernel=3x3 activation=relu\n"
+      "unitnorm u\n"
+      "conv2d b filters=6 kernel=1x1\n"
+      "globalmaxpool2d g\n"
+      "unitnorm v\n"
+      "dense out units=4 activation=softmax\n",
+      4, 42);
+}
+
 TEST_CASE(
     "compiled batchnorm training (batch statistics) matches the reference; moving statistics") {
   const std::string net =
