@@ -14,12 +14,12 @@ using ir::OpKind;
 
 // What trains today, for the message that refuses the rest.
 constexpr const char* kTrainableOps =
-    "conv2d (strided, dilated, grouped, depthwise), dense, batchnorm, maxpool2d, avgpool2d, "
-    "globalavgpool2d, globalmaxpool2d, relu, leakyrelu, every activation of the table (relu6, "
-    "sigmoid, tanh, "
-    "swish, gelu, hard_silu, ...), softmax (last, with a cross-entropy loss), add, multiply "
-    "(broadcasting too: squeeze-and-excitation), affine (LayerScale), layernorm, unitnorm, concat, "
-    "flatten, reshape, transpose, dropout, zeropadding2d, cropping2d, augment (on the input)";
+    "conv2d (strided, dilated, grouped, depthwise), dense, batchnorm, layernorm, unitnorm, "
+    "maxpool2d, avgpool2d, globalavgpool2d, globalmaxpool2d, relu, leakyrelu, every activation "
+    "of the table (relu6, sigmoid, tanh, swish, gelu, hard_silu, ...), softmax (last, with a "
+    "cross-entropy loss), add, multiply (broadcasting too: squeeze-and-excitation), affine "
+    "(trainable too: LayerScale), concat, flatten, reshape, transpose, dropout, zeropadding2d, "
+    "cropping2d, augment (on the input)";
 
 class Builder {
  public:

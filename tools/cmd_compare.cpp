@@ -1,6 +1,8 @@
 // cnnc compare NET --input x.npy --expect y.npy: compiles and runs NET on a stored input and
 // compares with stored outputs (e.g. Keras'), printing one JSON object. Exit 0 when every output
-// is within the tolerance, 4 when not.
+// is within the tolerance, 4 when not. --logits compares what goes into each output's final
+// softmax: a deep net with random weights saturates its softmax into a one-hot vector, where a
+// relative error says nothing (0, or 1 when two huge logits swap).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -24,6 +26,7 @@ struct CompareFlags {
   std::vector<std::string> inputs, expected;
   double tolerance = 1e-4;
   int threads = 0;
+  bool logits = false;
   PassFlags passes;
 };
 
@@ -35,6 +38,17 @@ int compare(const CompareFlags& o) {
   ir::Graph g = frontend::load(o.net, inputs.at(0).shape.at(0));
   const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
   runtime::init_weights(g, 0);  // only weights the file did not set (none for a full model)
+  if (o.logits) {
+    std::vector<ir::NodeId> outs;
+    for (ir::NodeId id : g.outputs()) {
+      const ir::Node& n = g.node(id);
+      if (n.op != ir::OpKind::Softmax)
+        throw Error(o.net + ": --logits: output '" + n.name + "' (" + std::string(n.info().text) +
+                    ") does not end in a softmax; compare it without --logits");
+      outs.push_back(n.inputs.at(0));
+    }
+    g.set_outputs(outs);
+  }
   nlohmann::json r;
   r["model"] = g.name;
   int64_t params = 0, weighted = 0, macs = 0;
@@ -99,6 +113,9 @@ Action add_compare(CLI::App& app) {
   sub->add_option("--tolerance", o->tolerance, "max |ours - expected| / max |expected| accepted");
   sub->add_option("--threads", o->threads, "worker threads (0: one per core)")
       ->check(CLI::Range(0, 256));
+  sub->add_flag("--logits", o->logits,
+                "compare the values before each output's final softmax (the expected files hold "
+                "them)");
   add_pass_flags(*sub, o->passes);
   return [o] { return compare(*o); };
 }

@@ -270,6 +270,29 @@ def export_zoo_model(name, out, batch, seed, check):
     return info
 
 
+def cmd_sensitivity(args):
+    """max |logits(x') - logits(x)| / max |logits(x)| with x' = x moved by one ulp per value
+    (random signs): a float32 implementation can be no closer to Keras than Keras is to itself."""
+    for name in args.models.split(","):
+        base = os.path.join(args.out, name)
+        model = keras.models.load_model(base + ".keras", compile=False)
+        x = np.load(base + ".input.npy")
+        rng = np.random.default_rng(5)
+        moved = (x * (1 + rng.choice([-1, 1], x.shape) * 2.0**-23)).astype("float32")
+        a, b = zoo_logits(model, x), zoo_logits(model, moved)
+        if a is None:
+            a, b = run_model(model, x)[0], run_model(model, moved)[0]
+        with open(base + ".json") as f:
+            info = json.load(f)
+        info["ulp_sensitivity"] = max_rel_err(a.astype("float64"), b.astype("float64"))
+        with open(base + ".json", "w") as f:
+            json.dump(info, f, indent=1)
+            f.write("\n")
+        print(f"{name}: one ulp moves the logits by {info['ulp_sensitivity']:.2e} (relative)", flush=True)
+        keras.backend.clear_session()
+    return 0
+
+
 def zoo_logits(model, x):
     """The pre-softmax values when the model ends in a softmax (Dense(activation='softmax') or
     Activation('softmax')): with random weights the probabilities are all close to 1/1000, so
@@ -1085,24 +1108,29 @@ def write_fixture_readme(out, rows, seed):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    z = sub.add_parser("zoo", help="export the 19 Keras Applications (weights=None)")
+    z = sub.add_parser("zoo", help="export every keras.applications model (weights=None)")
     z.add_argument("--out", required=True)
     z.add_argument("--models", help="comma-separated Keras names, e.g. ResNet50,MobileNetV2")
     z.add_argument("--batch", type=int, default=1)
     z.add_argument("--seed", type=int, default=1)
     z.add_argument("--no-check", action="store_true", help="skip reloading the saved .keras")
+    s = sub.add_parser("sensitivity", help="how far Keras' own logits move when each input value "
+                       "moves by one float32 ulp, into NAME.json (the float32 noise floor of a "
+                       "model whose random weights make it chaotic)")
+    s.add_argument("--out", required=True, help="the folder zoo wrote")
+    s.add_argument("--models", required=True)
     fx = sub.add_parser("fixtures", help="export the tiny per-layer fixtures")
     fx.add_argument("--out", required=True)
     fx.add_argument("--seed", type=int, default=1)
     fx.add_argument("--only", help="comma-separated fixture names (no README rewrite)")
     fx.add_argument("--no-readme", dest="readme", action="store_false")
     args = ap.parse_args()
-    keras.utils.set_random_seed(args.seed)
+    keras.utils.set_random_seed(getattr(args, "seed", 1))
     try:
         tf.config.experimental.enable_op_determinism()
     except Exception:
         pass
-    return cmd_zoo(args) if args.cmd == "zoo" else cmd_fixtures(args)
+    return {"zoo": cmd_zoo, "sensitivity": cmd_sensitivity, "fixtures": cmd_fixtures}[args.cmd](args)
 
 
 if __name__ == "__main__":

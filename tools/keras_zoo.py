@@ -5,6 +5,8 @@ by cnnc and compared with Keras' own output on the same random weights and input
 
   tools/setup_keras.sh                                      # once: TensorFlow + Keras (optional)
   python3 tools/keras_export.py zoo --out /work/keras_zoo   # the .keras files, inputs, Keras outputs
+  python3 tools/keras_export.py sensitivity --out /work/keras_zoo --models M1,M2  # optional: the
+        # float32 noise floor of models that do not match (Keras against itself, input moved 1 ulp)
   python3 tools/keras_zoo.py --zoo /work/keras_zoo          # this: runs `cnnc compare`, writes the doc
 
 Only the export needs TensorFlow; this script needs the built cnnc and the exported files.
@@ -40,7 +42,11 @@ def main():
     ap.add_argument("--models", default="", help="comma-separated subset")
     ap.add_argument("--tolerance", type=float, default=1e-4)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="models compared at once")
+    ap.add_argument("--cache", help="kernel cache to use (default: a new, empty one)")
+    ap.add_argument("--compile-times", help="JSON {model: cold compile seconds} of the run that "
+                    "filled --cache, reported instead of this run's warm ones")
     args = ap.parse_args()
+    cold = json.load(open(args.compile_times)) if args.compile_times else {}
 
     table = os.path.join(ROOT, "tools", "reference", "keras_applications.csv")
     with open(table) as f:
@@ -66,20 +72,38 @@ def main():
         if not os.path.exists(base + ".keras"):
             row["status"] = "not exported"
             return row
+        # The logits where the model ends in a softmax: random weights saturate a deep net's
+        # softmax into a one-hot vector, whose relative error is 0 or 1 and says nothing.
+        logits = os.path.exists(base + ".logits.npy")
+        row["compared"] = "logits" if logits else "output"
         cmd = [args.cnnc, "compare", base + ".keras", "--input", base + ".input.npy", "--expect",
-               base + ".output.npy", "--tolerance", str(args.tolerance), "--threads", "1"]
+               base + (".logits.npy" if logits else ".output.npy"), "--tolerance", str(args.tolerance),
+               "--threads", "1"] + (["--logits"] if logits else [])
         p = subprocess.run(cmd, capture_output=True, text=True)
         try:
             r = json.loads(p.stdout.strip().splitlines()[-1])
+            if name in cold:  # measured by an earlier run with an empty cache
+                r["compile_seconds"] = cold[name]
+            r.pop("model")  # Keras' own name of the model (resnet50 for ResNet50_160_c10 too)
             row.update(r)
             row["status"] = "ok" if r["pass"] and r["params"] == row["keras_params"] else "MISMATCH"
+            # A model whose random weights make it chaotic: Keras' own logits move by `noise`
+            # when the input moves by one ulp (keras_export.py sensitivity), so float32 can get
+            # no closer than that.
+            noise = meta.get("ulp_sensitivity")
+            row["noise"] = noise
+            if row["status"] == "MISMATCH" and r["params"] == row["keras_params"] and noise and \
+                    r["max_rel_error"] <= 10 * noise:
+                row["status"] = "at Keras' own float32 noise"
         except (IndexError, ValueError):
             row["status"] = "error: " + (p.stderr.strip().splitlines() or ["?"])[-1][:200]
-        print(name, row["status"], row.get("max_rel_error"), row.get("compile_seconds"), flush=True)
+        print(json.dumps({k: row.get(k) for k in ("model", "status", "compared", "max_rel_error",
+                                                   "compile_seconds")}), flush=True)
         return row
 
-    # Cold compile times: an empty kernel cache of this run's own.
-    cache = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"cnnc-zoo-cache-{os.getpid()}")
+    # Cold compile times: an empty kernel cache of this run's own (or --cache, warm, with the
+    # cold times of the run that filled it from --compile-times).
+    cache = args.cache or os.path.join(os.environ.get("TMPDIR", "/tmp"), f"cnnc-zoo-cache-{os.getpid()}")
     os.environ["CNNC_CACHE_DIR"] = cache
     # One model per core at a time (compiling is single-threaded); each runs on one thread.
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -95,27 +119,42 @@ def main():
              "as `.keras`, imported by cnnc, compiled with Halide for this CPU and run on the same input as",
              "Keras (raw pixels in [0, 255) for the models that preprocess inside: EfficientNet, ConvNeXt,",
              "MobileNetV3; [-1, 1) for the others). Regenerate with the three commands at the top of",
-             "`tools/keras_zoo.py`. Error = max |cnnc - Keras| over the output; relative = that divided by",
-             "max |Keras output|. Depth is the table's (Keras counts layers with weights); ours counts",
+             "`tools/keras_zoo.py`. Compared: the logits (what goes into the final softmax: random",
+             "weights saturate a deep net's softmax into a one-hot vector, whose relative error is 0, or 1",
+             "when two huge logits swap) where the model ends in a softmax, else the output. Error =",
+             "max |cnnc - Keras| over them; relative = that divided by max |Keras|. Depth is the table's (Keras counts layers with weights); ours counts",
              "IR layers with weights (a SeparableConv2D is two). Compile time: cold (the kernel cache is",
-             "emptied first: every kernel compiled by Halide and linked), each model compiled and run on one",
+             "emptied first: every kernel compiled by Halide and linked; kernels an earlier model of the run",
+             "compiled are reused, so VGG19 after VGG16 takes 0.1 s), each model compiled and run on one",
              f"thread, {args.jobs} model(s) at a time. RegNet and ResNetRS were tf.keras 2 applications;",
              "Keras 3 does not have them.", "", f"Machine: {cpu_model()}.", "",
-             "| model | input | params (cnnc) | params (Keras) | depth (table) | layers with weights (cnnc) | weights MB | max abs error | max rel error | compile s | run ms (batch 1) | status |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| model | input | params (cnnc) | params (Keras) | depth (table) | layers with weights (cnnc) | weights MB | compared | max abs error | max rel error | Keras 1-ulp noise | compile s | run ms (batch 1) | status |",
+             "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         f = lambda k, fmt: (fmt.format(r[k]) if r.get(k) is not None else "")
-        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
             r["model"], r["input"], f("params", "{:,}"), f("keras_params", "{:,}"), r["depth"], f("layers_with_weights", "{}"),
-            f("weight_mb", "{:.1f}"), f("max_abs_error", "{:.2e}"), f("max_rel_error", "{:.2e}"),
-            f("compile_seconds", "{:.1f}"), f("run_ms", "{:.0f}"), r["status"]))
+            f("weight_mb", "{:.1f}"), r.get("compared", ""), f("max_abs_error", "{:.2e}"), f("max_rel_error", "{:.2e}"),
+            f("noise", "{:.2e}"), f("compile_seconds", "{:.1f}"), f("run_ms", "{:.0f}"), r["status"]))
     ok = sum(r["status"] == "ok" for r in rows)
+    noisy = [r["model"] for r in rows if r["status"].startswith("at Keras")]
     lines += ["", f"{ok} of {len(rows)} models match Keras within a relative error of {args.tolerance:g} "
-              "with equal parameter counts.", ""]
+              "with equal parameter counts."]
+    if noisy:
+        lines += ["", f"{', '.join(noisy)}: equal parameter counts, but their random weights make them "
+                  "chaotic: moving each input value by one float32 ulp moves Keras' own logits by the "
+                  "'Keras 1-ulp noise' column (`keras_export.py sensitivity`), so no float32 "
+                  "implementation can match Keras closer than that; cnnc's error is within 10x of it."]
+    bad = [r["model"] for r in rows if r["status"] not in ("ok",) and not r["status"].startswith("at Keras")]
+    if bad:
+        lines += ["", f"Not matched: {', '.join(bad)}. Open: where measured, the error is far above Keras' own "
+                  "1-ulp noise; it grows through the late blocks, where these random weights drive the "
+                  "activations to 1e5-1e10."]
+    lines += [""]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print(f"wrote {args.out}: {ok}/{len(rows)} ok")
-    return 0 if ok == len(rows) else 1
+    return 0 if ok + len(noisy) == len(rows) else 1
 
 
 if __name__ == "__main__":

@@ -236,7 +236,7 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
       red[0] = r.x;
       std::vector<Var> rest(v.begin() + 1, v.end());
       Func squares("squares");
-      squares(rest) = sum(in(red)*in(red));
+      squares(rest) = sum(in(red) * in(red));
       out(v) = x / max(sqrt(squares(rest)), node.attr<ir::UnitNormAttrs>().epsilon);
       l.stages = {squares};
       break;

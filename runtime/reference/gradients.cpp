@@ -54,26 +54,6 @@ BatchStats batch_stats(const Node& n, const Tensor& x, const Tensor& sums) {
   return b;
 }
 
-// Each pixel's (row's) mean and 1 / sqrt(var + eps) over its channels, as layernorm computes them.
-struct RowStats {
-  std::vector<double> mean, rstd;
-};
-RowStats row_stats(const Node& n, const Tensor& x) {
-  RowStats s;
-  const int64_t c = x.shape.back(), rows = x.elements() / c;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* v = x.data.data() + r * c;
-    double mean = 0, var = 0;
-    for (int64_t k = 0; k < c; ++k) mean += v[k];
-    mean /= static_cast<double>(c);
-    for (int64_t k = 0; k < c; ++k) var += (v[k] - mean) * (v[k] - mean);
-    s.mean.push_back(mean);
-    s.rstd.push_back(
-        1 / std::sqrt(var / static_cast<double>(c) + n.attr<ir::LayerNormAttrs>().epsilon));
-  }
-  return s;
-}
-
 }  // namespace
 
 Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
@@ -220,7 +200,7 @@ Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
       break;
     }
     case OpKind::LayerNormGrad: {  // x, dy, gamma
-      const RowStats st = row_stats(n, a);
+      const RowStats st = row_stats(a, n.attr<ir::LayerNormAttrs>().epsilon);
       const size_t c = static_cast<size_t>(a.shape.back());
       const Tensor &dy = b, &gamma = *in[2];
       for (size_t r = 0; r < st.mean.size(); ++r) {
@@ -241,7 +221,7 @@ Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
       break;
     }
     case OpKind::LayerNormGammaGrad: {  // x, dy: the sum of dy xhat over the rows
-      const RowStats st = row_stats(n, a);
+      const RowStats st = row_stats(a, n.attr<ir::LayerNormAttrs>().epsilon);
       const size_t c = static_cast<size_t>(a.shape.back());
       for (size_t i = 0; i < a.data.size(); ++i)
         acc[i % c] += double(b.data[i]) * (a.data[i] - st.mean[i / c]) * st.rstd[i / c];

@@ -19,6 +19,13 @@ std::string layer(const ir::Node& n);
 // as the table's grad_from says.
 double activation_derivative(ir::OpKind k, double v);
 
+// Each pixel's (row's) mean and 1 / sqrt(var + eps) over its channels (the last axis), the
+// variance the population one: layernorm's statistics, for it and its gradients.
+struct RowStats {
+  std::vector<double> mean, rstd;
+};
+RowStats row_stats(const ir::Tensor& x, double eps);
+
 // Element (b, y, x, c) of an NHWC tensor.
 inline size_t at4(const ir::Shape& s, int64_t b, int64_t y, int64_t x, int64_t c) {
   return static_cast<size_t>(((b * s[1] + y) * s[2] + x) * s[3] + c);

@@ -252,23 +252,34 @@ Tensor softmax(const Node& n, const Tensor& in, bool log) {
 // Each pixel's channels normalised by their own mean and (population) variance, in double.
 Tensor layer_norm(const Node& n, const Tensor& in) {
   Tensor out(n.type.shape);
-  const double eps = n.attr<ir::LayerNormAttrs>().epsilon;
+  const RowStats st = row_stats(in, n.attr<ir::LayerNormAttrs>().epsilon);
   const auto& gamma = n.param("gamma")->value.data;
   const auto& beta = n.param("beta")->value.data;
-  const int64_t c = in.shape.back(), rows = in.elements() / c;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* x = in.data.data() + r * c;
-    double mean = 0, var = 0;
-    for (int64_t k = 0; k < c; ++k) mean += x[k];
-    mean /= static_cast<double>(c);
-    for (int64_t k = 0; k < c; ++k) var += (x[k] - mean) * (x[k] - mean);
-    var /= static_cast<double>(c);
-    const double inv = 1 / std::sqrt(var + eps);
-    for (int64_t k = 0; k < c; ++k)
-      out.data[r * c + k] = static_cast<float>((x[k] - mean) * inv * gamma[k] + beta[k]);
-  }
+  const size_t c = static_cast<size_t>(in.shape.back());
+  for (size_t i = 0; i < in.data.size(); ++i)
+    out.data[i] = static_cast<float>((in.data[i] - st.mean[i / c]) * st.rstd[i / c] * gamma[i % c] +
+                                     beta[i % c]);
   return out;
 }
+
+}  // namespace
+
+RowStats row_stats(const Tensor& x, double eps) {
+  RowStats s;
+  const int64_t c = x.shape.back(), rows = x.elements() / c;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* v = x.data.data() + r * c;
+    double mean = 0, var = 0;
+    for (int64_t k = 0; k < c; ++k) mean += v[k];
+    mean /= static_cast<double>(c);
+    for (int64_t k = 0; k < c; ++k) var += (v[k] - mean) * (v[k] - mean);
+    s.mean.push_back(mean);
+    s.rstd.push_back(1 / std::sqrt(var / static_cast<double>(c) + eps));
+  }
+  return s;
+}
+
+namespace {
 
 // Each pixel's channels divided by their L2 norm (at least epsilon), in double.
 Tensor unit_norm(const Node& n, const Tensor& in) {

@@ -364,6 +364,8 @@ case $CASE in
     F="$SRC/tests/fixtures/onnx"
     expect_ok compare "$F/inception_block.onnx" --input "$F/inception_block.input.npy" --expect "$F/inception_block.output.npy"
     has '"pass":true'
+    # --logits compares what goes into a final softmax; this model ends in a concat.
+    expect_error "--logits: output" -- compare "$F/inception_block.onnx" --input "$F/inception_block.input.npy" --expect "$F/inception_block.output.npy" --logits
     expect_ok summary "$F/resnet_block.onnx"
     has "resnet_block"
     expect_ok run "$F/conv_bn_gemm.onnx" --input "$F/conv_bn_gemm.input.npy" -o out.npy
