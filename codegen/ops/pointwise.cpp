@@ -50,6 +50,12 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
   Func& out = l.out;
   out = Func("out_" + std::string(node.info().text));
   Expr y;  // a Map's result, before the epilogue
+  // For the row reductions (softmax, layernorm, unitnorm): `red` walks a row's channels (the
+  // first dim) at the output's other coordinates `rest`.
+  const RDom channel(0, l.out_dims[0]);
+  std::vector<Expr> red = at;
+  red[0] = channel.x;
+  const std::vector<Var> rest(v.begin() + 1, v.end());
 
   switch (node.op) {
     case ir::OpKind::ReLU:
@@ -197,10 +203,6 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
     case ir::OpKind::LogSoftmax: {
       // Over the channels of each row, from its maximum so exp never overflows.
       l.form = PointwiseAlgorithm::RowReduction;
-      std::vector<Expr> red = at;
-      RDom r(0, l.out_dims[0]);
-      red[0] = r.x;
-      std::vector<Var> rest(v.begin() + 1, v.end());
       Func m("max"), e("exp"), s("sum");
       m(rest) = maximum(in(red));
       e(v) = exp(x - m(rest));
@@ -213,10 +215,6 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
       // The row's mean, its centred values, their variance: the same three stages (reduction,
       // map, reduction) as softmax's, so its CPU and GPU row schedules apply unchanged.
       l.form = PointwiseAlgorithm::RowReduction;
-      std::vector<Expr> red = at;
-      RDom r(0, l.out_dims[0]);
-      red[0] = r.x;
-      std::vector<Var> rest(v.begin() + 1, v.end());
       const float inv_c = 1.f / static_cast<float>(l.out_dims[0]);
       const float eps = node.attr<ir::LayerNormAttrs>().epsilon;
       Func mean("mean"), centred("centred"), var("var");
@@ -231,10 +229,6 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
     case ir::OpKind::UnitNorm: {
       // The row's sum of squares (a reduction), then the map.
       l.form = PointwiseAlgorithm::RowReduction;
-      std::vector<Expr> red = at;
-      RDom r(0, l.out_dims[0]);
-      red[0] = r.x;
-      std::vector<Var> rest(v.begin() + 1, v.end());
       Func squares("squares");
       squares(rest) = sum(in(red) * in(red));
       out(v) = x / max(sqrt(squares(rest)), node.attr<ir::UnitNormAttrs>().epsilon);
