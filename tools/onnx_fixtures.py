@@ -203,8 +203,25 @@ def decoder():
     return b.model((2, 3, 8, 6), b.op("Min", [x, lin]), 13)
 
 
+def conv_transpose_forms():
+    # ConvTranspose's other forms, each to 10x12: grouped (group 2, explicit pads), auto_pad
+    # SAME_UPPER and SAME_LOWER with an odd total crop (which side takes the odd one), and
+    # output_shape (odd total crop, NOTSET) with output_padding.
+    b = Builder("conv_transpose_forms", 9)
+    t = lambda w, **a: b.op("ConvTranspose", ["input", w], kernel_shape=[3, 3], strides=[2, 2], **a)
+    grouped = b.op("ConvTranspose", ["input", b.weight(4, 3, 3, 3), b.const(b.rng.uniform(-0.1, 0.1, 6).astype(np.float32))],
+                   kernel_shape=[3, 3], strides=[2, 2], group=2, pads=[1, 0, 0, 1])
+    upper = t(b.weight(4, 6, 3, 3), auto_pad="SAME_UPPER")
+    lower = t(b.weight(4, 6, 3, 3), auto_pad="SAME_LOWER")
+    shaped = t(b.weight(4, 6, 3, 3), output_shape=[10, 12])
+    padded = b.op("ConvTranspose", ["input", b.weight(4, 6, 2, 2)], kernel_shape=[2, 2], strides=[2, 2],
+                  output_padding=[1, 1], output_shape=[10, 12])
+    x = b.op("Add", [b.op("Max", [grouped, upper]), b.op("Min", [lower, shaped])])
+    return b.model((2, 4, 5, 6), b.op("Max", [x, padded]), 13)
+
+
 MODELS = [conv_bn_gemm, resnet_block, mobilenet_block, inception_block, preprocess, tf2onnx_style,
-          flatten_features, decoder]
+          flatten_features, decoder, conv_transpose_forms]
 
 
 def main():

@@ -23,21 +23,37 @@ Expr erfc_approx(Expr z) {
                           t * (0.27886807f +
                                t * (-1.13520398f +
                                     t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f))))))));
-  Expr e = t * exp(-z * z + poly);
+  Expr e = t * safe_exp(-z * z + poly);
   return select(z >= 0.f, e, 2.f - e);
 }
 
-// log(1 + exp(x)) without overflow.
-Expr softplus(Expr x) { return max(x, 0.f) + log(1.f + exp(-abs(x))); }
-Expr sigmoid(Expr x) { return 1.f / (1.f + exp(-x)); }
-// GELU's tanh approximation, differentiated: t = tanh(u), u = c (x + k x^3).
+// log(1 + y) to a few ulps for small y too, where log(1 + y) rounds to 0 (Goldberg's: the
+// rounding of 1 + y cancels in log(u) / (u - 1)). Halide has no log1p, and its simplifier
+// would fold (1 + y) - 1 to y: strict_float keeps the float arithmetic as written.
+Expr log1p_accurate(Expr y) {
+  Expr u = 1.f + y;
+  return strict_float(select(u == 1.f, y, log(u) * y / (u - 1.f)));
+}
+// log(1 + exp(x)) without overflow, and without losing the far tail (mish(-20), log_sigmoid(20)).
+Expr softplus(Expr x) { return max(x, 0.f) + log1p_accurate(safe_exp(-abs(x))); }
+Expr sigmoid(Expr x) { return 1.f / (1.f + safe_exp(-x)); }
+// GELU's tanh approximation, differentiated, u = c (x + k x^3): (1 + tanh u) / 2 = sigmoid(2u) = s
+// and 1 - tanh^2 u = 4 s (1 - s). In s, not tanh: an OpenCL tanh(-1e9) of -1 + 1 ulp made
+// x (1 + tanh u) / 2 come out as -30 instead of -0. The tails (s 0 or 1) are exactly s, where
+// x^2 may overflow and 0 * inf would make a NaN.
 Expr gelu_tanh_derivative(Expr x) {
   const float c = 0.7978845608f, k = 0.044715f;
-  Expr t = tanh(c * (x + k * x * x * x));
-  return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * c * (1.f + 3.f * k * x * x);
+  Expr s = sigmoid(2.f * c * (x + k * x * x * x));
+  return select(s > 0.f && s < 1.f, s + 2.f * c * x * s * (1.f - s) * (1.f + 3.f * k * x * x), s);
 }
 
 }  // namespace
+
+// Halide's CPU exp reduces its argument with an int32 exponent, so from x ~ 1.49e9 up it wraps
+// and returns 0 (Halide 21, x86: EfficientNetV2M's SE gates reached -1.5e9 and swish returned x
+// instead of 0). A float's exp is inf from x > 88.73 on, so capping x at 89 changes no other
+// value, and a NaN still passes through.
+Expr safe_exp(Expr x) { return exp(select(x > 89.f, 89.f, x)); }
 
 Expr activation(ir::OpKind k, Expr x) {
   switch (k) {

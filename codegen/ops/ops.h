@@ -92,6 +92,9 @@ struct GradientAlgorithm : Algorithm {
 };
 GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& n);
 
+// exp(x), inf from x > 88.73 on as a float's: Halide's CPU exp wraps to 0 above x ~ 1.49e9.
+// Every exp of codegen goes through it.
+Halide::Expr safe_exp(Halide::Expr x);
 // The parameter-free activations (ir::is_epilogue_activation) as Halide expressions.
 Halide::Expr activation(ir::OpKind k, Halide::Expr x);
 // The derivative of a table activation at v, its output or its input as the table's grad_from

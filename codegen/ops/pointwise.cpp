@@ -205,7 +205,7 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
       l.form = PointwiseAlgorithm::RowReduction;
       Func m("max"), e("exp"), s("sum");
       m(rest) = maximum(in(red));
-      e(v) = exp(x - m(rest));
+      e(v) = safe_exp(x - m(rest));
       s(rest) = sum(e(red));
       out(v) = node.op == ir::OpKind::Softmax ? e(v) / s(rest) : x - m(rest) - log(s(rest));
       l.stages = {m, e, s};

@@ -492,55 +492,90 @@ class Importer {
     define(id);
   }
 
-  // ConvTranspose as PyTorch writes it (explicit pads, output_padding): ONNX's output size
-  // stride * (in - 1) + output_padding + (kernel - 1) * dilation + 1 - pads is the IR's explicit
-  // crop of the full output.
+  // ConvTranspose: ONNX's output size stride * (in - 1) + output_padding + (kernel - 1) *
+  // dilation + 1 - pads is the IR's explicit crop of the full output; output_shape and auto_pad
+  // SAME_* set the crop from the size wanted. Grouped: one transposed conv whose weights are
+  // zero between groups (group times the MACs of the grouped form; PyTorch's classification
+  // models have none, decoders rarely).
   void conv_transpose() {
     const Value& x = value(0);
     need_rank(x, 4);
     const Const& w = need_constant(1, "the weights");
     if (w.dims.size() != 4) fail("weights must be 4-D (C_in, C_out/group, kH, kW)");
-    if (const int64_t group = integer("group", 1); group != 1)
-      fail("group " + std::to_string(group) + "; accepted: group 1");
-    if (attribute("output_shape"))
-      fail("output_shape is not supported; accepted: pads and output_padding (PyTorch's form)");
+    const int64_t group = integer("group", 1);
+    if (group < 1 || channels(x) % group != 0)
+      fail("group " + std::to_string(group) + " does not divide the input's " +
+           std::to_string(channels(x)) + " channels");
     if (channels(x) != w.dims[0])
       fail("the weights take " + std::to_string(w.dims[0]) + " input channels, the input has " +
            std::to_string(channels(x)));
     ir::Conv2DTransposeAttrs a;
-    a.filters = w.dims[1];
+    a.filters = w.dims[1] * group;
     a.kernel = pair("kernel_shape", {w.dims[2], w.dims[3]});
     if (a.kernel.h != w.dims[2] || a.kernel.w != w.dims[3])
       fail("kernel_shape disagrees with the weights' shape");
     a.strides = pair("strides", {1, 1});
     a.dilation = pair("dilations", {1, 1});
-    // The crop of the full output: explicit pads as a conv's (read and checked by padding());
-    // ONNX's VALID crops nothing, which the IR's valid (Keras' sizes) does not always mean.
-    const std::string mode = text("auto_pad", "NOTSET");
-    if (mode == "VALID")
-      a.padding = {ir::Padding::Explicit, 0, 0, 0, 0};
-    else if (mode == "NOTSET")
-      a.padding = padding(x, a.kernel, a.strides, a.dilation);
-    else
-      fail("auto_pad '" + mode + "'; accepted: NOTSET (explicit pads), VALID");
     const std::vector<int64_t> extra = integers("output_padding", {0, 0});
     if (extra.size() != 2) fail("'output_padding' must hold 2 values");
     a.output_padding = {extra[0], extra[1]};
+    a.padding = transpose_crop(x, a);
     const Const* b = optional_constant(2, "the bias");
     a.use_bias = b != nullptr;
     const ir::NodeId id = add(ir::OpKind::Conv2DTranspose, a, {x.id});
-    // (C_in, C_out, kH, kW) -> (kH, kW, C_out, C_in)
-    const int64_t I = w.dims[0], O = w.dims[1], H = w.dims[2], W = w.dims[3];
-    std::vector<float> k(static_cast<size_t>(w.elements()));
+    // (C_in, C_out/group, kH, kW) -> (kH, kW, C_out, C_in), zero where the groups differ
+    const int64_t I = w.dims[0], G = w.dims[1], H = w.dims[2], W = w.dims[3], O = G * group;
+    std::vector<float> k(static_cast<size_t>(H * W * O * I), 0.f);
     for (int64_t i = 0; i < I; ++i)
-      for (int64_t o = 0; o < O; ++o)
+      for (int64_t g = 0; g < G; ++g) {
+        const int64_t o = i / (I / group) * G + g;
         for (int64_t h = 0; h < H; ++h)
           for (int64_t ww = 0; ww < W; ++ww)
             k[((h * W + ww) * O + o) * I + i] =
-                static_cast<float>(w.values[((i * O + o) * H + h) * W + ww]);
+                static_cast<float>(w.values[((i * G + g) * H + h) * W + ww]);
+      }
     set(id, "kernel", std::move(k));
     if (b) set(id, "bias", per_channel(*b, O, "the bias"));
     define(id);
+  }
+
+  // What a ConvTranspose crops from its full output: explicit pads (read and checked as a
+  // conv's); VALID, nothing (which the IR's valid, Keras' sizes, does not always mean); or, from
+  // output_shape or auto_pad SAME_* (an output of in * stride), the difference split as ONNX's
+  // spec and ONNX Runtime do: the odd one at the end for SAME_UPPER, at the start otherwise.
+  ir::Padding transpose_crop(const Value& x, const ir::Conv2DTransposeAttrs& a) const {
+    const std::string mode = text("auto_pad", "NOTSET");
+    if (mode != "NOTSET" && mode != "VALID" && mode != "SAME_UPPER" && mode != "SAME_LOWER")
+      fail("auto_pad '" + mode + "'; accepted: NOTSET, VALID, SAME_UPPER, SAME_LOWER");
+    const ir::Shape s = shape(x);  // N, H, W, C
+    std::vector<int64_t> want = integers("output_shape", {});
+    if (want.size() == 4) want.erase(want.begin(), want.begin() + 2);  // N, C, H, W
+    if (!want.empty() && want.size() != 2)
+      fail("'output_shape' must hold 2 values (H, W) or 4 (N, C, H, W), has " +
+           std::to_string(want.size()));
+    if (want.empty() && (mode == "SAME_UPPER" || mode == "SAME_LOWER"))
+      want = {s[1] * a.strides.h, s[2] * a.strides.w};
+    if (want.empty()) {
+      if (mode == "VALID") return {ir::Padding::Explicit, 0, 0, 0, 0};
+      return padding(x, a.kernel, a.strides, a.dilation);
+    }
+    ir::Padding p{ir::Padding::Explicit, 0, 0, 0, 0};
+    auto split = [&](int64_t in, int64_t k, int64_t st, int64_t d, int64_t extra, int64_t out,
+                     int64_t& lo, int64_t& hi, const char* axis) {
+      const int64_t full = st * (in - 1) + extra + (k - 1) * d + 1;
+      if (out < 1 || out > full)
+        fail(std::string("output_shape asks for ") + std::to_string(out) + " " + axis +
+             "; accepted: 1 to " + std::to_string(full) +
+             " (the full output of this input, kernel and strides)");
+      const int64_t total = full - out;
+      lo = mode == "SAME_UPPER" ? total / 2 : total - total / 2;
+      hi = total - lo;
+    };
+    split(s[1], a.kernel.h, a.strides.h, a.dilation.h, a.output_padding.h, want[0], p.top, p.bottom,
+          "rows");
+    split(s[2], a.kernel.w, a.strides.w, a.dilation.w, a.output_padding.w, want[1], p.left, p.right,
+          "columns");
+    return p;
   }
 
   // Resize with constant scales or sizes, in the forms that are the IR's half-pixel sampling:
@@ -1041,7 +1076,7 @@ class Importer {
         {"Concat", "channels", [](Importer& m) { m.concat(); }},
         {"Constant", "", [](Importer& m) { m.constant_node(); }},
         {"Conv", "", [](Importer& m) { m.conv(); }},
-        {"ConvTranspose", "group 1, pads", [](Importer& m) { m.conv_transpose(); }},
+        {"ConvTranspose", "", [](Importer& m) { m.conv_transpose(); }},
         {"Div", "by a constant", [](Importer& m) { m.binary("Div"); }},
         {"Dropout", "", [](Importer& m) { m.define(m.value(0)); }},
         {"Elu", "",

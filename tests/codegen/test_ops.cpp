@@ -4,6 +4,8 @@
 
 #include <fstream>
 #include <functional>
+#include <limits>
+#include <cmath>
 #include <random>
 #include <sstream>
 
@@ -302,6 +304,51 @@ TEST_CASE("every table activation, alone and as an epilogue, matches the referen
   for (int64_t batch : {1, 3}) {
     CHECK(check_network("input x shape=1000\nlog_softmax s\n", rng, batch));
     CHECK(check_network("input x shape=3x5x17\nbatchnorm scale\nlog_softmax s\n", rng, batch));
+  }
+}
+
+// At the ends of the float range, value by value (not relative to the largest): Halide's CPU exp
+// returned 0 instead of inf above 1.49e9, and swish(-1.5e9) came out as -1.5e9 instead of -0
+// (EfficientNetV2M). Each output within 1e-5 of the reference, relative to max(1, |expected|),
+// inf where the reference is inf, never a NaN the reference does not have. Within a factor of
+// two of FLT_MAX on the CPU only: OpenCL C compilers (PoCL) may reorder x * 2 / 2 into an overflow.
+TEST_CASE("every table activation is right at the ends of the float range") {
+  const ir::Target target = codegen::describe_target(test::test_target());
+  std::vector<float> values = {0.f, 1e-3f};
+  for (float v : {1e-30f, 0.5f, 3.f, 7.f, 20.f, 88.f, 89.f, 100.f, 1e3f, 1e9f, 1.5e9f, 2.2e9f, 1e20f, 1e30f}) {
+    values.push_back(v);
+    values.push_back(-v);
+  }
+  if (target.family == ir::Target::Cpu)
+    for (float v : {3e38f, std::numeric_limits<float>::max()}) {
+      values.push_back(v);
+      values.push_back(-v);
+    }
+  for (int k = 0; k < ir::kNumOps; ++k) {
+    const auto op = static_cast<ir::OpKind>(k);
+    if (!ir::is_epilogue_activation(op)) continue;
+    const std::string act(ir::op_info(op).text);
+    CAPTURE(act);
+    ir::Graph g = ir::parse("input x shape=" + std::to_string(values.size()) + "\n" + act + " a\n", "ends.cnn", 1);
+    ir::Tensor x(g.node(g.inputs()[0]).type.shape);
+    x.data = values;
+    const auto want = runtime::reference::run(g, {x})[0];
+    g = passes::choose_tiles(std::move(g), {target, 1, true});
+    codegen::CompileOptions opts;
+    opts.target = target.name;
+    runtime::CompiledModel model(codegen::compile(g, opts));
+    const auto got = model.run({x})[0];
+    for (size_t i = 0; i < values.size(); ++i) {
+      const float w = want.data[i], o = got.data[i];
+      INFO(act << "(" << values[i] << "): got " << o << ", expected " << w);
+      if (std::isnan(w)) {
+        CHECK(std::isnan(o));
+      } else if (std::isinf(w)) {
+        CHECK(o == w);
+      } else {
+        CHECK(std::abs(double(o) - double(w)) <= 1e-5 * std::max(1.0, std::abs(double(w))));
+      }
+    }
   }
 }
 

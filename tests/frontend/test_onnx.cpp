@@ -183,8 +183,9 @@ TEST_CASE("an ONNX file names what is wrong: missing, not a model, truncated, op
     CHECK(load_error(save(m, "pads.onnx")).find("'pads' must hold 4 values") != std::string::npos);
   }
   {
-    // A Resize that is not the IR's half-pixel sampling (cubic) and a grouped ConvTranspose are
-    // refused with what would be accepted.
+    // A Resize that is not the IR's half-pixel sampling (cubic), a ConvTranspose whose group does
+    // not divide its input channels or whose output_shape is beyond its full output are refused
+    // with what would be accepted.
     onnx::ModelProto m = small_model();
     auto* node = m.mutable_graph()->mutable_node(1);
     node->set_op_type("Resize");
@@ -209,8 +210,17 @@ TEST_CASE("an ONNX file names what is wrong: missing, not a model, truncated, op
     auto* group = m.mutable_graph()->mutable_node(0)->add_attribute();
     group->set_name("group");
     group->set_type(onnx::AttributeProto::INT);
-    group->set_i(3);
-    CHECK(load_error(save(m, "convt.onnx")).find("(ConvTranspose): group 3; accepted: group 1") !=
+    group->set_i(2);
+    CHECK(load_error(save(m, "convt.onnx")).find("(ConvTranspose): group 2 does not divide the input's 3 channels") !=
+          std::string::npos);
+    group->set_i(1);
+    m.mutable_graph()->mutable_initializer(0)->set_dims(0, 3);  // (C_in 3, C_out 4, 3, 3)
+    m.mutable_graph()->mutable_initializer(0)->set_dims(1, 4);
+    auto* shape = m.mutable_graph()->mutable_node(0)->add_attribute();
+    shape->set_name("output_shape");
+    shape->set_type(onnx::AttributeProto::INTS);
+    for (int64_t v : {11, 10}) shape->add_ints(v);
+    CHECK(load_error(save(m, "convt.onnx")).find("output_shape asks for 11 rows; accepted: 1 to 10") !=
           std::string::npos);
   }
   {
