@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "ir/atomic_file.h"
 #include "ir/error.h"
 #include "ir/shape_inference.h"
 
@@ -84,12 +85,7 @@ void save_weights(const ir::Graph& g, const std::string& path) {
       throw Error(path + ": write failed (" + why + "); the file was not changed");
     }
   }
-  // Written aside, then renamed: an interrupted save never leaves a half-written file.
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot replace: " + why);
-  }
+  ir::replace_file(tmp, path);  // an interrupted save never leaves a half-written file
 }
 
 void load_weights(ir::Graph& g, const std::string& path) {

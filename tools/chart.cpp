@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "ir/atomic_file.h"
 #include "ir/error.h"
 
 namespace cnnc::tools {
@@ -142,10 +143,11 @@ void write_chart(const std::string& path, const std::string& title,
       svg ? CAIRO_STATUS_SUCCESS : cairo_surface_write_to_png(surface.get(), tmp.c_str());
   cairo_surface_finish(surface.get());  // an SVG is written here
   if (status == CAIRO_STATUS_SUCCESS) status = cairo_surface_status(surface.get());
-  if (status != CAIRO_STATUS_SUCCESS || std::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (status != CAIRO_STATUS_SUCCESS) {
     std::remove(tmp.c_str());
     throw Error(path + ": cannot write the chart (" + cairo_status_to_string(status) + ")");
   }
+  ir::replace_file(tmp, path);
 }
 
 }  // namespace cnnc::tools

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "benchmarks/peak.h"
+#include "ir/atomic_file.h"
 #include "ir/error.h"
 #include "ir/shape_inference.h"
 #include "runtime/executor.h"
@@ -381,7 +382,7 @@ int bench(const BenchOptions& o) {
                               {"unshared_bytes", model.memory_plan().unshared_bytes},
                               {"scratch_bytes", runtime::scratch_bytes_held()},
                               {"micro_batch", model.micro_batch()}};
-    write_file_atomically(o.json_out, j.dump(1) + "\n");
+    ir::write_file_atomically(o.json_out, j.dump(1) + "\n");
   }
   return 0;
 }

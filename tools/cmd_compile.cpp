@@ -3,6 +3,7 @@
 #include <set>
 
 #include "codegen/compile.h"
+#include "ir/atomic_file.h"
 #include "ir/dot.h"
 #include "ir/error.h"
 #include "ir/text.h"
@@ -63,7 +64,7 @@ int compile(const CompileFlags& o) {
   const ir::Graph before = o.dump_graph.empty() ? ir::Graph{} : loaded;
   ir::Graph g = optimize(std::move(loaded), o.passes);
   if (!o.dump_graph.empty()) {
-    write_file_atomically(o.dump_graph, ir::to_dot(before, g));
+    ir::write_file_atomically(o.dump_graph, ir::to_dot(before, g));
     std::fprintf(stderr, "wrote %s (render: dot -Tsvg %s -o graph.svg)\n", o.dump_graph.c_str(),
                  o.dump_graph.c_str());
   }

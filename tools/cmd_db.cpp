@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "codegen/compile.h"
+#include "ir/atomic_file.h"
 #include "ir/error.h"
 #include "tools/commands.h"
 #include "tools/prepare.h"
@@ -66,7 +67,7 @@ int db_command(const DbFlags& o) {
     if (o.arg.empty() || o.arg == "-")
       std::fwrite(lines.data(), 1, lines.size(), stdout);
     else
-      write_file_atomically(o.arg, lines);
+      ir::write_file_atomically(o.arg, lines);
     return 0;
   }
   if (o.action == "import") {

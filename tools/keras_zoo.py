@@ -159,7 +159,10 @@ def main():
                   "ones, and cnnc's " + ", ".join(f"{r['cnnc_vs_exact']:.2g}" for r in chaotic) + ": no "
                   "float32 implementation can match another closer; cnnc is as close to the exact answer "
                   "as Keras is (within 2x)."]
-    bad = [r["model"] for r in rows if r["status"] not in ("ok", "float32-chaotic")]
+    exact = lambda r: (f" (from the exact answer: cnnc {r['cnnc_vs_exact']:.2g}, Keras' float32 "
+                       f"{r['keras_vs_exact']:.2g})" if r.get("cnnc_vs_exact") is not None and
+                       r.get("keras_vs_exact") is not None else "")
+    bad = [r["model"] + exact(r) for r in rows if r["status"] not in ("ok", "float32-chaotic")]
     if bad:
         lines += ["", f"Not matched: {', '.join(bad)}."]
     lines += [""]

@@ -127,26 +127,6 @@ codegen::Program build_program(ir::Graph g, const PassFlags& flags, int threads)
   return codegen::compile(optimize(std::move(g), flags, threads), compile_options(flags));
 }
 
-void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    if (!f) throw Error(path + ": cannot write " + tmp + ": " + std::strerror(errno));
-    f.write(text.data(), static_cast<std::streamsize>(text.size()));
-    f.close();
-    if (!f) {
-      const std::string why = std::strerror(errno);
-      std::remove(tmp.c_str());
-      throw Error(path + ": write failed: " + why);
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot replace: " + why);
-  }
-}
-
 std::vector<ir::Tensor> random_inputs(const ir::Graph& g, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::vector<ir::Tensor> inputs;

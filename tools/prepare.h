@@ -42,9 +42,6 @@ codegen::Program build_program(ir::Graph g, const PassFlags& flags, int threads 
 // The thread count a run uses: `threads`, or one per core.
 int resolve_threads(int threads);
 
-// Writes `text` to `path` through a temporary file and a rename: never a half-written file.
-void write_file_atomically(const std::string& path, const std::string& text);
-
 // Deterministic inputs in [0, 1) for every graph input (like a normalised image).
 std::vector<ir::Tensor> random_inputs(const ir::Graph& g, uint64_t seed);
 

@@ -1,7 +1,5 @@
 #include "train/fit.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -15,6 +13,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "ir/atomic_file.h"
 #include "ir/error.h"
 
 namespace cnnc::train {
@@ -107,31 +106,6 @@ EpochLog evaluate_samples(TrainingModel& m, const runtime::Dataset& d, const Fit
 
 // ---- the log and the checkpoint ----
 
-void write_atomically(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw Error(path + ": cannot write " + tmp + ": " + std::strerror(errno));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w <= 0) {
-      const std::string why = std::strerror(errno);
-      ::close(fd);
-      std::remove(tmp.c_str());
-      throw Error(path + ": write failed: " + why);
-    }
-    done += static_cast<size_t>(w);
-  }
-  // On disk before the rename: a power loss leaves the old file or the new one, never half.
-  const bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  if (!synced || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot replace: " + why);
-  }
-}
-
 std::string csv_of(const std::vector<EpochLog>& logs) {
   std::ostringstream s;
   s << "epoch,loss,accuracy,val_loss,val_accuracy,test_loss,test_accuracy,lr,seconds,"
@@ -194,7 +168,7 @@ void save_checkpoint(const std::string& path, TrainingModel& m, const std::vecto
   const uint32_t crc = static_cast<uint32_t>(
       crc32(0, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size())));
   bytes.append(reinterpret_cast<const char*>(&crc), sizeof crc);
-  write_atomically(path, bytes);
+  ir::write_file_atomically(path, bytes);
 }
 
 std::vector<EpochLog> load_checkpoint(const std::string& path, TrainingModel& m) {
@@ -345,7 +319,7 @@ std::vector<EpochLog> fit(TrainingModel& m, const runtime::Dataset& data, const 
     if (e.test_loss >= 0)
       std::fprintf(stderr, ", test_loss %.4f, test_accuracy %.4f", e.test_loss, e.test_accuracy);
     std::fprintf(stderr, " (%.1f s, %.0f images/s)\n", e.seconds, e.images_per_second);
-    if (!o.csv.empty()) write_atomically(o.csv, csv_of(logs));
+    if (!o.csv.empty()) ir::write_file_atomically(o.csv, csv_of(logs));
     if (o.after_epoch) o.after_epoch(logs);
     if (!o.checkpoint_dir.empty()) save_checkpoint(checkpoint_path(o.checkpoint_dir), m, logs);
   }

@@ -1,8 +1,5 @@
 #include "frontend/keras/keras.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -17,6 +14,7 @@
 #include "frontend/keras/model_config.h"
 #include "frontend/keras/zip_archive.h"
 #include "frontend/load.h"
+#include "ir/atomic_file.h"
 #include "ir/error.h"
 
 namespace cnnc::frontend::keras {
@@ -127,19 +125,6 @@ std::filesystem::path weights_beside(const std::string& json_path) {
 bool same_file(const std::filesystem::path& a, const std::filesystem::path& b) {
   std::error_code ec;
   return std::filesystem::equivalent(a, b, ec);
-}
-
-// Puts the finished file `tmp` in place of `out`: on disk first, then renamed, so a power loss
-// leaves the old file or the new one.
-void publish(const std::string& tmp, const std::string& out) {
-  const int fd = ::open(tmp.c_str(), O_RDONLY);
-  const bool synced = fd >= 0 && ::fsync(fd) == 0;
-  if (fd >= 0) ::close(fd);
-  if (!synced || std::rename(tmp.c_str(), out.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw Error(out + ": cannot write: " + why);
-  }
 }
 
 }  // namespace
@@ -268,7 +253,7 @@ void save_weights(const std::string& source, const ir::Graph& trained, const std
       std::remove(tmp.c_str());
       ZipArchive(source).copy_replacing(out, "model.weights.h5", bytes);
     } else {
-      publish(tmp, out);
+      ir::replace_file(tmp, out);
     }
   } catch (...) {
     std::remove(tmp.c_str());

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "ir/atomic_file.h"
 #include "ir/error.h"
 #include "ir/text.h"
 #include "runtime/dataset.h"
@@ -644,4 +645,23 @@ TEST_CASE("datasets: CIFAR-10 binary batches (label byte, R, G, B planes) become
   write_bytes(only_test.file("test_batch.bin"), batch(0, 1));
   CHECK(contains(error_of([&] { rt::load_dataset(only_test.path.string(), "train"); }),
                  "no data_batch_1.bin ... data_batch_5.bin"));
+}
+
+TEST_CASE("files are replaced whole or not at all") {
+  TempDir dir;
+  const std::string path = (dir.path / "atomic.txt").string();
+  auto read = [](const std::string& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  ir::write_file_atomically(path, "first");
+  ir::write_file_atomically(path, "second, longer");
+  CHECK(read(path) == "second, longer");
+  CHECK_FALSE(std::filesystem::exists(path + ".tmp"));
+  // A file another writer did not finish (no tmp) or a folder that is not there: an error that
+  // names the file, and the old file unchanged.
+  CHECK(error_of([&] { ir::replace_file(path + ".missing", path); }).find(path + ": cannot replace") == 0);
+  CHECK(read(path) == "second, longer");
+  const std::string nowhere = path + ".d/sub/file.txt";
+  CHECK(error_of([&] { ir::write_file_atomically(nowhere, "x"); }).find(nowhere + ": cannot write") == 0);
 }
