@@ -37,14 +37,16 @@ Expr log1p_accurate(Expr y) {
 // log(1 + exp(x)) without overflow, and without losing the far tail (mish(-20), log_sigmoid(20)).
 Expr softplus(Expr x) { return max(x, 0.f) + log1p_accurate(safe_exp(-abs(x))); }
 Expr sigmoid(Expr x) { return 1.f / (1.f + safe_exp(-x)); }
-// GELU's tanh approximation, differentiated, u = c (x + k x^3): (1 + tanh u) / 2 = sigmoid(2u) = s
-// and 1 - tanh^2 u = 4 s (1 - s). In s, not tanh: an OpenCL tanh(-1e9) of -1 + 1 ulp made
-// x (1 + tanh u) / 2 come out as -30 instead of -0. The tails (s 0 or 1) are exactly s, where
-// x^2 may overflow and 0 * inf would make a NaN.
+constexpr float kGeluC = 0.7978845608f, kGeluK = 0.044715f;  // sqrt(2 / pi), and x^3's weight
+// GELU's tanh approximation x (1 + tanh u) / 2, u = c (x + k x^3), is x sigmoid(2u): computed
+// so, not with tanh (an OpenCL tanh(-1e9) of -1 + 1 ulp made it -30 instead of -0). This is 2u.
+Expr gelu_tanh_2u(Expr x) { return 2.f * kGeluC * (x + kGeluK * x * x * x); }
+// Its derivative in s = sigmoid(2u), as 1 - tanh^2 u = 4 s (1 - s). The tails (s 0 or 1) are
+// exactly s, where x^2 may overflow and 0 * inf would make a NaN.
 Expr gelu_tanh_derivative(Expr x) {
-  const float c = 0.7978845608f, k = 0.044715f;
-  Expr s = sigmoid(2.f * c * (x + k * x * x * x));
-  return select(s > 0.f && s < 1.f, s + 2.f * c * x * s * (1.f - s) * (1.f + 3.f * k * x * x), s);
+  Expr s = sigmoid(gelu_tanh_2u(x));
+  return select(s > 0.f && s < 1.f,
+                s + 2.f * kGeluC * x * s * (1.f - s) * (1.f + 3.f * kGeluK * x * x), s);
 }
 
 }  // namespace

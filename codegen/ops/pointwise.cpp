@@ -276,8 +276,8 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
         Expr t = total(c, n)[0] + y;
         total(c, n) = Tuple(t, strict_float((t - total(c, n)[0]) - y));
       }
-      FuncRef at = rank == 4 ? total(v[0], v[3]) : total(v[0], v[1]);
-      Expr result = is_max ? Expr(at) : at[0];
+      FuncRef pooled = rank == 4 ? total(v[0], v[3]) : total(v[0], v[1]);
+      Expr result = is_max ? Expr(pooled) : pooled[0];
       out(v) = is_max ? result : result * (1.f / static_cast<float>(src[1] * src[2]));
       l.stages = {total};
       l.reduction = r;

@@ -35,6 +35,21 @@ void random_weights(ir::Graph& g, std::mt19937& rng) {
 // packing), or none recorded (codegen's plain schedule).
 enum class Schedules { Tiled, Unpacked, Plain };
 
+// Compiles `g` for the test target (with the schedules asked for) and runs it on `inputs`.
+std::vector<ir::Tensor> run_compiled(ir::Graph g, const std::vector<ir::Tensor>& inputs, int64_t micro_batch = 0,
+                                     Schedules schedules = Schedules::Tiled) {
+  const ir::Target target = codegen::describe_target(test::test_target());
+  if (schedules != Schedules::Plain) {
+    const passes::TilingOptions tiling{target, codegen::choose_micro_batch(g, micro_batch, target.family),
+                                       schedules == Schedules::Tiled};
+    g = passes::choose_tiles(std::move(g), tiling);
+  }
+  codegen::CompileOptions opts;
+  opts.micro_batch = micro_batch;
+  opts.target = target.name;
+  return runtime::CompiledModel(codegen::compile(g, opts)).run(inputs);
+}
+
 // Compiles and runs `text` and compares it with the reference. Returns false when the network
 // is not a valid one (shape inference refused it), so random generators can skip it.
 bool check_network(const std::string& text, std::mt19937& rng, int64_t batch = 1, int64_t micro_batch = 0,
@@ -49,17 +64,7 @@ bool check_network(const std::string& text, std::mt19937& rng, int64_t batch = 1
   std::vector<ir::Tensor> inputs;
   for (ir::NodeId id : g.inputs()) inputs.push_back(test::random_tensor(g.node(id).type.shape, rng));
   const auto want = runtime::reference::run(g, inputs);
-  const ir::Target target = codegen::describe_target(test::test_target());
-  if (schedules != Schedules::Plain) {
-    const passes::TilingOptions tiling{target, codegen::choose_micro_batch(g, micro_batch, target.family),
-                                       schedules == Schedules::Tiled};
-    g = passes::choose_tiles(std::move(g), tiling);
-  }
-  codegen::CompileOptions opts;
-  opts.micro_batch = micro_batch;
-  opts.target = target.name;
-  runtime::CompiledModel model(codegen::compile(g, opts));
-  const auto got = model.run(inputs);
+  const auto got = run_compiled(std::move(g), inputs, micro_batch, schedules);
   REQUIRE(got.size() == want.size());
   for (size_t i = 0; i < got.size(); ++i) {
     INFO("network:\n" << text << "batch " << batch << ", output " << i);
@@ -333,11 +338,7 @@ TEST_CASE("every table activation is right at the ends of the float range") {
     ir::Tensor x(g.node(g.inputs()[0]).type.shape);
     x.data = values;
     const auto want = runtime::reference::run(g, {x})[0];
-    g = passes::choose_tiles(std::move(g), {target, 1, true});
-    codegen::CompileOptions opts;
-    opts.target = target.name;
-    runtime::CompiledModel model(codegen::compile(g, opts));
-    const auto got = model.run({x})[0];
+    const auto got = run_compiled(std::move(g), {x})[0];
     for (size_t i = 0; i < values.size(); ++i) {
       const float w = want.data[i], o = got.data[i];
       INFO(act << "(" << values[i] << "): got " << o << ", expected " << w);
@@ -356,16 +357,12 @@ TEST_CASE("every table activation is right at the ends of the float range") {
 // near 1000 loses ~1e-6 of the mean, which a squeeze-and-excitation gate downstream amplifies
 // (EfficientNetV2B3); the compensated sum keeps it within 2 ulps of the exact mean.
 TEST_CASE("global average pooling keeps float precision over many pixels") {
-  const ir::Target target = codegen::describe_target(test::test_target());
   for (int64_t batch : {1, 2}) {
     ir::Graph g = ir::parse("input x shape=64x64x16\nglobalavgpool2d g\n", "gap.cnn", batch);
     std::mt19937 rng(7);
     ir::Tensor x = test::random_tensor(g.node(g.inputs()[0]).type.shape, rng, 1000.f, 1001.f);
     const auto want = runtime::reference::run(g, {x})[0];
-    g = passes::choose_tiles(std::move(g), {target, batch, true});
-    codegen::CompileOptions opts;
-    opts.target = target.name;
-    const auto got = runtime::CompiledModel(codegen::compile(g, opts)).run({x})[0];
+    const auto got = run_compiled(std::move(g), {x})[0];
     for (size_t i = 0; i < want.data.size(); ++i) {
       INFO("channel " << i << ": got " << got.data[i] << ", exact " << want.data[i]);
       CHECK(std::abs(double(got.data[i]) - double(want.data[i])) <=
