@@ -207,6 +207,11 @@ struct DropoutAttrs {
 struct AugmentAttrs {
   bool flip_h = false, flip_v = false;
   float rotate = 0, zoom = 0, translate = 0;
+  // Photometric: contrast factor in [1 - contrast, 1 + contrast], brightness shift in
+  // [-brightness, brightness] times the value range, the result clipped to the value range
+  // (Keras' RandomContrast, RandomBrightness; their default range is 0..255).
+  float contrast = 0, brightness = 0;
+  float value_min = 0, value_max = 255;
   template <class V>
   void visit(V& v) {
     v("flip_h", flip_h);
@@ -214,8 +219,27 @@ struct AugmentAttrs {
     v("rotate", rotate);
     v("zoom", zoom);
     v("translate", translate);
+    v("contrast", contrast);
+    v("brightness", brightness);
+    v("value_min", value_min);
+    v("value_max", value_max);
   }
+  bool geometric() const { return flip_h || flip_v || rotate > 0 || zoom > 0 || translate > 0; }
+  bool photometric() const { return contrast > 0 || brightness > 0; }
   bool operator==(const AugmentAttrs&) const = default;
+};
+// Training's photometric augmentation: with contrast, each channel's mean over the image is
+// kept and the rest scaled; the result is clipped to [value_min, value_max].
+struct RecolorAttrs {
+  bool contrast = false;
+  float value_min = 0, value_max = 255;
+  template <class V>
+  void visit(V& v) {
+    v("contrast", contrast);
+    v("value_min", value_min);
+    v("value_max", value_max);
+  }
+  bool operator==(const RecolorAttrs&) const = default;
 };
 // A trainable weight's full shape (no batch dimension is added).
 struct ParameterAttrs {
@@ -340,7 +364,7 @@ using Attrs =
                  BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs, PadAttrs, CropAttrs,
                  ReshapeAttrs, ChannelSliceAttrs, DropoutAttrs, LayerNormAttrs, ParameterAttrs,
                  ConvGradAttrs, ActivationGradAttrs, AugmentAttrs, Conv2DTransposeAttrs,
-                 ResizeAttrs, GroupNormAttrs, UnitNormAttrs, TransposeAttrs>;
+                 ResizeAttrs, GroupNormAttrs, UnitNormAttrs, TransposeAttrs, RecolorAttrs>;
 
 // Op traits (the ops.def column): bits.
 constexpr unsigned kView = 1;                // no kernel: the output is the input's data reshaped

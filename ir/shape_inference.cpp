@@ -483,10 +483,13 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       const auto& a = n.attr<AugmentAttrs>();
       expect_rank(in[0], 4, "augment");
       if (!(a.rotate >= 0 && a.rotate <= 0.5f) || !(a.zoom >= 0 && a.zoom < 1) ||
-          !(a.translate >= 0 && a.translate <= 1))
+          !(a.translate >= 0 && a.translate <= 1) || !(a.contrast >= 0 && a.contrast <= 1) ||
+          !(a.brightness >= 0 && a.brightness <= 1))
         fail(
             "rotate must be in [0, 0.5] (a fraction of a turn), zoom in [0, 1), translate in "
-            "[0, 1] (a fraction of the size)");
+            "[0, 1] (a fraction of the size), contrast and brightness in [0, 1]");
+      if (!(a.value_min < a.value_max))
+        fail("value_min must be below value_max (the range of the image's values)");
       r.type = in[0];
       break;
     }
@@ -526,6 +529,30 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       if (!(n.attr<LayerNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
       r.type = n.op == OpKind::LayerNormGammaGrad ? TensorType{{x.back()}} : in[0];
       break;
+    case OpKind::GroupNormGrad:
+    case OpKind::GroupNormGammaGrad: {
+      expect_rank(in[0], 4, "groupnorm's gradient");
+      same_shape(in[0], in[1]);
+      const auto& a = n.attr<GroupNormAttrs>();
+      if (a.groups < 1 || x[3] % a.groups)
+        fail("groups=" + std::to_string(a.groups) + " must divide the " + std::to_string(x[3]) +
+             " channels");
+      if (!(a.epsilon > 0)) fail("epsilon must be > 0");
+      if (n.op == OpKind::GroupNormGrad && in[2].shape != Shape{x[3]})
+        fail("the third input must be the layer's gamma (" + std::to_string(x[3]) + "), got " +
+             shape_to_string(in[2].shape, true));
+      r.type = n.op == OpKind::GroupNormGammaGrad ? TensorType{{x[3]}} : in[0];
+      break;
+    }
+    case OpKind::ResizeGrad: {  // dy to the forward input's size
+      expect_rank(in[0], 4, "resize's gradient");
+      const Pair& size = n.attr<ResizeAttrs>().size;
+      if (size.h < 1 || size.w < 1 || size.h > kMaxElements || size.w > kMaxElements)
+        fail("size=" + std::to_string(size.h) + "x" + std::to_string(size.w) +
+             " must be positive (the forward input's height x width)");
+      r.type.shape = {x[0], size.h, size.w, x[3]};
+      break;
+    }
     case OpKind::UnitNormGrad:
       same_shape(in[0], in[1]);
       if (!(n.attr<UnitNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
@@ -535,6 +562,15 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       if (in[1].shape != Shape{x.back()})
         fail("the scale must hold one value per channel (" + std::to_string(x.back()) + "), got " +
              shape_to_string(in[1].shape, true));
+      r.type = in[0];
+      break;
+    case OpKind::Recolor:
+      expect_rank(in[0], 4, "recolor");
+      if (in[1].shape != Shape{x[0], 2})
+        fail("the factors must be N x 2 (contrast and brightness per image), got " +
+             shape_to_string(in[1].shape, true));
+      if (!(n.attr<RecolorAttrs>().value_min < n.attr<RecolorAttrs>().value_max))
+        fail("value_min must be below value_max");
       r.type = in[0];
       break;
     case OpKind::Warp:

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "ir/error.h"
+#include "ir/shape_inference.h"
 
 namespace cnnc::passes {
 
@@ -18,7 +19,8 @@ constexpr const char* kTrainableOps =
     "maxpool2d, avgpool2d, globalavgpool2d, globalmaxpool2d, relu, leakyrelu, every activation "
     "of the table (relu6, sigmoid, tanh, swish, gelu, hard_silu, ...), softmax (last, with a "
     "cross-entropy loss), add, multiply (broadcasting too: squeeze-and-excitation), affine "
-    "(trainable too: LayerScale), concat, flatten, reshape, transpose, dropout, zeropadding2d, "
+    "(trainable too: LayerScale), groupnorm, conv2d_transpose (strided, dilated, cropped), resize "
+    "(nearest, bilinear), concat, flatten, reshape, transpose, dropout, zeropadding2d, "
     "cropping2d, augment (on the input)";
 
 class Builder {
@@ -94,11 +96,28 @@ class Builder {
         mask_of_[to_new_[i]] = mask;
         continue;
       }
-      if (n.op == OpKind::Augment) {  // a warp through affine maps the trainer draws
-        const NodeId maps = add(fresh(n.name + ".maps"), OpKind::Input, ir::InputAttrs{{6}}, {});
-        t_.augmentations.push_back(
-            {at(maps).name, n.attr<ir::AugmentAttrs>(), at(n.inputs[0]).type.shape});
-        to_new_[i] = add(n.name, OpKind::Warp, ir::NoAttrs{}, {n.inputs[0], maps});
+      if (n.op == OpKind::Augment) {
+        // A warp through affine maps the trainer draws (the identity when nothing is asked),
+        // then a recolor by the contrast and brightness factors it draws; the last one takes
+        // the layer's name.
+        const auto& a = n.attr<ir::AugmentAttrs>();
+        TrainingGraph::Augmentation aug{"", "", a, at(n.inputs[0]).type.shape};
+        NodeId x = n.inputs[0];
+        if (a.geometric() || !a.photometric()) {
+          const NodeId maps = add(fresh(n.name + ".maps"), OpKind::Input, ir::InputAttrs{{6}}, {});
+          aug.maps = at(maps).name;
+          x = add(a.photometric() ? fresh(n.name + ".warp") : n.name, OpKind::Warp, ir::NoAttrs{},
+                  {x, maps});
+        }
+        if (a.photometric()) {
+          const NodeId factors =
+              add(fresh(n.name + ".colors"), OpKind::Input, ir::InputAttrs{{2}}, {});
+          aug.colors = at(factors).name;
+          x = add(n.name, OpKind::Recolor,
+                  ir::RecolorAttrs{a.contrast > 0, a.value_min, a.value_max}, {x, factors});
+        }
+        t_.augmentations.push_back(aug);
+        to_new_[i] = x;
         continue;
       }
       if (n.op == OpKind::BatchNorm) {  // the batch's statistics, its weights under its name
@@ -111,9 +130,6 @@ class Builder {
         to_new_[i] = g().add(std::move(train));
         continue;
       }
-      if (n.op == OpKind::GroupNorm || n.op == OpKind::Conv2DTranspose)
-        refuse(n, "training " + std::string(n.info().text) +
-                      " is not built yet; the ops that train are " + std::string(kTrainableOps));
       to_new_[i] = g().add(std::move(n));
     }
     const NodeId out = to_new_.at(fwd_.outputs()[0]);
@@ -174,15 +190,70 @@ class Builder {
 
   // A weight's gradient: the layer's own, or one more part of the weights it shares.
   void weight_gradient(NodeId layer, const std::string& role, NodeId grad) {
-    const std::string& name = at(layer).name;
-    const auto shared = fwd_.shared_weights.find(name);
-    const std::string owner = shared == fwd_.shared_weights.end() ? name : shared->second;
+    const std::string owner = owner_of(at(layer).name);
     const auto [it, first] = trainable_of_.emplace(owner + "." + role, t_.trainables.size());
     if (first) {
       t_.trainables.push_back({owner, role, owner + "." + role, at(grad).name});
       contributions_.emplace_back();
     }
     contributions_[it->second].push_back(grad);
+  }
+
+  // A transposed conv is the input gradient of the conv2d C that maps its output back to its
+  // input (the same kernel, Keras' (kh, kw, filters, in) being C's HWIO; C's padding the crop).
+  // So its kernel gradient is C's with dy in the input's place and x in dy's, and dx = C(dy): a
+  // forward conv2d holding a copy of the kernel, which the trainer refreshes after each step
+  // (TrainingGraph::weight_copies). Output rows past the full transposed output (valid padding
+  // with a stride above the kernel, output_padding) hold only the bias: their dy is cropped.
+  void conv2d_transpose(NodeId id, NodeId dy) {
+    const Node n = at(id);
+    const auto& ta = n.attr<ir::Conv2DTransposeAttrs>();
+    const NodeId x = n.inputs[0];
+    const ir::Shape xs = at(x).type.shape, ys = n.type.shape;
+    const auto geo = ir::transposed_geometry(ta, xs[1], xs[2]);
+    // Per axis, how far the full output reaches past the cropped one (C's padding after it),
+    // negative where the output is the longer.
+    auto beyond = [](int64_t in, int64_t k, int64_t s, int64_t d, int64_t crop, int64_t out) {
+      return (in - 1) * s + (k - 1) * d + 1 - crop - out;
+    };
+    const int64_t bottom =
+        beyond(xs[1], ta.kernel.h, ta.strides.h, ta.dilation.h, geo.crop_top, ys[1]);
+    const int64_t right =
+        beyond(xs[2], ta.kernel.w, ta.strides.w, ta.dilation.w, geo.crop_left, ys[2]);
+    NodeId cropped = dy;
+    if (bottom < 0 || right < 0)
+      cropped = add(fresh(n.name + ".dy_cropped"), OpKind::Cropping2D,
+                    ir::CropAttrs{{ir::Padding::Explicit, 0, std::max<int64_t>(-bottom, 0), 0,
+                                   std::max<int64_t>(-right, 0)}},
+                    {dy});
+    ir::Conv2DAttrs c;
+    c.filters = xs[3];
+    c.kernel = ta.kernel;
+    c.strides = ta.strides;
+    c.dilation = ta.dilation;
+    c.padding = ir::Padding{ir::Padding::Explicit, geo.crop_top, std::max<int64_t>(bottom, 0),
+                            geo.crop_left, std::max<int64_t>(right, 0)};
+    c.use_bias = false;
+    const ir::Shape g_shape(at(cropped).type.shape.begin() + 1, at(cropped).type.shape.end());
+    weight_gradient(id, "kernel",
+                    add(fresh(n.name + ".kernel_grad"), OpKind::Conv2DGradKernel,
+                        ir::ConvGradAttrs{c, g_shape}, {cropped, x}));
+    if (ta.use_bias)
+      weight_gradient(id, "bias",
+                      add(fresh(n.name + ".bias_grad"), OpKind::BiasGrad, ir::NoAttrs{}, {dy}));
+    if (!needs_grad(x)) return;
+    const NodeId dx = add(fresh(n.name + ".grad_in"), OpKind::Conv2D, c, {cropped});
+    ir::Param* kernel = g().node(dx).param("kernel");
+    kernel->value = n.param("kernel")->value;
+    kernel->derived = true;  // not a weight of its own
+    t_.weight_copies.push_back({at(dx).name, "kernel", owner_of(n.name)});
+    accumulate(x, dx);
+  }
+
+  // The layer whose weights a layer uses: itself, or the one it shares them with.
+  std::string owner_of(const std::string& layer) const {
+    const auto shared = fwd_.shared_weights.find(layer);
+    return shared == fwd_.shared_weights.end() ? layer : shared->second;
   }
 
   void backward(NodeId id) {
@@ -244,6 +315,38 @@ class Builder {
         return to_input(0, OpKind::GlobalMaxPool2DGrad, n.attrs, {n.inputs[0], dy});
       case OpKind::UnitNorm:
         return to_input(0, OpKind::UnitNormGrad, n.attrs, {n.inputs[0], dy});
+      case OpKind::Resize: {
+        // The forward's weights transposed; when both axes change, one axis at a time (each
+        // pixel's gather then spans one window of outputs, not the product of two).
+        const ir::Shape& xs = at(n.inputs[0]).type.shape;
+        const ir::Shape& ys = n.type.shape;
+        auto attrs = n.attr<ir::ResizeAttrs>();
+        if (!needs_grad(n.inputs[0])) return;
+        NodeId rows = dy;
+        if (xs[1] != ys[1] && xs[2] != ys[2]) {
+          attrs.size = {xs[1], ys[2]};  // the rows first: H'xW' -> HxW'
+          rows = add(fresh(name + ".grad_rows"), OpKind::ResizeGrad, attrs, {dy});
+        }
+        attrs.size = {xs[1], xs[2]};
+        return accumulate(n.inputs[0],
+                          add(fresh(name + ".grad_in"), OpKind::ResizeGrad, attrs, {rows}));
+      }
+      case OpKind::GroupNorm: {
+        // As layernorm's, the statistics those of each image's group.
+        const NodeId x = n.inputs[0];
+        if (!n.param("gamma")->derived)
+          weight_gradient(
+              id, "gamma",
+              add(fresh(name + ".gamma_grad"), OpKind::GroupNormGammaGrad, n.attrs, {x, dy}));
+        if (!n.param("beta")->derived)
+          weight_gradient(id, "beta",
+                          add(fresh(name + ".beta_grad"), OpKind::BiasGrad, ir::NoAttrs{}, {dy}));
+        if (needs_grad(x))
+          to_input(0, OpKind::GroupNormGrad, n.attrs, {x, dy, parameter(id, "gamma")});
+        return;
+      }
+      case OpKind::Conv2DTranspose:
+        return conv2d_transpose(id, dy);
       case OpKind::ReLU: {
         const auto& a = n.attr<ir::ReLUAttrs>();
         ir::ReLUAttrs relu6;
@@ -356,13 +459,14 @@ class Builder {
       case OpKind::Parameter:
         return;
       case OpKind::Warp:
+      case OpKind::Recolor:
         refuse(n,
                "augmentation after a layer with weights has no gradient yet (augment the "
                "input, before any conv2d or dense)");
       case OpKind::Softmax:
         refuse(n, "softmax trains only as the last layer, with a cross-entropy loss");
       case OpKind::Dropout:    // became a multiply in copy_forward
-      case OpKind::Augment:    // became a warp
+      case OpKind::Augment:    // became a warp and a recolor
       case OpKind::BatchNorm:  // became batch_sums and batchnorm_train
       case OpKind::BatchSums:
       case OpKind::BatchNormGammaGrad:
@@ -370,13 +474,13 @@ class Builder {
       case OpKind::LayerNormGrad:
       case OpKind::LayerNormGammaGrad:
       case OpKind::ChannelScale:
-      case OpKind::GroupNorm:
       case OpKind::UnitNormGrad:
+      case OpKind::GroupNormGrad:
+      case OpKind::GroupNormGammaGrad:
+      case OpKind::ResizeGrad:
       case OpKind::GlobalMaxPool2DGrad:
-      case OpKind::Conv2DTranspose:
       case OpKind::Maximum:
       case OpKind::Minimum:
-      case OpKind::Resize:
       case OpKind::LogSoftmax:
       case OpKind::ChannelSlice:
       case OpKind::Conv2DGradInput:

@@ -39,9 +39,10 @@ struct TrainingGraph {
   };
   std::vector<Mask> masks;
   struct Augmentation {
-    std::string input;  // filled each step: the N x 6 affine maps of warp
+    std::string maps;    // filled each step: the N x 6 affine maps of warp (none: no warp)
+    std::string colors;  // filled each step: recolor's N x 2 factors (none: no recolor)
     ir::AugmentAttrs attrs;
-    ir::Shape image;  // what it warps: N x H x W x C
+    ir::Shape image;  // what it augments: N x H x W x C
   };
   std::vector<Augmentation> augmentations;
   struct BatchStatistics {
@@ -49,6 +50,12 @@ struct TrainingGraph {
     std::string sums;   // its batch_sums, a graph output
   };
   std::vector<BatchStatistics> batch_statistics;
+  // A backward op holding a copy of a layer's weights (a conv2d_transpose's input gradient is a
+  // conv2d with its kernel): the trainer copies `from`'s weights of `role` to it after each step.
+  struct WeightCopy {
+    std::string layer, role, from;
+  };
+  std::vector<WeightCopy> weight_copies;
 };
 
 // Builds the training graph of `forward` (whose passes have not run: activations are their own

@@ -144,7 +144,8 @@ Action add_train(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   sub->add_option("--augment", o->augment,
                   "random augmentation of the training images, e.g. flip,rotate=0.1,zoom=0.1 "
-                  "(also flip_v, translate=F)");
+                  "(also flip_v, translate=F, contrast=F, brightness=F; min=F,max=F: the value "
+                  "range, 0 and 1 by default)");
   sub->add_option("--loss", o->loss, "sparse_categorical_crossentropy (labels are class indices)");
   sub->add_option("--validation-split", o->fit.validation_split,
                   "the last fraction of the data held out for validation each epoch")

@@ -147,9 +147,32 @@ def convnext_block():
     return keras.Model(x, L.Dense(3, activation="softmax", name="out")(h), name="convnext_block")
 
 
+def encoder_decoder():
+    """An encoder-decoder (U-Net's shape): a strided conv and GroupNormalization down,
+    Conv2DTranspose up (strided with same padding; strided past the kernel with output_padding;
+    stride 1), a skip connection concatenated, Resizing (bilinear) and UpSampling2D (nearest)."""
+    x = keras.Input((8, 8, 3))
+    e = L.Conv2D(6, 3, padding="same", activation="relu", name="e1")(x)
+    d = L.Conv2D(8, 3, strides=2, padding="same", name="down")(e)  # 4x4
+    d = L.GroupNormalization(groups=4, name="gn")(d)
+    d = L.Activation("swish", name="act")(d)
+    u = L.Conv2DTranspose(6, 3, strides=2, padding="same", name="up")(d)  # 8x8
+    u = L.Concatenate(name="skip")([u, e])
+    u = L.Conv2D(6, 3, strides=2, name="c")(u)  # 3x3
+    u = L.Conv2DTranspose(4, 2, strides=3, output_padding=1, name="up3")(u)  # 9x9
+    u = L.GroupNormalization(groups=2, epsilon=0.01, name="gn2")(u)
+    u = L.Resizing(5, 7, interpolation="bilinear", name="rs")(u)
+    u = L.UpSampling2D((2, 1), interpolation="nearest", name="us")(u)  # 10x7
+    # Stride 1 (TensorFlow's CPU has no dilated Conv2DTranspose).
+    u = L.Conv2DTranspose(4, 2, activation="tanh", name="up1")(u)  # 11x8
+    u = L.Conv2D(4, 3, strides=2, name="c2")(u)
+    h = L.Flatten(name="f")(u)
+    return keras.Model(x, L.Dense(3, activation="softmax", name="out")(h), name="encoder_decoder")
+
+
 MODELS = {"lenet_like": lenet_like, "strided_depthwise": strided_depthwise, "residual": residual,
           "batchnorm_net": batchnorm_net, "dense_block": dense_block, "shared_tower": shared_tower,
-          "mbconv": mbconv, "convnext_block": convnext_block}
+          "mbconv": mbconv, "convnext_block": convnext_block, "encoder_decoder": encoder_decoder}
 
 
 def main():

@@ -40,6 +40,7 @@ codegen::Program compile_graph(ir::Graph g, const ModelOptions& o, bool training
 
 ir::AugmentAttrs parse_augment(const std::string& spec) {
   ir::AugmentAttrs a;
+  a.value_max = 1;  // the images as cnnc train scales them by default
   size_t start = 0;
   while (start <= spec.size()) {
     const size_t end = std::min(spec.find(',', start), spec.size());
@@ -62,12 +63,23 @@ ir::AugmentAttrs parse_augment(const std::string& spec) {
       a.flip_h = true;
     } else if (key == "flip_v" && eq == std::string::npos) {
       a.flip_v = true;
-    } else if ((key == "rotate" || key == "zoom" || key == "translate") && number) {
-      (key == "rotate" ? a.rotate : key == "zoom" ? a.zoom : a.translate) = value;
+    } else if ((key == "rotate" || key == "zoom" || key == "translate" || key == "contrast" ||
+                key == "brightness" || key == "min" || key == "max") &&
+               number) {
+      (key == "rotate"       ? a.rotate
+       : key == "zoom"       ? a.zoom
+       : key == "translate"  ? a.translate
+       : key == "contrast"   ? a.contrast
+       : key == "brightness" ? a.brightness
+       : key == "min"        ? a.value_min
+                             : a.value_max) = value;
     } else {
       throw Error("--augment: '" + item +
                   "' is not an augmentation; accepted, comma separated: flip, flip_v, rotate=F "
-                  "(a fraction of a turn), zoom=F, translate=F (fractions of the size)");
+                  "(a fraction of a turn), zoom=F, translate=F (fractions of the size), "
+                  "contrast=F, brightness=F (a fraction of the value range), min=F and max=F "
+                  "(the value range brightness and clipping use: 0 and 1 by default, byte "
+                  "images scaled by 1/255)");
     }
   }
   return a;
@@ -124,6 +136,15 @@ void draw_maps(const ir::AugmentAttrs& a, int64_t width, int64_t height, float* 
   }
 }
 
+void draw_colors(const ir::AugmentAttrs& a, float* factors, int64_t images, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  const double range = static_cast<double>(a.value_max) - a.value_min;
+  for (int64_t i = 0; i < images; ++i, factors += 2) {
+    factors[0] = static_cast<float>(1 + u(rng) * a.contrast);
+    factors[1] = static_cast<float>(u(rng) * a.brightness * range);
+  }
+}
+
 TrainingModel::TrainingModel(const ir::Graph& forward, const ModelOptions& o)
     : o_(o), rng_(o.seed) {
   ir::Graph at_batch = forward;
@@ -139,14 +160,17 @@ TrainingModel::TrainingModel(const ir::Graph& forward, const ModelOptions& o)
 
   const ir::Graph& g = training_->graph();
   const auto ins = g.inputs();
+  augment_inputs_.resize(graph_.augmentations.size());
   for (size_t i = 0; i < ins.size(); ++i) {
     const ir::Node& n = g.node(ins[i]);
     input_shapes_.push_back(n.type.shape);
     if (n.name == graph_.labels) label_input_ = i;
     for (const auto& m : graph_.masks)
       if (m.input == n.name) mask_inputs_.push_back(i);
-    for (const auto& a : graph_.augmentations)
-      if (a.input == n.name) map_inputs_.push_back(i);
+    for (size_t k = 0; k < graph_.augmentations.size(); ++k) {
+      if (graph_.augmentations[k].maps == n.name) augment_inputs_[k].maps = i;
+      if (graph_.augmentations[k].colors == n.name) augment_inputs_[k].colors = i;
+    }
     if (n.name == forward.node(forward.inputs()[0]).name) data_input_ = i;
   }
   const auto outs = g.outputs();
@@ -181,6 +205,14 @@ TrainingModel::TrainingModel(const ir::Graph& forward, const ModelOptions& o)
       copies_.push_back(
           {copy, p.role, training_->weights(copy, p.role), training_->weights(owner, p.role), n});
     }
+  }
+  for (const auto& c : graph_.weight_copies) {
+    if (g.find(c.layer) < 0) continue;
+    const auto* p = g.node(g.find(c.layer)).param(c.role);
+    internal_assert(p != nullptr, "no weights '" + c.role + "' in " + c.layer);
+    copies_.push_back({c.layer, c.role, training_->weights(c.layer, c.role),
+                       training_->weights(c.from, c.role), static_cast<size_t>(p->value.elements()),
+                       /*backward=*/true});
   }
   sync_copies();  // whatever a weights file held for the copies
   if (!copies_.empty()) training_->weights_changed();
@@ -265,7 +297,11 @@ StepResult TrainingModel::step(const ir::Tensor& x, const ir::Tensor& labels, do
   }
   for (size_t k = 0; k < graph_.augmentations.size(); ++k) {
     const auto& a = graph_.augmentations[k];
-    draw_maps(a.attrs, a.image[2], a.image[1], p.input_data(map_inputs_[k]), a.image[0], rng_);
+    const AugmentInputs& at = augment_inputs_[k];
+    if (at.maps != AugmentInputs::kNone)
+      draw_maps(a.attrs, a.image[2], a.image[1], p.input_data(at.maps), a.image[0], rng_);
+    if (at.colors != AugmentInputs::kNone)
+      draw_colors(a.attrs, p.input_data(at.colors), a.image[0], rng_);
   }
   p.run_in_place();
   ir::Tensor prediction(p.graph().node(p.graph().outputs()[0]).type.shape);
@@ -319,7 +355,8 @@ std::vector<TrainingModel::Weights> TrainingModel::layer_weights() {
     w.push_back({m.layer, "moving_mean", m.mean, static_cast<size_t>(m.channels)});
     w.push_back({m.layer, "moving_variance", m.variance, static_cast<size_t>(m.channels)});
   }
-  for (const Copy& c : copies_) w.push_back({c.layer, c.role, c.from, c.size});
+  for (const Copy& c : copies_)
+    if (!c.backward) w.push_back({c.layer, c.role, c.from, c.size});
   return w;
 }
 

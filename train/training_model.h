@@ -25,8 +25,8 @@ struct ModelOptions {
   uint64_t seed = 0;  // dropout masks
 };
 
-// --augment's text: "flip,flip_v,rotate=0.1,zoom=0.1,translate=0.1" (any of them); throws
-// naming what is accepted.
+// --augment's text: "flip,flip_v,rotate=0.1,zoom=0.1,translate=0.1,contrast=0.2,brightness=0.1,
+// min=0,max=1" (any of them; the value range 0..1 unless given); throws naming what is accepted.
 ir::AugmentAttrs parse_augment(const std::string& spec);
 // The graph with an augment layer after its (one) input, which every layer then reads.
 ir::Graph with_augmentation(const ir::Graph& g, const ir::AugmentAttrs& a);
@@ -35,6 +35,10 @@ ir::Graph with_augmentation(const ir::Graph& g, const ir::AugmentAttrs& a);
 // a random flip, rotation, zoom and shift about the image's centre.
 void draw_maps(const ir::AugmentAttrs& a, int64_t width, int64_t height, float* maps,
                int64_t images, std::mt19937_64& rng);
+// Per image a contrast factor and a brightness shift (as recolor reads them) for an augment
+// layer's settings: uniform in [1 - contrast, 1 + contrast] and in [-brightness, brightness]
+// times the value range.
+void draw_colors(const ir::AugmentAttrs& a, float* factors, int64_t images, std::mt19937_64& rng);
 
 struct StepResult {
   double loss = 0;      // mean over the batch
@@ -109,20 +113,25 @@ class TrainingModel {
     bool shared = false;  // a later call of a shared batchnorm: it moves `layer`'s statistics too
   };
   std::vector<MovingStatistics> moving_;
-  // A layer that shares another's weights (a Keras layer called several times): after each
-  // step its weights are the other's again.
+  // A layer that shares another's weights (a Keras layer called several times), or a backward
+  // op that reads a layer's weights as its own: after each step its weights are the other's again.
   struct Copy {
     std::string layer, role;
     float* data = nullptr;  // in the training program
     float* from = nullptr;  // the shared weights, in the training program
     size_t size = 0;
+    bool backward = false;  // of the training graph only (not a layer of the model)
   };
   std::vector<Copy> copies_;
   void sync_copies();                 // the shared weights to their copies (then weights_changed)
   std::vector<size_t> sizes_;         // per trainable
   std::vector<size_t> grad_outputs_;  // per trainable: index into the outputs
   std::vector<size_t> mask_inputs_;   // per mask: index into the inputs
-  std::vector<size_t> map_inputs_;    // per augmentation: index into the inputs
+  struct AugmentInputs {              // per augmentation: indices into the inputs
+    static constexpr size_t kNone = static_cast<size_t>(-1);
+    size_t maps = kNone, colors = kNone;
+  };
+  std::vector<AugmentInputs> augment_inputs_;
   std::vector<ir::Shape> input_shapes_;  // in the training graph's input order
   size_t data_input_ = 0, label_input_ = 0;
   std::mt19937_64 rng_;

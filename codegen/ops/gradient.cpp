@@ -5,6 +5,7 @@
 // each pixel. Reductions accumulate in `acc`, whose dims are ordered (vectorised, register-tiled,
 // ...) so one CPU or GPU schedule fits them all (codegen/schedules).
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <limits>
 
@@ -53,7 +54,8 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
       node.op == ir::OpKind::BatchSums || node.op == ir::OpKind::BatchNormTrain ||
       node.op == ir::OpKind::BatchNormGammaGrad || node.op == ir::OpKind::BatchNormGrad ||
       node.op == ir::OpKind::LayerNormGrad || node.op == ir::OpKind::LayerNormGammaGrad ||
-      node.op == ir::OpKind::UnitNormGrad;
+      node.op == ir::OpKind::UnitNormGrad || node.op == ir::OpKind::GroupNormGrad ||
+      node.op == ir::OpKind::GroupNormGammaGrad;
   for (size_t i = 0; i < node.inputs.size(); ++i) {
     const ir::TensorType& t = g.node(node.inputs[i]).type;
     // A dense layer's activations (not its kernel) are rows x C whatever their rank.
@@ -384,6 +386,88 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
       l.stage_channels = {rows, rows, rows, rows};
       l.out(at) =
           rstd(v[1]) * (dy(at) * gamma(v[0]) - mean_g(v[1]) - xhat(v[0], v[1]) * mean_gx(v[1]));
+      break;
+    }
+    case ir::OpKind::GroupNormGrad:
+    case ir::OpKind::GroupNormGammaGrad: {
+      // x and dy as (c, row), an image's pixels consecutive rows. Each image's group
+      // statistics once, as stages over (group, image): mean and rstd as the forward groupnorm,
+      // and for dx the means of g = dy gamma and of g xhat over the group.
+      const auto& ga = node.attr<ir::GroupNormAttrs>();
+      const ir::Shape& xs = g.node(node.inputs[0]).type.shape;
+      const int groups = static_cast<int>(ga.groups), per = l.arg_dims[0][0] / groups;
+      const int pixels = static_cast<int>(xs[1] * xs[2]), images = static_cast<int>(xs[0]);
+      const float inv = 1.f / (static_cast<float>(per) * static_cast<float>(pixels));
+      ImageParam &x = l.args[0], &dy = l.args[1];
+      Var gv("g"), im("im");
+      RDom r(0, per, 0, pixels);
+      Expr c = gv * per + r.x, row = im * pixels + r.y;
+      Func mean("mean"), rstd("rstd");
+      mean(gv, im) = sum(x(c, row)) * inv;
+      Expr centred = x(c, row) - mean(gv, im);
+      rstd(gv, im) = 1.f / sqrt(sum(centred * centred) * inv + ga.epsilon);
+      // Element (channel k, row) of x normalised by its group's statistics.
+      auto xhat = [&](Expr k, Expr rw) {
+        return (x(k, rw) - mean(k / per, rw / pixels)) * rstd(k / per, rw / pixels);
+      };
+      if (node.op == ir::OpKind::GroupNormGammaGrad) {
+        l.stages = {mean, rstd};
+        l.stage_channels = {groups, groups};
+        reduce_in_slices(images * pixels, 0, 0, 0,
+                         [&](Expr, Expr, Expr rw) { return dy(v[0], rw) * xhat(v[0], rw); });
+        break;
+      }
+      ImageParam& gamma = l.args[2];
+      Func mean_g("mean_g"), mean_gx("mean_gx");
+      mean_g(gv, im) = sum(dy(c, row) * gamma(c)) * inv;
+      mean_gx(gv, im) = sum(dy(c, row) * gamma(c) * xhat(c, row)) * inv;
+      l.stages = {mean, rstd, mean_g, mean_gx};
+      l.stage_channels = {groups, groups, groups, groups};
+      Expr gk = v[0] / per, ik = v[1] / pixels;
+      l.out(at) = rstd(gk, ik) *
+                  (dy(at) * gamma(v[0]) - mean_g(gk, ik) - xhat(v[0], v[1]) * mean_gx(gk, ik));
+      break;
+    }
+    case ir::OpKind::ResizeGrad: {
+      // A gather: input pixel i sums dy over the outputs that read it, with the weights the
+      // forward resize (codegen/ops/pointwise.cpp) gave it, per axis. Output o reads the input
+      // near (o + 0.5) * in / out, so the outputs that read i lie in a window of 2 * out / in
+      // (bilinear) or out / in (nearest) positions; the window starts one early and has one to
+      // spare for rounding, and outputs in it that do not read i weigh 0.
+      const bool nearest = node.attr<ir::ResizeAttrs>().interpolation == ir::Interpolation::Nearest;
+      struct Axis {
+        int taps;
+        Expr first;
+      };
+      auto window = [nearest](Expr i, int in_len, int out_len) {
+        if (in_len == out_len) return Axis{1, i};  // the identity
+        const float scale = static_cast<float>(in_len) / static_cast<float>(out_len);
+        Expr start =
+            nearest ? cast<float>(i) / scale - 0.5f : (cast<float>(i) - 0.5f) / scale - 0.5f;
+        const int reach = static_cast<int>(std::ceil((nearest ? 1.f : 2.f) / scale));
+        return Axis{reach + 3, cast<int>(floor(start)) - 1};
+      };
+      auto weight = [nearest](Expr o, Expr i, int in_len, int out_len) -> Expr {
+        if (in_len == out_len) return 1.f;
+        const float scale = static_cast<float>(in_len) / static_cast<float>(out_len);
+        Expr inside = o >= 0 && o < out_len;
+        if (nearest) {
+          Expr at = min(cast<int>(floor((cast<float>(o) + 0.5f) * scale)), in_len - 1);
+          return select(inside && at == i, 1.f, 0.f);
+        }
+        Expr at = (cast<float>(o) + 0.5f) * scale - 0.5f, f = floor(at);
+        Expr lo = clamp(cast<int>(f), 0, in_len - 1),
+             hi = clamp(cast<int>(ceil(at)), 0, in_len - 1);
+        return select(inside, select(lo == i, 1.f - (at - f), 0.f) + select(hi == i, at - f, 0.f),
+                      0.f);
+      };
+      const int in_w = l.out_dims[1], in_h = l.out_dims[2];
+      const int out_w = l.arg_dims[0][1], out_h = l.arg_dims[0][2];
+      const Axis wx = window(v[1], in_w, out_w), wy = window(v[2], in_h, out_h);
+      RDom r(0, wx.taps, 0, wy.taps);
+      Expr ox = wx.first + r.x, oy = wy.first + r.y;
+      l.out(at) = sum(weight(ox, v[1], in_w, out_w) * weight(oy, v[2], in_h, out_h) *
+                      a(v[0], clamp(ox, 0, out_w - 1), clamp(oy, 0, out_h - 1), v[3]));
       break;
     }
     case ir::OpKind::UnitNormGrad: {

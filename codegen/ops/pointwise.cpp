@@ -166,6 +166,28 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
           wt * ((1.f - wu) * at(1, 0) + wu * at(1, 1));
       break;
     }
+    case ir::OpKind::Recolor: {
+      // factors (2 x N): the contrast factor and the shift of each image; with contrast, each
+      // image's channel means first (a stage over (c, n), the GroupReduction form's).
+      const auto& a = node.attr<ir::RecolorAttrs>();
+      ImageParam& factors = l.args[1];
+      Expr scale = factors(0, v[3]), shift = factors(1, v[3]);
+      y = x + shift;
+      if (a.contrast) {
+        l.form = PointwiseAlgorithm::GroupReduction;
+        RDom r(0, l.arg_dims[0][1], 0, l.arg_dims[0][2]);
+        Var c("c"), n("n");
+        Func mean("mean");
+        mean(c, n) =
+            sum(in(c, r.x, r.y, n)) / static_cast<float>(l.arg_dims[0][1] * l.arg_dims[0][2]);
+        l.stages = {mean};
+        l.reduction = r;
+        y = (x - mean(v[0], v[3])) * scale + mean(v[0], v[3]) + shift;
+      }
+      y = clamp(y, a.value_min, a.value_max);
+      if (a.contrast) out(v) = y;  // a GroupReduction defines its output itself
+      break;
+    }
     case ir::OpKind::Transpose: {
       // Halide's dimensions run the other way: IR axis i is dimension rank - 1 - i.
       const auto& perm = node.attr<ir::TransposeAttrs>().perm;
@@ -315,6 +337,9 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
     case ir::OpKind::ChannelScale:
     case ir::OpKind::GlobalMaxPool2DGrad:
     case ir::OpKind::UnitNormGrad:
+    case ir::OpKind::GroupNormGrad:
+    case ir::OpKind::GroupNormGammaGrad:
+    case ir::OpKind::ResizeGrad:
       throw InternalError("op '" + std::string(node.info().text) + "' is not a pointwise kernel");
   }
   if (l.form == PointwiseAlgorithm::Map) out(v) = with_activation(node.epilogue, y);

@@ -566,7 +566,7 @@ ir::NodeId resizing(Converter& c, const Layer& l) {
 }
 
 // Layers that are the identity at inference (augmentation, noise, regularisation): their output
-// is their input; no node is added. (Training will make the augmentations real ops.)
+// is their input; no node is added.
 ir::NodeId inference_identity(Converter& c, const Layer& l) { return c.input(l); }
 
 ir::NodeId pooling(Converter& c, const Layer& l, ir::OpKind op) {
@@ -596,7 +596,8 @@ ir::NodeId global_max(Converter& c, const Layer& l) {
 
 // Keras' augmentation layers: an augment layer (identity at inference, random when training).
 // A factor is a number or a [lower, upper] pair; cnnc draws symmetric ranges, so a pair is
-// taken as its larger magnitude, and a zoom or shift of height and width as one for both.
+// taken as its larger magnitude (RandomContrast's [0, 0.2]: factors in [0.8, 1.2]), and a zoom
+// or shift of height and width as one for both.
 double factor(Converter& c, const Layer& l, const char* key) {
   const auto it = l.config.find(key);
   if (it == l.config.end() || it->is_null()) return 0;
@@ -612,6 +613,16 @@ ir::NodeId augment(Converter& c, const Layer& l) {
     a.flip_v = mode.find("vertical") != std::string::npos;
   } else if (l.class_name == "RandomRotation") {
     a.rotate = static_cast<float>(factor(c, l, "factor"));
+  } else if (l.class_name == "RandomContrast" || l.class_name == "RandomBrightness") {
+    (l.class_name == "RandomContrast" ? a.contrast : a.brightness) =
+        static_cast<float>(factor(c, l, "factor"));
+    if (const json* r = c.find(l, "value_range")) {
+      if (!r->is_array() || r->size() != 2 || !(*r)[0].is_number() || !(*r)[1].is_number() ||
+          !((*r)[0].get<double>() < (*r)[1].get<double>()))
+        c.fail(l, "value_range " + r->dump() + " must be [low, high] with low < high");
+      a.value_min = (*r)[0].get<float>();
+      a.value_max = (*r)[1].get<float>();
+    }
   } else if (l.class_name == "RandomZoom") {
     a.zoom =
         static_cast<float>(std::max(factor(c, l, "height_factor"), factor(c, l, "width_factor")));
@@ -803,8 +814,8 @@ const std::map<std::string, ConvertFn>& converters() {
       {"RandomRotation", augment},
       {"RandomZoom", augment},
       {"RandomTranslation", augment},
-      {"RandomContrast", inference_identity},
-      {"RandomBrightness", inference_identity},
+      {"RandomContrast", augment},
+      {"RandomBrightness", augment},
       {"RandomCrop", inference_identity},  // Keras passes images through unchanged at inference
       {"GaussianNoise", inference_identity},
       {"GaussianDropout", inference_identity},

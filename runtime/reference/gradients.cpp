@@ -227,6 +227,53 @@ Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
         acc[i % c] += double(b.data[i]) * (a.data[i] - st.mean[i / c]) * st.rstd[i / c];
       break;
     }
+    case OpKind::GroupNormGrad:
+    case OpKind::GroupNormGammaGrad: {  // x, dy[, gamma]: as layernorm's, over each image's group
+      const auto& ga = n.attr<ir::GroupNormAttrs>();
+      const GroupStats st = group_stats(a, ga.groups, ga.epsilon);
+      const int64_t c = a.shape[3], per = c / ga.groups, image = a.elements() / a.shape[0];
+      auto stat = [&](size_t i) {  // the index of element i's group statistics
+        return static_cast<size_t>(static_cast<int64_t>(i) / image * ga.groups +
+                                   static_cast<int64_t>(i) % c / per);
+      };
+      auto xhat = [&](size_t i) { return (a.data[i] - st.mean[stat(i)]) * st.rstd[stat(i)]; };
+      if (n.op == OpKind::GroupNormGammaGrad) {
+        for (size_t i = 0; i < a.data.size(); ++i)
+          acc[i % static_cast<size_t>(c)] += double(b.data[i]) * xhat(i);
+        break;
+      }
+      const Tensor& gamma = *in[2];
+      std::vector<double> mean_g(st.mean.size()), mean_gx(st.mean.size());  // per group
+      const double count = static_cast<double>(per * a.shape[1] * a.shape[2]);
+      for (size_t i = 0; i < a.data.size(); ++i) {
+        const double g = double(b.data[i]) * gamma.data[i % static_cast<size_t>(c)];
+        mean_g[stat(i)] += g / count;
+        mean_gx[stat(i)] += g * xhat(i) / count;
+      }
+      for (size_t i = 0; i < a.data.size(); ++i)
+        acc[i] = st.rstd[stat(i)] * (double(b.data[i]) * gamma.data[i % static_cast<size_t>(c)] -
+                                     mean_g[stat(i)] - xhat(i) * mean_gx[stat(i)]);
+      break;
+    }
+    case OpKind::ResizeGrad: {  // dy back through the forward's taps (reference resize)
+      const Shape &ys = a.shape, &xs = n.type.shape;
+      const bool nearest = n.attr<ir::ResizeAttrs>().interpolation == ir::Interpolation::Nearest;
+      for (int64_t y = 0; y < ys[1]; ++y) {
+        const ResizeTap ty = resize_tap(nearest, y, xs[1], ys[1]);
+        for (int64_t x = 0; x < ys[2]; ++x) {
+          const ResizeTap tx = resize_tap(nearest, x, xs[2], ys[2]);
+          for (int64_t im = 0; im < ys[0]; ++im)
+            for (int64_t c = 0; c < ys[3]; ++c) {
+              const double d = a.data[at4(ys, im, y, x, c)];
+              acc[at4(xs, im, ty.lo, tx.lo, c)] += d * (1 - ty.w) * (1 - tx.w);
+              acc[at4(xs, im, ty.lo, tx.hi, c)] += d * (1 - ty.w) * tx.w;
+              acc[at4(xs, im, ty.hi, tx.lo, c)] += d * ty.w * (1 - tx.w);
+              acc[at4(xs, im, ty.hi, tx.hi, c)] += d * ty.w * tx.w;
+            }
+        }
+      }
+      break;
+    }
     case OpKind::UnitNormGrad: {  // x, dy: y = x / |x|, dx = (dy - y sum(dy y)) / |x|
       const double eps = n.attr<ir::UnitNormAttrs>().epsilon;
       const size_t c = static_cast<size_t>(a.shape.back());

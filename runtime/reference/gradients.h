@@ -26,6 +26,21 @@ struct RowStats {
 };
 RowStats row_stats(const ir::Tensor& x, double eps);
 
+// Each image's group statistics (groupnorm): mean and 1 / sqrt(var + eps) over the group's
+// channels and all pixels, indexed image * groups + group.
+struct GroupStats {
+  std::vector<double> mean, rstd;
+};
+GroupStats group_stats(const ir::Tensor& x, int64_t groups, double eps);
+
+// Where output position o of a resize along one axis reads (TensorFlow's half-pixel centres):
+// input positions lo and hi, hi with weight w (lo with 1 - w); nearest: lo == hi.
+struct ResizeTap {
+  int64_t lo, hi;
+  double w;
+};
+ResizeTap resize_tap(bool nearest, int64_t o, int64_t in_len, int64_t out_len);
+
 // Element (b, y, x, c) of an NHWC tensor.
 inline size_t at4(const ir::Shape& s, int64_t b, int64_t y, int64_t x, int64_t c) {
   return static_cast<size_t>(((b * s[1] + y) * s[2] + x) * s[3] + c);

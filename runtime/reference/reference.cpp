@@ -264,6 +264,37 @@ Tensor layer_norm(const Node& n, const Tensor& in) {
 
 }  // namespace
 
+GroupStats group_stats(const Tensor& x, int64_t groups, double eps) {
+  GroupStats s;
+  const int64_t c = x.shape[3], pixels = x.shape[1] * x.shape[2], per = c / groups;
+  for (int64_t b = 0; b < x.shape[0]; ++b)
+    for (int64_t g = 0; g < groups; ++g) {
+      const float* v = x.data.data() + b * pixels * c + g * per;
+      double mean = 0, var = 0;
+      for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t k = 0; k < per; ++k) mean += v[p * c + k];
+      mean /= static_cast<double>(pixels * per);
+      for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t k = 0; k < per; ++k) var += (v[p * c + k] - mean) * (v[p * c + k] - mean);
+      s.mean.push_back(mean);
+      s.rstd.push_back(1 / std::sqrt(var / static_cast<double>(pixels * per) + eps));
+    }
+  return s;
+}
+
+// Output o samples the input at (o + 0.5) * in / out: nearest takes the pixel there (rounding
+// down), bilinear the two neighbours of that minus 0.5, clamped to the image.
+ResizeTap resize_tap(bool nearest, int64_t o, int64_t in_len, int64_t out_len) {
+  const double scale = double(in_len) / double(out_len);
+  if (nearest) {
+    const int64_t i = std::min(static_cast<int64_t>(std::floor((o + 0.5) * scale)), in_len - 1);
+    return {i, i, 0.0};
+  }
+  const double at = (o + 0.5) * scale - 0.5, f = std::floor(at);
+  return {std::max<int64_t>(static_cast<int64_t>(f), 0),
+          std::min<int64_t>(static_cast<int64_t>(std::ceil(at)), in_len - 1), at - f};
+}
+
 RowStats row_stats(const Tensor& x, double eps) {
   RowStats s;
   const int64_t c = x.shape.back(), rows = x.elements() / c;
@@ -303,52 +334,26 @@ Tensor group_norm(const Node& n, const Tensor& in) {
   const auto& a = n.attr<ir::GroupNormAttrs>();
   const auto& gamma = n.param("gamma")->value.data;
   const auto& beta = n.param("beta")->value.data;
-  const int64_t c = in.shape[3], pixels = in.shape[1] * in.shape[2], per = c / a.groups;
-  for (int64_t b = 0; b < in.shape[0]; ++b)
-    for (int64_t g = 0; g < a.groups; ++g) {
-      const float* x = in.data.data() + b * pixels * c + g * per;
-      double mean = 0, var = 0;
-      for (int64_t p = 0; p < pixels; ++p)
-        for (int64_t k = 0; k < per; ++k) mean += x[p * c + k];
-      mean /= static_cast<double>(pixels * per);
-      for (int64_t p = 0; p < pixels; ++p)
-        for (int64_t k = 0; k < per; ++k) var += (x[p * c + k] - mean) * (x[p * c + k] - mean);
-      var /= static_cast<double>(pixels * per);
-      const double inv = 1 / std::sqrt(var + a.epsilon);
-      for (int64_t p = 0; p < pixels; ++p)
-        for (int64_t k = 0; k < per; ++k) {
-          const int64_t ch = g * per + k, i = b * pixels * c + p * c + ch;
-          out.data[i] = static_cast<float>((in.data[i] - mean) * inv * gamma[ch] + beta[ch]);
-        }
-    }
+  const GroupStats st = group_stats(in, a.groups, a.epsilon);
+  const int64_t c = in.shape[3], per = c / a.groups;
+  for (size_t i = 0; i < out.data.size(); ++i) {
+    const int64_t ch = static_cast<int64_t>(i) % c,
+                  image = static_cast<int64_t>(i) / (in.elements() / in.shape[0]);
+    const size_t s = static_cast<size_t>(image * a.groups + ch / per);
+    out.data[i] = static_cast<float>((in.data[i] - st.mean[s]) * st.rstd[s] * gamma[ch] + beta[ch]);
+  }
   return out;
 }
 
-// TensorFlow's resize with half-pixel centres: output pixel o samples the input at
-// (o + 0.5) * in / out (nearest: the pixel there, rounding down) or that minus 0.5 (bilinear:
-// the two neighbours, clamped to the image).
+// TensorFlow's resize with half-pixel centres (resize_tap), bilinear or nearest.
 Tensor resize(const Node& n, const Tensor& in) {
   Tensor out(n.type.shape);
   const Shape &is = in.shape, &os = out.shape;
   const bool nearest = n.attr<ir::ResizeAttrs>().interpolation == ir::Interpolation::Nearest;
-  struct Tap {
-    int64_t lo, hi;
-    double w;  // of hi
-  };
-  auto taps = [nearest](int64_t o, int64_t in_len, int64_t out_len) {
-    const double scale = double(in_len) / double(out_len);
-    if (nearest) {
-      const int64_t i = std::min(static_cast<int64_t>(std::floor((o + 0.5) * scale)), in_len - 1);
-      return Tap{i, i, 0.0};
-    }
-    const double at = (o + 0.5) * scale - 0.5, f = std::floor(at);
-    return Tap{std::max<int64_t>(static_cast<int64_t>(f), 0),
-               std::min<int64_t>(static_cast<int64_t>(std::ceil(at)), in_len - 1), at - f};
-  };
   for (int64_t y = 0; y < os[1]; ++y) {
-    const Tap ty = taps(y, is[1], os[1]);
+    const ResizeTap ty = resize_tap(nearest, y, is[1], os[1]);
     for (int64_t x = 0; x < os[2]; ++x) {
-      const Tap tx = taps(x, is[2], os[2]);
+      const ResizeTap tx = resize_tap(nearest, x, is[2], os[2]);
       for (int64_t b = 0; b < os[0]; ++b)
         for (int64_t c = 0; c < os[3]; ++c) {
           auto v = [&](int64_t yy, int64_t xx) { return double(in.data[at4(is, b, yy, xx, c)]); };
@@ -496,6 +501,27 @@ Tensor warp(const Node& n, const Tensor& in, const Tensor& maps) {
   return out;
 }
 
+// Each image's contrast scaled by a about its channels' means, d added, clipped (factors: N x 2).
+Tensor recolor(const Node& n, const Tensor& in, const Tensor& factors) {
+  const auto& a = n.attr<ir::RecolorAttrs>();
+  Tensor out(n.type.shape);
+  const int64_t c = in.shape[3], pixels = in.shape[1] * in.shape[2];
+  for (int64_t b = 0; b < in.shape[0]; ++b) {
+    const double scale = factors.data[b * 2], shift = factors.data[b * 2 + 1];
+    const float* x = in.data.data() + b * pixels * c;
+    std::vector<double> mean(static_cast<size_t>(c), 0.0);
+    if (a.contrast)
+      for (int64_t i = 0; i < pixels * c; ++i) mean[i % c] += x[i] / double(pixels);
+    for (int64_t i = 0; i < pixels * c; ++i) {
+      const double m = mean[i % c];
+      const double v = a.contrast ? (x[i] - m) * scale + m + shift : x[i] + shift;
+      out.data[b * pixels * c + i] =
+          static_cast<float>(std::clamp<double>(v, a.value_min, a.value_max));
+    }
+  }
+  return out;
+}
+
 Tensor same_data(const Node& n, const Tensor& in) {
   Tensor out;
   out.shape = n.type.shape;
@@ -620,6 +646,8 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
       break;  // run() takes its value from the layer it stands for
     case OpKind::Warp:
       return warp(n, x, *inputs[1]);
+    case OpKind::Recolor:
+      return recolor(n, x, *inputs[1]);
     case OpKind::Conv2DGradInput:
     case OpKind::Conv2DGradKernel:
     case OpKind::DenseGradInput:
@@ -637,6 +665,9 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
     case OpKind::BatchNormGammaGrad:
     case OpKind::BatchNormGrad:
     case OpKind::LayerNormGrad:
+    case OpKind::GroupNormGrad:
+    case OpKind::GroupNormGammaGrad:
+    case OpKind::ResizeGrad:
     case OpKind::LayerNormGammaGrad:
     case OpKind::ChannelScale:
     case OpKind::GlobalMaxPool2DGrad:

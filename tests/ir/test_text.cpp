@@ -130,7 +130,8 @@ globalavgpool2d_grad gapg keepdims=true <- cat, gap
 activation_grad ag of=leakyrelu alpha=0.1 <- lr, lr
 softmax_ce_grad ce <- sm, lab
 mse_grad mse <- sm, sm
-augment au flip_h=true flip_v=true rotate=0.1 zoom=0.2 translate=0.05 <- a
+augment au flip_h=true flip_v=true rotate=0.1 zoom=0.2 translate=0.05 contrast=0.3 brightness=0.1 value_min=-1 value_max=1 <- a
+recolor rc contrast=true value_min=-1 value_max=1 <- a, d3
 warp wp <- a, wm
 batch_sums bs <- a
 batchnorm_train bt epsilon=0.01 <- a, bs
@@ -154,7 +155,10 @@ layernorm_gamma_grad lngg <- c3, c3
 channel_scale chs <- c3, bg
 globalmaxpool2d_grad gmg keepdims=true <- c3, gmp
 unitnorm_grad ung epsilon=0.001 <- c3, c3
-output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn, st, ag2, un, un2, tp, lng, lngg, chs, gmg, ung
+groupnorm_grad gng groups=4 epsilon=1e-05 <- c3, c3, bg
+groupnorm_gamma_grad gngg groups=2 <- c3, c3
+resize_grad rzg size=16x16 interpolation=nearest <- rz
+output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn, st, ag2, un, un2, tp, lng, lngg, chs, gmg, ung, gng, gngg, rzg, rc
 )";
 
 const char* const kAllAttrsPrinted = R"(network all_attrs
@@ -225,7 +229,8 @@ globalavgpool2d_grad gapg keepdims=true <- cat, gap               # 16x16x16
 activation_grad ag of=leakyrelu alpha=0.1 <- lr, lr               # 16x16x8
 softmax_ce_grad ce <- sm, lab                                     # 4
 mse_grad mse <- sm, sm                                            # 4
-augment au flip_h=true flip_v=true rotate=0.1 zoom=0.2 translate=0.05 <- a  # 16x16x4
+augment au flip_h=true flip_v=true rotate=0.1 zoom=0.2 translate=0.05 contrast=0.3 brightness=0.1 value_min=-1 value_max=1 <- a  # 16x16x4
+recolor rc contrast=true value_min=-1 value_max=1 <- a, d3.tanh   # 16x16x4
 warp wp <- a, wm                                                  # 16x16x4
 batch_sums bs <- a                                                # 2x4
 batchnorm_train bt epsilon=0.01 <- a, bs                          # 16x16x4
@@ -250,7 +255,10 @@ layernorm_gamma_grad lngg <- c3, c3                               # 8
 channel_scale chs <- c3, bg                                       # 8x8x8
 globalmaxpool2d_grad gmg keepdims=true <- c3, gmp                 # 8x8x8
 unitnorm_grad ung epsilon=0.001 <- c3, c3                         # 8x8x8
-output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn, st, ag2, un, un2, tp, lng, lngg, chs, gmg, ung
+groupnorm_grad gng groups=4 epsilon=1e-05 <- c3, c3, bg           # 8x8x8
+groupnorm_gamma_grad gngg groups=2 <- c3, c3                      # 8
+resize_grad rzg size=16x16 interpolation=nearest <- rz            # 16x16x8
+output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn, st, ag2, un, un2, tp, lng, lngg, chs, gmg, ung, gng, gngg, rzg, rc
 )";
 
 }  // namespace
@@ -424,11 +432,11 @@ TEST_CASE("every op and attribute: the canonical form, golden") {
   CHECK(g.find("c3.linear") < 0);
   CHECK(g.node(g.find("mp")).inputs == std::vector<ir::NodeId>{g.find("c2.leakyrelu")});
   // Outputs in the order given; a name with an activation denotes the activation's layer.
-  const std::vector<std::string> outs{"sm",  "d3.tanh", "c1",  "ap",  "ls",   "c4", "mp2",
-                                      "bn2", "gi",      "gk",  "dgi", "dgk",  "bg", "mpg",
-                                      "apg", "gapg",    "ag",  "ce",  "mse",  "csl",
-                                      "ct.relu", "ct2", "rz", "rz2", "gn", "mx", "mn", "st", "ag2",
-                                      "un", "un2", "tp", "lng", "lngg", "chs", "gmg", "ung"};
+  const std::vector<std::string> outs{
+      "sm",   "d3.tanh", "c1",  "ap",  "ls",   "c4",   "mp2", "bn2", "gi",  "gk",      "dgi",
+      "dgk",  "bg",      "mpg", "apg", "gapg", "ag",   "ce",  "mse", "csl", "ct.relu", "ct2",
+      "rz",   "rz2",     "gn",  "mx",  "mn",   "st",   "ag2", "un",  "un2", "tp",      "lng",
+      "lngg", "chs",     "gmg", "ung", "gng",  "gngg", "rzg", "rc"};
   std::vector<ir::NodeId> want;
   for (const auto& o : outs) want.push_back(g.find(o));
   CHECK(g.outputs() == want);

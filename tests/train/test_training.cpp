@@ -3,10 +3,12 @@
 // classifier trained to fit a separable problem; what cannot train is refused.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
 #include "codegen/compile.h"
+#include "frontend/load.h"
 #include "ir/error.h"
 #include "ir/text.h"
 #include "passes/gradient.h"
@@ -136,6 +138,41 @@ TEST_CASE("compiled layernorm, LayerScale, transpose, unitnorm and global max po
       "unitnorm v\n"
       "dense out units=4 activation=softmax\n",
       4, 42);
+}
+
+TEST_CASE(
+    "compiled encoder-decoder gradients (groupnorm, conv2d_transpose, resize) match the "
+    "reference") {
+  // A U-Net's shape: down with a strided conv and groupnorm, up with transposed convs (strided;
+  // stride 1, computed as a conv) and resizes, a skip connection.
+  check_compiled(
+      "input x shape=12x12x3\n"
+      "conv2d e filters=8 kernel=3x3 padding=same activation=relu\n"
+      "conv2d down filters=16 kernel=3x3 strides=2 padding=same\n"
+      "groupnorm gn groups=4\n"
+      "swish s\n"
+      "conv2d_transpose up filters=8 kernel=3x3 strides=2 padding=same\n"
+      "concat skip <- up, e\n"
+      "conv2d c filters=6 kernel=3x3 strides=2 round=floor\n"
+      // A bias before a group per channel has no gradient (0 up to rounding): none here.
+      "conv2d_transpose up3 filters=5 kernel=2x2 strides=3 output_padding=1x2 use_bias=false\n"
+      "groupnorm gn2 groups=5 epsilon=0.01\n"
+      "resize rs size=7x9 interpolation=bilinear\n"
+      "resize us size=14x9 interpolation=nearest\n"
+      "conv2d_transpose up1 filters=4 kernel=3x2 dilation=2 activation=tanh\n"
+      "globalavgpool2d g\n"
+      "dense out units=3 activation=softmax\n",
+      3, 51);
+  // Wider channels (whole vectors and a tail) and a downscaling resize.
+  check_compiled(
+      "input x shape=9x9x4\n"
+      "conv2d a filters=20 kernel=3x3 activation=relu\n"
+      "groupnorm gn groups=5\n"
+      "conv2d_transpose t filters=36 kernel=4x4 strides=2 padding=same\n"
+      "resize r size=5x6\n"
+      "flatten f\n"
+      "dense out units=4 activation=softmax\n",
+      2, 52);
 }
 
 TEST_CASE(
@@ -304,6 +341,78 @@ TEST_CASE("warp: identity, flip and a quarter turn are exact; compiled matches t
     CHECK(got.data[i] == doctest::Approx(want.data[i]).epsilon(1e-4));
 }
 
+TEST_CASE(
+    "recolor: contrast about each channel's mean, brightness, clipping; compiled matches the "
+    "reference") {
+  ir::Graph contrast = ir::parse(
+      "input x shape=4x3x2\ninput f shape=2\nrecolor r contrast=true value_min=-1 value_max=1 <- "
+      "x, f\n",
+      "recolor.cnn", 3);
+  ir::Graph brightness = ir::parse(
+      "input x shape=4x3x2\ninput f shape=2\nrecolor r value_max=2 <- x, f\n", "recolor.cnn", 3);
+  std::mt19937 rng(5);
+  const ir::Tensor x = test::random_tensor({3, 4, 3, 2}, rng, -0.5f, 0.5f);
+  ir::Tensor f({3, 2});
+  f.data = {1.f, 0.f, 3.f, 0.25f, 0.5f, -0.75f};  // image 0: the identity
+  const ir::Tensor c = runtime::reference::run(contrast, {x, f})[0];
+  const ir::Tensor b = runtime::reference::run(brightness, {x, f})[0];
+  for (int64_t image = 0; image < 3; ++image)
+    for (int64_t ch = 0; ch < 2; ++ch) {
+      double mean = 0;
+      for (int64_t p = 0; p < 12; ++p) mean += x.data[(image * 12 + p) * 2 + ch] / 12.0;
+      for (int64_t p = 0; p < 12; ++p) {
+        const size_t i = static_cast<size_t>((image * 12 + p) * 2 + ch);
+        const double a = f.data[image * 2], d = f.data[image * 2 + 1];
+        CHECK(c.data[i] ==
+              doctest::Approx(std::clamp((x.data[i] - mean) * a + mean + d, -1.0, 1.0)));
+        CHECK(b.data[i] == doctest::Approx(std::clamp(x.data[i] + d, 0.0, 2.0)));
+        if (image == 0) CHECK(c.data[i] == doctest::Approx(x.data[i]));
+      }
+    }
+  // Compiled, on random factors.
+  ir::Tensor factors = test::random_tensor({3, 2}, rng, -2.f, 2.f);
+  for (const ir::Graph* g : {&contrast, &brightness}) {
+    const auto want = runtime::reference::run(*g, {x, factors})[0];
+    codegen::CompileOptions opts;
+    opts.target = test::test_target();
+    runtime::CompiledModel model(codegen::compile(*g, opts));
+    const auto got = model.run({x, factors})[0];
+    for (size_t i = 0; i < got.data.size(); ++i)
+      CHECK(got.data[i] == doctest::Approx(want.data[i]).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("Keras' RandomContrast and RandomBrightness train as recolors with the layer's range") {
+  // The lecture's augmentation pattern (nested_augment: Random* layers in a nested Sequential).
+  const ir::Graph g =
+      frontend::load(test::source_path("tests/fixtures/keras/nested_augment.keras"), 4);
+  const auto& contrast = g.node(g.find("contrast")).attr<ir::AugmentAttrs>();
+  CHECK(contrast.contrast == 0.2f);  // Keras' [0, 0.2]: factors in [0.8, 1.2]
+  CHECK(contrast.value_max == 255.f);
+  CHECK(g.node(g.find("brightness")).attr<ir::AugmentAttrs>().brightness == 0.2f);
+  const auto t = passes::build_training_graph(g, passes::Loss::SparseCategoricalCrossEntropy);
+  const ir::Node& r = t.graph.node(t.graph.find("contrast"));
+  CHECK(r.op == ir::OpKind::Recolor);
+  CHECK(r.attr<ir::RecolorAttrs>().contrast);
+  CHECK(!t.graph.node(t.graph.find("brightness")).attr<ir::RecolorAttrs>().contrast);
+  // A few steps: the factors are drawn per image and step, and the model learns through them.
+  train::ModelOptions o;
+  o.batch = 4;
+  train::TrainingModel model(g, o);
+  std::mt19937 rng(8);
+  const ir::Tensor x = test::random_tensor({4, 12, 12, 3}, rng, 0.f, 255.f);
+  ir::Tensor y({4, 1});
+  y.data = {0, 1, 2, 3};
+  double first = 0, last = 0;
+  for (int step = 0; step < 30; ++step) {
+    const double loss = model.step(x, y, 0.01).loss;
+    if (step == 0) first = loss;
+    last = loss;
+  }
+  CHECK(std::isfinite(last));
+  CHECK(last < first);
+}
+
 TEST_CASE("augmentation: maps drawn per image, the identity when nothing is asked") {
   std::mt19937_64 rng(1);
   std::vector<float> maps(6 * 8);
@@ -339,4 +448,24 @@ TEST_CASE("augmentation: maps drawn per image, the identity when nothing is aske
   const auto t = passes::build_training_graph(aug, passes::Loss::SparseCategoricalCrossEntropy);
   REQUIRE(t.augmentations.size() == 1);
   CHECK(t.graph.node(t.graph.find("augment")).op == ir::OpKind::Warp);
+  // Contrast and brightness: a warp, then a recolor under the layer's name, clipped to 0..1
+  // unless --augment says otherwise; its factors drawn per image.
+  const ir::AugmentAttrs color = train::parse_augment("flip,contrast=0.2,brightness=0.1,max=2");
+  CHECK(color.contrast == 0.2f);
+  CHECK(color.value_min == 0.f);
+  CHECK(color.value_max == 2.f);
+  CHECK(train::parse_augment("contrast=0.5").value_max == 1.f);
+  const auto tc = passes::build_training_graph(train::with_augmentation(g, color),
+                                               passes::Loss::SparseCategoricalCrossEntropy);
+  const ir::Node& recolor = tc.graph.node(tc.graph.find("augment"));
+  CHECK(recolor.op == ir::OpKind::Recolor);
+  CHECK(tc.graph.node(recolor.inputs[0]).op == ir::OpKind::Warp);
+  std::vector<float> factors(16);
+  std::mt19937_64 draws(4);
+  train::draw_colors(color, factors.data(), 8, draws);
+  for (int i = 0; i < 8; ++i) {
+    CHECK(std::abs(factors[2 * i] - 1.f) <= 0.2f);
+    CHECK(std::abs(factors[2 * i + 1]) <= 0.2f);  // 0.1 of the range 0..2
+  }
+  CHECK(factors[0] != factors[2]);
 }
