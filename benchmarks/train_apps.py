@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Training keras.applications models side by side: `cnnc train MODEL.keras` and Keras'
 `model.fit` on the same model file (weights=None, a small input size and class count, as when
-fine-tuning on a small dataset), the same random images and labels, batch, optimiser (Adam
+fine-tuning on a small dataset; UNet: an encoder-decoder of U-Net's shape built here), the same random images and labels, batch, optimiser (Adam
 1e-3), epochs and threads, one after the other in this run. Prints a Markdown table (or writes
 it with --out).
 
-    python3 benchmarks/train_apps.py [--models MobileNetV3Small,EfficientNetB0,ConvNeXtTiny]
+    python3 benchmarks/train_apps.py [--models MobileNetV3Small,EfficientNetB0,ConvNeXtTiny,UNet]
         [--size 96] [--classes 10] [--images 64] [--batch 4] [--epochs 3] [--threads 2]
         [--cnnc build/cnnc] [--work /tmp/train_apps] [--out FILE]
 
@@ -51,15 +51,39 @@ print(" ".join(f"{t:.3f}" for t in times), h.history["loss"][-1],
 """
 
 
+def unet(input_shape, classes):
+    """An encoder-decoder of U-Net's shape (not in keras.applications): two strided-conv levels
+    down with GroupNormalization, Conv2DTranspose and UpSampling2D (bilinear) back up with skip
+    connections concatenated, then a classifier, so it trains on the same labels as the others."""
+    import keras
+    L = keras.layers
+    x = keras.Input(input_shape)
+    h = L.Rescaling(1 / 255)(x)
+    e1 = L.Conv2D(32, 3, padding="same", activation="relu")(h)
+    d1 = L.Conv2D(64, 3, strides=2, padding="same")(e1)
+    d1 = L.Activation("swish")(L.GroupNormalization(8)(d1))
+    d2 = L.Conv2D(128, 3, strides=2, padding="same")(d1)
+    d2 = L.Activation("swish")(L.GroupNormalization(8)(d2))
+    u1 = L.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu")(d2)
+    u1 = L.Conv2D(64, 3, padding="same", activation="relu")(L.Concatenate()([u1, d1]))
+    u2 = L.UpSampling2D(2, interpolation="bilinear")(u1)
+    u2 = L.Conv2D(32, 3, padding="same", activation="relu")(L.Concatenate()([u2, e1]))
+    y = L.Dense(classes, activation="softmax")(L.GlobalAveragePooling2D()(u2))
+    return keras.Model(x, y, name="UNet")
+
+
 def export(name, args):
-    """NAME.keras, x.npy (raw pixels in [0, 255)) and y.npy under args.work."""
+    """NAME_SIZE.keras, .x.npy (raw pixels in [0, 255)) and .y.npy under args.work."""
     import numpy as np
     import keras
-    base = os.path.join(args.work, name)
+    base = os.path.join(args.work, f"{name}_{args.size}")
     if not os.path.exists(base + ".keras"):
         keras.utils.set_random_seed(1)
-        model = getattr(keras.applications, name)(
-            weights=None, input_shape=(args.size, args.size, 3), classes=args.classes)
+        if name == "UNet":
+            model = unet((args.size, args.size, 3), args.classes)
+        else:
+            model = getattr(keras.applications, name)(
+                weights=None, input_shape=(args.size, args.size, 3), classes=args.classes)
         model.save(base + ".keras")
         keras.backend.clear_session()
     rng = np.random.default_rng(0)

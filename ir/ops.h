@@ -228,6 +228,17 @@ struct AugmentAttrs {
   bool photometric() const { return contrast > 0 || brightness > 0; }
   bool operator==(const AugmentAttrs&) const = default;
 };
+// The gradient of a maximum or minimum for one of its inputs (numbered from 0).
+struct ExtremumGradAttrs {
+  int64_t index = 0;
+  bool minimum = false;
+  template <class V>
+  void visit(V& v) {
+    v("index", index);
+    v("minimum", minimum);
+  }
+  bool operator==(const ExtremumGradAttrs&) const = default;
+};
 // Training's photometric augmentation: with contrast, each channel's mean over the image is
 // kept and the rest scaled; the result is clipped to [value_min, value_max].
 struct RecolorAttrs {
@@ -359,12 +370,12 @@ constexpr int kNumOps = 0
 
 enum class PatternKind { ElemWise, Broadcast, Injective, Reduction, OutEWiseFusable, Opaque };
 
-using Attrs =
-    std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs, GlobalPoolAttrs,
-                 BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs, PadAttrs, CropAttrs,
-                 ReshapeAttrs, ChannelSliceAttrs, DropoutAttrs, LayerNormAttrs, ParameterAttrs,
-                 ConvGradAttrs, ActivationGradAttrs, AugmentAttrs, Conv2DTransposeAttrs,
-                 ResizeAttrs, GroupNormAttrs, UnitNormAttrs, TransposeAttrs, RecolorAttrs>;
+using Attrs = std::variant<NoAttrs, InputAttrs, Conv2DAttrs, DenseAttrs, Pool2DAttrs,
+                           GlobalPoolAttrs, BatchNormAttrs, AffineAttrs, LeakyReLUAttrs, ReLUAttrs,
+                           PadAttrs, CropAttrs, ReshapeAttrs, ChannelSliceAttrs, DropoutAttrs,
+                           LayerNormAttrs, ParameterAttrs, ConvGradAttrs, ActivationGradAttrs,
+                           AugmentAttrs, Conv2DTransposeAttrs, ResizeAttrs, GroupNormAttrs,
+                           UnitNormAttrs, TransposeAttrs, RecolorAttrs, ExtremumGradAttrs>;
 
 // Op traits (the ops.def column): bits.
 constexpr unsigned kView = 1;                // no kernel: the output is the input's data reshaped

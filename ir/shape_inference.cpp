@@ -429,12 +429,15 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       r.type.shape = {x[0], x[1] - p.top - p.bottom, x[2] - p.left - p.right, x[3]};
       break;
     }
-    case OpKind::Resize: {
-      expect_rank(in[0], 4, "resize");
+    case OpKind::Resize:
+    case OpKind::ResizeGrad: {  // the gradient: dy back to the forward input's size
+      const bool grad = n.op == OpKind::ResizeGrad;
+      expect_rank(in[0], 4, grad ? "resize's gradient" : "resize");
       const Pair& size = n.attr<ResizeAttrs>().size;
       if (size.h < 1 || size.w < 1 || size.h > kMaxElements || size.w > kMaxElements)
         fail("size=" + std::to_string(size.h) + "x" + std::to_string(size.w) +
-             " must be positive (the output's height x width)");
+             " must be positive (the " + (grad ? "forward input" : "output") +
+             "'s height x width)");
       r.type.shape = {x[0], size.h, size.w, x[3]};
       break;
     }
@@ -544,15 +547,6 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       r.type = n.op == OpKind::GroupNormGammaGrad ? TensorType{{x[3]}} : in[0];
       break;
     }
-    case OpKind::ResizeGrad: {  // dy to the forward input's size
-      expect_rank(in[0], 4, "resize's gradient");
-      const Pair& size = n.attr<ResizeAttrs>().size;
-      if (size.h < 1 || size.w < 1 || size.h > kMaxElements || size.w > kMaxElements)
-        fail("size=" + std::to_string(size.h) + "x" + std::to_string(size.w) +
-             " must be positive (the forward input's height x width)");
-      r.type.shape = {x[0], size.h, size.w, x[3]};
-      break;
-    }
     case OpKind::UnitNormGrad:
       same_shape(in[0], in[1]);
       if (!(n.attr<UnitNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");
@@ -564,6 +558,17 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
              shape_to_string(in[1].shape, true));
       r.type = in[0];
       break;
+    case OpKind::ExtremumGrad: {
+      const auto index = n.attr<ExtremumGradAttrs>().index;
+      if (index < 0 || index >= static_cast<int64_t>(in.size()) - 1)
+        fail("index=" + std::to_string(index) + " must name one of the " +
+             std::to_string(in.size() - 1) + " forward inputs after dy (from 0)");
+      for (size_t k = 1; k < in.size(); ++k)
+        if (in[k].rank() != in[0].rank())
+          fail("the forward inputs must have dy's rank (" + std::to_string(in[0].rank()) + ")");
+      r.type = in[0];
+      break;
+    }
     case OpKind::Recolor:
       expect_rank(in[0], 4, "recolor");
       if (in[1].shape != Shape{x[0], 2})

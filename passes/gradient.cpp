@@ -19,7 +19,8 @@ constexpr const char* kTrainableOps =
     "maxpool2d, avgpool2d, globalavgpool2d, globalmaxpool2d, relu, leakyrelu, every activation "
     "of the table (relu6, sigmoid, tanh, swish, gelu, hard_silu, ...), softmax (last, with a "
     "cross-entropy loss), add, multiply (broadcasting too: squeeze-and-excitation), affine "
-    "(trainable too: LayerScale), groupnorm, conv2d_transpose (strided, dilated, cropped), resize "
+    "(trainable too: LayerScale), maximum, minimum, groupnorm, conv2d_transpose (strided, dilated, "
+    "cropped), resize "
     "(nearest, bilinear), concat, flatten, reshape, transpose, dropout, zeropadding2d, "
     "cropping2d, augment (on the input)";
 
@@ -250,6 +251,16 @@ class Builder {
     accumulate(x, dx);
   }
 
+  // The gradient of input k of a broadcasting op (multiply, maximum, minimum), summed over the
+  // dimensions that input was broadcast along (a squeeze-and-excitation gate's over the pixels).
+  void broadcast_gradient(const Node& n, size_t k, NodeId grad) {
+    const ir::Shape s = at(n.inputs[k]).type.shape;
+    if (s != n.type.shape)
+      grad = add(fresh(n.name + ".grad_in"), OpKind::SumToShape,
+                 ir::ReshapeAttrs{ir::Shape(s.begin() + 1, s.end())}, {grad});
+    accumulate(n.inputs[k], grad);
+  }
+
   // The layer whose weights a layer uses: itself, or the one it shares them with.
   std::string owner_of(const std::string& layer) const {
     const auto shared = fwd_.shared_weights.find(layer);
@@ -331,20 +342,6 @@ class Builder {
         return accumulate(n.inputs[0],
                           add(fresh(name + ".grad_in"), OpKind::ResizeGrad, attrs, {rows}));
       }
-      case OpKind::GroupNorm: {
-        // As layernorm's, the statistics those of each image's group.
-        const NodeId x = n.inputs[0];
-        if (!n.param("gamma")->derived)
-          weight_gradient(
-              id, "gamma",
-              add(fresh(name + ".gamma_grad"), OpKind::GroupNormGammaGrad, n.attrs, {x, dy}));
-        if (!n.param("beta")->derived)
-          weight_gradient(id, "beta",
-                          add(fresh(name + ".beta_grad"), OpKind::BiasGrad, ir::NoAttrs{}, {dy}));
-        if (needs_grad(x))
-          to_input(0, OpKind::GroupNormGrad, n.attrs, {x, dy, parameter(id, "gamma")});
-        return;
-      }
       case OpKind::Conv2DTranspose:
         return conv2d_transpose(id, dy);
       case OpKind::ReLU: {
@@ -380,27 +377,41 @@ class Builder {
           std::vector<NodeId> factors{dy};
           for (size_t j = 0; j < n.inputs.size(); ++j)
             if (j != k) factors.push_back(n.inputs[j]);
-          NodeId grad = add(fresh(name + ".grad_in"), OpKind::Multiply, ir::NoAttrs{}, factors);
-          const ir::Shape s = at(n.inputs[k]).type.shape;
-          if (s != n.type.shape)
-            grad = add(fresh(name + ".grad_in"), OpKind::SumToShape,
-                       ir::ReshapeAttrs{ir::Shape(s.begin() + 1, s.end())}, {grad});
-          accumulate(n.inputs[k], grad);
+          broadcast_gradient(
+              n, k, add(fresh(name + ".grad_in"), OpKind::Multiply, ir::NoAttrs{}, factors));
         }
         return;
       }
-      case OpKind::LayerNorm: {
-        // dgamma = the sum of dy xhat, dbeta = the sum of dy; dx through the pixel's statistics.
+      case OpKind::Maximum:
+      case OpKind::Minimum:
+        // Input k's gradient: dy where it is the first input to hold the extremum.
+        for (size_t k = 0; k < n.inputs.size(); ++k) {
+          if (!needs_grad(n.inputs[k])) continue;
+          std::vector<NodeId> inputs{dy};
+          inputs.insert(inputs.end(), n.inputs.begin(), n.inputs.end());
+          broadcast_gradient(
+              n, k,
+              add(fresh(name + ".grad_in"), OpKind::ExtremumGrad,
+                  ir::ExtremumGradAttrs{static_cast<int64_t>(k), n.op == OpKind::Minimum}, inputs));
+        }
+        return;
+      case OpKind::LayerNorm:
+      case OpKind::GroupNorm: {
+        // dgamma = the sum of dy xhat, dbeta = the sum of dy; dx through the statistics of the
+        // pixel (layernorm) or of the image's group (groupnorm).
+        const bool layer = n.op == OpKind::LayerNorm;
         const NodeId x = n.inputs[0];
         if (!n.param("gamma")->derived)
-          weight_gradient(
-              id, "gamma",
-              add(fresh(name + ".gamma_grad"), OpKind::LayerNormGammaGrad, n.attrs, {x, dy}));
+          weight_gradient(id, "gamma",
+                          add(fresh(name + ".gamma_grad"),
+                              layer ? OpKind::LayerNormGammaGrad : OpKind::GroupNormGammaGrad,
+                              n.attrs, {x, dy}));
         if (!n.param("beta")->derived)
           weight_gradient(id, "beta",
                           add(fresh(name + ".beta_grad"), OpKind::BiasGrad, ir::NoAttrs{}, {dy}));
         if (needs_grad(x))
-          to_input(0, OpKind::LayerNormGrad, n.attrs, {x, dy, parameter(id, "gamma")});
+          to_input(0, layer ? OpKind::LayerNormGrad : OpKind::GroupNormGrad, n.attrs,
+                   {x, dy, parameter(id, "gamma")});
         return;
       }
       case OpKind::Affine: {
@@ -479,8 +490,7 @@ class Builder {
       case OpKind::GroupNormGammaGrad:
       case OpKind::ResizeGrad:
       case OpKind::GlobalMaxPool2DGrad:
-      case OpKind::Maximum:
-      case OpKind::Minimum:
+      case OpKind::ExtremumGrad:
       case OpKind::LogSoftmax:
       case OpKind::ChannelSlice:
       case OpKind::Conv2DGradInput:

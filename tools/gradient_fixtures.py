@@ -170,9 +170,26 @@ def encoder_decoder():
     return keras.Model(x, L.Dense(3, activation="softmax", name="out")(h), name="encoder_decoder")
 
 
+def merge_layers():
+    """Keras' merge layers: Maximum of three (one a broadcast 1x1 map), Minimum, Subtract,
+    Average."""
+    x = keras.Input((6, 6, 2))
+    a = L.Conv2D(4, 3, padding="same", activation="tanh", name="a")(x)
+    b = L.Conv2D(4, 1, activation="tanh", name="b")(x)
+    c = L.Conv2D(4, 2, padding="same", name="c")(x)
+    g = L.GlobalAveragePooling2D(keepdims=True, name="g")(c)
+    m = L.Maximum(name="max")([a, b, g])
+    n = L.Minimum(name="min")([m, c])
+    d = L.Subtract(name="sub")([n, b])
+    h = L.Average(name="avg")([d, a, c])
+    h = L.Flatten(name="f")(h)
+    return keras.Model(x, L.Dense(3, activation="softmax", name="out")(h), name="merge_layers")
+
+
 MODELS = {"lenet_like": lenet_like, "strided_depthwise": strided_depthwise, "residual": residual,
           "batchnorm_net": batchnorm_net, "dense_block": dense_block, "shared_tower": shared_tower,
-          "mbconv": mbconv, "convnext_block": convnext_block, "encoder_decoder": encoder_decoder}
+          "mbconv": mbconv, "convnext_block": convnext_block, "encoder_decoder": encoder_decoder,
+          "merge_layers": merge_layers}
 
 
 def main():

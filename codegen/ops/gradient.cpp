@@ -428,6 +428,26 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
                   (dy(at) * gamma(v[0]) - mean_g(gk, ik) - xhat(v[0], v[1]) * mean_gx(gk, ik));
       break;
     }
+    case ir::OpKind::ExtremumGrad: {
+      // dy where forward input `index` is the first to equal the extremum of them all; inputs
+      // of size 1 in a dimension broadcast (read at 0).
+      const auto& ea = node.attr<ir::ExtremumGradAttrs>();
+      std::vector<Expr> values;
+      for (size_t k = 1; k < l.args.size(); ++k) {
+        std::vector<Expr> idx = at;
+        for (int d = 0; d < rank; ++d)
+          if (l.arg_dims[k][d] == 1) idx[d] = 0;
+        values.push_back(l.args[k](idx));
+      }
+      Expr best = values[0];
+      for (size_t k = 1; k < values.size(); ++k)
+        best = ea.minimum ? min(best, values[k]) : max(best, values[k]);
+      const auto index = static_cast<size_t>(ea.index);
+      Expr first = values[index] == best;
+      for (size_t k = 0; k < index; ++k) first = first && values[k] != best;
+      l.out(at) = select(first, a(at), 0.f);
+      break;
+    }
     case ir::OpKind::ResizeGrad: {
       // A gather: input pixel i sums dy over the outputs that read it, with the weights the
       // forward resize (codegen/ops/pointwise.cpp) gave it, per axis. Output o reads the input

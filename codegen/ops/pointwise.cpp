@@ -340,6 +340,7 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
     case ir::OpKind::GroupNormGrad:
     case ir::OpKind::GroupNormGammaGrad:
     case ir::OpKind::ResizeGrad:
+    case ir::OpKind::ExtremumGrad:
       throw InternalError("op '" + std::string(node.info().text) + "' is not a pointwise kernel");
   }
   if (l.form == PointwiseAlgorithm::Map) out(v) = with_activation(node.epilogue, y);

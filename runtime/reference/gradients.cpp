@@ -255,6 +255,18 @@ Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
                                      mean_g[stat(i)] - xhat(i) * mean_gx[stat(i)]);
       break;
     }
+    case OpKind::ExtremumGrad: {  // dy, the forward inputs: dy where input `index` first holds
+                                  // the extremum
+      const auto& ea = n.attr<ir::ExtremumGradAttrs>();
+      const std::vector<const Tensor*> forward(in.begin() + 1, in.end());
+      broadcast_each(n.type.shape, forward, [&](size_t i, const std::vector<double>& v) {
+        size_t first = 0;
+        for (size_t k = 1; k < v.size(); ++k)
+          if (ea.minimum ? v[k] < v[first] : v[k] > v[first]) first = k;
+        acc[i] = first == static_cast<size_t>(ea.index) ? a.data[i] : 0.0;
+      });
+      break;
+    }
     case OpKind::ResizeGrad: {  // dy back through the forward's taps (reference resize)
       const Shape &ys = a.shape, &xs = n.type.shape;
       const bool nearest = n.attr<ir::ResizeAttrs>().interpolation == ir::Interpolation::Nearest;

@@ -41,6 +41,28 @@ struct ResizeTap {
 };
 ResizeTap resize_tap(bool nearest, int64_t o, int64_t in_len, int64_t out_len);
 
+// Calls f(i, values) for every element i of an output of shape os, values the inputs' there: an
+// input with size 1 in a dimension is read at index 0 there (broadcasting).
+template <class F>
+void broadcast_each(const ir::Shape& os, const std::vector<const ir::Tensor*>& ins, F f) {
+  std::vector<int64_t> idx(os.size());
+  std::vector<double> values(ins.size());
+  for (size_t i = 0; i < static_cast<size_t>(ir::Tensor::count(os)); ++i) {
+    int64_t rest = static_cast<int64_t>(i);  // i as a multi-index, the last axis fastest
+    for (size_t d = os.size(); d-- > 0;) {
+      idx[d] = rest % os[d];
+      rest /= os[d];
+    }
+    for (size_t k = 0; k < ins.size(); ++k) {
+      int64_t offset = 0;
+      for (size_t d = 0; d < os.size(); ++d)
+        offset = offset * ins[k]->shape[d] + (ins[k]->shape[d] == 1 ? 0 : idx[d]);
+      values[k] = ins[k]->data[static_cast<size_t>(offset)];
+    }
+    f(i, values);
+  }
+}
+
 // Element (b, y, x, c) of an NHWC tensor.
 inline size_t at4(const ir::Shape& s, int64_t b, int64_t y, int64_t x, int64_t c) {
   return static_cast<size_t>(((b * s[1] + y) * s[2] + x) * s[3] + c);

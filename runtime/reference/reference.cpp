@@ -381,25 +381,11 @@ Tensor add(const Node& n, const std::vector<const Tensor*>& ins) {
 template <class Combine>
 Tensor broadcast(const Node& n, const std::vector<const Tensor*>& ins, Combine combine) {
   Tensor out(n.type.shape);
-  const Shape& os = out.shape;
-  std::vector<int64_t> idx(os.size());
-  for (size_t i = 0; i < out.data.size(); ++i) {
-    int64_t rest = static_cast<int64_t>(i);  // i as a multi-index, the last axis fastest
-    for (size_t d = os.size(); d-- > 0;) {
-      idx[d] = rest % os[d];
-      rest /= os[d];
-    }
-    double result = 0;
-    for (size_t k = 0; k < ins.size(); ++k) {
-      const Tensor* t = ins[k];
-      int64_t offset = 0;
-      for (size_t d = 0; d < os.size(); ++d)
-        offset = offset * t->shape[d] + (t->shape[d] == 1 ? 0 : idx[d]);
-      const double v = t->data[static_cast<size_t>(offset)];
-      result = k == 0 ? v : combine(result, v);
-    }
+  broadcast_each(out.shape, ins, [&](size_t i, const std::vector<double>& v) {
+    double result = v[0];
+    for (size_t k = 1; k < v.size(); ++k) result = combine(result, v[k]);
     out.data[i] = static_cast<float>(result);
-  }
+  });
   return out;
 }
 
@@ -668,6 +654,7 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
     case OpKind::GroupNormGrad:
     case OpKind::GroupNormGammaGrad:
     case OpKind::ResizeGrad:
+    case OpKind::ExtremumGrad:
     case OpKind::LayerNormGammaGrad:
     case OpKind::ChannelScale:
     case OpKind::GlobalMaxPool2DGrad:

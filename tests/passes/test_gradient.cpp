@@ -272,6 +272,38 @@ TEST_CASE("resize gradients: up and down, nearest and bilinear, one axis or both
                     passes::Loss::SparseCategoricalCrossEntropy, 43, 2, 10);
 }
 
+TEST_CASE("maximum and minimum gradients: three inputs, broadcasting") {
+  check_gradients(
+      "input x shape=4x4x2\n"
+      "conv2d a filters=3 kernel=1x1 activation=tanh\n"
+      "conv2d b filters=3 kernel=2x2 padding=same activation=tanh <- x\n"
+      "globalavgpool2d g keepdims=true <- a\n"
+      "maximum m <- a, b, g\n"
+      "conv2d c filters=3 kernel=1x1 <- x\n"
+      "minimum n <- m, c\n"
+      "flatten f\n"
+      "dense out units=3 activation=softmax\n",
+      passes::Loss::SparseCategoricalCrossEntropy, 47, 3, 10);
+}
+
+TEST_CASE(
+    "a tie for the maximum gives dy to the first input that holds it (as Keras on TensorFlow)") {
+  ir::Node grad;
+  grad.op = ir::OpKind::ExtremumGrad;
+  grad.type = ir::TensorType{{1, 4}};
+  ir::Tensor dy({1, 4}), a({1, 4}), b({1, 4}), c({1, 1});
+  dy.data = {1, 2, 3, 4};
+  a.data = {0, 5, 1, 2};
+  b.data = {0, 5, 3, 2};
+  c.data = {2};  // broadcast
+  for (int64_t k = 0; k < 3; ++k) {
+    grad.attrs = ir::ExtremumGradAttrs{k, false};
+    const ir::Tensor dx = runtime::reference::run_node(grad, {&dy, &a, &b, &c});
+    const std::vector<std::vector<float>> want{{0, 2, 0, 4}, {0, 0, 3, 0}, {1, 0, 0, 0}};
+    CHECK(dx.data == want[static_cast<size_t>(k)]);
+  }
+}
+
 TEST_CASE("global max pooling's gradient is shared by the pixels that tie for the maximum") {
   ir::Node grad;
   grad.op = ir::OpKind::GlobalMaxPool2DGrad;
@@ -429,11 +461,9 @@ TEST_CASE("what does not train yet is refused, naming the layer") {
   };
   refuse("input x shape=4\ndense out units=3\n", "needs the model to end in a softmax",
          passes::Loss::SparseCategoricalCrossEntropy);
-  refuse(
-      "input x shape=4x4x2\nconv2d c filters=2 kernel=1\nconv2d d filters=2 kernel=1 <- x\n"
-      "maximum m <- c, d\n",
-      "maximum has no gradient yet", passes::Loss::MeanSquaredError);
-  refuse("input x shape=4x4x2\nconv2d c filters=2 kernel=1\nminimum m <- c, x\n",
-         "the ops that train are", passes::Loss::MeanSquaredError);
+  refuse("input x shape=4\ndense d units=3\nlog_softmax l\n", "log_softmax has no gradient yet",
+         passes::Loss::MeanSquaredError);
+  refuse("input x shape=4\ndense d units=3\nlog_softmax l\n", "the ops that train are",
+         passes::Loss::MeanSquaredError);
   CHECK_THROWS_WITH_AS(passes::parse_loss("hinge"), doctest::Contains("accepted: sparse_"), Error);
 }

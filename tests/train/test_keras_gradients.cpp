@@ -33,7 +33,7 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
 TEST_CASE("whole-network gradients match Keras' GradientTape") {
   for (const char* name :
        {"lenet_like", "strided_depthwise", "residual", "batchnorm_net", "dense_block",
-        "shared_tower", "mbconv", "convnext_block", "encoder_decoder"}) {
+        "shared_tower", "mbconv", "convnext_block", "encoder_decoder", "merge_layers"}) {
     CAPTURE(name);
     const std::string base = test::source_path("tests/fixtures/gradients/") + name;
     const ir::Tensor x = runtime::read_npy(base + ".x.npy");

@@ -141,8 +141,8 @@ TEST_CASE("compiled layernorm, LayerScale, transpose, unitnorm and global max po
 }
 
 TEST_CASE(
-    "compiled encoder-decoder gradients (groupnorm, conv2d_transpose, resize) match the "
-    "reference") {
+    "compiled encoder-decoder gradients (groupnorm, conv2d_transpose, resize, maximum, minimum) "
+    "match the reference") {
   // A U-Net's shape: down with a strided conv and groupnorm, up with transposed convs (strided;
   // stride 1, computed as a conv) and resizes, a skip connection.
   check_compiled(
@@ -169,6 +169,10 @@ TEST_CASE(
       "conv2d a filters=20 kernel=3x3 activation=relu\n"
       "groupnorm gn groups=5\n"
       "conv2d_transpose t filters=36 kernel=4x4 strides=2 padding=same\n"
+      "conv2d u filters=36 kernel=1x1 activation=relu\n"
+      "maximum mx <- t, u\n"
+      "globalavgpool2d p keepdims=true <- t\n"
+      "minimum mn <- mx, p\n"
       "resize r size=5x6\n"
       "flatten f\n"
       "dense out units=4 activation=softmax\n",
