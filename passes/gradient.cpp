@@ -19,10 +19,9 @@ constexpr const char* kTrainableOps =
     "maxpool2d, avgpool2d, globalavgpool2d, globalmaxpool2d, relu, leakyrelu, every activation "
     "of the table (relu6, sigmoid, tanh, swish, gelu, hard_silu, ...), softmax (last, with a "
     "cross-entropy loss), add, multiply (broadcasting too: squeeze-and-excitation), affine "
-    "(trainable too: LayerScale), maximum, minimum, groupnorm, conv2d_transpose (strided, dilated, "
-    "cropped), resize "
-    "(nearest, bilinear), concat, flatten, reshape, transpose, dropout, zeropadding2d, "
-    "cropping2d, augment (on the input)";
+    "(trainable too: LayerScale), maximum, minimum, groupnorm, conv2d_transpose (strided, "
+    "dilated, cropped), resize (nearest, bilinear), concat, flatten, reshape, transpose, "
+    "dropout, zeropadding2d, cropping2d, augment (on the input)";
 
 class Builder {
  public:

@@ -236,6 +236,33 @@ TEST_CASE("random conv layers: compiled gradients match the reference") {
   }
 }
 
+TEST_CASE(
+    "a conv2d_transpose's input gradient reads the kernel as trained: its copy follows each step") {
+  ir::Graph g = ir::parse(
+      "input x shape=4x4x2\nconv2d a filters=3 kernel=1x1\n"
+      "conv2d_transpose t filters=2 kernel=3x3 strides=2 padding=same\nflatten f\n"
+      "dense out units=2 activation=softmax\n",
+      "t.cnn", 2);
+  runtime::init_weights(g, 6);
+  train::ModelOptions o;
+  o.batch = 2;
+  train::TrainingModel model(g, o);
+  REQUIRE(model.training_graph().weight_copies.size() == 1);
+  const auto& copy = model.training_graph().weight_copies[0];
+  CHECK(copy.from == "t");
+  auto& program = const_cast<runtime::CompiledModel&>(model.program());
+  std::mt19937 rng(2);
+  ir::Tensor y({2, 1});
+  y.data = {0, 1};
+  model.step(test::random_tensor({2, 4, 4, 2}, rng), y, 0.1);
+  const float* trained = program.weights("t", "kernel");
+  const float* held = program.weights(copy.layer, "kernel");
+  const auto& before = g.node(g.find("t")).param("kernel")->value.data;
+  CHECK(std::vector<float>(trained, trained + before.size()) != before);
+  CHECK(std::vector<float>(held, held + before.size()) ==
+        std::vector<float>(trained, trained + before.size()));
+}
+
 TEST_CASE("optimisers follow Keras' formulas") {
   auto run = [](train::OptimizerOptions o, int steps) {
     std::vector<float> w{1.f, -2.f};
