@@ -451,9 +451,10 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
     case ir::OpKind::ResizeGrad: {
       // A gather: input pixel i sums dy over the outputs that read it, with the weights the
       // forward resize (codegen/ops/pointwise.cpp) gave it, per axis. Output o reads the input
-      // near (o + 0.5) * in / out, so the outputs that read i lie in a window of 2 * out / in
-      // (bilinear) or out / in (nearest) positions; the window starts one early and has one to
-      // spare for rounding, and outputs in it that do not read i weigh 0.
+      // near (o + 0.5) * in / out, so the outputs that read i lie in an open interval of
+      // 2 * out / in (bilinear) or out / in (nearest) positions from the start below; the window
+      // has two to spare (an interval's ends, rounding), and outputs in it that do not read i
+      // weigh 0.
       const bool nearest = node.attr<ir::ResizeAttrs>().interpolation == ir::Interpolation::Nearest;
       struct Axis {
         int taps;
@@ -465,7 +466,7 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
         Expr start =
             nearest ? cast<float>(i) / scale - 0.5f : (cast<float>(i) - 0.5f) / scale - 0.5f;
         const int reach = static_cast<int>(std::ceil((nearest ? 1.f : 2.f) / scale));
-        return Axis{reach + 3, cast<int>(floor(start)) - 1};
+        return Axis{reach + 2, cast<int>(floor(start))};
       };
       auto weight = [nearest](Expr o, Expr i, int in_len, int out_len) -> Expr {
         if (in_len == out_len) return 1.f;

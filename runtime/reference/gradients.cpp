@@ -255,8 +255,7 @@ Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
                                      mean_g[stat(i)] - xhat(i) * mean_gx[stat(i)]);
       break;
     }
-    case OpKind::ExtremumGrad: {  // dy, the forward inputs: dy where input `index` first holds
-                                  // the extremum
+    case OpKind::ExtremumGrad: {  // dy, then the forward inputs
       const auto& ea = n.attr<ir::ExtremumGradAttrs>();
       const std::vector<const Tensor*> forward(in.begin() + 1, in.end());
       broadcast_each(n.type.shape, forward, [&](size_t i, const std::vector<double>& v) {
