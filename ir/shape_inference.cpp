@@ -547,6 +547,14 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
       r.type = n.op == OpKind::GroupNormGammaGrad ? TensorType{{x[3]}} : in[0];
       break;
     }
+    case OpKind::SoftmaxGrad: {
+      const OpKind of = n.attr<ActivationGradAttrs>().of;
+      if (of != OpKind::Softmax && of != OpKind::LogSoftmax)
+        fail("of=" + std::string(op_info(of).text) + "; accepted: softmax, log_softmax");
+      same_shape(in[0], in[1]);
+      r.type = in[0];
+      break;
+    }
     case OpKind::UnitNormGrad:
       same_shape(in[0], in[1]);
       if (!(n.attr<UnitNormAttrs>().epsilon > 0)) fail("epsilon must be > 0");

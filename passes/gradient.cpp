@@ -17,8 +17,8 @@ using ir::OpKind;
 constexpr const char* kTrainableOps =
     "conv2d (strided, dilated, grouped, depthwise), dense, batchnorm, layernorm, unitnorm, "
     "maxpool2d, avgpool2d, globalavgpool2d, globalmaxpool2d, relu, leakyrelu, every activation "
-    "of the table (relu6, sigmoid, tanh, swish, gelu, hard_silu, ...), softmax (last, with a "
-    "cross-entropy loss), add, multiply (broadcasting too: squeeze-and-excitation), affine "
+    "of the table (relu6, sigmoid, tanh, swish, gelu, hard_silu, ...), softmax, log_softmax, add, "
+    "multiply (broadcasting too: squeeze-and-excitation), affine "
     "(trainable too: LayerScale), maximum, minimum, groupnorm, conv2d_transpose (strided, "
     "dilated, cropped), resize (nearest, bilinear), concat, flatten, reshape, transpose, "
     "dropout, zeropadding2d, cropping2d, augment (on the input)";
@@ -473,8 +473,9 @@ class Builder {
         refuse(n,
                "augmentation after a layer with weights has no gradient yet (augment the "
                "input, before any conv2d or dense)");
-      case OpKind::Softmax:
-        refuse(n, "softmax trains only as the last layer, with a cross-entropy loss");
+      case OpKind::Softmax:  // not the last layer with a cross-entropy (that one is skipped)
+      case OpKind::LogSoftmax:
+        return to_input(0, OpKind::SoftmaxGrad, ir::ActivationGradAttrs{n.op}, {id, dy});
       case OpKind::Dropout:    // became a multiply in copy_forward
       case OpKind::Augment:    // became a warp and a recolor
       case OpKind::BatchNorm:  // became batch_sums and batchnorm_train
@@ -490,7 +491,7 @@ class Builder {
       case OpKind::ResizeGrad:
       case OpKind::GlobalMaxPool2DGrad:
       case OpKind::ExtremumGrad:
-      case OpKind::LogSoftmax:
+      case OpKind::SoftmaxGrad:
       case OpKind::ChannelSlice:
       case OpKind::Conv2DGradInput:
       case OpKind::Conv2DGradKernel:

@@ -54,8 +54,8 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
       node.op == ir::OpKind::BatchSums || node.op == ir::OpKind::BatchNormTrain ||
       node.op == ir::OpKind::BatchNormGammaGrad || node.op == ir::OpKind::BatchNormGrad ||
       node.op == ir::OpKind::LayerNormGrad || node.op == ir::OpKind::LayerNormGammaGrad ||
-      node.op == ir::OpKind::UnitNormGrad || node.op == ir::OpKind::GroupNormGrad ||
-      node.op == ir::OpKind::GroupNormGammaGrad;
+      node.op == ir::OpKind::UnitNormGrad || node.op == ir::OpKind::SoftmaxGrad ||
+      node.op == ir::OpKind::GroupNormGrad || node.op == ir::OpKind::GroupNormGammaGrad;
   for (size_t i = 0; i < node.inputs.size(); ++i) {
     const ir::TensorType& t = g.node(node.inputs[i]).type;
     // A dense layer's activations (not its kernel) are rows x C whatever their rank.
@@ -505,6 +505,18 @@ GradientAlgorithm gradient_algorithm(const ir::Graph& g, const ir::Node& node) {
       l.stage_channels = {rows, rows};
       Expr n = norm(v[1]);
       l.out(at) = select(n > eps, (b(at) - a(at) * dot(v[1]) / (n * n)) / n, b(at) / eps);
+      break;
+    }
+    case ir::OpKind::SoftmaxGrad: {
+      // y and dy as (c, row); per row sum(dy y) (softmax) or sum(dy) (log_softmax) once.
+      const bool log = node.attr<ir::ActivationGradAttrs>().of == ir::OpKind::LogSoftmax;
+      Var row("row");
+      RDom rc(0, l.arg_dims[0][0]);
+      Func total("total");
+      total(row) = sum(log ? b(rc, row) : b(rc, row) * a(rc, row));
+      l.stages = {total};
+      l.stage_channels = {l.arg_dims[0][1]};
+      l.out(at) = log ? b(at) - exp(a(at)) * total(v[1]) : a(at) * (b(at) - total(v[1]));
       break;
     }
     case ir::OpKind::GlobalMaxPool2DGrad: {

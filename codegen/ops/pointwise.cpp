@@ -337,6 +337,7 @@ PointwiseAlgorithm pointwise_algorithm(const ir::Graph& g, const ir::Node& node)
     case ir::OpKind::ChannelScale:
     case ir::OpKind::GlobalMaxPool2DGrad:
     case ir::OpKind::UnitNormGrad:
+    case ir::OpKind::SoftmaxGrad:
     case ir::OpKind::GroupNormGrad:
     case ir::OpKind::GroupNormGammaGrad:
     case ir::OpKind::ResizeGrad:

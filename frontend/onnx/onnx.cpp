@@ -30,6 +30,7 @@ constexpr int64_t kMinOpset = 7, kMaxOpset = 21;
 struct Const {
   std::vector<int64_t> dims;
   std::vector<double> values;
+  bool integral = false;  // int32/int64: Div truncates, as ONNX's integer Div
   // The product of the dims, saturating past 2^40 (a hostile file's dims must not overflow).
   int64_t elements() const {
     constexpr int64_t kHuge = int64_t{1} << 40;
@@ -200,8 +201,10 @@ class Importer {
       case TensorProto::DOUBLE:
         return read(double{}, t.double_data());
       case TensorProto::INT64:
+        c.integral = true;
         return read(int64_t{}, t.int64_data());
       case TensorProto::INT32:
+        c.integral = true;
         return read(int32_t{}, t.int32_data());
       default:
         fail(std::string(what) + " '" + t.name() + "' has data type " +
@@ -788,7 +791,7 @@ class Importer {
   void binary(const std::string& op) {
     const Const* k0 = constant(0);
     const Const* k1 = constant(1);
-    if (k0 && k1) fail("both inputs are constants; accepted: at least one computed tensor");
+    if (k0 && k1) return fold_binary(op, *k0, *k1);
     if (!k0 && !k1) {
       const Value& a = value(0);
       const Value& b = value(1);
@@ -839,6 +842,7 @@ class Importer {
   }
 
   void concat() {
+    if (all_inputs_constant()) return fold_concat();
     const Value& first = value(0);
     const int r = rank(first);
     int64_t axis = integer("axis", 1);
@@ -892,6 +896,176 @@ class Importer {
     ir::GlobalPoolAttrs a;
     a.keepdims = true;  // ONNX keeps N x C x 1 x 1
     define(add(max ? ir::OpKind::GlobalMaxPool2D : ir::OpKind::GlobalAvgPool2D, a, {x.id}));
+  }
+
+  // --- shape arithmetic -------------------------------------------------------------------
+  // PyTorch's exports with a dynamic batch compute a Reshape's target from the input's shape
+  // (x.view(x.size(0), -1): Shape, Gather, Unsqueeze, Concat). cnnc compiles for one batch, so
+  // every shape is known: these fold to constants and the Reshape sees a constant target.
+
+  void define_constant(Const c) { consts_[node_->output(0)] = std::move(c); }
+  const Const& shape_operand(int i) const {
+    if (!has_input(i)) fail("input " + std::to_string(i) + " is missing");
+    if (const Const* c = constant(i)) return *c;
+    fail("input " + std::to_string(i) +
+         " is a computed tensor; accepted: constants (shape arithmetic, folded at import)");
+  }
+  bool all_inputs_constant() const {
+    for (int i = 0; i < node_->input_size(); ++i)
+      if (!constant(i)) return false;
+    return node_->input_size() > 0;
+  }
+  static int64_t axis_in(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
+
+  // Shape (opset 15's start and end too), in ONNX's order: N, C, H, W.
+  void shape_of() {
+    const Value& x = value(0);
+    const ir::Shape s = shape(x);
+    std::vector<int64_t> dims;
+    if (s.size() == 4)
+      dims = {s[0], s[3], s[1], s[2]};
+    else if (s.size() == 2)
+      dims = {s[0], s[1]};
+    else
+      fail("of a rank-" + std::to_string(s.size()) + " tensor; accepted: rank 4 or 2");
+    const int64_t r = static_cast<int64_t>(dims.size());
+    const int64_t start = std::clamp<int64_t>(axis_in(integer("start", 0), r), 0, r);
+    const int64_t end = std::clamp<int64_t>(axis_in(integer("end", r), r), 0, r);
+    Const c;
+    c.integral = true;
+    for (int64_t i = start; i < end; ++i) c.values.push_back(static_cast<double>(dims[i]));
+    c.dims = {static_cast<int64_t>(c.values.size())};
+    define_constant(std::move(c));
+  }
+
+  // Gather from a 1-D constant (a shape) along axis 0.
+  void gather() {
+    const Const& data = shape_operand(0);
+    const Const& idx = shape_operand(1);
+    if (data.dims.size() != 1 || integer("axis", 0) != 0)
+      fail("of a " + std::to_string(data.dims.size()) +
+           "-D constant; accepted: axis 0 of a 1-D constant (a shape)");
+    Const c = idx;
+    c.integral = data.integral;
+    const int64_t n = data.dims[0];
+    for (double& v : c.values) {
+      const int64_t i = axis_in(to_integer(v, "the indices"), n);
+      if (i < 0 || i >= n)
+        fail("index " + std::to_string(to_integer(v, "the indices")) + " outside [" +
+             std::to_string(-n) + ", " + std::to_string(n) + ")");
+      v = data.values[i];
+    }
+    define_constant(std::move(c));
+  }
+
+  // Unsqueeze and Squeeze of a constant: the same values under new dims.
+  void reshape_constant(bool unsqueeze) {
+    Const c = shape_operand(0);
+    std::vector<int64_t> axes = integers("axes", {});  // an input from opset 13
+    if (has_input(1))
+      for (double v : need_constant(1, "axes").values) axes.push_back(to_integer(v, "axes"));
+    const int64_t out_rank =
+        static_cast<int64_t>(c.dims.size()) + (unsqueeze ? static_cast<int64_t>(axes.size()) : 0);
+    for (int64_t& a : axes)
+      a = axis_in(a, unsqueeze ? out_rank : static_cast<int64_t>(c.dims.size()));
+    std::sort(axes.begin(), axes.end());
+    if (unsqueeze) {
+      for (int64_t a : axes) {
+        if (a < 0 || a > static_cast<int64_t>(c.dims.size())) fail("axis out of range");
+        c.dims.insert(c.dims.begin() + a, 1);
+      }
+    } else {
+      for (int64_t a : axes)
+        if (a < 0 || a >= static_cast<int64_t>(c.dims.size())) fail("axis out of range");
+      std::vector<int64_t> dims;
+      for (int64_t i = 0; i < static_cast<int64_t>(c.dims.size()); ++i) {
+        const bool listed = std::binary_search(axes.begin(), axes.end(), i);
+        if (listed && c.dims[i] != 1)
+          fail("squeezes axis " + std::to_string(i) + " of size " + std::to_string(c.dims[i]));
+        if (!(listed || (axes.empty() && c.dims[i] == 1))) dims.push_back(c.dims[i]);
+      }
+      c.dims = dims;
+    }
+    define_constant(std::move(c));
+  }
+
+  // Concat of constants along their one axis.
+  void fold_concat() {
+    Const c;
+    c.integral = true;
+    for (int i = 0; i < node_->input_size(); ++i) {
+      const Const& k = *constant(i);
+      if (k.dims.size() > 1)
+        fail("of constants of rank " + std::to_string(k.dims.size()) +
+             "; accepted: 1-D constants (shapes)");
+      c.values.insert(c.values.end(), k.values.begin(), k.values.end());
+      c.integral = c.integral && k.integral;
+    }
+    c.dims = {static_cast<int64_t>(c.values.size())};
+    define_constant(std::move(c));
+  }
+
+  // Add, Sub, Mul, Div of two constants: element by element, or with one of them a scalar.
+  void fold_binary(const std::string& op, const Const& a, const Const& b) {
+    if (a.elements() == 0 || b.elements() == 0) fail("of an empty constant");
+    if (a.elements() != b.elements() && a.elements() != 1 && b.elements() != 1)
+      fail("of constants shaped " + dims_text(a.dims) + " and " + dims_text(b.dims) +
+           "; accepted: equal shapes, or one a scalar");
+    Const c = a.elements() >= b.elements() ? a : b;
+    c.integral = a.integral && b.integral;
+    for (size_t i = 0; i < c.values.size(); ++i) {
+      const double x = a.values[a.elements() == 1 ? 0 : i], y = b.values[b.elements() == 1 ? 0 : i];
+      if (op == "Div" && y == 0) fail("divides a constant by 0");
+      c.values[i] = op == "Add" ? x + y : op == "Sub" ? x - y : op == "Mul" ? x * y : x / y;
+      if (op == "Div" && c.integral) c.values[i] = std::trunc(c.values[i]);
+    }
+    define_constant(std::move(c));
+  }
+
+  // Cast: of a constant, its values in the new type; of a computed tensor, only to float.
+  void cast() {
+    const int64_t to = integer("to", 0);
+    const bool to_integer_type = to == TensorProto::INT64 || to == TensorProto::INT32;
+    if (const Const* k = constant(0)) {
+      if (!to_integer_type && to != TensorProto::FLOAT && to != TensorProto::DOUBLE)
+        fail("to type " + std::to_string(to) + "; accepted: float, double, int32, int64");
+      Const c = *k;
+      c.integral = to_integer_type;
+      if (to_integer_type)
+        for (double& v : c.values) v = std::trunc(v);
+      return define_constant(std::move(c));
+    }
+    if (to != TensorProto::FLOAT)
+      fail("a computed tensor to type " + std::to_string(to) + "; accepted: float (a no-op)");
+    define(value(0));
+  }
+
+  // ReduceMean / ReduceMax over H and W (PyTorch's torch.export writes adaptive_avg_pool2d to
+  // 1 x 1 and x.mean((2, 3)) so): a global pooling; without keepdims, N x C.
+  void reduce(bool max) {
+    const Value& x = value(0);
+    need_rank(x, 4);
+    std::vector<int64_t> axes = integers("axes", {});  // an input from opset 18
+    if (has_input(1))
+      for (double v : need_constant(1, "axes").values) axes.push_back(to_integer(v, "axes"));
+    for (int64_t& a : axes)
+      if (a < 0) a += 4;
+    std::sort(axes.begin(), axes.end());
+    if (axes != std::vector<int64_t>{2, 3})
+      fail("axes " + dims_text(axes) + "; accepted: the spatial axes (2, 3)");
+    ir::GlobalPoolAttrs a;
+    a.keepdims = integer("keepdims", 1) != 0;
+    define(add(max ? ir::OpKind::GlobalMaxPool2D : ir::OpKind::GlobalAvgPool2D, a, {x.id}));
+  }
+
+  // Identity and Dropout pass their input on; of an initializer (PyTorch's TorchScript exporter
+  // writes one Identity per duplicate weight), the output is that constant under a new name.
+  void identity() {
+    if (const Const* c = constant(0)) {
+      consts_[node_->output(0)] = *c;
+      return;
+    }
+    define(value(0));
   }
 
   // N x C x H x W to N x (C*H*W): a view of the NHWC data, whose order (h, w, c) the next
@@ -995,6 +1169,7 @@ class Importer {
 
   // Squeeze of the 1 x 1 spatial axes of N x C x 1 x 1 (after global pooling): a flatten.
   void squeeze() {
+    if (constant(0)) return reshape_constant(false);
     const Value& x = value(0);
     std::vector<int64_t> axes;
     if (opset_ < 13)
@@ -1046,9 +1221,11 @@ class Importer {
       c.values = {f->f()};
     } else if (const AttributeProto* i = attribute("value_int")) {
       c.values = {static_cast<double>(i->i())};
+      c.integral = true;
     } else if (const AttributeProto* is = attribute("value_ints")) {
       c.dims = {is->ints_size()};
       c.values.assign(is->ints().begin(), is->ints().end());
+      c.integral = true;
     } else if (const AttributeProto* fs = attribute("value_floats")) {
       c.dims = {fs->floats_size()};
       c.values.assign(fs->floats().begin(), fs->floats().end());
@@ -1072,13 +1249,14 @@ class Importer {
         {"Add", "", [](Importer& m) { m.binary("Add"); }},
         {"AveragePool", "", [](Importer& m) { m.pool(false); }},
         {"BatchNormalization", "", [](Importer& m) { m.batch_norm(); }},
+        {"Cast", "", [](Importer& m) { m.cast(); }},
         {"Clip", "min 0", [](Importer& m) { m.clip(); }},
         {"Concat", "channels", [](Importer& m) { m.concat(); }},
         {"Constant", "", [](Importer& m) { m.constant_node(); }},
         {"Conv", "", [](Importer& m) { m.conv(); }},
         {"ConvTranspose", "", [](Importer& m) { m.conv_transpose(); }},
         {"Div", "by a constant", [](Importer& m) { m.binary("Div"); }},
-        {"Dropout", "", [](Importer& m) { m.define(m.value(0)); }},
+        {"Dropout", "", [](Importer& m) { m.identity(); }},
         {"Elu", "",
          [](Importer& m) {
            if (m.number("alpha", 1.0) != 1.0) m.fail("alpha other than 1 is not supported");
@@ -1093,12 +1271,13 @@ class Importer {
              m.fail("approximate '" + approx + "'; accepted: none, tanh");
            m.activation(approx == "tanh" ? K::GeluTanh : K::Gelu, m.value(0));
          }},
+        {"Gather", "of a shape", [](Importer& m) { m.gather(); }},
         {"Gemm", "", [](Importer& m) { m.gemm(); }},
         {"GlobalAveragePool", "", [](Importer& m) { m.global_pool(false); }},
         {"GlobalMaxPool", "", [](Importer& m) { m.global_pool(true); }},
         {"HardSigmoid", "", [](Importer& m) { m.hard_sigmoid(); }},
         {"HardSwish", "", act(K::HardSilu)},
-        {"Identity", "", [](Importer& m) { m.define(m.value(0)); }},
+        {"Identity", "", [](Importer& m) { m.identity(); }},
         {"LeakyRelu", "",
          [](Importer& m) {
            ir::LeakyReLUAttrs a;
@@ -1119,6 +1298,8 @@ class Importer {
         {"Mish", "", act(K::Mish)},
         {"Mul", "", [](Importer& m) { m.binary("Mul"); }},
         {"Pad", "constant, H and W", [](Importer& m) { m.pad(); }},
+        {"ReduceMax", "H and W", [](Importer& m) { m.reduce(true); }},
+        {"ReduceMean", "H and W", [](Importer& m) { m.reduce(false); }},
         {"Relu", "", act(K::ReLU)},
         {"Reshape", "to N x rest, to its own shape, or N x C to N x C x 1 x 1",
          [](Importer& m) { m.reshape(); }},
@@ -1132,16 +1313,18 @@ class Importer {
              m.fail("alpha and gamma other than SELU's constants are not supported");
            m.activation(K::Selu, m.value(0));
          }},
+        {"Shape", "", [](Importer& m) { m.shape_of(); }},
         {"Sigmoid", "", act(K::Sigmoid)},
         {"Slice", "H and W, step 1", [](Importer& m) { m.slice(); }},
         {"Softmax", "channels", [](Importer& m) { m.softmax(K::Softmax); }},
         {"Softplus", "", act(K::Softplus)},
         {"Softsign", "", act(K::Softsign)},
-        {"Squeeze", "N x C x 1 x 1", [](Importer& m) { m.squeeze(); }},
+        {"Squeeze", "N x C x 1 x 1, a constant", [](Importer& m) { m.squeeze(); }},
         {"Sub", "a constant", [](Importer& m) { m.binary("Sub"); }},
         {"Sum", "", [](Importer& m) { m.sum(); }},
         {"Tanh", "", act(K::Tanh)},
         {"Transpose", "an NHWC input to NCHW", [](Importer& m) { m.transpose(); }},
+        {"Unsqueeze", "of a constant", [](Importer& m) { m.reshape_constant(true); }},
     };
     return table;
   }

@@ -285,6 +285,19 @@ Tensor run_gradient_op(const Node& n, const std::vector<const Tensor*>& in) {
       }
       break;
     }
+    case OpKind::SoftmaxGrad: {  // y, dy over each row's channels
+      const bool log = n.attr<ir::ActivationGradAttrs>().of == OpKind::LogSoftmax;
+      const size_t c = static_cast<size_t>(a.shape.back());
+      for (size_t r = 0; r < acc.size() / c; ++r) {
+        double total = 0;  // sum(dy y), or sum(dy) for log_softmax
+        for (size_t k = 0; k < c; ++k) total += b.data[r * c + k] * (log ? 1.0 : a.data[r * c + k]);
+        for (size_t k = 0; k < c; ++k) {
+          const double y = a.data[r * c + k], dy = b.data[r * c + k];
+          acc[r * c + k] = log ? dy - std::exp(y) * total : y * (dy - total);
+        }
+      }
+      break;
+    }
     case OpKind::UnitNormGrad: {  // x, dy: y = x / |x|, dx = (dy - y sum(dy y)) / |x|
       const double eps = n.attr<ir::UnitNormAttrs>().epsilon;
       const size_t c = static_cast<size_t>(a.shape.back());

@@ -659,6 +659,7 @@ Tensor run_op(const Node& n, const std::vector<const Tensor*>& inputs) {
     case OpKind::ChannelScale:
     case OpKind::GlobalMaxPool2DGrad:
     case OpKind::UnitNormGrad:
+    case OpKind::SoftmaxGrad:
       return run_gradient_op(n, inputs);
   }
   fail(n, "unknown op");

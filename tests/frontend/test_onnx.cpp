@@ -6,6 +6,7 @@
 #include <onnx/onnx_pb.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -224,11 +225,137 @@ TEST_CASE("an ONNX file names what is wrong: missing, not a model, truncated, op
           std::string::npos);
   }
   {
+    // ReduceMean over another axis than H and W; shape arithmetic (Gather, Unsqueeze) on a
+    // computed tensor; a Gather index past the shape; a Cast of a tensor to an integer type.
+    onnx::ModelProto m = small_model();
+    auto* node = m.mutable_graph()->mutable_node(1);
+    node->set_op_type("ReduceMean");
+    auto* axes = node->add_attribute();
+    axes->set_name("axes");
+    axes->set_type(onnx::AttributeProto::INTS);
+    axes->add_ints(1);
+    CHECK(load_error(save(m, "reduce.onnx"))
+              .find("node 'relu1' (ReduceMean): axes [1]; accepted: the spatial axes (2, 3)") !=
+          std::string::npos);
+    node->clear_attribute();
+    node->set_op_type("Unsqueeze");
+    CHECK(load_error(save(m, "unsqueeze.onnx"))
+              .find("(Unsqueeze): input 0 is a computed tensor; accepted: constants") !=
+          std::string::npos);
+    node->set_op_type("Cast");
+    auto* to = node->add_attribute();
+    to->set_name("to");
+    to->set_type(onnx::AttributeProto::INT);
+    to->set_i(onnx::TensorProto::INT64);
+    CHECK(load_error(save(m, "cast.onnx"))
+              .find("(Cast): a computed tensor to type 7; accepted: float (a no-op)") !=
+          std::string::npos);
+    // Shape -> Gather(index 4) of a rank-4 tensor's 4 dims.
+    node->clear_attribute();
+    node->set_op_type("Shape");
+    node->set_output(0, "s");
+    auto* gather = m.mutable_graph()->add_node();
+    gather->set_op_type("Gather");
+    gather->set_name("gather1");
+    gather->add_input("s");
+    gather->add_input("i");
+    gather->add_output("y");
+    auto* i = m.mutable_graph()->add_initializer();
+    i->set_name("i");
+    i->set_data_type(onnx::TensorProto::INT64);
+    i->add_int64_data(4);
+    CHECK(load_error(save(m, "gather.onnx"))
+              .find("node 'gather1' (Gather): index 4 outside [-4, 4)") != std::string::npos);
+  }
+  {
     onnx::ModelProto m = small_model();
     m.mutable_graph()->mutable_output(0)->set_name("nowhere");
     CHECK(load_error(save(m, "out.onnx"))
               .find("graph output 'nowhere' is not computed by any node") != std::string::npos);
   }
+}
+
+TEST_CASE("shape arithmetic folds at import: a Reshape target computed from Shape") {
+  // small_model's conv output c (1 x 4 x 6 x 6) reshaped to (N, C*H*W) by a target computed
+  // as an exporter with a dynamic batch writes it, through every folded operator: Shape,
+  // Gather, Mul, Div (integer: truncates), Cast, Unsqueeze, Squeeze, Concat.
+  onnx::ModelProto m = small_model();
+  auto* g = m.mutable_graph();
+  g->mutable_node()->RemoveLast();  // the Relu
+  g->mutable_output(0)->set_name("y");
+  auto node = [&](const char* op, std::vector<std::string> ins, const std::string& out) {
+    auto* n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(out);
+    for (const auto& i : ins) n->add_input(i);
+    n->add_output(out);
+    return n;
+  };
+  auto ints = [&](const std::string& name, std::vector<int64_t> v, bool scalar = false) {
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    if (!scalar) t->add_dims(static_cast<int64_t>(v.size()));
+    for (int64_t x : v) t->add_int64_data(x);
+  };
+  ints("i0", {0}, true);
+  ints("i1", {1}, true);
+  ints("i23", {2, 3});
+  ints("two", {2}, true);
+  ints("axis0", {0});
+  node("Shape", {"c"}, "s");                   // [1, 4, 6, 6]
+  node("Gather", {"s", "i0"}, "n");            // 1
+  node("Gather", {"s", "i1"}, "ch");           // 4
+  node("Gather", {"s", "i23"}, "hw");          // [6, 6]
+  node("Mul", {"hw", "ch"}, "hw_ch");          // [24, 24]
+  node("Unsqueeze", {"hw_ch", "axis0"}, "u");  // [[24, 24]]
+  node("Squeeze", {"u", "axis0"}, "sq");       // [24, 24]
+  node("Gather", {"sq", "i0"}, "a");           // 24
+  node("Mul", {"a", "two"}, "a2");             // 48
+  ints("seven", {7}, true);
+  node("Div", {"a2", "seven"}, "q");  // 6 (48 / 7, truncated)
+  node("Mul", {"q", "seven"}, "q7");  // 42
+  ints("six", {6}, true);
+  node("Add", {"q7", "six"}, "r");      // 48
+  node("Mul", {"r", "two"}, "rr");      // 96
+  node("Div", {"rr", "two"}, "r48");    // 48
+  node("Mul", {"r48", "two"}, "r96");   // 96
+  node("Add", {"r96", "r48"}, "r144");  // 144
+  node("Cast", {"r144"}, "k")->add_attribute()->CopyFrom([] {
+    onnx::AttributeProto a;
+    a.set_name("to");
+    a.set_type(onnx::AttributeProto::INT);
+    a.set_i(onnx::TensorProto::INT64);
+    return a;
+  }());
+  node("Unsqueeze", {"n", "axis0"}, "n1");
+  node("Unsqueeze", {"k", "axis0"}, "k1");
+  node("Concat", {"n1", "k1"}, "target");
+  node("Reshape", {"c", "target"}, "flat");
+  auto* b = g->add_initializer();  // a Gemm after it, as a flattened map is not an output
+  b->set_name("b");
+  b->set_data_type(onnx::TensorProto::FLOAT);
+  b->add_dims(144);
+  b->add_dims(2);
+  for (int i = 0; i < 288; ++i) b->add_float_data(0.01f * static_cast<float>(i % 5));
+  node("Gemm", {"flat", "b"}, "y");
+  const std::string p = save(m, "shape_arith.onnx");
+  REQUIRE(load_error(p) == "(no error)");
+  const ir::Graph graph = frontend::load(p, 1);
+  CHECK(graph.node(graph.outputs()[0]).type.shape == ir::Shape{1, 2});
+  CHECK(graph.node(graph.outputs()[0]).inputs.size() == 1);
+  CHECK(graph.node(graph.node(graph.outputs()[0]).inputs[0]).type.shape == ir::Shape{1, 144});
+  // A constant divided by zero and an empty constant are refused, naming the node.
+  auto* div = &*std::find_if(g->mutable_node()->begin(), g->mutable_node()->end(),
+                             [](const onnx::NodeProto& n) { return n.name() == "q"; });
+  ints("zero", {0}, true);
+  div->set_input(1, "zero");
+  CHECK(load_error(save(m, "div0.onnx")).find("node 'q' (Div): divides a constant by 0") !=
+        std::string::npos);
+  ints("empty", {});
+  div->set_input(1, "empty");
+  CHECK(load_error(save(m, "empty.onnx")).find("node 'q' (Div): of an empty constant") !=
+        std::string::npos);
 }
 
 TEST_CASE("external data: read from the model's folder, refused outside it or past its end") {

@@ -133,6 +133,7 @@ mse_grad mse <- sm, sm
 augment au flip_h=true flip_v=true rotate=0.1 zoom=0.2 translate=0.05 contrast=0.3 brightness=0.1 value_min=-1 value_max=1 <- a
 recolor rc contrast=true value_min=-1 value_max=1 <- a, d3
 extremum_grad eg index=1 minimum=true <- c3, c3, gmp
+softmax_grad smg of=log_softmax <- ls, ls
 warp wp <- a, wm
 batch_sums bs <- a
 batchnorm_train bt epsilon=0.01 <- a, bs
@@ -159,7 +160,7 @@ unitnorm_grad ung epsilon=0.001 <- c3, c3
 groupnorm_grad gng groups=4 epsilon=1e-05 <- c3, c3, bg
 groupnorm_gamma_grad gngg groups=2 <- c3, c3
 resize_grad rzg size=16x16 interpolation=nearest <- rz
-output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn, st, ag2, un, un2, tp, lng, lngg, chs, gmg, ung, gng, gngg, rzg, rc, eg
+output sm, d3, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn, st, ag2, un, un2, tp, lng, lngg, chs, gmg, ung, gng, gngg, rzg, rc, eg, smg
 )";
 
 const char* const kAllAttrsPrinted = R"(network all_attrs
@@ -233,6 +234,7 @@ mse_grad mse <- sm, sm                                            # 4
 augment au flip_h=true flip_v=true rotate=0.1 zoom=0.2 translate=0.05 contrast=0.3 brightness=0.1 value_min=-1 value_max=1 <- a  # 16x16x4
 recolor rc contrast=true value_min=-1 value_max=1 <- a, d3.tanh   # 16x16x4
 extremum_grad eg index=1 minimum=true <- c3, c3, gmp              # 8x8x8
+softmax_grad smg of=log_softmax <- ls, ls                         # 4
 warp wp <- a, wm                                                  # 16x16x4
 batch_sums bs <- a                                                # 2x4
 batchnorm_train bt epsilon=0.01 <- a, bs                          # 16x16x4
@@ -260,7 +262,7 @@ unitnorm_grad ung epsilon=0.001 <- c3, c3                         # 8x8x8
 groupnorm_grad gng groups=4 epsilon=1e-05 <- c3, c3, bg           # 8x8x8
 groupnorm_gamma_grad gngg groups=2 <- c3, c3                      # 8
 resize_grad rzg size=16x16 interpolation=nearest <- rz            # 16x16x8
-output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn, st, ag2, un, un2, tp, lng, lngg, chs, gmg, ung, gng, gngg, rzg, rc, eg
+output sm, d3.tanh, c1, ap, ls, c4, mp2, bn2, gi, gk, dgi, dgk, bg, mpg, apg, gapg, ag, ce, mse, csl, ct.relu, ct2, rz, rz2, gn, mx, mn, st, ag2, un, un2, tp, lng, lngg, chs, gmg, ung, gng, gngg, rzg, rc, eg, smg
 )";
 
 }  // namespace
@@ -438,7 +440,7 @@ TEST_CASE("every op and attribute: the canonical form, golden") {
       "sm",   "d3.tanh", "c1",  "ap",  "ls",   "c4",   "mp2", "bn2", "gi",  "gk",      "dgi",
       "dgk",  "bg",      "mpg", "apg", "gapg", "ag",   "ce",  "mse", "csl", "ct.relu", "ct2",
       "rz",   "rz2",     "gn",  "mx",  "mn",   "st",   "ag2", "un",  "un2", "tp",      "lng",
-      "lngg", "chs",     "gmg", "ung", "gng",  "gngg", "rzg", "rc",  "eg"};
+      "lngg", "chs",     "gmg", "ung", "gng",  "gngg", "rzg", "rc",  "eg",  "smg"};
   std::vector<ir::NodeId> want;
   for (const auto& o : outs) want.push_back(g.find(o));
   CHECK(g.outputs() == want);

@@ -214,6 +214,28 @@ TEST_CASE("global max pooling and unitnorm gradients") {
       passes::Loss::SparseCategoricalCrossEntropy, 25, 2, 8);
 }
 
+TEST_CASE("softmax inside a network and log_softmax gradients") {
+  // A softmax over a map's channels as weights multiplied into the map (an attention's shape),
+  // a log_softmax before the classifier.
+  check_gradients(
+      "input x shape=5x4x3\n"
+      "conv2d a filters=6 kernel=3x3 activation=tanh\n"
+      "softmax s\n"
+      "multiply m <- a, s\n"
+      "log_softmax ls\n"
+      "flatten f\n"
+      "dense out units=3 activation=softmax\n",
+      passes::Loss::SparseCategoricalCrossEntropy, 31, 3, 8);
+  // A softmax output trained with mean squared error: its own gradient, not the fused one; and
+  // a network ending in log_softmax.
+  check_gradients(
+      "input x shape=6\ndense a units=5 activation=tanh\ndense out units=4 activation=softmax\n",
+      passes::Loss::MeanSquaredError, 33, 4, 8);
+  check_gradients(
+      "input x shape=6\ndense a units=5 activation=relu\ndense d units=4\nlog_softmax out\n",
+      passes::Loss::MeanSquaredError, 35, 4, 8);
+}
+
 TEST_CASE("conv2d_transpose gradients: strides, dilations, paddings, output padding, bias") {
   // Stride above the kernel with valid padding and output_padding leave output rows that only
   // the bias reaches (their dy is cropped); a stride of 1 is computed as a conv.
@@ -461,9 +483,9 @@ TEST_CASE("what does not train yet is refused, naming the layer") {
   };
   refuse("input x shape=4\ndense out units=3\n", "needs the model to end in a softmax",
          passes::Loss::SparseCategoricalCrossEntropy);
-  refuse("input x shape=4\ndense d units=3\nlog_softmax l\n", "log_softmax has no gradient yet",
-         passes::Loss::MeanSquaredError);
-  refuse("input x shape=4\ndense d units=3\nlog_softmax l\n", "the ops that train are",
-         passes::Loss::MeanSquaredError);
+  refuse("input x shape=4\ndense d units=3\nchannel_slice s begin=1 size=2\n",
+         "channel_slice has no gradient yet", passes::Loss::MeanSquaredError);
+  refuse("input x shape=4\ndense d units=3\nchannel_slice s begin=1 size=2\n",
+         "the ops that train are", passes::Loss::MeanSquaredError);
   CHECK_THROWS_WITH_AS(passes::parse_loss("hinge"), doctest::Contains("accepted: sparse_"), Error);
 }

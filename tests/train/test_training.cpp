@@ -140,6 +140,21 @@ TEST_CASE("compiled layernorm, LayerScale, transpose, unitnorm and global max po
       4, 42);
 }
 
+TEST_CASE("compiled softmax and log_softmax gradients inside a network match the reference") {
+  // Channels in whole vectors and a tail (20), and a row of 3.
+  check_compiled(
+      "input x shape=6x6x3\n"
+      "conv2d a filters=20 kernel=3x3 activation=tanh\n"
+      "softmax s\n"
+      "multiply m <- a, s\n"
+      "log_softmax ls\n"
+      "conv2d b filters=3 kernel=1x1\n"
+      "log_softmax ls2\n"
+      "globalavgpool2d g\n"
+      "dense out units=4 activation=softmax\n",
+      4, 45);
+}
+
 TEST_CASE(
     "compiled encoder-decoder gradients (groupnorm, conv2d_transpose, resize, maximum, minimum) "
     "match the reference") {
