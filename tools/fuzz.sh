@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds the model readers' (.cnn, Keras, ONNX; and the tuning database import's) libFuzzer targets with clang (ASan + UBSan) into build-fuzz/ and runs
 # each for SECONDS (default 60), seeded with the example models and the Keras fixtures.
-# A crash leaves its input in build-fuzz/crash-*; the run then fails.
+# A crash leaves its input in build-fuzz/crash-*; the run then fails. HDF5 (.h5, and a .keras
+# file's weights) is read in a child process, as cnnc reads it: HDF5 1.10's own faults there are
+# printed by the sanitizer but contained (the child dies, the reader reports an error), and the
+# harness stops a hung child after 3 s; only a crash or hang of the fuzzed process is a finding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}

@@ -18,8 +18,13 @@ struct Hdf5Contents {
 };
 
 // Runs `read` in a child process and returns its result. `label` names the file in errors;
-// the child is killed after `timeout_s` seconds.
+// the child is killed after `timeout_s` seconds (0: the process-wide limit below).
 Hdf5Contents read_isolated(const std::string& label, const std::function<Hdf5Contents()>& read,
-                           double timeout_s = 120);
+                           double timeout_s = 0);
+
+// The process-wide limit on one child's read, 120 s unless set (the fuzz harness sets it below
+// libFuzzer's per-input limit: a child that hangs is then killed and reported as an error, and
+// only a hang of this process itself counts as one).
+void set_read_timeout(double seconds);
 
 }  // namespace cnnc::frontend::keras

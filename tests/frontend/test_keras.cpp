@@ -3,6 +3,7 @@
 // run by the reference implementation. Then malformed and hostile files.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <csignal>
 
 #include <unistd.h>
@@ -299,6 +300,17 @@ TEST_CASE(
                            0.5),
                        doctest::Contains("hang.h5: the HDF5 library did not finish reading it"),
                        Error);
+  // Without an explicit limit, the process-wide one (the fuzz harness shortens it).
+  frontend::keras::set_read_timeout(0.5);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH_AS(read_isolated("hang2.h5",
+                                     []() -> Hdf5Contents {
+                                       for (;;) pause();
+                                     }),
+                       doctest::Contains("hang2.h5: the HDF5 library did not finish reading it"),
+                       Error);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));
+  frontend::keras::set_read_timeout(120);
 }
 
 TEST_CASE(
