@@ -21,6 +21,34 @@ from keras_zoo import cpu_model  # noqa: E402
 from vs_peers import onnx_file  # noqa: E402
 
 
+def ort_output(path, x):
+    """ONNX Runtime's first output for input x, on all cores."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = os.cpu_count()
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+def cnnc_compare(cnnc, path, input_npy, expect_npy, tolerance):
+    """`cnnc compare`'s JSON result; its last error line raised when it gives none."""
+    p = subprocess.run([cnnc, "compare", path, "--input", input_npy, "--expect", expect_npy,
+                        "--tolerance", str(tolerance)], capture_output=True, text=True)
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        raise RuntimeError((p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1][:400])
+    return json.loads(lines[-1])
+
+
+def operator_census(rows, over):
+    """The doc's closing line: every ONNX operator of the rows' exports, with its count."""
+    ops = collections.Counter()
+    for r in rows:
+        ops.update(r.get("ops", {}))
+    return f"ONNX operators in these exports (count over {over}): " + \
+        ", ".join(f"{op} {n}" for op, n in sorted(ops.items())) + "."
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo", default="/work/keras_zoo", help="folder written by keras_export.py zoo")
@@ -32,7 +60,6 @@ def main():
                     help="use the NAME.onnx files already there; convert none (tf2onnx needs over 20 GB for VGG)")
     a = ap.parse_args()
     import onnx
-    import onnxruntime as ort
 
     names = sorted(f[:-6] for f in os.listdir(a.zoo) if f.endswith(".keras"))
     if a.models:
@@ -48,22 +75,11 @@ def main():
             m = onnx.load(path, load_external_data=False)
             row["nodes"] = len(m.graph.node)
             row["ops"] = collections.Counter(n.op_type for n in m.graph.node)
-            x = np.load(base + ".input.npy")
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = os.cpu_count()
-            sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-            y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
             ort_out = f"/tmp/onnx_zoo_{name}.ort.npy"
-            np.save(ort_out, y)
+            np.save(ort_out, ort_output(path, np.load(base + ".input.npy")))
             for ref, out in (("ort", ort_out), ("keras", base + ".output.npy")):
                 t0 = time.perf_counter()
-                p = subprocess.run([a.cnnc, "compare", path, "--input", base + ".input.npy", "--expect", out,
-                                    "--tolerance", str(a.tolerance)], capture_output=True, text=True)
-                lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
-                if not lines:
-                    raise RuntimeError((p.stderr.strip().splitlines() or ["?"])[-1][:300])
-                r = json.loads(lines[-1])
-                row[ref] = r
+                row[ref] = cnnc_compare(a.cnnc, path, base + ".input.npy", out, a.tolerance)
                 row["seconds"] = time.perf_counter() - t0
         except Exception as e:  # noqa: BLE001 - a model that fails is a row of the table
             row["error"] = f"{type(e).__name__}: {e}"[:300]
@@ -95,11 +111,7 @@ def main():
         o, k = r["ort"], r["keras"]
         lines.append(f"| {r['model']} | {r['nodes']} | {o['params']:,} | {o['kernels']} | {o['max_rel_error']:.2e} | "
                      f"{k['max_rel_error']:.2e} | {o['compile_seconds']:.1f} |")
-    ops = collections.Counter()
-    for r in rows:
-        ops.update(r.get("ops", {}))
-    lines += ["", "ONNX operators in these exports (count over all models): " +
-              ", ".join(f"{op} {n}" for op, n in sorted(ops.items())) + "."]
+    lines += ["", operator_census(rows, "all models")]
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("wrote", a.out)

@@ -20,6 +20,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from keras_zoo import cpu_model  # noqa: E402
+from onnx_zoo import cnnc_compare, operator_census, ort_output  # noqa: E402
 
 MODELS = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "densenet121",
           "googlenet", "squeezenet1_1", "vgg11"]
@@ -143,14 +144,6 @@ def write_fixtures(folder):
             print("wrote", base + ".onnx")
 
 
-def cnnc_json(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
-    if p.returncode not in (0, 1) or not lines:
-        raise RuntimeError((p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1][:400])
-    return json.loads(lines[-1])
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", default="/work/torchvision_onnx", help="where the exports and inputs are kept")
@@ -170,7 +163,6 @@ def main():
         write_fixtures(a.fixtures)
         return 0
     import onnx
-    import onnxruntime as ort
     import torch
     os.makedirs(a.dir, exist_ok=True)
     names = [n for n in MODELS if not a.models or n in a.models.split(",")]
@@ -195,18 +187,14 @@ def main():
                 row["opset"] = next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx"))
                 row["nodes"] = len(m.graph.node)
                 row["ops"] = collections.Counter(n.op_type for n in m.graph.node)
-                so = ort.SessionOptions()
-                so.intra_op_num_threads = os.cpu_count()
-                sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-                y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+                y = ort_output(path, x)
                 with torch.no_grad():
                     y_torch = build(name, a.seed)(torch.from_numpy(x)).numpy()
                 row["ort_vs_torch"] = float(np.max(np.abs(y - y_torch)) / max(np.max(np.abs(y_torch)), 1e-30))
                 ort_out = os.path.join(a.dir, f"{name}.{exporter}.ort.npy")
                 np.save(ort_out, y)
                 t0 = time.perf_counter()
-                row["cnnc"] = cnnc_json([a.cnnc, "compare", path, "--input", x_path, "--expect", ort_out,
-                                         "--tolerance", str(a.tolerance)])
+                row["cnnc"] = cnnc_compare(a.cnnc, path, x_path, ort_out, a.tolerance)
                 row["seconds"] = time.perf_counter() - t0
                 if a.bench and exporter == exporters[0]:
                     bench_json = os.path.join(a.dir, f"{name}.{exporter}.bench.json")
@@ -267,11 +255,7 @@ def main():
             lines.append(f"| {r['model']} | {c['median_ms']:.2f} | {o['median_ms']:.2f} | "
                          f"{c['median_ms'] / o['median_ms']:.2f} | {c['gflops']:.1f} | "
                          f"{r['bench']['peak_gflops']:.0f} | {c['pct_peak']:.1f}% |")
-    ops = collections.Counter()
-    for r in rows:
-        ops.update(r.get("ops", {}))
-    lines += ["", "ONNX operators in these exports (count over all files): " +
-              ", ".join(f"{op} {n}" for op, n in sorted(ops.items())) + "."]
+    lines += ["", operator_census(rows, "all files")]
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("wrote", a.out)
