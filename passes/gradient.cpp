@@ -17,11 +17,11 @@ using ir::OpKind;
 constexpr const char* kTrainableOps =
     "conv2d (strided, dilated, grouped, depthwise), dense, batchnorm, layernorm, unitnorm, "
     "maxpool2d, avgpool2d, globalavgpool2d, globalmaxpool2d, relu, leakyrelu, every activation "
-    "of the table (relu6, sigmoid, tanh, swish, gelu, hard_silu, ...), softmax, log_softmax, add, "
-    "multiply (broadcasting too: squeeze-and-excitation), affine "
-    "(trainable too: LayerScale), maximum, minimum, groupnorm, conv2d_transpose (strided, "
-    "dilated, cropped), resize (nearest, bilinear), concat, flatten, reshape, transpose, "
-    "dropout, zeropadding2d, cropping2d, augment (on the input)";
+    "of the table (relu6, sigmoid, tanh, swish, gelu, hard_silu, ...), softmax, log_softmax, "
+    "add, multiply (broadcasting too: squeeze-and-excitation), affine (trainable too: "
+    "LayerScale), maximum, minimum, groupnorm, conv2d_transpose (strided, dilated, cropped), "
+    "resize (nearest, bilinear), concat, flatten, reshape, transpose, dropout, zeropadding2d, "
+    "cropping2d, augment (on the input)";
 
 class Builder {
  public:

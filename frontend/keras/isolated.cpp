@@ -24,6 +24,8 @@ namespace cnnc::frontend::keras {
 
 namespace {
 
+std::atomic<double> g_read_timeout_s{120};  // set_read_timeout
+
 // The child's answer: a status byte (1: contents, 0: an error message), then length-prefixed
 // fields. Only this file writes and reads it, between a parent and its own child.
 void put_u64(std::string& out, uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
@@ -96,10 +98,6 @@ void write_all(int fd, const std::string& s) {
   }
 }
 
-}  // namespace
-
-namespace {
-std::atomic<double> g_read_timeout_s{120};
 }  // namespace
 
 void set_read_timeout(double seconds) { g_read_timeout_s = seconds; }
