@@ -890,11 +890,12 @@ class Importer {
     define(add(max ? ir::OpKind::MaxPool2D : ir::OpKind::AvgPool2D, a, {x.id}));
   }
 
-  void global_pool(bool max) {
+  // GlobalAveragePool and GlobalMaxPool keep N x C x 1 x 1; a ReduceMean/Max may not.
+  void global_pool(bool max, bool keepdims = true) {
     const Value& x = value(0);
     need_rank(x, 4);
     ir::GlobalPoolAttrs a;
-    a.keepdims = true;  // ONNX keeps N x C x 1 x 1
+    a.keepdims = keepdims;
     define(add(max ? ir::OpKind::GlobalMaxPool2D : ir::OpKind::GlobalAvgPool2D, a, {x.id}));
   }
 
@@ -1043,8 +1044,7 @@ class Importer {
   // ReduceMean / ReduceMax over H and W (PyTorch's torch.export writes adaptive_avg_pool2d to
   // 1 x 1 and x.mean((2, 3)) so): a global pooling; without keepdims, N x C.
   void reduce(bool max) {
-    const Value& x = value(0);
-    need_rank(x, 4);
+    need_rank(value(0), 4);                            // before its axes are read as N, C, H, W
     std::vector<int64_t> axes = integers("axes", {});  // an input from opset 18
     if (has_input(1))
       for (double v : need_constant(1, "axes").values) axes.push_back(to_integer(v, "axes"));
@@ -1053,18 +1053,13 @@ class Importer {
     std::sort(axes.begin(), axes.end());
     if (axes != std::vector<int64_t>{2, 3})
       fail("axes " + dims_text(axes) + "; accepted: the spatial axes (2, 3)");
-    ir::GlobalPoolAttrs a;
-    a.keepdims = integer("keepdims", 1) != 0;
-    define(add(max ? ir::OpKind::GlobalMaxPool2D : ir::OpKind::GlobalAvgPool2D, a, {x.id}));
+    global_pool(max, integer("keepdims", 1) != 0);
   }
 
   // Identity and Dropout pass their input on; of an initializer (PyTorch's TorchScript exporter
   // writes one Identity per duplicate weight), the output is that constant under a new name.
   void identity() {
-    if (const Const* c = constant(0)) {
-      consts_[node_->output(0)] = *c;
-      return;
-    }
+    if (const Const* c = constant(0)) return define_constant(*c);
     define(value(0));
   }
 
@@ -1232,7 +1227,7 @@ class Importer {
     } else {
       fail("needs a tensor, float(s) or int(s) value");
     }
-    consts_[node_->output(0)] = std::move(c);
+    define_constant(std::move(c));
   }
 
   // One row per ONNX operator the reader takes: its name, what it is taken with (for the
