@@ -10,12 +10,16 @@
 #include "frontend/load.h"
 #include "ir/error.h"
 
+// HDF5 is read in a child process; one that hangs is killed after 3 s, under tools/fuzz.sh's
+// 10 s per input, so a hang of the child is an error (as cnnc reports it) and only a hang of
+// this process is a finding.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  cnnc::frontend::keras::set_read_timeout(3);
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
-  // HDF5 is read in a child process; one that hangs is killed after 3 s, under tools/fuzz.sh's
-  // 10 s per input, so a hang of the child is an error (as cnnc reports it) and only a hang of
-  // this process is a finding.
-  cnnc::frontend::keras::set_read_timeout(3);
   const std::string path = "/tmp/cnnc-fuzz-" + std::to_string(::getpid()) + (data[0] & 1 ? ".h5" : ".keras");
   {
     std::ofstream f(path, std::ios::binary);
