@@ -41,7 +41,7 @@ def run_cnnc(args, log):
            "fashion-mnist", "--epochs", str(args.epochs), "--batch", str(args.batch),
            "--optimizer", "adam", "--lr", "0.001", "--validation-split", "0.1", "--threads",
            str(args.threads), "--seed", str(args.seed), "--test-each-epoch", "--no-progress",
-           "--log", log, "--curves", os.path.join(ROOT, "docs/training_fashion_mnist.png")]
+           "--log", log, "--curves", os.path.join(ROOT, "docs/training_fashion_mnist.svg")]
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
     with open(log) as f:
@@ -186,7 +186,7 @@ def main():
     lines += ["", f"![cnnc and Keras: loss and test accuracy against training time]"
               f"({os.path.basename(png)})", "",
               "cnnc's own curves (`cnnc train --curves`): "
-              "![loss and accuracy curves](training_fashion_mnist.png)", ""]
+              "![loss and accuracy curves](training_fashion_mnist.svg)", ""]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))

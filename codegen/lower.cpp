@@ -49,6 +49,11 @@ Lowered lower_as(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc, 
   switch (ir::kernel_kind(g, n)) {
     case ir::KernelKind::Conv:
     case ir::KernelKind::Depthwise:
+      if (sc.kind == ir::ScheduleKind::Winograd) {
+        WinogradAlgorithm a = winograd_algorithm(conv_spec(g, n), "conv");
+        std::string how = schedule_winograd_cpu(a, sc, t);
+        return {a.out, a.args, a.arg_dims, a.out_dims, std::move(how), 0};
+      }
       return scheduled(conv_algorithm(conv_spec(g, n), static_cast<int>(sc.pack),
                                       n.op == ir::OpKind::Dense ? "dense" : "conv"),
                        sc, t, facts, schedule_conv_gpu, schedule_conv_cpu);

@@ -38,6 +38,7 @@ constexpr KindInfo kKinds[] = {
     {ScheduleKind::Gemv, "gemv", TargetFamily::Cpu, bit(KernelKind::Conv), "vcp"},
     {ScheduleKind::Stream, "stream", TargetFamily::Cpu, bit(KernelKind::Conv), "vc"},
     {ScheduleKind::Depthwise, "depthwise", TargetFamily::Cpu, bit(KernelKind::Depthwise), "vcxr"},
+    {ScheduleKind::Winograd, "winograd", TargetFamily::Cpu, bit(KernelKind::Conv), "vcxr"},
     {ScheduleKind::Pool, "pool", TargetFamily::Cpu, bit(KernelKind::Pool), "vr"},
     {ScheduleKind::Pointwise, "pointwise", TargetFamily::Cpu, bit(KernelKind::Pointwise), "vr"},
     {ScheduleKind::GpuTile, "gpu_tile", TargetFamily::Gpu, kConvs, "cxkCXRsu"},

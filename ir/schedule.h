@@ -30,6 +30,7 @@ enum class ScheduleKind {
   Gemv,       // conv/dense of matrix-vector shape: channels per task in registers, packed weights
   Stream,     // conv/dense of matrix-vector shape: weights streamed in storage order
   Depthwise,  // depthwise conv: register tile of channels x pixels, padded per task
+  Winograd,   // 3x3 stride-1 conv as Winograd F(2x2, 3x3): 16 products per 2x2 outputs, not 36
   Pool,       // pooling: vectorised over channels, rows per task
   Pointwise,  // every other kernel: vectorised over channels, rows per task
   // GPU (CUDA, OpenCL)

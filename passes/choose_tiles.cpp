@@ -87,6 +87,46 @@ ir::Schedule gpu_pointwise_schedule(const ir::Node& n) {
   return sc;
 }
 
+// Whether a 3x3 stride-1 conv is better computed as Winograd's F(2x2, 3x3) (codegen/ops/
+// winograd.cpp), which does 16 products per 2x2 outputs where the direct conv does 36, but
+// transforms the kernel on every call (16/9 of its size) and reads all of it in every task: it
+// pays when that transformed kernel stays in L2 and enough tiles share it. Measured on an Intel
+// Xeon (Skylake-SP, AVX-512, 2 threads; ReLU epilogue), Winograd's time / the direct tile's: 56x56
+// 64->64 batch 1 0.58-0.71 (kernel 256 KiB transformed), 28x28 128->128 0.80-0.96 (1 MiB, = L2),
+// 14x14 256->256 1.0-1.5 (4 MiB), 7x7 512->512 4x (16 MiB); the Fashion-MNIST net's 14x14 32->64
+// at 4 and 128 images a call 0.44-0.70, its input gradient (64->32) 0.72-0.75. One machine's
+// readings: the tuner measures both kinds on every machine; this is only the untuned choice.
+bool winograd_pays(const ConvShape& s, int64_t batch, const ir::CpuFacts& m) {
+  // (A dense layer is a 1x1 conv here, so it never qualifies.)
+  if (s.kh != 3 || s.kw != 3 || s.sh != 1 || s.sw != 1 || s.dh != 1 || s.dw != 1 || s.groups != 1)
+    return false;
+  const int64_t transformed_bytes = 16 * s.in_per_group * s.out_c * 4;
+  const int64_t tiles = batch * ((s.out_w + 1) / 2) * ((s.out_h + 1) / 2);
+  // Few input channels (a stem) leave too little reduction to pay for transforming the input.
+  return s.in_per_group >= 16 && s.out_c >= 16 && m.l2_bytes > 0 &&
+         transformed_bytes <= m.l2_bytes && tiles >= 64;
+}
+
+// Winograd's register tile: two vectors of output channels (one if the layer has fewer) x the
+// tiles of a row the remaining accumulators hold, the count wasting least on the row's last
+// block of tiles; one row of tiles per task, so the task's transformed windows and products
+// stay in L1/L2.
+ir::Schedule winograd_schedule(const ConvShape& s, int64_t vector, int64_t accumulators) {
+  ir::Schedule sc;
+  sc.kind = ir::ScheduleKind::Winograd;
+  sc.vector = vector;  // whole vectors only: c must divide the channels (no partial block)
+  while (sc.vector > 1 && s.out_c % sc.vector) sc.vector /= 2;
+  sc.channels = sc.vector * (s.out_c % (2 * sc.vector) == 0 ? 2 : 1);
+  const int64_t tiles_w = (s.out_w + 1) / 2;
+  auto rounded = [&](int64_t tx) { return (tiles_w + tx - 1) / tx * tx; };
+  int64_t tile_x = std::clamp<int64_t>(accumulators / (sc.channels / sc.vector), 1, tiles_w);
+  for (int64_t tx = tile_x - 1; tx >= std::min<int64_t>(tile_x, 4); --tx)
+    if (rounded(tx) < rounded(tile_x)) tile_x = tx;
+  sc.pixels = tile_x;
+  sc.rows = 1;
+  return sc;
+}
+
 }  // namespace
 
 ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts) {
@@ -124,6 +164,8 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
     return sc;
   }
 
+  if (opts.winograd && winograd_pays(s, kernel_batch, m))
+    return winograd_schedule(s, sc.vector, accumulators);
   sc.kind = depthwise ? ir::ScheduleKind::Depthwise : ir::ScheduleKind::Tile;
   // Register tile: up to two vectors of output channels x as many pixels of a row as the
   // remaining accumulators allow; of the widths from 4 up, the one wasting least on a row's

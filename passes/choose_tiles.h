@@ -10,6 +10,7 @@ struct TilingOptions {
   // 0: the graph's batch.
   int64_t kernel_batch = 0;
   bool pack_weights = true;  // false: every schedule reads weights in their stored layout
+  bool winograd = true;      // false: 3x3 convs computed directly, never as Winograd
 };
 
 // Records a schedule on every kernel that has none (ir::Schedule): for a conv2d or dense the

@@ -20,6 +20,7 @@
 #include "benchmarks/peak.h"
 #include "ir/atomic_file.h"
 #include "ir/error.h"
+#include "ir/schedule.h"
 #include "ir/shape_inference.h"
 #include "runtime/executor.h"
 #include "runtime/npy.h"
@@ -344,6 +345,16 @@ int bench(const BenchOptions& o) {
                 model.program().target.name.c_str());
   std::printf("  work:       %s MACs per batch = %.3f GFLOP\n", with_commas(macs).c_str(),
               2e-9 * static_cast<double>(macs));
+  // A Winograd kernel does 16 multiplies where the direct conv does 36: its GFLOP/s count the
+  // direct conv's work, so they (and the % of peak) can pass the FMA peak.
+  int winograd = 0;
+  for (const ir::Node& n : model.graph().nodes())
+    winograd += n.schedule.kind == ir::ScheduleKind::Winograd;
+  if (winograd)
+    std::printf(
+        "              (%d Winograd kernel(s): counted as the direct conv's MACs, so the speed\n"
+        "              below is effective, and may pass the peak)\n",
+        winograd);
   if (peak > 0 && gpu)
     std::printf("  speed:      %.1f GFLOP/s = %.1f%% of the device's FMA peak (%.1f GFLOP/s, "
                 "--device-peak: cuda_peak's measurement)\n",

@@ -51,7 +51,7 @@ struct TrainFlags {
   int64_t batch = 32;
   uint64_t seed = 0;
   int threads = 0;
-  bool test = true, test_each_epoch = false, profile = false;
+  bool test = true, test_each_epoch = false, profile = false, winograd = true;
 };
 
 int run_train(TrainFlags& o) {
@@ -70,6 +70,7 @@ int run_train(TrainFlags& o) {
   mo.threads = resolve_threads(o.threads);
   mo.batch = o.batch;
   mo.seed = o.seed;
+  mo.winograd = o.winograd;
   train::TrainingModel model(g, mo);
   o.fit.seed = o.seed;
   if (!o.curves.empty())
@@ -173,6 +174,10 @@ Action add_train(CLI::App& app) {
                 "evaluate the test split after every epoch too (the log's test columns)");
   sub->add_flag("!--no-test", o->test, "skip the test split's evaluation at the end");
   sub->add_flag("!--no-progress", o->fit.progress, "no live progress line");
+  sub->add_flag(
+      "!--no-winograd", o->winograd,
+      "compute 3x3 convs and their input gradients directly, never as Winograd F(2x2,3x3) "
+      "(to measure it)");
   sub->add_option("--target", o->target,
                   "host, a CPU target string, opencl or cuda[:sm_XX] (the backward kernels' GPU "
                   "schedules are plain: a thread per element)");

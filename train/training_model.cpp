@@ -26,6 +26,7 @@ codegen::Program compile_graph(ir::Graph g, const ModelOptions& o, bool training
   passes::PipelineOptions p;
   p.tiling.target = codegen::describe_target(o.target);
   p.tiling.kernel_batch = o.batch;
+  p.tiling.winograd = o.winograd;
   if (training) p.disabled = kInferenceOnlyPasses;
   // The inference program keeps its batchnorms (not folded into the convs), so the trained
   // weights and moving statistics can be copied into it by layer and role.

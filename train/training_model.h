@@ -23,6 +23,7 @@ struct ModelOptions {
   int threads = 0;
   int64_t batch = 32;
   uint64_t seed = 0;  // dropout masks
+  bool winograd = true;  // false: 3x3 convs and their input gradients computed directly
 };
 
 // --augment's text: "flip,flip_v,rotate=0.1,zoom=0.1,translate=0.1,contrast=0.2,brightness=0.1,

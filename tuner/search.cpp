@@ -107,6 +107,16 @@ ir::Schedule draw(const ir::Graph& g, const ir::Node& n, const ir::Target& t,
     sc.rows = between(rng, 1, s.out_h);
     return sc;
   }
+  // Winograd F(2x2, 3x3), one draw in four (the fit check refuses it where it cannot compute
+  // the conv: only 3x3 stride-1 convs; a dense layer never).
+  if (n.op != ir::OpKind::Dense && between(rng, 0, 3) == 0) {
+    sc.kind = ir::ScheduleKind::Winograd;
+    sc.channels = sc.vector * between(rng, 1, std::min<int64_t>(4, s.out_c / sc.vector));
+    const int64_t tiles_w = (s.out_w + 1) / 2, tiles_h = (s.out_h + 1) / 2;
+    sc.pixels = between(rng, 1, std::min<int64_t>(tiles_w, regs / (sc.channels / sc.vector)));
+    sc.rows = between(rng, 1, std::min<int64_t>(tiles_h, 8));
+    return sc;
+  }
   const bool matrix_vector = s.out_w <= 16;
   const int form = matrix_vector ? static_cast<int>(between(rng, 0, 2)) : 0;
   if (form == 1 && s.groups == 1) {

@@ -50,6 +50,26 @@ struct ConvAlgorithm : Algorithm {
 // channels (a data layout the schedule chose, so the algorithm reads it).
 ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::string& name);
 
+// A 3x3, stride-1, ungrouped conv (or such an input gradient) as Winograd's F(2x2, 3x3): each
+// 2x2 block of outputs (a tile) from a 4x4 window of the input, transformed (V = B'dB), 16
+// products with the transformed kernel (U = GgG') summed over the input channels (M), and
+// transformed back (A'MA). 16 multiplies per output pair of channels and tile, where the direct
+// conv does 36. Funcs are indexed by tile (tx, ty) and p = a + 4 b, a position of the 4x4.
+struct WinogradAlgorithm : Algorithm {
+  ConvSpec spec;
+  int tiles_w = 0, tiles_h = 0;
+  bool padded_input = false;
+  Halide::Func padded;   // the input as the windows read it (zero-padded or clamped)
+  Halide::Func kernel;   // U(oc, ic, p): the transformed kernel
+  Halide::Func input;    // V(ic, p, tx, ty, n): the transformed input windows
+  Halide::Func product;  // M(oc, p, tx, ty, n) = sum over ic of U V
+  Halide::RDom r;        // the input channels
+  Halide::Var p, tx, ty;
+};
+WinogradAlgorithm winograd_algorithm(const ConvSpec& s, const std::string& name);
+// Why a conv cannot be computed as Winograd's F(2x2, 3x3), or "".
+std::string winograd_error(const ConvSpec& s);
+
 // Max and average pooling (with its epilogue).
 Algorithm pool_algorithm(const ir::Graph& g, const ir::Node& n);
 

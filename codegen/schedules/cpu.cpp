@@ -55,6 +55,16 @@ std::string conv_error(const ConvSpec& s, const ir::Schedule& sc) {
         return "gemv and stream are for rows of at most 16 pixels (here " +
                std::to_string(s.out_w) + ")";
       break;
+    case K::Winograd:
+      if (const std::string why = winograd_error(s); !why.empty()) return why;
+      if (s.out_c % sc.channels)
+        return "c (output channels per tile) must divide the output channels (" +
+               std::to_string(s.out_c) + ")";
+      if (sc.pixels < 1 || sc.rows < 1)
+        return "it needs x (tiles per register tile) and r (tile rows per task)";
+      if (sc.channels / v * sc.pixels > 64)
+        return "the register tile (c/v x x) may hold at most 64 vectors";
+      break;
     case K::None:
     case K::Pool:
     case K::Pointwise:
@@ -200,6 +210,7 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
          << rows << " row(s); parallel over channel blocks x row blocks x batch";
       break;
     }
+    case ir::ScheduleKind::Winograd:  // schedule_winograd_cpu's (another algorithm)
     case ir::ScheduleKind::None:
     case ir::ScheduleKind::Pool:
     case ir::ScheduleKind::Pointwise:
@@ -235,6 +246,73 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
   }
   if (s.epilogue.add || s.epilogue.has_activation) os << "; epilogue applied per tile";
   if (a.weight_block) os << "; weights pre-packed in blocks of " << a.weight_block << " channels";
+  return os.str();
+}
+
+// Winograd: a task is `rows` rows of tiles of one image; in it, the input windows of those rows
+// are transformed once (every input channel), then for each block of `channels` output channels
+// the 16 products are accumulated in register tiles of `channels` x `pixels` tiles over all input
+// channels, and transformed back into the outputs with the epilogue. The kernel transform runs
+// once per call, before the tasks.
+std::string schedule_winograd_cpu(WinogradAlgorithm& a, const ir::Schedule& sc, const Target& t) {
+  const ConvSpec& s = a.spec;
+  Func& out = a.out;
+  Var c = a.vars[0], x = a.vars[1], y = a.vars[2], n = a.vars[3];
+  Var co("co"), ci("ci"), xo("xo"), xi("xi"), yo("yo"), yi("yi"), yt("yt"), yr("yr"), task("task");
+  const int vec = static_cast<int>(sc.vector);
+  const int tile_c = static_cast<int>(sc.channels);
+  const int tile_x = static_cast<int>(std::min<int64_t>(sc.pixels, a.tiles_w));
+  const int rows = static_cast<int>(std::min<int64_t>(sc.rows, a.tiles_h));
+  // An odd output's last tile has one column (row) of outputs: guarded, as shifting it inwards
+  // would make the position inside the tile a run-time value.
+  auto half = [](int extent) {
+    return extent % 2 ? TailStrategy::GuardWithIf : TailStrategy::RoundUp;
+  };
+  out.split(y, yo, yi, 2, half(s.out_h))
+      .split(x, xo, xi, 2, half(s.out_w))
+      .split(c, co, ci, tile_c)
+      .split(yo, yt, yr, rows)
+      .reorder(ci, xi, yi, xo, yr, co, yt, n)
+      .fuse(yt, n, task)
+      .parallel(task)
+      .vectorize(ci, vec)
+      .unroll(ci)
+      .unroll(xi)
+      .unroll(yi);
+
+  const Var &p = a.p, &tx = a.tx;
+  const Var ic = a.input.args()[0];
+  a.input.compute_at(out, task)
+      .reorder(ic, p)
+      .vectorize(ic, vector_width(s.in_c, t), TailStrategy::GuardWithIf)
+      .unroll(p);
+
+  Func& m = a.product;
+  const Var oc = m.args()[0];
+  Var txo("txo"), txi("txi");
+  m.compute_at(out, co).vectorize(oc, vec).unroll(oc);
+  m.update()
+      .split(tx, txo, txi, tile_x, TailStrategy::RoundUp)
+      .reorder(oc, txi, a.r.x, txo, p)
+      .vectorize(oc, vec)
+      .unroll(oc)
+      .unroll(txi);
+
+  const Var koc = a.kernel.args()[0], kic = a.kernel.args()[1], kp = a.kernel.args()[2];
+  a.kernel.compute_root()
+      .reorder(koc, kp, kic)
+      .vectorize(koc, vector_width(s.out_c, t), TailStrategy::GuardWithIf)
+      .unroll(kp)
+      .parallel(kic);
+  a.padded.compute_root()
+      .parallel(a.padded.args()[2])
+      .vectorize(a.padded.args()[0], vector_width(s.in_c, t));
+
+  std::ostringstream os;
+  os << "winograd F(2x2,3x3): " << rows << " tile row(s) of an image per task, windows "
+     << "transformed once per task; products in register tiles of " << tile_c << "c x " << tile_x
+     << " tiles over all " << s.in_c << " in-channels; kernel transformed once";
+  if (s.epilogue.add || s.epilogue.has_activation) os << "; epilogue applied per tile";
   return os.str();
 }
 

@@ -16,6 +16,8 @@ std::string schedule_error(const ir::Graph& g, const ir::Node& n, const ir::Sche
 
 // The CPU schedules; each returns what it did, in words (for `--emit schedule` and profiles).
 std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Halide::Target& t);
+std::string schedule_winograd_cpu(WinogradAlgorithm& a, const ir::Schedule& sc,
+                                  const Halide::Target& t);
 std::string schedule_pool_cpu(Algorithm& a, const ir::Schedule& sc, const Halide::Target& t);
 std::string schedule_gradient_cpu(GradientAlgorithm& a, const ir::Schedule& sc,
                                   const Halide::Target& t);

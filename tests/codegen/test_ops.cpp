@@ -179,6 +179,49 @@ TEST_CASE("a recorded schedule is applied as written, and one that cannot apply 
   }
 }
 
+TEST_CASE("a 3x3 stride-1 conv computed as Winograd F(2x2, 3x3) matches the reference") {
+  std::mt19937 rng(25);
+  // Odd and even outputs (a last tile of one column or row), same, valid and uneven padding,
+  // input channels that are not whole vectors, bias or none, an activation and a residual add.
+  for (const char* layer :
+       {"input x shape=9x9x16\nconv2d c filters=48 kernel=3x3 padding=same "
+        "schedule=winograd:v16,c16,x4,r2\n",
+        "input x shape=8x11x3\nconv2d c filters=8 kernel=3x3 padding=valid use_bias=false "
+        "activation=relu schedule=winograd:v8,c8,x3,r1\n",
+        "input x shape=7x6x5\nconv2d c filters=32 kernel=3x3 padding=0,1,2,1 "
+        "schedule=winograd:v16,c32,x2,r3\n",
+        "input x shape=14x14x32\nconv2d a filters=64 kernel=3x3 padding=same "
+        "schedule=winograd:v16,c32,x8,r7\n"
+        "conv2d c filters=64 kernel=3x3 padding=same activation=relu "
+        "schedule=winograd:v16,c64,x4,r1\n"
+        "add s <- a, c\n",
+        // A stride-1 transposed conv: the forward layer's kernel flipped, its channels exchanged.
+        "input x shape=5x7x8\nconv2d_transpose t filters=20 kernel=3x3 padding=same "
+        "schedule=winograd:v4,c20,x2,r1\n"}) {
+    CAPTURE(layer);
+    CHECK(check_network(layer, rng, 1));
+    CHECK(check_network(layer, rng, 3));
+  }
+  const std::string conv = "input x shape=9x9x16\nconv2d c filters=48 ";
+  for (auto [layer, why] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"kernel=5x5 schedule=winograd:v16,c16,x4,r1", "winograd computes 3x3 kernels only"},
+           {"kernel=3x3 strides=2 schedule=winograd:v16,c16,x4,r1",
+            "winograd computes stride-1, undilated convs only"},
+           {"kernel=3x3 groups=2 schedule=winograd:v8,c8,x4,r1",
+            "winograd computes ungrouped convs only"},
+           {"kernel=3x3 schedule=winograd:v16,c32,x4,r1",
+            "c (output channels per tile) must divide the output channels (48)"},
+           {"kernel=3x3 schedule=winograd:v16,c16,x4",
+            "it needs x (tiles per register tile) and r (tile rows per task)"}}) {
+    CAPTURE(layer);
+    ir::Graph g = ir::parse(conv + layer + "\n", "t.cnn");
+    random_weights(g, rng);
+    const std::string message =
+        std::string("t.cnn:2: layer 'c' (conv2d): cannot apply its schedule: ") + why;
+    CHECK_THROWS_WITH_AS(codegen::compile(g), doctest::Contains(message.c_str()), Error);
+  }
+}
+
 // Run by the GPU pass of this suite (ctest's test_codegen_opencl; the host pass excludes it).
 TEST_CASE("GPU: a recorded gpu_tile or gpu_pointwise schedule is applied as written; one that cannot apply is a clear error") {
   REQUIRE(codegen::describe_target(test::test_target()).family == ir::Target::Gpu);

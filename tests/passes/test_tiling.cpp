@@ -22,6 +22,13 @@ passes::TilingOptions avx512(int64_t kernel_batch = 0, bool pack = true) {
   return o;
 }
 
+// The same with a 1 MiB L2 (what decides Winograd).
+passes::TilingOptions avx512_l2(int64_t kernel_batch = 0) {
+  passes::TilingOptions o = avx512(kernel_batch);
+  o.target.cpu.l2_bytes = 1 << 20;
+  return o;
+}
+
 // The schedule recorded on the graph's last layer, as the IR writes it.
 std::string schedule_of(const std::string& text, const passes::TilingOptions& opts, int64_t batch = 1) {
   ir::Graph g = passes::choose_tiles(ir::parse(text, "t.cnn", batch), opts);
@@ -65,6 +72,41 @@ TEST_CASE("choose_tiles: register tiles, chunks and rows from the shapes, regist
   avx2.target.cpu.vector_registers = 16;
   CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n", avx2) ==
         "tile:v8,c16,x4,k64,r4,t1,p16");
+}
+
+TEST_CASE("choose_tiles: Winograd for 3x3 stride-1 convs whose transformed kernel fits L2") {
+  passes::TilingOptions o = avx512();
+  o.target.cpu.l2_bytes = 1 << 20;
+  const std::string c56 = "input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n";
+  // 28 tiles a row: 2 vectors x 7 tiles (7 divides 28), a row of tiles per task.
+  CHECK(schedule_of(c56, o) == "winograd:v16,c32,x7,r1");
+  // The transformed kernel (16 x 256 x 256 floats, 4 MiB) does not fit L2: the direct tile.
+  CHECK(schedule_of("input x shape=14x14x256\nconv2d c filters=256 kernel=3x3 padding=same\n", o) ==
+        "tile:v16,c32,x7,k128,r7,p32");
+  // Too few tiles per call to pay for transforming the kernel (7x7 at batch 1: 16 tiles); at
+  // batch 4 a call has 64.
+  const std::string c7 = "input x shape=7x7x64\nconv2d c filters=64 kernel=3x3 padding=same\n";
+  CHECK(schedule_of(c7, o).rfind("tile:", 0) == 0);
+  CHECK(schedule_of(c7, avx512_l2(4), 4) == "winograd:v16,c32,x4,r1");
+  // Not for a stride, a dilation, groups, a 1-channel input or another kernel size.
+  for (const char* layer : {"conv2d c filters=64 kernel=3x3 strides=2 padding=same",
+                            "conv2d c filters=64 kernel=3x3 dilation=2 padding=same",
+                            "conv2d c filters=64 kernel=3x3 groups=2 padding=same",
+                            "conv2d c filters=64 kernel=5x5 padding=same"}) {
+    CAPTURE(layer);
+    CHECK(
+        schedule_of(std::string("input x shape=56x56x64\n") + layer + "\n", o).rfind("tile:", 0) ==
+        0);
+  }
+  CHECK(schedule_of("input x shape=56x56x1\nconv2d c filters=64 kernel=3x3 padding=same\n", o)
+            .rfind("tile:", 0) == 0);
+  // 20 channels: whole vectors that divide them (4 lanes; 20 is not 2 x 8), 14 tiles of the 28.
+  CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=20 kernel=3x3 padding=same\n", o) ==
+        "winograd:v4,c4,x14,r1");
+  // Without an L2 size, or with Winograd turned off (--no-winograd): the direct tile.
+  CHECK(schedule_of(c56, avx512()) == "tile:v16,c64,x4,k64,r1");
+  o.winograd = false;
+  CHECK(schedule_of(c56, o) == "tile:v16,c64,x4,k64,r1");
 }
 
 TEST_CASE("choose_tiles: dense layers by their rows per kernel call") {

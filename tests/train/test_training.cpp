@@ -110,6 +110,36 @@ TEST_CASE("compiled training graphs match the reference: every weight gradient")
       4, 3);
 }
 
+TEST_CASE("3x3 convs and their input gradients computed as Winograd match the reference") {
+  // 8x8 maps at batch 4: 64 tiles of 2x2 per call, enough for the tiling pass to choose
+  // Winograd on a CPU (where it knows the L2's size); a residual add and a relu as epilogues.
+  const std::string net =
+      "input x shape=8x8x16\n"
+      "conv2d a filters=32 kernel=3x3 padding=same activation=relu\n"
+      "conv2d b filters=32 kernel=3x3 padding=same\n"
+      "add s <- a, b\n"
+      "conv2d c filters=24 kernel=3x3 padding=valid activation=relu\n"
+      "globalavgpool2d g\n"
+      "dense out units=5 activation=softmax\n";
+  check_compiled(net, 4, 7);
+  if (test::test_target() != "host" || codegen::describe_target("host").cpu.l2_bytes == 0) return;
+  ir::Graph forward = ir::parse(net, "t.cnn", 4);
+  runtime::init_weights(forward, 7);
+  train::ModelOptions o;
+  o.batch = 4;
+  train::TrainingModel model(forward, o);
+  int winograd = 0;
+  for (const ir::Node& n : model.program().graph().nodes())
+    if (n.schedule.kind == ir::ScheduleKind::Winograd) {
+      CAPTURE(n.name);
+      CHECK((n.op == ir::OpKind::Conv2D || n.op == ir::OpKind::Conv2DGradInput));
+      ++winograd;
+    }
+  // a, b and the input gradients of b and c (each 64 tiles); c's valid 6x6 output has 36 tiles,
+  // and a's input needs no gradient.
+  CHECK(winograd == 4);
+}
+
 TEST_CASE("compiled layernorm, LayerScale, transpose, unitnorm and global max pooling gradients match the reference") {
   // A ConvNeXt block (the channels of 7x7 maps, as ConvNeXt's last stage: whole vectors and a
   // tail), then a transpose.
