@@ -16,6 +16,13 @@ ImageParam make_input(const std::string& name, const std::vector<int>& dims) {
   return p;
 }
 
+ImageParam Algorithm::add_arg(const std::string& name, const std::vector<int>& dims) {
+  ImageParam p = make_input(name, dims);
+  args.push_back(p);
+  arg_dims.push_back(dims);
+  return p;
+}
+
 void bound_output(Func& f, const std::vector<int>& dims) {
   // Estimates too, for Halide's autoschedulers (ir::is_autoscheduler).
   Region estimates;

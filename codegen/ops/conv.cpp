@@ -102,15 +102,9 @@ ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::str
   const std::vector<int> in_dims{s.in_c, s.in_w, s.in_h, s.n};
   const std::vector<int> w_dims{s.out_c, ig, s.kw, s.kh};
   const std::vector<int> out_dims{s.out_c, s.out_w, s.out_h, s.n};
-  ImageParam in = make_input(name + "_in", in_dims);
-  l.args = {in};
-  l.arg_dims = {in_dims};
+  ImageParam in = l.add_arg(name + "_in", in_dims);
   ImageParam residual;
-  if (s.epilogue.add) {  // the executor passes inputs before weights
-    residual = make_input(name + "_residual", out_dims);
-    l.args.push_back(residual);
-    l.arg_dims.push_back(out_dims);
-  }
+  if (s.epilogue.add) residual = l.add_arg(name + "_residual", out_dims);
   l.weight_block = weight_block;
   const std::vector<int> w_store =
       weight_block ? std::vector<int>{weight_block, ig, s.kw, s.kh, s.out_c / weight_block}
@@ -118,9 +112,7 @@ ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::str
   // A transposed kernel arrives in the forward layer's layout: (in, out) channels exchanged.
   const std::vector<int> w_arg = s.transposed ? std::vector<int>{s.in_c, s.out_c, s.kw, s.kh}
                                               : w_store;
-  ImageParam w_in = make_input(name + "_kernel", w_arg);
-  l.args.push_back(w_in);
-  l.arg_dims.push_back(w_arg);
+  ImageParam w_in = l.add_arg(name + "_kernel", w_arg);
   Func w(name + "_weights");
   Var wc("wc"), wi("wi"), wx("wx"), wy("wy");
   if (s.transposed) {
@@ -132,11 +124,7 @@ ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::str
   else
     w(wc, wi, wx, wy) = w_in(wc, wi, wx, wy);
   ImageParam b;
-  if (s.bias) {
-    b = make_input(name + "_bias", {s.out_c});
-    l.args.push_back(b);
-    l.arg_dims.push_back({s.out_c});
-  }
+  if (s.bias) b = l.add_arg(name + "_bias", {s.out_c});
 
   Var c("c"), x("x"), y("y"), n("n");
   l.vars = {c, x, y, n};

@@ -21,6 +21,9 @@ struct Algorithm {
   std::vector<int> out_dims;
   std::vector<Halide::Var> vars;
   int weight_block = 0;  // see Kernel::weight_block
+  // A new argument (make_input) appended to args and arg_dims: the executor passes activations
+  // first, then weights, so an algorithm adds them in that order.
+  Halide::ImageParam add_arg(const std::string& name, const std::vector<int>& dims);
 };
 
 // A convolution (dense is a 1x1 convolution over a row of pixels), as numbers.
@@ -58,8 +61,7 @@ ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::str
 struct WinogradAlgorithm : Algorithm {
   ConvSpec spec;
   int tiles_w = 0, tiles_h = 0;
-  bool padded_input = false;
-  Halide::Func padded;   // the input as the windows read it (zero-padded or clamped)
+  Halide::Func padded;   // the input as the windows read it, zero outside
   Halide::Func kernel;   // U(oc, ic, p): the transformed kernel
   Halide::Func input;    // V(ic, p, tx, ty, n): the transformed input windows
   Halide::Func product;  // M(oc, p, tx, ty, n) = sum over ic of U V

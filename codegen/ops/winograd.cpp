@@ -58,31 +58,19 @@ WinogradAlgorithm winograd_algorithm(const ConvSpec& s, const std::string& name)
   l.tiles_h = (s.out_h + 1) / 2;
   const std::vector<int> in_dims{s.in_c, s.in_w, s.in_h, s.n};
   const std::vector<int> out_dims{s.out_c, s.out_w, s.out_h, s.n};
-  ImageParam in = make_input(name + "_in", in_dims);
-  l.args = {in};
-  l.arg_dims = {in_dims};
+  ImageParam in = l.add_arg(name + "_in", in_dims);
   ImageParam residual;
-  if (s.epilogue.add) {  // the executor passes inputs before weights
-    residual = make_input(name + "_residual", out_dims);
-    l.args.push_back(residual);
-    l.arg_dims.push_back(out_dims);
-  }
+  if (s.epilogue.add) residual = l.add_arg(name + "_residual", out_dims);
   // A transposed kernel (an input gradient) arrives as the forward layer's: flipped and with
   // its channels exchanged on the fly, as the kernel transform reads each tap once.
   const std::vector<int> w_dims = s.transposed ? std::vector<int>{s.in_c, s.out_c, 3, 3}
                                                : std::vector<int>{s.out_c, s.in_c, 3, 3};
-  ImageParam w_in = make_input(name + "_kernel", w_dims);
-  l.args.push_back(w_in);
-  l.arg_dims.push_back(w_dims);
+  ImageParam w_in = l.add_arg(name + "_kernel", w_dims);
   auto tap = [&](Expr oc, Expr ic, int kx, int ky) {
     return s.transposed ? w_in(ic, oc, 2 - kx, 2 - ky) : w_in(oc, ic, kx, ky);
   };
   ImageParam b;
-  if (s.bias) {
-    b = make_input(name + "_bias", {s.out_c});
-    l.args.push_back(b);
-    l.arg_dims.push_back({s.out_c});
-  }
+  if (s.bias) b = l.add_arg(name + "_bias", {s.out_c});
 
   Var c("c"), x("x"), y("y"), n("n");
   l.vars = {c, x, y, n};
@@ -92,7 +80,6 @@ WinogradAlgorithm winograd_algorithm(const ConvSpec& s, const std::string& name)
   // The windows of the last tiles reach two past a rounded-up output: zero outside the
   // padded input, as the direct conv's padding.
   l.padded = Func(name + "_padded");
-  l.padded_input = true;
   Func bounded = BoundaryConditions::constant_exterior(
       in, 0.f, {{Expr(), Expr()}, {0, s.in_w}, {0, s.in_h}, {Expr(), Expr()}});
   l.padded(c, x, y, n) = bounded(c, x - s.pad_left, y - s.pad_top, n);

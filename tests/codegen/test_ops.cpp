@@ -179,7 +179,7 @@ TEST_CASE("a recorded schedule is applied as written, and one that cannot apply 
   }
 }
 
-TEST_CASE("a 3x3 stride-1 conv computed as Winograd F(2x2, 3x3) matches the reference") {
+TEST_CASE("CPU: a 3x3 stride-1 conv computed as Winograd F(2x2, 3x3) matches the reference") {
   std::mt19937 rng(25);
   // Odd and even outputs (a last tile of one column or row), same, valid and uneven padding,
   // input channels that are not whole vectors, bias or none, an activation and a residual add.
