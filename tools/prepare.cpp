@@ -40,7 +40,8 @@ void add_pass_flags(CLI::App& sub, PassFlags& flags) {
   sub.add_flag("--no-weight-packing", flags.no_weight_packing,
                "keep conv and dense weights in their stored layout (to measure packing)");
   sub.add_flag("--no-winograd", flags.no_winograd,
-               "compute 3x3 convs directly, never as Winograd F(2x2,3x3) (to measure it)");
+               "the tiling pass computes 3x3 convs directly, not as Winograd F(2x2,3x3) (to "
+               "measure it; a tuned record still applies)");
   sub.add_flag("--no-memory-reuse", flags.no_memory_reuse,
                "give every activation its own buffer (to measure the memory plan)");
   sub.add_option(

@@ -75,8 +75,7 @@ TEST_CASE("choose_tiles: register tiles, chunks and rows from the shapes, regist
 }
 
 TEST_CASE("choose_tiles: Winograd for 3x3 stride-1 convs whose transformed kernel fits L2") {
-  passes::TilingOptions o = avx512();
-  o.target.cpu.l2_bytes = 1 << 20;
+  passes::TilingOptions o = avx512_l2();
   const std::string c56 = "input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n";
   // 28 tiles a row: 2 vectors x 7 tiles (7 divides 28), a row of tiles per task.
   CHECK(schedule_of(c56, o) == "winograd:v16,c32,x7,r1");
