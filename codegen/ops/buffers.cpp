@@ -23,6 +23,15 @@ ImageParam Algorithm::add_arg(const std::string& name, const std::vector<int>& d
   return p;
 }
 
+void Algorithm::epilogue_output(const std::string& name, const ir::Epilogue& e, Expr result,
+                                const ImageParam& residual, const std::vector<int>& dims) {
+  if (e.add) result += residual(vars[0], vars[1], vars[2], vars[3]);
+  out = Func(name);
+  out(vars[0], vars[1], vars[2], vars[3]) = with_activation(e, result);
+  out_dims = dims;
+  bound_output(out, out_dims);
+}
+
 void bound_output(Func& f, const std::vector<int>& dims) {
   // Estimates too, for Halide's autoschedulers (ir::is_autoscheduler).
   Region estimates;

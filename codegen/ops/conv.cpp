@@ -156,12 +156,7 @@ ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::str
     Expr ic = s.groups == 1 ? Expr(r.z) : (c / og) * ig + r.z;
     l.conv(c, x, y, n) += w(c, r.z, r.x, r.y) * l.padded(ic, ix, iy, n);
   }
-  Expr result = l.conv(c, x, y, n);
-  if (s.epilogue.add) result += residual(c, x, y, n);
-  l.out = Func(name);
-  l.out(c, x, y, n) = with_activation(s.epilogue, result);
-  l.out_dims = out_dims;
-  bound_output(l.out, l.out_dims);
+  l.epilogue_output(name, s.epilogue, l.conv(c, x, y, n), residual, out_dims);
   return l;
 }
 

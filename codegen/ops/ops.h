@@ -24,6 +24,10 @@ struct Algorithm {
   // A new argument (make_input) appended to args and arg_dims: the executor passes activations
   // first, then weights, so an algorithm adds them in that order.
   Halide::ImageParam add_arg(const std::string& name, const std::vector<int>& dims);
+  // out(vars) = `result` through the epilogue (the residual argument added, then the
+  // activation), named `name` and bounded to `dims`: how conv, Winograd and pooling end.
+  void epilogue_output(const std::string& name, const ir::Epilogue& e, Halide::Expr result,
+                       const Halide::ImageParam& residual, const std::vector<int>& dims);
 };
 
 // A convolution (dense is a 1x1 convolution over a row of pixels), as numbers.

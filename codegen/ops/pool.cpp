@@ -16,7 +16,6 @@ Algorithm pool_algorithm(const ir::Graph& g, const ir::Node& node) {
   const bool is_max = node.op == ir::OpKind::MaxPool2D;
 
   Algorithm l;
-  l.out_dims = halide_dims(node.type.shape);
   for (size_t i = 0; i < node.inputs.size(); ++i) {  // the input, then an epilogue's residual
     l.arg_dims.push_back(halide_dims(g.node(node.inputs[i]).type.shape));
     l.args.push_back(make_input(i ? "pool_residual" : "pool_in", l.arg_dims.back()));
@@ -38,10 +37,8 @@ Algorithm pool_algorithm(const ir::Graph& g, const ir::Node& node) {
     Expr count = (min(x0 + kw, W) - max(x0, 0)) * (min(y0 + kh, H) - max(y0, 0));
     result = sum(bounded(c, ix, iy, n)) / cast<float>(count);
   }
-  if (node.epilogue.add) result += l.args[1](c, x, y, n);
-  l.out = Func(is_max ? "maxpool" : "avgpool");
-  l.out(c, x, y, n) = with_activation(node.epilogue, result);
-  bound_output(l.out, l.out_dims);
+  l.epilogue_output(is_max ? "maxpool" : "avgpool", node.epilogue, result,
+                    node.epilogue.add ? l.args[1] : ImageParam(), halide_dims(node.type.shape));
   return l;
 }
 

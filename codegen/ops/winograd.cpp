@@ -133,11 +133,7 @@ WinogradAlgorithm winograd_algorithm(const ConvSpec& s, const std::string& name)
   }
   Expr result = select(x % 2 == 0, at_x[0], at_x[1]);
   if (s.bias) result += b(c);
-  if (s.epilogue.add) result += residual(c, x, y, n);
-  l.out = Func(name);
-  l.out(c, x, y, n) = with_activation(s.epilogue, result);
-  l.out_dims = out_dims;
-  bound_output(l.out, l.out_dims);
+  l.epilogue_output(name, s.epilogue, result, residual, out_dims);
   return l;
 }
 
