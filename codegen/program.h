@@ -3,6 +3,7 @@
 // compiled for one target: a kernel per node that computes, the memory plan of its activations,
 // and the batch it runs in. The runtime executes a Program and never calls codegen; this header
 // is all it includes of codegen/.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -67,10 +68,12 @@ inline void pack_weights(const ir::Tensor& kernel, int block, float* packed) {
   internal_assert(
       block > 0 && out % block == 0,
       "cannot pack " + std::to_string(out) + " channels in blocks of " + std::to_string(block));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t o = 0; o < out; ++o)
-      packed[static_cast<size_t>(((o / block) * rows + r) * block + o % block)] =
-          kernel.data[static_cast<size_t>(r * out + o)];
+  // Block by block, row by row: one contiguous copy of `block` floats each (a training step
+  // packs its dense weights again after every update).
+  const float* from = kernel.data.data();
+  for (int64_t b = 0; b < out / block; ++b)
+    for (int64_t r = 0; r < rows; ++r)
+      std::copy_n(from + r * out + b * block, block, packed + (b * rows + r) * block);
 }
 inline std::vector<float> pack_weights(const ir::Tensor& kernel, int block) {
   std::vector<float> packed(kernel.data.size());

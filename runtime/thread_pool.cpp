@@ -161,4 +161,12 @@ int pool_do_par_for(void* uc, int (*task)(void*, int, uint8_t*), int min, int si
   return pool().run(uc, task, min, size, closure);
 }
 
+void parallel_for(int count, const std::function<void(int)>& body) {
+  auto task = [](void* uc, int i, uint8_t*) {
+    (*static_cast<const std::function<void(int)>*>(uc))(i);
+    return 0;
+  };
+  pool().run(const_cast<std::function<void(int)>*>(&body), task, 0, count, nullptr);
+}
+
 }  // namespace cnnc::runtime

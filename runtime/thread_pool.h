@@ -5,6 +5,7 @@
 // small kernel (MobileNetV2 at batch 1 ran at half speed, or full, at random). These workers
 // spin for a while after each loop and sleep only when no loop came for ~2 ms.
 #include <cstdint>
+#include <functional>
 
 namespace cnnc::runtime {
 
@@ -15,5 +16,9 @@ void set_pool_threads(int threads);
 // [min, min + size), in any order and in parallel; the first nonzero result is returned.
 int pool_do_par_for(void* user_context, int (*task)(void*, int, uint8_t*), int min, int size,
                     uint8_t* closure);
+
+// body(i) for i in [0, count) on the same workers (the host-side loops of a training step: the
+// optimiser's update, dropout masks), so they do not run on one core while the others spin.
+void parallel_for(int count, const std::function<void(int)>& body);
 
 }  // namespace cnnc::runtime

@@ -1,8 +1,10 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "ir/error.h"
+#include "runtime/thread_pool.h"
 
 namespace cnnc::train {
 
@@ -54,6 +56,61 @@ std::vector<std::vector<float>*> Optimizer::state() {
   return s;
 }
 
+namespace {
+
+constexpr size_t kChunk = 16384;  // floats per parallel task: 64 KiB of each array
+
+struct Step {  // one update's constants
+  OptimizerOptions::Kind kind;
+  bool nesterov;
+  float scale, lr, mu, alpha, b1, b2, eps, wd;
+};
+struct Range {  // a range of one tensor: its weights, gradient and state (null when unused)
+  float* w;
+  const float* g;
+  float *m, *v;
+  size_t n;
+};
+
+// Compiled for AVX-512 and AVX2 too (chosen at load), and this file without errno from sqrt, so
+// the loops vectorise: a step updates every weight of the model, serially 10% of a small net's.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void update_range(const Step& s, const Range& r) {
+  float* __restrict w = r.w;
+  const float* __restrict g = r.g;
+  float* __restrict m = r.m;
+  float* __restrict v = r.v;
+  const size_t n = r.n;
+  if (s.wd != 0)  // decoupled weight decay, before the step (Keras' _apply_weight_decay)
+    for (size_t i = 0; i < n; ++i) w[i] -= w[i] * s.wd;
+  switch (s.kind) {
+    case OptimizerOptions::Sgd:
+      if (s.mu == 0) {
+        for (size_t i = 0; i < n; ++i) w[i] -= s.lr * g[i] * s.scale;
+      } else {
+        for (size_t i = 0; i < n; ++i) {
+          const float gi = g[i] * s.scale;
+          m[i] = s.mu * m[i] - s.lr * gi;
+          w[i] += s.nesterov ? s.mu * m[i] - s.lr * gi : m[i];
+        }
+      }
+      break;
+    case OptimizerOptions::Adam:
+    case OptimizerOptions::AdamW:
+      for (size_t i = 0; i < n; ++i) {
+        const float gi = g[i] * s.scale;
+        m[i] += (gi - m[i]) * (1 - s.b1);
+        v[i] += (gi * gi - v[i]) * (1 - s.b2);
+        w[i] -= s.alpha * m[i] / (std::sqrt(v[i]) + s.eps);
+      }
+      break;
+  }
+}
+
+}  // namespace
+
 void Optimizer::update(const std::vector<float*>& weights, const std::vector<const float*>& grads,
                        double lr) {
   internal_assert(weights.size() == sizes_.size() && grads.size() == sizes_.size(),
@@ -78,37 +135,16 @@ void Optimizer::update(const std::vector<float*>& weights, const std::vector<con
                            ? 0.004  // Keras' AdamW default
                            : o_.weight_decay;
   const float wd = static_cast<float>(decay * lr);
-  for (size_t k = 0; k < sizes_.size(); ++k) {
-    float* __restrict w = weights[k];
-    const float* __restrict g = grads[k];
-    float* __restrict m = m_[k].data();
-    float* __restrict v = v_[k].data();
-    const size_t n = sizes_[k];
-    if (wd != 0)  // decoupled weight decay, before the step (Keras' _apply_weight_decay)
-      for (size_t i = 0; i < n; ++i) w[i] -= w[i] * wd;
-    switch (o_.kind) {
-      case OptimizerOptions::Sgd:
-        if (mu == 0) {
-          for (size_t i = 0; i < n; ++i) w[i] -= flr * g[i] * scale;
-        } else {
-          for (size_t i = 0; i < n; ++i) {
-            const float gi = g[i] * scale;
-            m[i] = mu * m[i] - flr * gi;
-            w[i] += o_.nesterov ? mu * m[i] - flr * gi : m[i];
-          }
-        }
-        break;
-      case OptimizerOptions::Adam:
-      case OptimizerOptions::AdamW:
-        for (size_t i = 0; i < n; ++i) {
-          const float gi = g[i] * scale;
-          m[i] += (gi - m[i]) * (1 - b1);
-          v[i] += (gi * gi - v[i]) * (1 - b2);
-          w[i] -= alpha * m[i] / (std::sqrt(v[i]) + eps);
-        }
-        break;
-    }
-  }
+  const Step step{o_.kind, o_.nesterov, scale, flr, mu, alpha, b1, b2, eps, wd};
+  // Ranges of kChunk floats of every tensor, in parallel on the kernels' workers.
+  std::vector<Range> ranges;
+  for (size_t k = 0; k < sizes_.size(); ++k)
+    for (size_t i = 0; i < sizes_[k]; i += kChunk)
+      ranges.push_back({weights[k] + i, grads[k] + i, m_[k].empty() ? nullptr : m_[k].data() + i,
+                        v_[k].empty() ? nullptr : v_[k].data() + i,
+                        std::min(kChunk, sizes_[k] - i)});
+  runtime::parallel_for(static_cast<int>(ranges.size()),
+                        [&](int r) { update_range(step, ranges[static_cast<size_t>(r)]); });
 }
 
 }  // namespace cnnc::train

@@ -7,6 +7,7 @@
 #include "codegen/compile.h"
 #include "ir/error.h"
 #include "passes/pipeline.h"
+#include "runtime/thread_pool.h"
 
 namespace cnnc::train {
 
@@ -14,6 +15,15 @@ namespace {
 
 // Keras' BatchNormalization momentum: moving = 0.99 moving + 0.01 batch.
 constexpr float kMomentum = 0.99f;
+
+// SplitMix64's output function (Steele, Lea and Flood): consecutive inputs give independent,
+// uniformly distributed 64-bit values.
+uint64_t mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
 
 // The training pipeline: the inference pipeline without the passes that assume inference.
 // Dropout and augmentation are live (a mask, a warp); a batchnorm trains on the batch's
@@ -135,6 +145,20 @@ void draw_maps(const ir::AugmentAttrs& a, int64_t width, int64_t height, float* 
     maps[4] = static_cast<float>(m11);
     maps[5] = static_cast<float>(cy + ty - m10 * cx - m11 * cy);
   }
+}
+
+void draw_dropout_mask(float rate, float* mask, size_t n, uint64_t seed) {
+  const float keep = 1.f / (1.f - rate);
+  const auto threshold = static_cast<uint64_t>(static_cast<double>(rate) * 4294967296.0);
+  constexpr size_t kChunk = 1 << 16;  // even: a pair never straddles two tasks
+  runtime::parallel_for(static_cast<int>((n + kChunk - 1) / kChunk), [&](int c) {
+    const size_t end = std::min(n, (static_cast<size_t>(c) + 1) * kChunk);
+    for (size_t i = static_cast<size_t>(c) * kChunk; i < end; i += 2) {
+      const uint64_t bits = mix64(seed + i / 2);
+      mask[i] = (bits & 0xffffffffu) >= threshold ? keep : 0.f;
+      if (i + 1 < n) mask[i + 1] = (bits >> 32) >= threshold ? keep : 0.f;
+    }
+  });
 }
 
 void draw_colors(const ir::AugmentAttrs& a, float* factors, int64_t images, std::mt19937_64& rng) {
@@ -283,19 +307,11 @@ StepResult TrainingModel::step(const ir::Tensor& x, const ir::Tensor& labels, do
   runtime::CompiledModel& p = *training_;
   std::copy(x.data.begin(), x.data.end(), p.input_data(data_input_));
   std::copy(labels.data.begin(), labels.data.end(), p.input_data(label_input_));
-  // Dropout: each element kept with probability 1 - rate, scaled by 1 / (1 - rate) (Keras);
-  // two 32-bit draws from each 64-bit number (a batch's mask is 10^5-10^6 elements).
-  for (size_t k = 0; k < graph_.masks.size(); ++k) {
-    const float rate = graph_.masks[k].rate, keep = 1.f / (1.f - rate);
-    const auto threshold = static_cast<uint64_t>(static_cast<double>(rate) * 4294967296.0);
-    float* mask = p.input_data(mask_inputs_[k]);
-    const auto n = static_cast<size_t>(ir::Tensor::count(input_shapes_[mask_inputs_[k]]));
-    for (size_t i = 0; i < n; i += 2) {
-      const uint64_t bits = rng_();
-      mask[i] = (bits & 0xffffffffu) >= threshold ? keep : 0.f;
-      if (i + 1 < n) mask[i + 1] = (bits >> 32) >= threshold ? keep : 0.f;
-    }
-  }
+  // Dropout: one draw of the model's generator per mask and step (a resumed run replays them).
+  for (size_t k = 0; k < graph_.masks.size(); ++k)
+    draw_dropout_mask(graph_.masks[k].rate, p.input_data(mask_inputs_[k]),
+                      static_cast<size_t>(ir::Tensor::count(input_shapes_[mask_inputs_[k]])),
+                      rng_());
   for (size_t k = 0; k < graph_.augmentations.size(); ++k) {
     const auto& a = graph_.augmentations[k];
     const AugmentInputs& at = augment_inputs_[k];

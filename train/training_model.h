@@ -36,6 +36,10 @@ ir::Graph with_augmentation(const ir::Graph& g, const ir::AugmentAttrs& a);
 // a random flip, rotation, zoom and shift about the image's centre.
 void draw_maps(const ir::AugmentAttrs& a, int64_t width, int64_t height, float* maps,
                int64_t images, std::mt19937_64& rng);
+// A dropout mask of n elements: each 1 / (1 - rate) with probability 1 - rate (as Keras scales
+// the kept ones), else 0; from a counter-based hash of `seed` (two 32-bit draws per 64-bit
+// value), computed in parallel, the same for the same seed.
+void draw_dropout_mask(float rate, float* mask, size_t n, uint64_t seed);
 // Per image a contrast factor and a brightness shift (as recolor reads them) for an augment
 // layer's settings: uniform in [1 - contrast, 1 + contrast] and in [-brightness, brightness]
 // times the value range.

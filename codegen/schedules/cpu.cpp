@@ -231,7 +231,17 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
     }
   }
   for (Func& f : a.stages) {
-    f.compute_root().vectorize(f.args()[0], vector_width(s.out_c, t), TailStrategy::GuardWithIf);
+    // A transpose: in square tiles of one vector (each reads a few cache lines of the stored
+    // kernel, not one float per line), tiles of out-channels in parallel. A dense layer's input
+    // gradient transposes its whole weight matrix each call.
+    const int v = vector_width(s.out_c, t);
+    const Var wc = f.args()[0], wi = f.args()[1], wx = f.args()[2], wy = f.args()[3];
+    Var wco("wco"), wci("wci"), wio("wio"), wii("wii");
+    f.compute_root()
+        .tile(wc, wi, wco, wio, wci, wii, v, v, TailStrategy::GuardWithIf)
+        .vectorize(wci)
+        .reorder(wci, wii, wio, wx, wy, wco)
+        .parallel(wco);
     os << "; kernel flipped and transposed once";
   }
   const bool tiled = sc.kind == ir::ScheduleKind::Tile || sc.kind == ir::ScheduleKind::Depthwise;

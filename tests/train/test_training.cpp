@@ -343,6 +343,86 @@ TEST_CASE("optimisers follow Keras' formulas") {
                        Error);
 }
 
+TEST_CASE("the optimisers' parallel update is the per-element formula on every tensor") {
+  // Tensors of several of the update's parallel ranges, one of a few floats, one a range and one
+  // float: every element follows Keras' formula (in double here) for three steps.
+  const std::vector<size_t> sizes{40000, 3, 16385};
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (auto kind : {train::OptimizerOptions::Adam, train::OptimizerOptions::AdamW,
+                    train::OptimizerOptions::Sgd}) {
+    CAPTURE(train::optimizer_name(kind));
+    train::OptimizerOptions o;
+    o.kind = kind, o.lr = 0.01, o.momentum = 0.9, o.nesterov = true;
+    std::vector<std::vector<float>> w, g;
+    std::vector<std::vector<double>> want, m, v;
+    for (size_t n : sizes) {
+      w.emplace_back(n), g.emplace_back(n);
+      for (float& x : w.back()) x = u(rng);
+      want.emplace_back(w.back().begin(), w.back().end());
+      m.emplace_back(n, 0.0), v.emplace_back(n, 0.0);
+    }
+    train::Optimizer opt(o, sizes);
+    for (int t = 1; t <= 3; ++t) {
+      std::vector<float*> wp;
+      std::vector<const float*> gp;
+      for (size_t k = 0; k < sizes.size(); ++k) {
+        for (float& x : g[k]) x = u(rng);
+        wp.push_back(w[k].data()), gp.push_back(g[k].data());
+      }
+      opt.update(wp, gp, o.lr);
+      const double alpha = o.lr * std::sqrt(1 - std::pow(o.beta2, t)) / (1 - std::pow(o.beta1, t));
+      for (size_t k = 0; k < sizes.size(); ++k)
+        for (size_t i = 0; i < sizes[k]; ++i) {
+          double& x = want[k][i];
+          const double gi = g[k][i];
+          if (kind == train::OptimizerOptions::Sgd) {
+            m[k][i] = o.momentum * m[k][i] - o.lr * gi;
+            x += o.momentum * m[k][i] - o.lr * gi;
+            continue;
+          }
+          if (kind == train::OptimizerOptions::AdamW) x -= x * 0.004 * o.lr;
+          m[k][i] += (gi - m[k][i]) * (1 - o.beta1);
+          v[k][i] += (gi * gi - v[k][i]) * (1 - o.beta2);
+          x -= alpha * m[k][i] / (std::sqrt(v[k][i]) + o.epsilon);
+        }
+    }
+    double worst = 0;
+    for (size_t k = 0; k < sizes.size(); ++k)
+      for (size_t i = 0; i < sizes[k]; ++i) worst = std::max(worst, std::abs(w[k][i] - want[k][i]));
+    CHECK(worst < 1e-5);
+  }
+}
+
+TEST_CASE("dropout masks keep 1 - rate of the elements, scaled, evenly, the same from a seed") {
+  const size_t n = 1'000'001;  // odd: the last pair has one element; 16 parallel ranges
+  std::vector<float> mask(n, -1.f), again(n), other(n);
+  train::draw_dropout_mask(0.3f, mask.data(), n, 42);
+  train::draw_dropout_mask(0.3f, again.data(), n, 42);
+  train::draw_dropout_mask(0.3f, other.data(), n, 43);
+  CHECK(mask == again);
+  CHECK(mask != other);
+  // Each eighth of the mask (so every parallel range was written) keeps 70% +- 0.5%, and every
+  // element is 0 or 1 / 0.7.
+  for (size_t part = 0; part < 8; ++part) {
+    CAPTURE(part);
+    size_t kept = 0, bad = 0;
+    const size_t begin = part * n / 8, end = (part + 1) * n / 8;
+    for (size_t i = begin; i < end; ++i) {
+      kept += mask[i] != 0.f;
+      bad += mask[i] != 0.f && std::abs(mask[i] - 1.f / 0.7f) > 1e-6f;
+    }
+    CHECK(bad == 0);
+    CHECK(static_cast<double>(kept) / static_cast<double>(end - begin) ==
+          doctest::Approx(0.7).epsilon(0.005 / 0.7));
+  }
+  // Neighbours independent: both halves of a 64-bit draw, and consecutive draws.
+  size_t both = 0;
+  for (size_t i = 0; i + 1 < n; ++i) both += mask[i] != 0.f && mask[i + 1] != 0.f;
+  CHECK(static_cast<double>(both) / static_cast<double>(n - 1) ==
+        doctest::Approx(0.49).epsilon(0.005 / 0.49));
+}
+
 TEST_CASE("a small classifier learns a separable problem") {
   ir::Graph forward = ir::parse(
       "input x shape=6x6x1\nconv2d c filters=4 kernel=3x3 activation=relu\nflatten f\n"
