@@ -212,6 +212,9 @@ struct AugmentAttrs {
   // (Keras' RandomContrast, RandomBrightness; their default range is 0..255).
   float contrast = 0, brightness = 0;
   float value_min = 0, value_max = 255;
+  // Keras' RandomCrop: a window of this size (0x0: none) at a random place when training, in an
+  // augment layer of its own (the next layers see its size only when training).
+  Pair crop{0, 0};
   template <class V>
   void visit(V& v) {
     v("flip_h", flip_h);
@@ -223,6 +226,7 @@ struct AugmentAttrs {
     v("brightness", brightness);
     v("value_min", value_min);
     v("value_max", value_max);
+    v("crop", crop);
   }
   bool geometric() const { return flip_h || flip_v || rotate > 0 || zoom > 0 || translate > 0; }
   bool photometric() const { return contrast > 0 || brightness > 0; }

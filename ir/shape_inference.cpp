@@ -493,7 +493,12 @@ Inferred infer_op(const Node& n, const std::vector<TensorType>& in, int64_t batc
             "[0, 1] (a fraction of the size), contrast and brightness in [0, 1]");
       if (!(a.value_min < a.value_max))
         fail("value_min must be below value_max (the range of the image's values)");
-      r.type = in[0];
+      if (a.crop.h < 0 || a.crop.w < 0 || (a.crop.h == 0) != (a.crop.w == 0))
+        fail("crop must be HxW, both positive (0x0: no crop), got " + std::to_string(a.crop.h) +
+             "x" + std::to_string(a.crop.w));
+      if (a.crop.h > 0 && (a.geometric() || a.photometric()))
+        fail("a crop takes an augment layer of its own (as Keras' RandomCrop is one)");
+      r.type = in[0];  // the identity at inference, even with a crop (as Keras 3)
       break;
     }
     case OpKind::BatchSums:

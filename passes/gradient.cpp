@@ -1,5 +1,6 @@
 #include "passes/gradient.h"
 
+#include <algorithm>
 #include <map>
 
 #include "ir/error.h"
@@ -99,10 +100,28 @@ class Builder {
       if (n.op == OpKind::Augment) {
         // A warp through affine maps the trainer draws (the identity when nothing is asked),
         // then a recolor by the contrast and brightness factors it draws; the last one takes
-        // the layer's name.
+        // the layer's name. A crop: the image shifted by a whole window offset (a warp of
+        // integer translations, exact), then its top-left crop.h x crop.w kept.
         const auto& a = n.attr<ir::AugmentAttrs>();
         TrainingGraph::Augmentation aug{"", "", a, at(n.inputs[0]).type.shape};
         NodeId x = n.inputs[0];
+        if (a.crop.h > 0) {
+          const ir::Shape& s = aug.image;
+          if (!crop_window(a.crop, s[1], s[2]).fits)
+            refuse(n, "a crop of " + std::to_string(a.crop.h) + "x" + std::to_string(a.crop.w) +
+                          " from a " + std::to_string(s[1]) + "x" + std::to_string(s[2]) +
+                          " image: Keras resizes what it slices there; cnnc trains crops that "
+                          "fit inside the image");
+          const NodeId maps = add(fresh(n.name + ".maps"), OpKind::Input, ir::InputAttrs{{6}}, {});
+          aug.maps = at(maps).name;
+          x = add(fresh(n.name + ".warp"), OpKind::Warp, ir::NoAttrs{}, {x, maps});
+          ir::CropAttrs keep;
+          keep.crop.bottom = s[1] - a.crop.h, keep.crop.right = s[2] - a.crop.w;
+          x = add(n.name, OpKind::Cropping2D, keep, {x});
+          t_.augmentations.push_back(aug);
+          to_new_[i] = x;
+          continue;
+        }
         if (a.geometric() || !a.photometric()) {
           const NodeId maps = add(fresh(n.name + ".maps"), OpKind::Input, ir::InputAttrs{{6}}, {});
           aug.maps = at(maps).name;
@@ -552,6 +571,20 @@ std::string loss_name(Loss l) {
       return "mean_squared_error";
   }
   return "?";
+}
+
+CropWindow crop_window(ir::Pair crop, int64_t h, int64_t w) {
+  CropWindow c;
+  if (h > crop.h && w > crop.w) {
+    c.random = true;
+    return c;
+  }
+  // Keras' box of the crop's aspect ratio, centred (integer division, as its int(float(...))).
+  const int64_t box_h = std::max<int64_t>(std::min(h, w * crop.h / crop.w), 1);
+  const int64_t box_w = std::max<int64_t>(std::min(w, h * crop.w / crop.h), 1);
+  c.top = (h - box_h) / 2, c.left = (w - box_w) / 2;
+  c.fits = c.top + crop.h <= h && c.left + crop.w <= w;
+  return c;
 }
 
 TrainingGraph build_training_graph(const ir::Graph& forward, Loss loss) {

@@ -58,6 +58,17 @@ struct TrainingGraph {
   std::vector<WeightCopy> weight_copies;
 };
 
+// Where Keras' RandomCrop takes its window from an h x w image when training: at a random place
+// (top in [0, h - crop.h], left in [0, w - crop.w], one place per batch) when the image is larger
+// than the crop both ways; else the centred box of the crop's aspect ratio, from which Keras
+// slices crop.h x crop.w at its corner, a fixed window when the image holds it (`fits`; else
+// Keras resizes the slice, which cnnc does not train).
+struct CropWindow {
+  bool random = false, fits = true;
+  int64_t top = 0, left = 0;  // the fixed window's corner (random: none)
+};
+CropWindow crop_window(ir::Pair crop, int64_t h, int64_t w);
+
 // Builds the training graph of `forward` (whose passes have not run: activations are their own
 // layers). Throws cnnc::Error naming the layer when an op has no gradient yet, and what trains.
 TrainingGraph build_training_graph(const ir::Graph& forward, Loss loss);

@@ -845,6 +845,19 @@ def fx_nested_augment():
     return model, 0, 255
 
 
+@fixture("Keras' RandomCrop (the identity at inference, as Keras 3; an 8x8 window when "
+         "training) before convolutions and a global pooling, which take both sizes")
+def fx_random_crop():
+    model = keras.Sequential([
+        keras.Input((12, 12, 3)),
+        layers.RandomCrop(8, 8, name="crop"),
+        layers.Conv2D(4, 3, activation="relu", name="conv"),
+        layers.GlobalAveragePooling2D(name="pool"),
+        layers.Dense(5, activation="softmax", name="classifier"),
+    ], name="random_crop")
+    return model, 0, 255
+
+
 @fixture("ConvNeXt's block: DepthwiseConv2D 7x7, LayerNormalization (epsilon 1e-6), Dense "
          "4C on the channels, gelu, Dense C, LayerScale, residual Add; a LayerNormalization "
          "without center")

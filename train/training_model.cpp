@@ -126,6 +126,21 @@ ir::Graph with_augmentation(const ir::Graph& g, const ir::AugmentAttrs& a) {
 
 void draw_maps(const ir::AugmentAttrs& a, int64_t width, int64_t height, float* maps,
                int64_t images, std::mt19937_64& rng) {
+  if (a.crop.h > 0) {
+    // Keras' RandomCrop: one window for the whole batch, at a random place where the image is
+    // larger than the crop both ways; the warp shifts it to the corner the crop keeps.
+    const passes::CropWindow c = passes::crop_window(a.crop, height, width);
+    int64_t top = c.top, left = c.left;
+    if (c.random) {
+      top = std::uniform_int_distribution<int64_t>(0, height - a.crop.h)(rng);
+      left = std::uniform_int_distribution<int64_t>(0, width - a.crop.w)(rng);
+    }
+    for (int64_t i = 0; i < images; ++i, maps += 6) {
+      const float m[6] = {1, 0, static_cast<float>(left), 0, 1, static_cast<float>(top)};
+      std::copy(m, m + 6, maps);
+    }
+    return;
+  }
   std::uniform_real_distribution<double> u(-1.0, 1.0);
   const double cx = 0.5 * static_cast<double>(width - 1),
                cy = 0.5 * static_cast<double>(height - 1);

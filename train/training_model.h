@@ -33,7 +33,8 @@ ir::AugmentAttrs parse_augment(const std::string& spec);
 ir::Graph with_augmentation(const ir::Graph& g, const ir::AugmentAttrs& a);
 
 // One affine map per image (a b c d e f, as warp reads them) for an augment layer's settings:
-// a random flip, rotation, zoom and shift about the image's centre.
+// a random flip, rotation, zoom and shift about the image's centre; for a crop, the shift of
+// one window (passes::crop_window) for the whole batch to the top-left corner.
 void draw_maps(const ir::AugmentAttrs& a, int64_t width, int64_t height, float* maps,
                int64_t images, std::mt19937_64& rng);
 // A dropout mask of n elements: each 1 / (1 - rate) with probability 1 - rate (as Keras scales

@@ -623,6 +623,10 @@ ir::NodeId augment(Converter& c, const Layer& l) {
       a.value_min = (*r)[0].get<float>();
       a.value_max = (*r)[1].get<float>();
     }
+  } else if (l.class_name == "RandomCrop") {
+    c.channels_last(l);
+    a.crop = {c.integer(l, "height"), c.integer(l, "width")};
+    if (a.crop.h <= 0 || a.crop.w <= 0) c.fail(l, "height and width must be positive");
   } else if (l.class_name == "RandomZoom") {
     a.zoom =
         static_cast<float>(std::max(factor(c, l, "height_factor"), factor(c, l, "width_factor")));
@@ -816,7 +820,7 @@ const std::map<std::string, ConvertFn>& converters() {
       {"RandomTranslation", augment},
       {"RandomContrast", augment},
       {"RandomBrightness", augment},
-      {"RandomCrop", inference_identity},  // Keras passes images through unchanged at inference
+      {"RandomCrop", augment},  // Keras 3 passes images through unchanged at inference
       {"GaussianNoise", inference_identity},
       {"GaussianDropout", inference_identity},
       {"AlphaDropout", inference_identity},

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <set>
 
 #include "codegen/compile.h"
 #include "frontend/load.h"
@@ -557,6 +558,83 @@ TEST_CASE("Keras' RandomContrast and RandomBrightness train as recolors with the
   train::TrainingModel model(g, o);
   std::mt19937 rng(8);
   const ir::Tensor x = test::random_tensor({4, 12, 12, 3}, rng, 0.f, 255.f);
+  ir::Tensor y({4, 1});
+  y.data = {0, 1, 2, 3};
+  double first = 0, last = 0;
+  for (int step = 0; step < 30; ++step) {
+    const double loss = model.step(x, y, 0.01).loss;
+    if (step == 0) first = loss;
+    last = loss;
+  }
+  CHECK(std::isfinite(last));
+  CHECK(last < first);
+}
+
+TEST_CASE("a crop (Keras' RandomCrop) trains on windows of its size, the identity at inference") {
+  const std::string net =
+      "input x shape=12x12x2\n"
+      "augment a crop=8x8\n"
+      "conv2d c filters=4 kernel=3x3 activation=relu\n"
+      "globalavgpool2d g\n"
+      "dense out units=3 activation=softmax\n";
+  check_compiled(net, 3, 5);  // random maps here: the warp and the crop against the reference
+  ir::Graph forward = ir::parse(net, "t.cnn", 3);
+  CHECK(forward.node(forward.find("c")).type.shape == ir::Shape{3, 10, 10, 4});  // inference
+  const auto t = passes::build_training_graph(forward, passes::Loss::SparseCategoricalCrossEntropy);
+  const ir::Node& crop = t.graph.node(t.graph.find("a"));
+  CHECK(crop.op == ir::OpKind::Cropping2D);
+  CHECK(crop.type.shape == ir::Shape{3, 8, 8, 2});
+  CHECK(t.graph.node(t.graph.find("c")).type.shape == ir::Shape{3, 6, 6, 4});
+  REQUIRE(t.augmentations.size() == 1);
+  CHECK(!t.augmentations[0].maps.empty());
+
+  // The trainer's maps: one whole-pixel shift for the whole batch, every place in reach drawn.
+  ir::AugmentAttrs a;
+  a.crop = {8, 8};
+  std::mt19937_64 rng(3);
+  std::vector<float> maps(6 * 4);
+  std::set<float> tops, lefts;
+  for (int draw = 0; draw < 200; ++draw) {
+    train::draw_maps(a, 12, 12, maps.data(), 4, rng);
+    for (int i = 1; i < 4; ++i)
+      CHECK(std::vector<float>(maps.begin() + 6 * i, maps.begin() + 6 * i + 6) ==
+            std::vector<float>(maps.begin(), maps.begin() + 6));
+    CHECK((maps[0] == 1.f && maps[1] == 0.f && maps[3] == 0.f && maps[4] == 1.f));
+    lefts.insert(maps[2]), tops.insert(maps[5]);
+  }
+  CHECK(lefts == std::set<float>{0, 1, 2, 3, 4});
+  CHECK(tops == std::set<float>{0, 1, 2, 3, 4});
+
+  // Keras' window where the image is not larger both ways: its centred box, fixed.
+  auto w = passes::crop_window({8, 8}, 12, 8);
+  CHECK((!w.random && w.fits && w.top == 2 && w.left == 0));
+  w = passes::crop_window({8, 6}, 8, 10);  // box 8 x 6 of the crop's aspect: columns 2..7
+  CHECK((!w.random && w.fits && w.top == 0 && w.left == 2));
+  CHECK(!passes::crop_window({8, 8}, 6, 10).fits);  // Keras resizes: refused when training
+  CHECK_THROWS_WITH_AS(passes::build_training_graph(
+                           ir::parse("input x shape=6x10x1\naugment a crop=8x8\nglobalavgpool2d g\n"
+                                     "dense out units=2 activation=softmax\n",
+                                     "t.cnn", 2),
+                           passes::Loss::SparseCategoricalCrossEntropy),
+                       doctest::Contains("Keras resizes"), Error);
+  CHECK_THROWS_WITH_AS(ir::parse("input x shape=6x6x1\naugment a crop=4x0\n", "t.cnn", 1),
+                       doctest::Contains("both positive"), Error);
+  CHECK_THROWS_WITH_AS(
+      ir::parse("input x shape=6x6x1\naugment a crop=4x4 flip_h=true\n", "t.cnn", 1),
+      doctest::Contains("layer of its own"), Error);
+
+  // From Keras (the random_crop fixture: RandomCrop(8, 8) on 12x12 images): it imports as this
+  // layer, and trains.
+  const ir::Graph k =
+      frontend::load(test::source_path("tests/fixtures/keras/random_crop.keras"), 4);
+  CHECK(k.node(k.find("crop")).attr<ir::AugmentAttrs>().crop == ir::Pair{8, 8});
+  train::ModelOptions o;
+  o.batch = 4;
+  train::TrainingModel model(k, o);
+  CHECK(model.program().graph().node(model.program().graph().find("crop")).type.shape ==
+        ir::Shape{4, 8, 8, 3});
+  std::mt19937 data(8);
+  const ir::Tensor x = test::random_tensor({4, 12, 12, 3}, data, 0.f, 255.f);
   ir::Tensor y({4, 1});
   y.data = {0, 1, 2, 3};
   double first = 0, last = 0;
