@@ -100,12 +100,17 @@ def main():
             # random weights make a model chaotic, Keras' own float32 result is far from it too,
             # and cnnc can only be judged against it.
             row["keras_vs_exact"] = meta.get("keras_float32_vs_float64")
+            # Keras' float32 at batch 2 (other kernel blockings): how far its own float32 results
+            # spread where the model amplifies rounding (keras_export.py float64 records it).
+            row["keras_batch2_vs_exact"] = meta.get("keras_float32_batch2_vs_float64")
+            keras_spread = max(v for v in (row["keras_vs_exact"], row["keras_batch2_vs_exact"], 0)
+                               if v is not None)
             if os.path.exists(expect + "64.npy"):
                 r64, _ = compare(expect + "64.npy")  # its kernels are in the cache now
                 row["cnnc_vs_exact"] = r64["max_rel_error"] if r64 else None
             if row["status"] == "MISMATCH" and r["params"] == row["keras_params"] and \
                     row.get("cnnc_vs_exact") is not None and row["keras_vs_exact"] is not None and \
-                    row["cnnc_vs_exact"] <= max(args.tolerance, 2 * row["keras_vs_exact"]):
+                    row["cnnc_vs_exact"] <= max(args.tolerance, 2 * keras_spread):
                 row["status"] = "float32-chaotic"
         print(json.dumps({k: row.get(k) for k in ("model", "status", "compared", "max_rel_error",
                                                    "compile_seconds")}), flush=True)
@@ -153,12 +158,16 @@ def main():
     lines += ["", f"{ok} of {len(rows)} models match Keras within a relative error of {args.tolerance:g} "
               "with equal parameter counts."]
     if chaotic:
+        keras_own = lambda r: f"{r['keras_vs_exact']:.2g}" + (
+            f" ({r['keras_batch2_vs_exact']:.2g} at batch 2)"
+            if r.get("keras_batch2_vs_exact") is not None else "")
         lines += ["", ", ".join(r["model"] for r in chaotic) + " (float32-chaotic): equal parameter counts, "
                   "but their random weights make them chaotic in float32: Keras' own float32 logits are "
-                  + ", ".join(f"{r['keras_vs_exact']:.2g}" for r in chaotic) + " (relative) from the exact "
+                  + ", ".join(keras_own(r) for r in chaotic) + " (relative) from the exact "
                   "ones, and cnnc's " + ", ".join(f"{r['cnnc_vs_exact']:.2g}" for r in chaotic) + ": no "
-                  "float32 implementation can match another closer; cnnc is as close to the exact answer "
-                  "as Keras is (within 2x)."]
+                  "float32 implementation can match another closer than their rounding spreads; cnnc is "
+                  "as close to the exact answer as Keras' float32 results are (within 2x of the "
+                  "farthest, where `keras_export.py float64` ran Keras at batch 2 too)."]
     exact = lambda r: (f" (from the exact answer: cnnc {r['cnnc_vs_exact']:.2g}, Keras' float32 "
                        f"{r['keras_vs_exact']:.2g})" if r.get("cnnc_vs_exact") is not None and
                        r.get("keras_vs_exact") is not None else "")

@@ -39,9 +39,10 @@ void add_pass_flags(CLI::App& sub, PassFlags& flags) {
   sub.add_flag("--time-passes", flags.time_passes, "print each pass's time to stderr");
   sub.add_flag("--no-weight-packing", flags.no_weight_packing,
                "keep conv and dense weights in their stored layout (to measure packing)");
-  sub.add_flag("--no-winograd", flags.no_winograd,
-               "the tiling pass computes 3x3 convs directly, not as Winograd F(2x2,3x3) (to "
-               "measure it; a tuned record still applies)");
+  sub.add_flag("--winograd", flags.winograd,
+               "let the tiling pass compute 3x3 stride-1 convs as Winograd F(2x2,3x3) where it "
+               "pays (fewer multiplies, a few times a direct conv's rounding; off by default at "
+               "inference, on in training; tuned records apply either way)");
   sub.add_flag("--no-memory-reuse", flags.no_memory_reuse,
                "give every activation its own buffer (to measure the memory plan)");
   sub.add_option(
@@ -81,7 +82,7 @@ ir::Graph optimize(ir::Graph g, const PassFlags& flags, int threads) {
   opts.tiling.kernel_batch =
       codegen::choose_micro_batch(g, flags.micro_batch, opts.tiling.target.family);
   opts.tiling.pack_weights = !flags.no_weight_packing;
-  opts.tiling.winograd = !flags.no_winograd;
+  opts.tiling.winograd = flags.winograd;
   const auto names = passes::pass_names();
   if (!flags.print_after.empty() && flags.print_after != "all" &&
       std::find(names.begin(), names.end(), flags.print_after) == names.end())

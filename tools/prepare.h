@@ -22,7 +22,7 @@ struct PassFlags {
   std::string print_after;  // a pass name, or "all"
   bool print_ir = false;    // the final IR
   bool time_passes = false;
-  bool no_weight_packing = false, no_memory_reuse = false, no_winograd = false;
+  bool no_weight_packing = false, no_memory_reuse = false, winograd = false;
   int64_t micro_batch = 0;
   std::string target = "host";
   std::string db;        // the tuning database (default: tuner::default_database_path())

@@ -26,6 +26,7 @@ passes::TilingOptions avx512(int64_t kernel_batch = 0, bool pack = true) {
 passes::TilingOptions avx512_l2(int64_t kernel_batch = 0) {
   passes::TilingOptions o = avx512(kernel_batch);
   o.target.cpu.l2_bytes = 1 << 20;
+  o.winograd = true;  // as training asks
   return o;
 }
 
@@ -102,10 +103,13 @@ TEST_CASE("choose_tiles: Winograd for 3x3 stride-1 convs whose transformed kerne
   // 20 channels: whole vectors that divide them (4 lanes; 20 is not 2 x 8), 14 tiles of the 28.
   CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=20 kernel=3x3 padding=same\n", o) ==
         "winograd:v4,c4,x14,r1");
-  // Without an L2 size, or with Winograd turned off (--no-winograd): the direct tile.
-  CHECK(schedule_of(c56, avx512()) == "tile:v16,c64,x4,k64,r1");
+  // Without an L2 size, or without Winograd asked (inference's default): the direct tile.
+  passes::TilingOptions no_l2 = avx512();
+  no_l2.winograd = true;
+  CHECK(schedule_of(c56, no_l2) == "tile:v16,c64,x4,k64,r1");
   o.winograd = false;
   CHECK(schedule_of(c56, o) == "tile:v16,c64,x4,k64,r1");
+  CHECK(passes::TilingOptions{}.winograd == false);
 }
 
 TEST_CASE("choose_tiles: dense layers by their rows per kernel call") {
