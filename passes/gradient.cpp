@@ -105,28 +105,23 @@ class Builder {
         const auto& a = n.attr<ir::AugmentAttrs>();
         TrainingGraph::Augmentation aug{"", "", a, at(n.inputs[0]).type.shape};
         NodeId x = n.inputs[0];
-        if (a.crop.h > 0) {
-          const ir::Shape& s = aug.image;
-          if (!crop_window(a.crop, s[1], s[2]).fits)
-            refuse(n, "a crop of " + std::to_string(a.crop.h) + "x" + std::to_string(a.crop.w) +
-                          " from a " + std::to_string(s[1]) + "x" + std::to_string(s[2]) +
-                          " image: Keras resizes what it slices there; cnnc trains crops that "
-                          "fit inside the image");
+        const bool crop = a.crop.h > 0;  // alone in its layer (shape inference)
+        const ir::Shape& s = aug.image;
+        if (crop && !crop_window(a.crop, s[1], s[2]).fits)
+          refuse(n, "a crop of " + std::to_string(a.crop.h) + "x" + std::to_string(a.crop.w) +
+                        " from a " + std::to_string(s[1]) + "x" + std::to_string(s[2]) +
+                        " image: Keras resizes what it slices there; cnnc trains crops that "
+                        "fit inside the image");
+        if (crop || a.geometric() || !a.photometric()) {
           const NodeId maps = add(fresh(n.name + ".maps"), OpKind::Input, ir::InputAttrs{{6}}, {});
           aug.maps = at(maps).name;
-          x = add(fresh(n.name + ".warp"), OpKind::Warp, ir::NoAttrs{}, {x, maps});
+          const bool last = !crop && !a.photometric();
+          x = add(last ? n.name : fresh(n.name + ".warp"), OpKind::Warp, ir::NoAttrs{}, {x, maps});
+        }
+        if (crop) {
           ir::CropAttrs keep;
           keep.crop.bottom = s[1] - a.crop.h, keep.crop.right = s[2] - a.crop.w;
           x = add(n.name, OpKind::Cropping2D, keep, {x});
-          t_.augmentations.push_back(aug);
-          to_new_[i] = x;
-          continue;
-        }
-        if (a.geometric() || !a.photometric()) {
-          const NodeId maps = add(fresh(n.name + ".maps"), OpKind::Input, ir::InputAttrs{{6}}, {});
-          aug.maps = at(maps).name;
-          x = add(a.photometric() ? fresh(n.name + ".warp") : n.name, OpKind::Warp, ir::NoAttrs{},
-                  {x, maps});
         }
         if (a.photometric()) {
           const NodeId factors =
