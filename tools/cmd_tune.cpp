@@ -32,6 +32,7 @@ struct TuneFlags {
   int threads = 0;
   uint64_t seed = 1;
   bool worker = false, no_cost_model = false, alone = false, seeds_given = false;
+  int build_jobs = 0;
   std::vector<std::string> seeds;
   PassFlags passes;
 };
@@ -122,6 +123,7 @@ int tune(const TuneFlags& o) {
   for (const auto& seed : seeds)
     if (seed != "none") t.seeds.push_back(seed);
   t.in_context = !o.alone;
+  t.build_jobs = o.build_jobs;
   // A live line on a terminal; on a log, one line every 25 trials.
   const bool tty = isatty(2);
   t.progress = [tty, n = 0](const std::string& line) mutable {
@@ -192,6 +194,10 @@ Action add_tune(CLI::App& app) {
                       "only on workloads with 2 minutes of budget or more), or none")
           ->delimiter(',')
           ->check(CLI::IsMember({"adams2019", "mullapudi2016", "anderson2021", "none"}));
+  sub->add_option("--build-jobs", o->build_jobs,
+                  "candidates compiled at once before they are measured one by one (0: one per "
+                  "core; 1: each compiled by the measuring worker)")
+      ->check(CLI::Range(0, 256));
   sub->add_flag("--alone", o->alone,
                 "time each candidate kernel alone, not inside a run of the whole model");
   sub->add_flag("--worker", o->worker,

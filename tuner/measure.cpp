@@ -108,6 +108,20 @@ std::unique_ptr<runtime::CompiledModel> in_context(const Request& r) {
 Measurement measure_here(const Request& r) {
   Measurement m;
   try {
+    if (r.build_only) {
+      // Compiled alone (or found in the disk cache), not run: no reference needed.
+      ir::Graph g = ir::parse(r.net, "workload", r.batch);
+      runtime::init_weights(g, 7);
+      std::string why;
+      if (!ir::parse_schedule(r.schedule, g.node(g.size() - 1).schedule, why))
+        throw Error("schedule '" + r.schedule + "': " + why);
+      codegen::CompileOptions o;
+      o.target = r.target;
+      o.micro_batch = r.batch;
+      codegen::compile(std::move(g), o);
+      m.ok = true;
+      return m;
+    }
     const Fixture& f = fixture(r.net, r.batch);
     ir::Graph g = f.graph;
     std::string why;
@@ -193,6 +207,7 @@ int serve_worker() {
       r.repeats = j.value("repeats", 10);
       r.min_ms = j.value("min_ms", 200.0);
       r.context = j.value("context", std::string());
+      r.build_only = j.value("build", false);
       if (j.contains("layers") && j["layers"].is_array())
         for (const auto& l : j["layers"])
           if (l.is_string()) r.layers.push_back(l.get<std::string>());
@@ -249,8 +264,9 @@ void Worker::stop() {
   pid_ = 0;
 }
 
-Measurement Worker::measure(const Request& r, double timeout_s) {
+void Worker::send(const Request& r) {
   signal(SIGPIPE, SIG_IGN);  // a worker that died mid-request is an error, not a signal here
+  send_error_.clear();
   if (pid_ == 0) start();
   const std::string line = nlohmann::json({{"net", r.net},
                                            {"batch", r.batch},
@@ -260,18 +276,26 @@ Measurement Worker::measure(const Request& r, double timeout_s) {
                                            {"repeats", r.repeats},
                                            {"min_ms", r.min_ms},
                                            {"context", r.context},
-                                           {"layers", r.layers}})
+                                           {"layers", r.layers},
+                                           {"build", r.build_only}})
                                .dump() +
                            "\n";
-  Measurement failed;
   for (size_t done = 0; done < line.size();) {
     const ssize_t n = write(to_, line.data() + done, line.size() - done);
     if (n <= 0) {
       stop();
-      failed.error = "the measuring worker died before the request";
-      return failed;
+      send_error_ = "the measuring worker died before the request";
+      return;
     }
     done += static_cast<size_t>(n);
+  }
+}
+
+Measurement Worker::receive(double timeout_s) {
+  Measurement failed;
+  if (!send_error_.empty() || pid_ == 0) {
+    failed.error = send_error_.empty() ? "no request was sent to the worker" : send_error_;
+    return failed;
   }
   const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
   while (pending_.find('\n') == std::string::npos) {

@@ -24,6 +24,9 @@ struct Request {
   // inside the run (caches as the layers before left them), per layer. Empty: the kernel alone.
   std::string context;
   std::vector<std::string> layers;
+  // Only compile the candidate into the kernel disk cache (a builder's job: candidates compile
+  // in parallel, then the measuring worker finds them there); nothing runs or is timed.
+  bool build_only = false;
 };
 
 struct Measurement {
@@ -52,7 +55,14 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   // Measures in the worker; a crash or a timeout (seconds) is a failed Measurement.
-  Measurement measure(const Request& r, double timeout_s);
+  Measurement measure(const Request& r, double timeout_s) {
+    send(r);
+    return receive(timeout_s);
+  }
+  // The same in two halves, so that several workers can work at once: send a request to each,
+  // then receive each one's answer.
+  void send(const Request& r);
+  Measurement receive(double timeout_s);
   // The worker process, for tests that kill it (0 when none is running).
   pid_t pid() const { return pid_; }
 
@@ -63,6 +73,7 @@ class Worker {
   pid_t pid_ = 0;
   int to_ = -1, from_ = -1;
   std::string pending_;  // bytes read past the last line
+  std::string send_error_;  // why the last request did not reach the worker
 };
 
 }  // namespace cnnc::tuner

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <memory>
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "ir/error.h"
 #include "ir/text.h"
@@ -86,14 +89,13 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
     return r;
   };
 
-  auto measure = [&](State& s, const std::string& schedule, const char* source) {
-    Request req{s.w->net, s.w->batch,  schedule, opts.target.name, opts.threads,
-                5,        opts.min_ms, context,  s.w->layers};
-    // Compiling takes seconds (in context, the first candidate also compiles or loads the rest
-    // of the model's kernels); a candidate ten times slower than the heuristic still finishes.
-    const double limit = (context.empty() ? 60 : 300) +
-                         10 * (req.repeats + 2) * std::max(s.r.heuristic_ms, opts.min_ms) * 1e-3;
-    const Measurement m = worker.measure(req, limit);
+  auto request = [&](const State& s, const std::string& schedule) {
+    return Request{s.w->net, s.w->batch,  schedule, opts.target.name, opts.threads,
+                   5,        opts.min_ms, context,  s.w->layers};
+  };
+  // A measurement (or a failed build) committed to the database and counted.
+  auto commit = [&](State& s, const std::string& schedule, const char* source,
+                    const Measurement& m) {
     Record rec = record_for(s, schedule, source);
     rec.ok = m.ok;
     rec.ms = m.ok ? m.ms : 0;
@@ -109,6 +111,48 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
     }
     s.good.push_back({m.ms, schedule});
     if (schedule == s.r.heuristic) s.r.heuristic_ms = m.ms;
+  };
+  auto measure = [&](State& s, const std::string& schedule, const char* source) {
+    const Request req = request(s, schedule);
+    // Compiling takes seconds (in context, the first candidate also compiles or loads the rest
+    // of the model's kernels); a candidate ten times slower than the heuristic still finishes.
+    const double limit = (context.empty() ? 60 : 300) +
+                         10 * (req.repeats + 2) * std::max(s.r.heuristic_ms, opts.min_ms) * 1e-3;
+    commit(s, schedule, source, worker.measure(req, limit));
+  };
+
+  // Builders: one process per core compiles a batch of candidates at once into the kernel disk
+  // cache, then the measuring worker times them one by one, loading each from there, with the
+  // machine quiet (compiling beside a measurement would disturb it). Compiling is most of a
+  // trial's time. GPU kernels are JIT-compiled in the measuring process: no builders there.
+  const char* cache_dir = std::getenv("CNNC_CACHE_DIR");
+  const bool disk_cache = !(cache_dir && std::string(cache_dir) == "off");
+  const int jobs = opts.target.family == ir::Target::Gpu || !disk_cache ? 1
+                   : opts.build_jobs > 0
+                       ? opts.build_jobs
+                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::unique_ptr<Worker>> builders;
+  for (int k = 0; jobs > 1 && k < jobs; ++k)
+    builders.push_back(opts.worker.empty() ? std::make_unique<Worker>()
+                                           : std::make_unique<Worker>(opts.worker));
+  // Compiles (state, schedule) pairs, up to one per builder at a time; their results, in order
+  // (every one ok without builders: the measuring worker compiles then).
+  auto build = [&](const std::vector<std::pair<State*, std::string>>& items) {
+    std::vector<Measurement> results(items.size());
+    if (builders.empty()) {
+      for (auto& m : results) m.ok = true;
+      return results;
+    }
+    for (size_t first = 0; first < items.size(); first += builders.size()) {
+      const size_t end = std::min(items.size(), first + builders.size());
+      for (size_t k = first; k < end; ++k) {
+        Request req = request(*items[k].first, items[k].second);
+        req.build_only = true;
+        builders[k - first]->send(req);
+      }
+      for (size_t k = first; k < end; ++k) results[k] = builders[k - first]->receive(300);
+    }
+    return results;
   };
 
   // The learned model: every successful measurement, as time over its workload's heuristic.
@@ -132,10 +176,14 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
     return total;
   };
 
-  // Every workload's heuristic schedule first: the baseline, and each one's share of the time.
+  // Every workload's heuristic schedule first: the baseline, and each one's share of the time
+  // (compiled by the builders first; one that fails to build fails its measurement too).
+  std::vector<std::pair<State*, std::string>> heuristics;
   for (State& s : states)
     if (s.r.heuristic_ms == 0 && !s.tried.count(s.r.heuristic))
-      measure(s, s.r.heuristic, "heuristic");
+      heuristics.push_back({&s, s.r.heuristic});
+  build(heuristics);
+  for (auto& [s, schedule] : heuristics) measure(*s, schedule, "heuristic");
   result.curve.push_back({elapsed(), model_ms()});
 
   // The largest share of model time first; the budget split by share and re-planned after each.
@@ -156,10 +204,13 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
     total_share -= share(&s);
     const auto ws = Clock::now();
     const ir::Node& node = s.graph.node(s.graph.size() - 1);
+    std::vector<std::pair<State*, std::string>> seeds;
     for (const std::string& seed : opts.seeds)
       if (!s.tried.count(seed) && (seed == "mullapudi2016" || slice >= opts.kSlowSeedSeconds) &&
           elapsed() < opts.budget_s)
-        measure(s, seed, "autoscheduler");
+        seeds.push_back({&s, seed});
+    build(seeds);  // an autoscheduler takes seconds to minutes: both at once
+    for (const auto& seed : seeds) measure(s, seed.second, "autoscheduler");
     int stale = 0;
     while (std::chrono::duration<double>(Clock::now() - ws).count() < slice &&
            elapsed() < opts.budget_s && stale < 50) {
@@ -175,49 +226,69 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
         ir::parse_schedule(parent.second, p, why);
         return mutate(p, s.graph, node, opts.target, rng);
       };
-      ir::Schedule candidate = propose();
       if (opts.cost_model && model.size() >= trained_on + 8) {
         model.train();
         trained_on = model.size();
       }
-      bool ranked = false;
-      if (opts.cost_model && model.trained() &&
-          std::uniform_int_distribution<int>(0, 7)(rng) != 0) {
-        // Propose many, measure the one the model predicts fastest (one in eight stays a plain
-        // proposal, so the model keeps seeing where it is wrong).
-        std::vector<ir::Schedule> pool;
-        std::vector<std::vector<float>> xs;
-        for (int k = 0; k < 48; ++k) {
-          ir::Schedule c = k ? propose() : candidate;
-          if (s.tried.count(ir::to_text(c))) continue;
-          xs.push_back(features(s.graph, node, c));
-          pool.push_back(c);
+      // A batch of distinct new candidates, one per builder (one without builders).
+      std::vector<std::pair<State*, std::string>> batch;
+      std::vector<const char*> sources;
+      auto is_new = [&](const std::string& text) {
+        if (s.tried.count(text)) return false;
+        for (const auto& b : batch)
+          if (b.second == text) return false;
+        return true;
+      };
+      while (batch.size() < std::max<size_t>(1, builders.size()) && stale < 50) {
+        ir::Schedule candidate = propose();
+        bool ranked = false;
+        if (opts.cost_model && model.trained() &&
+            std::uniform_int_distribution<int>(0, 7)(rng) != 0) {
+          // Propose many, measure the one the model predicts fastest (one in eight stays a
+          // plain proposal, so the model keeps seeing where it is wrong).
+          std::vector<ir::Schedule> pool;
+          std::vector<std::vector<float>> xs;
+          for (int k = 0; k < 48; ++k) {
+            ir::Schedule c = k ? propose() : candidate;
+            if (!is_new(ir::to_text(c))) continue;
+            xs.push_back(features(s.graph, node, c));
+            pool.push_back(c);
+          }
+          if (!pool.empty()) {
+            const std::vector<float> p = model.predict(xs);
+            candidate = pool[std::min_element(p.begin(), p.end()) - p.begin()];
+            ranked = true;
+          }
         }
-        if (!pool.empty()) {
-          const std::vector<float> p = model.predict(xs);
-          candidate = pool[std::min_element(p.begin(), p.end()) - p.begin()];
-          ranked = true;
+        const std::string text = ir::to_text(candidate);
+        if (!is_new(text)) {
+          ++stale;  // the space near the best is exhausted
+          continue;
         }
+        stale = 0;
+        batch.push_back({&s, text});
+        sources.push_back(ranked ? "model" : "search");
       }
-      const std::string text = ir::to_text(candidate);
-      if (s.tried.count(text)) {
-        ++stale;  // the space near the best is exhausted
-        continue;
-      }
-      stale = 0;
-      measure(s, text, ranked ? "model" : "search");
-      if (!s.good.empty() && s.good.back().second == text) learn(s, text, s.good.back().first);
-      result.curve.push_back({elapsed(), model_ms()});
-      if (opts.progress) {
-        double best = s.r.heuristic_ms;
-        for (const auto& [ms, sc] : s.good) best = std::min(best, ms);
-        std::ostringstream os;
-        os << "workload " << (i + 1) << "/" << order.size() << " (" << s.w->layers.front()
-           << (s.w->layers.size() > 1 ? " +" + std::to_string(s.w->layers.size() - 1) : "")
-           << "): " << s.r.trials << " trials, best " << fmt_ms(best) << " ms vs heuristic "
-           << fmt_ms(s.r.heuristic_ms) << " ms; model " << fmt_ms(model_ms()) << " ms; "
-           << static_cast<int>(opts.budget_s - elapsed()) << " s left";
-        opts.progress(os.str());
+      const std::vector<Measurement> built = build(batch);
+      for (size_t k = 0; k < batch.size(); ++k) {
+        const std::string& text = batch[k].second;
+        if (built[k].ok)
+          measure(s, text, sources[k]);
+        else
+          commit(s, text, sources[k], built[k]);  // did not compile: nothing to time
+        if (!s.good.empty() && s.good.back().second == text) learn(s, text, s.good.back().first);
+        result.curve.push_back({elapsed(), model_ms()});
+        if (opts.progress) {
+          double best = s.r.heuristic_ms;
+          for (const auto& [ms, sc] : s.good) best = std::min(best, ms);
+          std::ostringstream os;
+          os << "workload " << (i + 1) << "/" << order.size() << " (" << s.w->layers.front()
+             << (s.w->layers.size() > 1 ? " +" + std::to_string(s.w->layers.size() - 1) : "")
+             << "): " << s.r.trials << " trials, best " << fmt_ms(best) << " ms vs heuristic "
+             << fmt_ms(s.r.heuristic_ms) << " ms; model " << fmt_ms(model_ms()) << " ms; "
+             << static_cast<int>(opts.budget_s - elapsed()) << " s left";
+          opts.progress(os.str());
+        }
       }
     }
     // Recheck: the heuristic and the best measured again, alternately, so that a gain is not a

@@ -29,6 +29,9 @@ struct TuneOptions {
   // Time each candidate inside a run of the whole model (its layers' time there, caches as the
   // layers before left them) rather than alone.
   bool in_context = true;
+  // Processes compiling candidates in parallel before they are measured (0: one per core; 1:
+  // none, the measuring worker compiles each candidate itself). Always 1 for a GPU target.
+  int build_jobs = 0;
   // The measuring process's command line (tuner::Worker); empty: this binary's `tune --worker`.
   std::vector<std::string> worker;
   // Called after each trial: workload i of n, trials so far, the best and heuristic times.

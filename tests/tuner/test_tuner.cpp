@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include <filesystem>
@@ -303,6 +304,52 @@ TEST_CASE(
   m = worker.measure(r, 120);
   CHECK(!m.ok);
   CHECK(m.error.find("none of the workload's layers is in the model") != std::string::npos);
+}
+
+TEST_CASE("builders: candidates compile at once into the kernel cache, then are measured") {
+  const char* dir = std::getenv("CNNC_CACHE_DIR");
+  REQUIRE_MESSAGE(dir, "the tests run with CNNC_CACHE_DIR set (tests/CMakeLists.txt)");
+  auto kernels_cached = [&] {
+    size_t n = 0;
+    if (fs::exists(fs::path(dir) / "kernels"))
+      for (const auto& e : fs::directory_iterator(fs::path(dir) / "kernels"))
+        n += e.path().extension() == ".so";
+    return n;
+  };
+  // A layer no other test compiles, with schedules drawn from this run's seed, so that they are
+  // new to the cache.
+  tuner::Request r;
+  r.net = "input in0 shape=6x6x24\nconv2d L filters=24 kernel=3x3 padding=same <- in0\n";
+  r.threads = 1;
+  r.repeats = 3;
+  r.min_ms = 5;
+  r.build_only = true;
+  std::mt19937 rng(static_cast<unsigned>(std::random_device{}()));
+  const int64_t rows = std::uniform_int_distribution<int>(1, 6)(rng);
+  tuner::Worker a(CNNC_BINARY), b(CNNC_BINARY);
+  const size_t before = kernels_cached();
+  tuner::Request ra = r, rb = r;
+  ra.schedule = "tile:v8,c24,x3,k8,r" + std::to_string(rows);
+  rb.schedule = "tile:v8,c8,x2,k12,r" + std::to_string(rows);
+  a.send(ra);
+  b.send(rb);
+  const tuner::Measurement ma = a.receive(120), mb = b.receive(120);
+  CHECK_MESSAGE(ma.ok, ma.error);
+  CHECK_MESSAGE(mb.ok, mb.error);
+  CHECK(ma.ms == 0);  // built, not timed
+  // Each build left its kernel in the cache (another test process may add its own meanwhile).
+  CHECK(kernels_cached() >= before + 2);
+  // The measuring worker then runs it, checked against the reference as any candidate.
+  ra.build_only = false;
+  const tuner::Measurement timed = a.measure(ra, 120);
+  CHECK_MESSAGE(timed.ok, timed.error);
+  CHECK(timed.ms > 0);
+  CHECK(timed.max_rel_error < 1e-5);
+  // A schedule that does not fit fails to build, with codegen's reason.
+  rb.schedule = "tile:v8,c24,x3,k5,r1";
+  const tuner::Measurement bad = b.measure(rb, 120);
+  CHECK(!bad.ok);
+  CHECK(bad.error.find("k (input channels per chunk) must divide") != std::string::npos);
 }
 
 TEST_CASE("cost model: learns which schedules are faster from measurements, and ranks new ones") {
