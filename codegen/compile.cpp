@@ -108,6 +108,7 @@ class HalideKernel final : public Kernel {
   }
   std::string schedule() const override { return schedule_; }
   int weight_block() const override { return weight_block_; }
+  bool winograd_weights() const override { return winograd_weights_; }
 
  private:
   void describe(const Lowered& l) {
@@ -115,6 +116,7 @@ class HalideKernel final : public Kernel {
     out_dims_ = l.out_dims;
     schedule_ = l.schedule;
     weight_block_ = l.weight_block;
+    winograd_weights_ = l.winograd_weights;
   }
   std::optional<Callable> callable_;
   bool gpu_ = false;
@@ -124,6 +126,7 @@ class HalideKernel final : public Kernel {
   std::vector<int> out_dims_;
   std::string schedule_;
   int weight_block_ = 0;
+  bool winograd_weights_ = false;
 };
 
 // What the OS says of the CPU: "model name" and family/model, for reports and fingerprints.

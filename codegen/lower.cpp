@@ -34,7 +34,8 @@ Lowered scheduled(A a, const ir::Schedule& sc, const Target& t, const ir::Target
   std::string how = ir::is_autoscheduler(sc.kind) ? autoschedule(a.out, sc.kind, t, facts)
                     : t.has_gpu_feature()         ? gpu(a, sc)
                                                   : cpu(a, sc, t);
-  return {a.out, a.args, a.arg_dims, a.out_dims, std::move(how), a.weight_block};
+  return {a.out,          a.args,         a.arg_dims,        a.out_dims,
+          std::move(how), a.weight_block, a.winograd_weights};
 }
 
 Lowered lower_as(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc, const Target& t,
@@ -50,9 +51,12 @@ Lowered lower_as(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc, 
     case ir::KernelKind::Conv:
     case ir::KernelKind::Depthwise:
       if (sc.kind == ir::ScheduleKind::Winograd) {
-        WinogradAlgorithm a = winograd_algorithm(conv_spec(g, n), "conv");
+        // The kernel transformed once at load, in the blocks of output channels a task reads.
+        WinogradAlgorithm a =
+            winograd_algorithm(conv_spec(g, n), static_cast<int>(sc.channels), "conv");
         std::string how = schedule_winograd_cpu(a, sc, t);
-        return {a.out, a.args, a.arg_dims, a.out_dims, std::move(how), 0};
+        return {a.out,          a.args,         a.arg_dims,        a.out_dims,
+                std::move(how), a.weight_block, a.winograd_weights};
       }
       return scheduled(conv_algorithm(conv_spec(g, n), static_cast<int>(sc.pack),
                                       n.op == ir::OpKind::Dense ? "dense" : "conv"),

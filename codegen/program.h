@@ -57,6 +57,10 @@ class Kernel {
   // channels, [out/B][kh][kw][in][B] (runtime::pack_weights), so each register tile's weights
   // are one contiguous stream instead of B floats every `out` floats.
   virtual int weight_block() const { return 0; }
+  // With weight_block() = B: the kernel reads Winograd's transformed kernel U = G g G' instead
+  // (its 3x3 taps as 4x4), [out/B][16][in][B] (winograd_kernel_transform), made when the weights
+  // are loaded or change rather than on every call.
+  virtual bool winograd_weights() const { return false; }
 };
 
 // Packs HWIO (or dense (in, out)) weights into blocks of `block` output channels,
@@ -74,6 +78,34 @@ inline void pack_weights(const ir::Tensor& kernel, int block, float* packed) {
   for (int64_t b = 0; b < out / block; ++b)
     for (int64_t r = 0; r < rows; ++r)
       std::copy_n(from + r * out + b * block, block, packed + (b * rows + r) * block);
+}
+// Winograd F(2x2, 3x3)'s kernel transform of HWIO 3x3 weights, U = G g G' per pair of channels,
+// [out/block][16][in][block] with position p = a + 4 b of the 4x4 (codegen/ops/winograd.cpp's
+// expressions, in the same order: the same floats). Blocks [first, end) of output channels, so
+// that callers can spread the blocks over threads; `packed` holds 16 / 9 of the kernel's floats.
+inline void winograd_kernel_transform(const ir::Tensor& kernel, int block, float* packed,
+                                      int64_t first, int64_t end) {
+  const int64_t out = kernel.shape.back(), in = kernel.shape[2];
+  internal_assert(kernel.shape.size() == 4 && kernel.shape[0] == 3 && kernel.shape[1] == 3 &&
+                      block > 0 && out % block == 0,
+                  "a Winograd kernel transform needs 3x3 HWIO weights in whole blocks");
+  auto row = [](int a, float k0, float k1, float k2) {  // G's row a applied to three taps
+    return a == 0 ? k0 : a == 1 ? 0.5f * (k0 + k1 + k2) : a == 2 ? 0.5f * (k0 - k1 + k2) : k2;
+  };
+  const float* g = kernel.data.data();
+  for (int64_t cb = first; cb < end; ++cb)
+    for (int64_t ic = 0; ic < in; ++ic)
+      for (int64_t j = 0; j < block; ++j) {
+        const int64_t oc = cb * block + j;
+        auto tap = [&](int kx, int ky) { return g[((ky * 3 + kx) * in + ic) * out + oc]; };
+        for (int pb = 0; pb < 4; ++pb) {
+          float along_y[3];
+          for (int kx = 0; kx < 3; ++kx) along_y[kx] = row(pb, tap(kx, 0), tap(kx, 1), tap(kx, 2));
+          for (int pa = 0; pa < 4; ++pa)
+            packed[((cb * 16 + pa + 4 * pb) * in + ic) * block + j] =
+                row(pa, along_y[0], along_y[1], along_y[2]);
+        }
+      }
 }
 inline std::vector<float> pack_weights(const ir::Tensor& kernel, int block) {
   std::vector<float> packed(kernel.data.size());

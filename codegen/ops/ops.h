@@ -20,7 +20,8 @@ struct Algorithm {
   Halide::Func out;
   std::vector<int> out_dims;
   std::vector<Halide::Var> vars;
-  int weight_block = 0;  // see Kernel::weight_block
+  int weight_block = 0;           // see Kernel::weight_block
+  bool winograd_weights = false;  // see Kernel::winograd_weights
   // A new argument (make_input) appended to args and arg_dims: the executor passes activations
   // first, then weights, so an algorithm adds them in that order.
   Halide::ImageParam add_arg(const std::string& name, const std::vector<int>& dims);
@@ -72,7 +73,9 @@ struct WinogradAlgorithm : Algorithm {
   Halide::RDom r;        // the input channels
   Halide::Var p, tx, ty;
 };
-WinogradAlgorithm winograd_algorithm(const ConvSpec& s, const std::string& name);
+// `weight_block` > 0 (a forward conv): the kernel arrives already transformed, U in blocks of
+// that many output channels (Kernel::winograd_weights), so no call transforms it again.
+WinogradAlgorithm winograd_algorithm(const ConvSpec& s, int weight_block, const std::string& name);
 // Why a conv cannot be computed as Winograd's F(2x2, 3x3), or "".
 std::string winograd_error(const ConvSpec& s);
 

@@ -51,7 +51,7 @@ std::string winograd_error(const ConvSpec& s) {
   return "";
 }
 
-WinogradAlgorithm winograd_algorithm(const ConvSpec& s, const std::string& name) {
+WinogradAlgorithm winograd_algorithm(const ConvSpec& s, int weight_block, const std::string& name) {
   WinogradAlgorithm l;
   l.spec = s;
   l.tiles_w = (s.out_w + 1) / 2;
@@ -63,8 +63,14 @@ WinogradAlgorithm winograd_algorithm(const ConvSpec& s, const std::string& name)
   if (s.epilogue.add) residual = l.add_arg(name + "_residual", out_dims);
   // A transposed kernel (an input gradient) arrives as the forward layer's: flipped and with
   // its channels exchanged on the fly, as the kernel transform reads each tap once.
-  const std::vector<int> w_dims = s.transposed ? std::vector<int>{s.in_c, s.out_c, 3, 3}
-                                               : std::vector<int>{s.out_c, s.in_c, 3, 3};
+  // A forward conv's kernel can arrive transformed (at load, not per call): U as
+  // [out/B][16][in][B].
+  l.winograd_weights = weight_block > 0 && !s.transposed;
+  if (l.winograd_weights) l.weight_block = weight_block;
+  const std::vector<int> w_dims =
+      l.winograd_weights ? std::vector<int>{weight_block, s.in_c, 16, s.out_c / weight_block}
+      : s.transposed     ? std::vector<int>{s.in_c, s.out_c, 3, 3}
+                         : std::vector<int>{s.out_c, s.in_c, 3, 3};
   ImageParam w_in = l.add_arg(name + "_kernel", w_dims);
   auto tap = [&](Expr oc, Expr ic, int kx, int ky) {
     return s.transposed ? w_in(ic, oc, 2 - kx, 2 - ky) : w_in(oc, ic, kx, ky);
@@ -84,20 +90,25 @@ WinogradAlgorithm winograd_algorithm(const ConvSpec& s, const std::string& name)
       in, 0.f, {{Expr(), Expr()}, {0, s.in_w}, {0, s.in_h}, {Expr(), Expr()}});
   l.padded(c, x, y, n) = bounded(c, x - s.pad_left, y - s.pad_top, n);
 
-  // U = G g G': the kernel's 3x3 taps to 4x4, per pair of channels.
+  // U = G g G': the kernel's 3x3 taps to 4x4, per pair of channels (here, or at load:
+  // codegen::winograd_kernel_transform computes the same expressions).
   Var oc("oc"), ic("ic");
-  std::vector<Expr> u_rows;
-  for (int pb = 0; pb < 4; ++pb)
-    for (int pa = 0; pa < 4; ++pa) {
-      Expr along_y[3];
-      for (int kx = 0; kx < 3; ++kx) {
-        const Expr k[3] = {tap(oc, ic, kx, 0), tap(oc, ic, kx, 1), tap(oc, ic, kx, 2)};
-        along_y[kx] = kernel_row(pb, k);
-      }
-      u_rows.push_back(kernel_row(pa, along_y));
-    }
   l.kernel = Func(name + "_kernel_transform");
-  l.kernel(oc, ic, p) = mux(p, u_rows);
+  if (l.winograd_weights) {
+    l.kernel(oc, ic, p) = w_in(oc % weight_block, ic, p, oc / weight_block);
+  } else {
+    std::vector<Expr> u_rows;
+    for (int pb = 0; pb < 4; ++pb)
+      for (int pa = 0; pa < 4; ++pa) {
+        Expr along_y[3];
+        for (int kx = 0; kx < 3; ++kx) {
+          const Expr k[3] = {tap(oc, ic, kx, 0), tap(oc, ic, kx, 1), tap(oc, ic, kx, 2)};
+          along_y[kx] = kernel_row(pb, k);
+        }
+        u_rows.push_back(kernel_row(pa, along_y));
+      }
+    l.kernel(oc, ic, p) = mux(p, u_rows);
+  }
 
   // V = B' d B: each tile's 4x4 input window to 4x4, per input channel.
   std::vector<Expr> v_rows;

@@ -308,12 +308,14 @@ std::string schedule_winograd_cpu(WinogradAlgorithm& a, const ir::Schedule& sc, 
       .unroll(oc)
       .unroll(txi);
 
-  const Var koc = a.kernel.args()[0], kic = a.kernel.args()[1], kp = a.kernel.args()[2];
-  a.kernel.compute_root()
-      .reorder(koc, kp, kic)
-      .vectorize(koc, vector_width(s.out_c, t), TailStrategy::GuardWithIf)
-      .unroll(kp)
-      .parallel(kic);
+  if (!a.winograd_weights) {  // else transformed at load, and read as it is
+    const Var koc = a.kernel.args()[0], kic = a.kernel.args()[1], kp = a.kernel.args()[2];
+    a.kernel.compute_root()
+        .reorder(koc, kp, kic)
+        .vectorize(koc, vector_width(s.out_c, t), TailStrategy::GuardWithIf)
+        .unroll(kp)
+        .parallel(kic);
+  }
   a.padded.compute_root()
       .parallel(a.padded.args()[2])
       .vectorize(a.padded.args()[0], vector_width(s.in_c, t));
@@ -321,7 +323,10 @@ std::string schedule_winograd_cpu(WinogradAlgorithm& a, const ir::Schedule& sc, 
   std::ostringstream os;
   os << "winograd F(2x2,3x3): " << rows << " tile row(s) of an image per task, windows "
      << "transformed once per task; products in register tiles of " << tile_c << "c x " << tile_x
-     << " tiles over all " << s.in_c << " in-channels; kernel transformed once";
+     << " tiles over all " << s.in_c << " in-channels; kernel "
+     << (a.winograd_weights
+             ? "transformed when loaded, in blocks of " + std::to_string(tile_c) + " channels"
+             : std::string("transformed once per call"));
   if (s.epilogue.add || s.epilogue.has_activation) os << "; epilogue applied per tile";
   return os.str();
 }

@@ -222,6 +222,30 @@ TEST_CASE("CPU: a 3x3 stride-1 conv computed as Winograd F(2x2, 3x3) matches the
   }
 }
 
+TEST_CASE("CPU: a Winograd conv's kernel is transformed when loaded, and again when it changes") {
+  std::mt19937 rng(26);
+  ir::Graph g = ir::parse(
+      "input x shape=6x6x8\nconv2d c filters=32 kernel=3x3 padding=same "
+      "schedule=winograd:v16,c16,x2,r1\n",
+      "t.cnn");
+  random_weights(g, rng);
+  const std::vector<ir::Tensor> inputs{test::random_tensor(g.node(0).type.shape, rng)};
+  codegen::CompileOptions opts;
+  opts.target = codegen::describe_target(test::test_target()).name;
+  runtime::CompiledModel model(codegen::compile(g, opts));
+  REQUIRE(model.kernels().at(0).kernel->winograd_weights());
+  CHECK(model.kernels()[0].kernel->schedule().find("kernel transformed when loaded") !=
+        std::string::npos);
+  test::check_close(model.run(inputs).at(0), runtime::reference::run(g, inputs).at(0), 1e-4);
+  // New weights (a training step's update): the transform follows them.
+  float* w = model.weights("c", "kernel");
+  ir::Param& kernel = *g.node(g.find("c")).param("kernel");
+  for (size_t i = 0; i < kernel.value.data.size(); ++i)
+    w[i] = kernel.value.data[i] = -0.5f * w[i] + 0.01f;
+  model.weights_changed();
+  test::check_close(model.run(inputs).at(0), runtime::reference::run(g, inputs).at(0), 1e-4);
+}
+
 // Run by the GPU pass of this suite (ctest's test_codegen_opencl; the host pass excludes it).
 TEST_CASE("GPU: a recorded gpu_tile or gpu_pointwise schedule is applied as written; one that cannot apply is a clear error") {
   REQUIRE(codegen::describe_target(test::test_target()).family == ir::Target::Gpu);
