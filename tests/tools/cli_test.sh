@@ -262,13 +262,14 @@ case $CASE in
   export_c)
     # cnnc export: a static library + C header + weights; the example C program built against
     # the exported LeNet-5 (weights in a file) and ResNet-mini (embedded, batch 3 run as
-    # micro-batches) gives `cnnc run`'s outputs.
+    # micro-batches, its 3x3 convs as Winograd: their kernels exported transformed) gives
+    # `cnnc run`'s outputs.
     command -v cc >/dev/null || fail "no C compiler (build-essential)"
     { npy_header "(1, 32, 32, 1)"; mixed 1024; } >x1.npy
     { npy_header "(3, 32, 32, 3)"; mixed 9216; } >x3.npy
     expect_ok export "$M/lenet5.cnn" -o lenet --name lenet5 --seed 3
     has "lenet/liblenet5.a"
-    expect_ok export "$M/resnet_mini.cnn" -o rmini --name rmini --seed 4 --batch 3 --embed-weights
+    expect_ok export "$M/resnet_mini.cnn" -o rmini --name rmini --seed 4 --batch 3 --embed-weights --winograd
     [[ ! -e rmini/rmini.weights ]] || fail "embedded weights were also written to a file"
     cc -O2 -Wall -Werror -DNET=lenet5 -I lenet "$SRC/examples/deploy/run_model.c" lenet/liblenet5.a -lm -lpthread -ldl -o run_lenet5 ||
       fail "the example does not build against liblenet5.a"
@@ -277,7 +278,7 @@ case $CASE in
     ./run_lenet5 lenet/lenet5.weights x1.npy y1.npy || fail "the exported LeNet-5 failed"
     ./run_rmini - x3.npy y3.npy || fail "the exported ResNet-mini failed"
     expect_ok run "$M/lenet5.cnn" --seed 3 --input x1.npy -o ref1.npy
-    expect_ok run "$M/resnet_mini.cnn" --seed 4 --input x3.npy -o ref3.npy
+    expect_ok run "$M/resnet_mini.cnn" --seed 4 --input x3.npy -o ref3.npy --winograd
     max_diff y1.npy ref1.npy 0 || fail "exported LeNet-5 and cnnc run differ"
     max_diff y3.npy ref3.npy 0 || fail "exported ResNet-mini and cnnc run differ"
     ! ./run_rmini lenet/lenet5.weights x3.npy y.npy 2>err.txt || fail "the wrong weights were accepted"

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Regenerates docs/tuning.md's must-show table for this machine: each model untuned and after a
+tune, side by side with Keras and ONNX Runtime (`cnnc bench --vs`), and what the tune gained.
+
+  python3 benchmarks/tuning_table.py                       # 5 models x (bench, 15-minute tune, bench)
+  python3 benchmarks/tuning_table.py --models ResNet50:1 --budget 5m
+  python3 benchmarks/tuning_table.py --render-only         # the table again from the kept results
+
+Needs tools/setup_keras.sh's packages and the models of tools/keras_export.py zoo (--zoo). Every
+measurement is kept in benchmarks/results/tuning/CPU/ (JSON from `cnnc bench --json`, the tune's
+log and database) and reused unless --force, so a run can be resumed. The table goes between
+docs/tuning.md's markers for this CPU (added at the end the first time).
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+
+from machine import cpu_name
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DOC = os.path.join(ROOT, "docs", "tuning.md")
+MODELS = "ResNet50:1,MobileNetV2:1,VGG16:1,DenseNet121:1,ResNet50:32"
+
+
+def slug(text):
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def run(cmd, log=None):
+    print("+", " ".join(cmd), flush=True)
+    with open(log, "w") if log else open(os.devnull, "w") as out:
+        subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT)
+
+
+def measure(a, model, batch, folder):
+    name = f"{model}.b{batch}"
+    path = lambda ext: os.path.join(folder, f"{name}.{ext}")
+    keras = os.path.join(a.zoo, model + ".keras")
+    bench = [a.cnnc, "bench", keras, "--batch", str(batch), "--threads", str(a.threads), "--vs", "keras,onnxruntime"]
+    if a.force or not os.path.exists(path("untuned.json")):
+        run(bench + ["--no-tuning", "--json", path("untuned.json")])
+    if a.force or not os.path.exists(path("tune.log")):
+        if os.path.exists(path("db")):
+            os.remove(path("db"))
+        run([a.cnnc, "tune", keras, "--batch", str(batch), "--threads", str(a.threads), "--budget", a.budget,
+             "--db", path("db"), "--curve", path("png")], log=path("tune.log"))
+    if a.force or not os.path.exists(path("tuned.json")):
+        run(bench + ["--db", path("db"), "--json", path("tuned.json")])
+
+
+def row(model, batch, folder):
+    name = os.path.join(folder, f"{model}.b{batch}")
+
+    def load(ext, read=json.load):
+        if not os.path.exists(name + ext):
+            return None
+        with open(name + ext) as f:
+            return read(f)
+
+    before, after = load(".untuned.json"), load(".tuned.json")
+    log = load(".tune.log", lambda f: f.read()) or ""
+    if not before and not after:
+        return None
+    ms = lambda r, s: (r or {}).get("systems", {}).get(s, {}).get("median_ms")
+    cell = lambda v: f"{v:.2f}" if v else "-"
+    ratio = lambda a, b: f"{a / b:.3f}" if a and b else "-"
+    m = re.search(r"model: untuned ([\d.]+) ms, tuned ([\d.]+) ms: ([\d.]+)x .*faster in (\d+) of them", log)
+    trials = sum(int(t) for t in re.findall(r"^  \S+\s+\d+\s+(\d+)\s+[\d.]+ ms", log, re.M))
+    gain = f"{m.group(3)}x ({m.group(4)}/12 blocks)" if m else "not tuned"
+    cu, ct = ms(before, "cnnc"), ms(after, "cnnc")
+    ou, ot = ms(before, "onnxruntime"), ms(after, "onnxruntime")
+    return (f"| {model} | {batch} | {cell(cu)} | {cell(ou)} | {ratio(cu, ou)} | {cell(ct)} | {cell(ot)} | "
+            f"{ratio(ct, ot)} | {cell(ms(after or before, 'keras'))} | {gain} | {trials or '-'} |")
+
+
+def render(specs, folder, cpu):
+    lines = [f"On {cpu}, 2 threads ({os.path.relpath(folder, ROOT)}; `python3 benchmarks/tuning_table.py`):", "",
+             "| model | batch | untuned cnnc ms | ORT ms | cnnc/ORT | tuned cnnc ms | ORT ms | cnnc/ORT | Keras ms "
+             "| tuned vs untuned, one process | trials |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for model, batch in specs:
+        r = row(model, batch, folder)
+        lines.append(r if r else f"| {model} | {batch} | not measured | | | | | | | | |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cnnc", default=os.path.join(ROOT, "build", "cnnc"))
+    ap.add_argument("--zoo", default="/work/keras_zoo", help="folder of tools/keras_export.py zoo")
+    ap.add_argument("--models", default=MODELS, help="MODEL:BATCH,...")
+    ap.add_argument("--budget", default="15m")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--force", action="store_true", help="measure again what is kept")
+    ap.add_argument("--render-only", action="store_true")
+    a = ap.parse_args()
+    specs = [(m, int(b)) for m, b in (s.split(":") for s in a.models.split(","))]
+    cpu = cpu_name()
+    folder = os.path.join(HERE, "results", "tuning", slug(cpu))
+    os.makedirs(folder, exist_ok=True)
+    if not a.render_only:
+        for model, batch in specs:
+            measure(a, model, batch, folder)
+    table = render(specs, folder, cpu)
+    begin, end = f"<!-- tuning-table {slug(cpu)} -->", f"<!-- end tuning-table {slug(cpu)} -->"
+    with open(DOC) as f:
+        doc = f.read()
+    block = f"{begin}\n{table}\n{end}"
+    doc = (doc[:doc.index(begin)] + block + doc[doc.index(end) + len(end):]) if begin in doc else doc.rstrip() + "\n\n" + block + "\n"
+    with open(DOC, "w") as f:
+        f.write(doc)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
