@@ -103,6 +103,17 @@ std::unique_ptr<runtime::CompiledModel> in_context(const Request& r) {
   return m;
 }
 
+// The workload's graph `g` (its layer last) compiled with the candidate's schedule.
+codegen::Program compile_candidate(ir::Graph g, const Request& r) {
+  std::string why;
+  if (!ir::parse_schedule(r.schedule, g.node(g.size() - 1).schedule, why))
+    throw Error("schedule '" + r.schedule + "': " + why);
+  codegen::CompileOptions o;
+  o.target = r.target;
+  o.micro_batch = r.batch;
+  return codegen::compile(std::move(g), o);
+}
+
 }  // namespace
 
 Measurement measure_here(const Request& r) {
@@ -112,25 +123,12 @@ Measurement measure_here(const Request& r) {
       // Compiled alone (or found in the disk cache), not run: no reference needed.
       ir::Graph g = ir::parse(r.net, "workload", r.batch);
       runtime::init_weights(g, 7);
-      std::string why;
-      if (!ir::parse_schedule(r.schedule, g.node(g.size() - 1).schedule, why))
-        throw Error("schedule '" + r.schedule + "': " + why);
-      codegen::CompileOptions o;
-      o.target = r.target;
-      o.micro_batch = r.batch;
-      codegen::compile(std::move(g), o);
+      compile_candidate(std::move(g), r);
       m.ok = true;
       return m;
     }
     const Fixture& f = fixture(r.net, r.batch);
-    ir::Graph g = f.graph;
-    std::string why;
-    if (!ir::parse_schedule(r.schedule, g.node(g.size() - 1).schedule, why))
-      throw Error("schedule '" + r.schedule + "': " + why);
-    codegen::CompileOptions o;
-    o.target = r.target;
-    o.micro_batch = r.batch;
-    runtime::CompiledModel model(codegen::compile(std::move(g), o), r.threads);
+    runtime::CompiledModel model(compile_candidate(f.graph, r), r.threads);
     const auto got = model.run(f.inputs);
     // Differential: the candidate's output against the reference, relative to its largest value.
     for (size_t i = 0; i < got.size(); ++i) {
