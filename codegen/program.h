@@ -79,16 +79,22 @@ inline void pack_weights(const ir::Tensor& kernel, int block, float* packed) {
     for (int64_t r = 0; r < rows; ++r)
       std::copy_n(from + r * out + b * block, block, packed + (b * rows + r) * block);
 }
+inline std::vector<float> pack_weights(const ir::Tensor& kernel, int block) {
+  std::vector<float> packed(kernel.data.size());
+  pack_weights(kernel, block, packed.data());
+  return packed;
+}
+
 // Winograd F(2x2, 3x3)'s kernel transform of HWIO 3x3 weights, U = G g G' per pair of channels,
 // [out/block][16][in][block] with position p = a + 4 b of the 4x4 (codegen/ops/winograd.cpp's
 // expressions, in the same order: the same floats). Blocks [first, end) of output channels, so
 // that callers can spread the blocks over threads; `packed` holds 16 / 9 of the kernel's floats.
 inline void winograd_kernel_transform(const ir::Tensor& kernel, int block, float* packed,
                                       int64_t first, int64_t end) {
-  const int64_t out = kernel.shape.back(), in = kernel.shape[2];
   internal_assert(kernel.shape.size() == 4 && kernel.shape[0] == 3 && kernel.shape[1] == 3 &&
-                      block > 0 && out % block == 0,
+                      block > 0 && kernel.shape[3] % block == 0,
                   "a Winograd kernel transform needs 3x3 HWIO weights in whole blocks");
+  const int64_t in = kernel.shape[2], out = kernel.shape[3];
   auto row = [](int a, float k0, float k1, float k2) {  // G's row a applied to three taps
     return a == 0 ? k0 : a == 1 ? 0.5f * (k0 + k1 + k2) : a == 2 ? 0.5f * (k0 - k1 + k2) : k2;
   };
@@ -106,11 +112,6 @@ inline void winograd_kernel_transform(const ir::Tensor& kernel, int block, float
                 row(pa, along_y[0], along_y[1], along_y[2]);
         }
       }
-}
-inline std::vector<float> pack_weights(const ir::Tensor& kernel, int block) {
-  std::vector<float> packed(kernel.data.size());
-  pack_weights(kernel, block, packed.data());
-  return packed;
 }
 
 // Every value a kernel writes gets an offset in one arena; two values share bytes only when
