@@ -132,6 +132,25 @@ ir::Schedule winograd_schedule(const ConvShape& s, int64_t vector, int64_t accum
 
 }  // namespace
 
+// Accumulators of a register tile: 12 of AVX2's 16 registers, 20 of AVX-512's 32 (best of
+// 12..28 on Zen 5 for ResNet50 and a 56x56x64 conv), leaving room for the weight vectors and
+// the broadcast input.
+static int64_t tile_accumulators(const ir::CpuFacts& m) {
+  return m.vector_registers >= 32 ? 20 : 12;
+}
+
+ir::Schedule winograd_alternative(const ir::Graph& g, const ir::Node& n,
+                                  const TilingOptions& opts) {
+  if (opts.target.family == ir::Target::Gpu || ir::kernel_kind(g, n) != ir::KernelKind::Conv ||
+      n.op == ir::OpKind::Dense)
+    return {};
+  const ConvShape s = conv_shape(g, n, opts.kernel_batch > 0 ? opts.kernel_batch : g.batch());
+  if (s.kh != 3 || s.kw != 3 || s.sh != 1 || s.sw != 1 || s.dh != 1 || s.dw != 1 || s.groups != 1)
+    return {};
+  const ir::CpuFacts& m = opts.target.cpu;
+  return winograd_schedule(s, ir::vector_lanes_for(s.out_c, m.vector_lanes), tile_accumulators(m));
+}
+
 ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts) {
   const int64_t kernel_batch = opts.kernel_batch > 0 ? opts.kernel_batch : g.batch();
   const ConvShape s = conv_shape(g, n, kernel_batch);
@@ -144,10 +163,7 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
                             n.op != ir::OpKind::Conv2DTranspose;
   ir::Schedule sc;
   sc.vector = ir::vector_lanes_for(s.out_c, m.vector_lanes);
-  // Accumulators of the register tile: 12 of AVX2's 16 registers, 20 of AVX-512's 32 (best of
-  // 12..28 on Zen 5 for ResNet50 and a 56x56x64 conv), leaving room for the weight vectors and
-  // the broadcast input.
-  const int64_t accumulators = m.vector_registers >= 32 ? 20 : 12;
+  const int64_t accumulators = tile_accumulators(m);
   const bool depthwise = s.in_per_group == 1 && s.groups > 1;
 
   if (!depthwise && s.out_w < 4) {

@@ -26,4 +26,9 @@ ir::Graph choose_tiles(ir::Graph g, const TilingOptions& opts);
 // The schedule choose_tiles gives one layer.
 ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts);
 
+// The Winograd schedule choose_tiles would give a 3x3 stride-1 ungrouped conv on a CPU, whether
+// or not it would choose it (the tuner measures it early: its rule is one machine's reading);
+// an empty schedule (kind none) for any other layer.
+ir::Schedule winograd_alternative(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts);
+
 }  // namespace cnnc::passes

@@ -205,12 +205,25 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
     const auto ws = Clock::now();
     const ir::Node& node = s.graph.node(s.graph.size() - 1);
     std::vector<std::pair<State*, std::string>> seeds;
+    std::vector<const char*> seed_sources;
     for (const std::string& seed : opts.seeds)
       if (!s.tried.count(seed) && (seed == "mullapudi2016" || slice >= opts.kSlowSeedSeconds) &&
-          elapsed() < opts.budget_s)
+          elapsed() < opts.budget_s) {
         seeds.push_back({&s, seed});
-    build(seeds);  // an autoscheduler takes seconds to minutes: both at once
-    for (const auto& seed : seeds) measure(s, seed.second, "autoscheduler");
+        seed_sources.push_back("autoscheduler");
+      }
+    if (opts.alternatives)
+      for (const ir::Schedule& alt : opts.alternatives(s.graph, node))
+        if (const std::string text = ir::to_text(alt); !s.tried.count(text)) {
+          seeds.push_back({&s, text});
+          seed_sources.push_back("alternative");
+        }
+    const std::vector<Measurement> built = build(seeds);  // an autoscheduler takes seconds
+    for (size_t k = 0; k < seeds.size(); ++k)
+      if (built[k].ok)
+        measure(s, seeds[k].second, seed_sources[k]);
+      else
+        commit(s, seeds[k].second, seed_sources[k], built[k]);
     int stale = 0;
     while (std::chrono::duration<double>(Clock::now() - ws).count() < slice &&
            elapsed() < opts.budget_s && stale < 50) {

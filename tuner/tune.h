@@ -29,6 +29,9 @@ struct TuneOptions {
   // Time each candidate inside a run of the whole model (its layers' time there, caches as the
   // layers before left them) rather than alone.
   bool in_context = true;
+  // Other schedules of a workload's layer to measure before its search (cnnc tune gives the
+  // tiling pass's Winograd alternative of a 3x3 conv: the search draws that kind rarely).
+  std::function<std::vector<ir::Schedule>(const ir::Graph&, const ir::Node&)> alternatives;
   // Processes compiling candidates in parallel before they are measured (0: one per core; 1:
   // none, the measuring worker compiles each candidate itself). Always 1 for a GPU target.
   int build_jobs = 0;

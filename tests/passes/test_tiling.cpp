@@ -112,6 +112,27 @@ TEST_CASE("choose_tiles: Winograd for 3x3 stride-1 convs whose transformed kerne
   CHECK(passes::TilingOptions{}.winograd == false);
 }
 
+TEST_CASE("winograd_alternative: the Winograd schedule of any 3x3 stride-1 conv, for the tuner") {
+  auto alternative = [](const std::string& text) {
+    const ir::Graph g = ir::parse(text, "t.cnn");
+    return ir::to_text(passes::winograd_alternative(g, g.node(g.size() - 1), avx512()));
+  };
+  // Beyond the tiling pass's L2 rule (a 4 MiB transformed kernel), and without an L2 size or
+  // Winograd asked: the tuner measures it anyway.
+  CHECK(alternative("input x shape=14x14x256\nconv2d c filters=256 kernel=3x3 padding=same\n") ==
+        "winograd:v16,c32,x7,r1");
+  CHECK(alternative("input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n") ==
+        "winograd:v16,c32,x7,r1");
+  // None for a stride, groups, another kernel size, a dense layer or a pooling.
+  for (const char* layer :
+       {"conv2d c filters=64 kernel=3x3 strides=2 padding=same",
+        "conv2d c filters=64 kernel=3x3 groups=2 padding=same", "conv2d c filters=64 kernel=1x1",
+        "flatten f\ndense d units=10", "maxpool2d p pool=2"}) {
+    CAPTURE(layer);
+    CHECK(alternative(std::string("input x shape=16x16x64\n") + layer + "\n") == "none");
+  }
+}
+
 TEST_CASE("choose_tiles: dense layers by their rows per kernel call") {
   // One row: matrix-vector, 256 channels per task in registers, weights packed by that block.
   CHECK(schedule_of("input x shape=512\ndense d units=4096\n", avx512()) == "gemv:v16,c256,p256");
