@@ -157,6 +157,9 @@ py::list tune(const std::string& path, double budget_s, const Options& o,
   t.micro_batch = codegen::choose_micro_batch(g, 0);
   t.seed = o.seed;
   t.worker = worker;
+  t.alternatives = [target = t.target](const ir::Graph& workload, const ir::Node& layer) {
+    return tools::tiling_alternatives(target, workload, layer);
+  };
   tuner::TuneResult r;
   {
     py::gil_scoped_release unlocked;

@@ -12,7 +12,6 @@
 #include "codegen/compile.h"
 #include "ir/error.h"
 #include "ir/text.h"
-#include "passes/choose_tiles.h"
 #include "runtime/executor.h"
 #include "tools/chart.h"
 #include "tools/commands.h"
@@ -126,9 +125,7 @@ int tune(const TuneFlags& o) {
   t.in_context = !o.alone;
   t.build_jobs = o.build_jobs;
   t.alternatives = [target](const ir::Graph& workload, const ir::Node& layer) {
-    const ir::Schedule w = passes::winograd_alternative(workload, layer, {target});
-    return w.kind == ir::ScheduleKind::Winograd ? std::vector<ir::Schedule>{w}
-                                                : std::vector<ir::Schedule>{};
+    return tiling_alternatives(target, workload, layer);
   };
   // A live line on a terminal; on a log, one line every 25 trials.
   const bool tty = isatty(2);

@@ -10,12 +10,20 @@
 #include "frontend/load.h"
 #include "ir/error.h"
 #include "ir/text.h"
+#include "passes/choose_tiles.h"
 #include "passes/pipeline.h"
 #include "runtime/weights.h"
 #include "tuner/apply.h"
 #include "tuner/database.h"
 
 namespace cnnc::tools {
+
+std::vector<ir::Schedule> tiling_alternatives(const ir::Target& target, const ir::Graph& workload,
+                                              const ir::Node& layer) {
+  const ir::Schedule w = passes::winograd_alternative(workload, layer, {target});
+  return w.kind == ir::ScheduleKind::Winograd ? std::vector<ir::Schedule>{w}
+                                              : std::vector<ir::Schedule>{};
+}
 
 ir::Graph load_with_weights(const std::string& net, int64_t batch, const std::string& weights_path,
                             uint64_t seed) {

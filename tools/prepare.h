@@ -12,6 +12,11 @@
 
 namespace cnnc::tools {
 
+// The tiling pass's alternatives of a layer the tuner measures before its search
+// (tuner::TuneOptions::alternatives): a 3x3 stride-1 conv's Winograd schedule.
+std::vector<ir::Schedule> tiling_alternatives(const ir::Target& target, const ir::Graph& workload,
+                                              const ir::Node& layer);
+
 // Loads NET at the batch size; weights from `weights_path` if given, else initialised from seed.
 ir::Graph load_with_weights(const std::string& net, int64_t batch, const std::string& weights_path,
                             uint64_t seed);
