@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <random>
 #include <set>
@@ -135,24 +136,35 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
   for (int k = 0; jobs > 1 && k < jobs; ++k)
     builders.push_back(opts.worker.empty() ? std::make_unique<Worker>()
                                            : std::make_unique<Worker>(opts.worker));
-  // Compiles (state, schedule) pairs, up to one per builder at a time; their results, in order
-  // (every one ok without builders: the measuring worker compiles then).
-  auto build = [&](const std::vector<std::pair<State*, std::string>>& items) {
-    std::vector<Measurement> results(items.size());
-    if (builders.empty()) {
-      for (auto& m : results) m.ok = true;
-      return results;
-    }
-    for (size_t first = 0; first < items.size(); first += builders.size()) {
+  // Candidates compiled by the builders, up to one each at a time, then measured one by one; one
+  // that did not compile is recorded as failed, with nothing to time (without builders the
+  // measuring worker compiles each). `after(k)` runs once candidate k is recorded.
+  struct Candidate {
+    State* s;
+    std::string schedule;
+    const char* source;
+  };
+  auto try_all = [&](const std::vector<Candidate>& items,
+                     const std::function<void(size_t)>& after = nullptr) {
+    std::vector<Measurement> built(items.size());
+    for (size_t first = 0; first < items.size(); first += std::max<size_t>(1, builders.size())) {
       const size_t end = std::min(items.size(), first + builders.size());
       for (size_t k = first; k < end; ++k) {
-        Request req = request(*items[k].first, items[k].second);
+        Request req = request(*items[k].s, items[k].schedule);
         req.build_only = true;
+        req.context.clear();  // a build needs the layer alone, not the model around it
         builders[k - first]->send(req);
       }
-      for (size_t k = first; k < end; ++k) results[k] = builders[k - first]->receive(300);
+      for (size_t k = first; k < end; ++k) built[k] = builders[k - first]->receive(300);
     }
-    return results;
+    for (size_t k = 0; k < items.size(); ++k) {
+      const Candidate& c = items[k];
+      if (builders.empty() || built[k].ok)
+        measure(*c.s, c.schedule, c.source);
+      else
+        commit(*c.s, c.schedule, c.source, built[k]);
+      if (after) after(k);
+    }
   };
 
   // The learned model: every successful measurement, as time over its workload's heuristic.
@@ -178,12 +190,11 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
 
   // Every workload's heuristic schedule first: the baseline, and each one's share of the time
   // (compiled by the builders first; one that fails to build fails its measurement too).
-  std::vector<std::pair<State*, std::string>> heuristics;
+  std::vector<Candidate> heuristics;
   for (State& s : states)
     if (s.r.heuristic_ms == 0 && !s.tried.count(s.r.heuristic))
-      heuristics.push_back({&s, s.r.heuristic});
-  build(heuristics);
-  for (auto& [s, schedule] : heuristics) measure(*s, schedule, "heuristic");
+      heuristics.push_back({&s, s.r.heuristic, "heuristic"});
+  try_all(heuristics);
   result.curve.push_back({elapsed(), model_ms()});
 
   // The largest share of model time first; the budget split by share and re-planned after each.
@@ -204,26 +215,16 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
     total_share -= share(&s);
     const auto ws = Clock::now();
     const ir::Node& node = s.graph.node(s.graph.size() - 1);
-    std::vector<std::pair<State*, std::string>> seeds;
-    std::vector<const char*> seed_sources;
+    std::vector<Candidate> seeds;  // an autoscheduler takes seconds to minutes: built at once
     for (const std::string& seed : opts.seeds)
       if (!s.tried.count(seed) && (seed == "mullapudi2016" || slice >= opts.kSlowSeedSeconds) &&
-          elapsed() < opts.budget_s) {
-        seeds.push_back({&s, seed});
-        seed_sources.push_back("autoscheduler");
-      }
+          elapsed() < opts.budget_s)
+        seeds.push_back({&s, seed, "autoscheduler"});
     if (opts.alternatives)
       for (const ir::Schedule& alt : opts.alternatives(s.graph, node))
-        if (const std::string text = ir::to_text(alt); !s.tried.count(text)) {
-          seeds.push_back({&s, text});
-          seed_sources.push_back("alternative");
-        }
-    const std::vector<Measurement> built = build(seeds);  // an autoscheduler takes seconds
-    for (size_t k = 0; k < seeds.size(); ++k)
-      if (built[k].ok)
-        measure(s, seeds[k].second, seed_sources[k]);
-      else
-        commit(s, seeds[k].second, seed_sources[k], built[k]);
+        if (const std::string text = ir::to_text(alt); !s.tried.count(text))
+          seeds.push_back({&s, text, "alternative"});
+    try_all(seeds);
     int stale = 0;
     while (std::chrono::duration<double>(Clock::now() - ws).count() < slice &&
            elapsed() < opts.budget_s && stale < 50) {
@@ -244,12 +245,11 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
         trained_on = model.size();
       }
       // A batch of distinct new candidates, one per builder (one without builders).
-      std::vector<std::pair<State*, std::string>> batch;
-      std::vector<const char*> sources;
+      std::vector<Candidate> batch;
       auto is_new = [&](const std::string& text) {
         if (s.tried.count(text)) return false;
-        for (const auto& b : batch)
-          if (b.second == text) return false;
+        for (const Candidate& b : batch)
+          if (b.schedule == text) return false;
         return true;
       };
       while (batch.size() < std::max<size_t>(1, builders.size()) && stale < 50) {
@@ -279,16 +279,10 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
           continue;
         }
         stale = 0;
-        batch.push_back({&s, text});
-        sources.push_back(ranked ? "model" : "search");
+        batch.push_back({&s, text, ranked ? "model" : "search"});
       }
-      const std::vector<Measurement> built = build(batch);
-      for (size_t k = 0; k < batch.size(); ++k) {
-        const std::string& text = batch[k].second;
-        if (built[k].ok)
-          measure(s, text, sources[k]);
-        else
-          commit(s, text, sources[k], built[k]);  // did not compile: nothing to time
+      try_all(batch, [&](size_t k) {
+        const std::string& text = batch[k].schedule;
         if (!s.good.empty() && s.good.back().second == text) learn(s, text, s.good.back().first);
         result.curve.push_back({elapsed(), model_ms()});
         if (opts.progress) {
@@ -302,7 +296,7 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
              << static_cast<int>(opts.budget_s - elapsed()) << " s left";
           opts.progress(os.str());
         }
-      }
+      });
     }
     // Recheck: the heuristic and the best measured again, alternately, so that a gain is not a
     // slow moment of the machine during the heuristic's first measurement (this VM has them).
