@@ -283,6 +283,8 @@ int64_t choose_micro_batch(const ir::Graph& g, int64_t requested, ir::Target::Fa
   return m;
 }
 
+bool kernel_disk_cache_available() { return DiskCache::instance() != nullptr; }
+
 Program compile(ir::Graph g, const CompileOptions& opts) {
   for (const auto& n : g.nodes())
     for (const auto& p : n.params)

@@ -34,6 +34,11 @@ std::string gpu_device_name(const ir::Target& target);
 int64_t choose_micro_batch(const ir::Graph& g, int64_t requested,
                            ir::Target::Family family = ir::Target::Cpu);
 
+// Whether CPU kernels go through the on-disk cache (not with CNNC_CACHE_DIR=off, or when its
+// folder or the linker is unusable): what a kernel compiled in one process can be loaded from
+// in another.
+bool kernel_disk_cache_available();
+
 // Compiles every kernel of the graph (whose passes have run) for the target at the micro-batch,
 // and plans its memory. Throws cnnc::Error naming the layer if a layer cannot be compiled (a
 // schedule that does not fit it, say).

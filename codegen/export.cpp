@@ -292,14 +292,13 @@ ExportResult export_library(ir::Graph g, const ExportOptions& opts) {
     size_t a = 0;
     for (ir::NodeId in : n.inputs) call.args.push_back({false, data_offset[in], l.arg_dims[a++]});
     for (const auto& p : n.params) {
-      std::vector<float> packed = p.value.data;
-      if (p.role == "kernel" && l.winograd_weights) {
-        packed.resize(p.value.data.size() / 9 * 16);
-        winograd_kernel_transform(p.value, l.weight_block, packed.data(), 0,
-                                  p.value.shape.back() / l.weight_block);
-      } else if (p.role == "kernel" && l.weight_block > 0) {
-        packed = pack_weights(p.value, l.weight_block);
-      }
+      const bool packs = p.role == "kernel" && l.weight_block > 0;
+      std::vector<float> packed =
+          packs ? std::vector<float>(packed_kernel_floats(p.value, l.winograd_weights))
+                : p.value.data;
+      if (packs)
+        pack_kernel(p.value, l.weight_block, l.winograd_weights, packed.data(), 0,
+                    p.value.shape.back() / l.weight_block);
       call.args.push_back({true, static_cast<int64_t>(weights.size()), l.arg_dims[a++]});
       weights.insert(weights.end(), packed.begin(), packed.end());
     }

@@ -66,8 +66,9 @@ class Kernel {
 // Packs HWIO (or dense (in, out)) weights into blocks of `block` output channels,
 // [out/block][h][w][in][block], the layout a kernel with Kernel::weight_block() == block reads
 // (done once when a model is loaded, or exported). `out` must be a multiple of `block`.
-// Into `packed` (kernel.data.size() floats), or a new vector.
-inline void pack_weights(const ir::Tensor& kernel, int block, float* packed) {
+// Blocks [first, end) of output channels into `packed` (kernel.data.size() floats).
+inline void pack_weights(const ir::Tensor& kernel, int block, float* packed, int64_t first,
+                         int64_t end) {
   const int64_t out = kernel.shape.back(), rows = kernel.elements() / out;  // rows: h*w*in
   internal_assert(
       block > 0 && out % block == 0,
@@ -75,14 +76,9 @@ inline void pack_weights(const ir::Tensor& kernel, int block, float* packed) {
   // Block by block, row by row: one contiguous copy of `block` floats each (a training step
   // packs its dense weights again after every update).
   const float* from = kernel.data.data();
-  for (int64_t b = 0; b < out / block; ++b)
+  for (int64_t b = first; b < end; ++b)
     for (int64_t r = 0; r < rows; ++r)
       std::copy_n(from + r * out + b * block, block, packed + (b * rows + r) * block);
-}
-inline std::vector<float> pack_weights(const ir::Tensor& kernel, int block) {
-  std::vector<float> packed(kernel.data.size());
-  pack_weights(kernel, block, packed.data());
-  return packed;
 }
 
 // Winograd F(2x2, 3x3)'s kernel transform of HWIO 3x3 weights, U = G g G' per pair of channels,
@@ -112,6 +108,20 @@ inline void winograd_kernel_transform(const ir::Tensor& kernel, int block, float
                 row(pa, along_y[0], along_y[1], along_y[2]);
         }
       }
+}
+
+// A kernel's "kernel" weights in the layout it reads (Kernel::weight_block > 0, and
+// winograd_weights): how many floats, and its blocks [first, end) of output channels written
+// (callers spread the blocks over threads, or take all at once).
+inline size_t packed_kernel_floats(const ir::Tensor& kernel, bool winograd) {
+  return winograd ? kernel.data.size() / 9 * 16 : kernel.data.size();
+}
+inline void pack_kernel(const ir::Tensor& kernel, int block, bool winograd, float* packed,
+                        int64_t first, int64_t end) {
+  if (winograd)
+    winograd_kernel_transform(kernel, block, packed, first, end);
+  else
+    pack_weights(kernel, block, packed, first, end);
 }
 
 // Every value a kernel writes gets an offset in one arena; two values share bytes only when

@@ -81,18 +81,13 @@ void CompiledModel::pack() {
     if (const int block = ck.kernel->weight_block(); block > 0) {
       // In place after the first time: a GPU program mapped these bytes.
       const ir::Tensor& kernel = program_.graph.node(ck.node).param("kernel")->value;
+      // A block of output channels per task (a training step does this after every update).
+      const bool winograd = ck.kernel->winograd_weights();
       std::vector<float>& packed = packed_[ck.node];
-      if (ck.kernel->winograd_weights()) {
-        // 16 floats for every 9: a block of output channels per task (a training step does this
-        // after every update).
-        packed.resize(kernel.data.size() / 9 * 16);
-        parallel_for(static_cast<int>(kernel.shape.back() / block), [&](int b) {
-          codegen::winograd_kernel_transform(kernel, block, packed.data(), b, b + 1);
-        });
-      } else {
-        packed.resize(kernel.data.size());
-        codegen::pack_weights(kernel, block, packed.data());
-      }
+      packed.resize(codegen::packed_kernel_floats(kernel, winograd));
+      parallel_for(static_cast<int>(kernel.shape.back() / block), [&](int b) {
+        codegen::pack_kernel(kernel, block, winograd, packed.data(), b, b + 1);
+      });
     }
 }
 

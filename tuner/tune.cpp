@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <random>
@@ -11,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "codegen/compile.h"
 #include "ir/error.h"
 #include "ir/text.h"
 #include "tuner/cost_model.h"
@@ -125,13 +125,12 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
   // Builders: one process per core compiles a batch of candidates at once into the kernel disk
   // cache, then the measuring worker times them one by one, loading each from there, with the
   // machine quiet (compiling beside a measurement would disturb it). Compiling is most of a
-  // trial's time. GPU kernels are JIT-compiled in the measuring process: no builders there.
-  const char* cache_dir = std::getenv("CNNC_CACHE_DIR");
-  const bool disk_cache = !(cache_dir && std::string(cache_dir) == "off");
-  const int jobs = opts.target.family == ir::Target::Gpu || !disk_cache ? 1
-                   : opts.build_jobs > 0
-                       ? opts.build_jobs
-                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // trial's time. GPU kernels are JIT-compiled in the measuring process, and without the disk
+  // cache a kernel built elsewhere cannot be loaded: no builders then.
+  const int jobs =
+      opts.target.family == ir::Target::Gpu || !codegen::kernel_disk_cache_available() ? 1
+      : opts.build_jobs > 0 ? opts.build_jobs
+                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::unique_ptr<Worker>> builders;
   for (int k = 0; jobs > 1 && k < jobs; ++k)
     builders.push_back(opts.worker.empty() ? std::make_unique<Worker>()
