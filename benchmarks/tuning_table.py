@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Regenerates docs/tuning.md's must-show table for this machine: each model untuned and after a
-tune, side by side with Keras and ONNX Runtime (`cnnc bench --vs`), and what the tune gained.
+"""Regenerates docs/tuning.md's must-show table for this machine: each model untuned, scheduled by
+Halide's Adams2019 autoscheduler alone, and after a tune, side by side with Keras and ONNX Runtime
+(`cnnc bench --vs`), and what the tune gained.
 
   python3 benchmarks/tuning_table.py                       # 5 models x (bench, 15-minute tune, bench)
   python3 benchmarks/tuning_table.py --models ResNet50:1 --budget 5m
@@ -42,6 +43,8 @@ def measure(a, model, batch, folder):
     bench = [a.cnnc, "bench", keras, "--batch", str(batch), "--threads", str(a.threads), "--vs", "keras,onnxruntime"]
     if a.force or not os.path.exists(path("untuned.json")):
         run(bench + ["--no-tuning", "--json", path("untuned.json")])
+    if a.force or not os.path.exists(path("adams2019.json")):
+        run(bench + ["--autoschedule", "adams2019", "--json", path("adams2019.json")])
     if a.force or not os.path.exists(path("tune.log")):
         if os.path.exists(path("db")):
             os.remove(path("db"))
@@ -60,7 +63,7 @@ def row(model, batch, folder):
         with open(name + ext) as f:
             return read(f)
 
-    before, after = load(".untuned.json"), load(".tuned.json")
+    before, adams, after = load(".untuned.json"), load(".adams2019.json"), load(".tuned.json")
     log = load(".tune.log", lambda f: f.read()) or ""
     if not before and not after:
         return None
@@ -70,20 +73,21 @@ def row(model, batch, folder):
     m = re.search(r"model: untuned ([\d.]+) ms, tuned ([\d.]+) ms: ([\d.]+)x .*faster in (\d+) of them", log)
     trials = sum(int(t) for t in re.findall(r"^  \S+\s+\d+\s+(\d+)\s+[\d.]+ ms", log, re.M))
     gain = f"{m.group(3)}x ({m.group(4)}/12 blocks)" if m else "not tuned"
-    cu, ct = ms(before, "cnnc"), ms(after, "cnnc")
-    ou, ot = ms(before, "onnxruntime"), ms(after, "onnxruntime")
-    return (f"| {model} | {batch} | {cell(cu)} | {cell(ou)} | {ratio(cu, ou)} | {cell(ct)} | {cell(ot)} | "
+    cu, ca, ct = ms(before, "cnnc"), ms(adams, "cnnc"), ms(after, "cnnc")
+    ou, oa, ot = ms(before, "onnxruntime"), ms(adams, "onnxruntime"), ms(after, "onnxruntime")
+    return (f"| {model} | {batch} | {cell(cu)} | {cell(ou)} | {ratio(cu, ou)} | {cell(ca)} | {cell(oa)} | "
+            f"{ratio(ca, oa)} | {cell(ct)} | {cell(ot)} | "
             f"{ratio(ct, ot)} | {cell(ms(after or before, 'keras'))} | {gain} | {trials or '-'} |")
 
 
 def render(specs, folder, cpu):
     lines = [f"On {cpu}, 2 threads ({os.path.relpath(folder, ROOT)}; `python3 benchmarks/tuning_table.py`):", "",
-             "| model | batch | untuned cnnc ms | ORT ms | cnnc/ORT | tuned cnnc ms | ORT ms | cnnc/ORT | Keras ms "
-             "| tuned vs untuned, one process | trials |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | batch | untuned cnnc ms | ORT ms | cnnc/ORT | Adams2019 alone ms | ORT ms | cnnc/ORT "
+             "| tuned cnnc ms | ORT ms | cnnc/ORT | Keras ms | tuned vs untuned, one process | trials |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for model, batch in specs:
         r = row(model, batch, folder)
-        lines.append(r if r else f"| {model} | {batch} | not measured | | | | | | | | |")
+        lines.append(r if r else f"| {model} | {batch} | not measured |" + " |" * 11)
     return "\n".join(lines)
 
 

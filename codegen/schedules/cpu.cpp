@@ -166,8 +166,39 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
       os << "weights streamed in order, " << block << " output channels per task";
       break;
     }
-    case ir::ScheduleKind::Tile:
     case ir::ScheduleKind::Depthwise: {
+      // Nine multiply-adds per output: a task's accumulation buffer, written by the bias, read
+      // back per tap and again by the epilogue, would cost more than the arithmetic. So each
+      // register tile (channels x pixels of a row) is computed where the output consumes it,
+      // every tap unrolled inside, and leaves the registers only as the epilogue's output.
+      const int tile_c = static_cast<int>(sc.channels);
+      const int tile_x = static_cast<int>(std::min<int64_t>(sc.pixels, s.out_w));
+      const int rows = static_cast<int>(std::min<int64_t>(sc.rows, s.out_h));
+      Var yo("yo"), yi("yi");
+      out.split(c, co, ci, tile_c)
+          .split(x, xo, xi, tile_x)
+          .split(y, yo, yi, rows)
+          .reorder(ci, xi, xo, yi, co, yo, n)
+          .fuse(co, yo, task)
+          .fuse(task, n, task)
+          .parallel(task)
+          .vectorize(ci, vec)
+          .unroll(ci)
+          .unroll(xi);
+      conv.compute_at(out, xo).vectorize(c, vec).unroll(c).unroll(x);
+      conv.update()
+          .reorder(c, x, r.x, r.y)
+          .vectorize(c, vec)
+          .unroll(c)
+          .unroll(x)
+          .unroll(r.x)
+          .unroll(r.y);
+      os << "depthwise, register tile " << tile_c << "c x " << tile_x
+         << "px computed where the output reads it, every tap unrolled inside; " << rows
+         << " row(s) per task; parallel over channel blocks x row blocks x batch";
+      break;
+    }
+    case ir::ScheduleKind::Tile: {
       // Register tile: `channels` (whole vectors) x `pixels` of one row, accumulated over a
       // chunk of input channels; a whole row of tiles is swept per chunk and tap, so the
       // chunk's weights for a tap stay in L1 while they are reused across the row.
