@@ -176,9 +176,14 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
     if (pack_weights && s.groups == 1 && block && s.out_c > block) {
       sc.kind = ir::ScheduleKind::Gemv;
       sc.channels = sc.pack = block;
-    } else {  // no such block: stream the weights in storage order, accumulators in L1
+    } else {
+      // No such block: stream the weights in storage order, four vectors of output channels per
+      // task (their accumulators fit the registers; the last block overlaps the one before).
+      // One task of all channels, as before, left a core idle and its accumulators in L1: a
+      // 1280 -> 1000 dense at batch 1 0.172 -> 0.071 ms, 2048 -> 1000 0.288 -> 0.168 ms
+      // (Xeon model 167, 2 threads; 4 and 16 vectors per task measured between the two).
       sc.kind = ir::ScheduleKind::Stream;
-      sc.channels = std::min<int64_t>(s.out_c, 1024);
+      sc.channels = std::min<int64_t>(s.out_c, 4 * sc.vector);
     }
     return sc;
   }
