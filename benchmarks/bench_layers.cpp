@@ -12,14 +12,24 @@
 //
 //   build/benchmarks/bench_layers [--benchmark_filter=resnet50] [--benchmark_min_time=0.2]
 //                                 [--benchmark_format=json] [--benchmark_out=layers.json]
+//
+// --net=FILE instead times every distinct conv2d and dense layer of a network in the text form
+// after cnnc's passes, each with the schedule recorded on it: what `cnnc compile MODEL --db DB
+// --emit graph` prints, so a tuned model's layers meet oneDNN with their tuned schedules. Each
+// layer runs alone with a bias and no epilogue (oneDNN's side has none); its name is the
+// first layer of that workload, with "_xN" when the model has N of them.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iostream>
 #include <map>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -27,10 +37,11 @@
 #include <vector>
 
 #include "benchmarks/peak.h"
+#include "codegen/compile.h"
+#include "ir/schedule.h"
 #include "ir/shape_inference.h"
 #include "ir/text.h"
 #include "passes/choose_tiles.h"
-#include "codegen/compile.h"
 #include "runtime/executor.h"
 
 namespace {
@@ -82,18 +93,66 @@ struct Layer {
   int64_t macs = 0;
 };
 
-Layer make_layer(const Shape& s, int batch) {
+// A layer to time: a built-in shape, or a layer of --net (its graph: an input and the layer).
+struct Case {
+  std::string name;
+  std::string text;  // the one-layer network, its schedule included where it has one
+  bool batch32 = false;
+};
+
+std::string shape_text(const Shape& s) {
   const auto str = [](auto v) { return std::to_string(v); };
-  std::string text;
-  if (s.dense) {
-    text = "input x shape=" + str(s.c) + "\ndense d units=" + str(s.filters) + "\n";
-  } else {
-    text = "input x shape=" + str(s.h) + "x" + str(s.w) + "x" + str(s.c) +
-           "\nconv2d c filters=" + str(s.filters ? s.filters : s.c) + " kernel=" + str(s.k) + "x" + str(s.k) +
-           " strides=" + str(s.stride) + "x" + str(s.stride) + " padding=" + (s.same ? "same" : "valid round=floor") +
-           (s.filters ? "" : " groups=" + str(s.c)) + "\n";
+  if (s.dense) return "input x shape=" + str(s.c) + "\ndense d units=" + str(s.filters) + "\n";
+  return "input x shape=" + str(s.h) + "x" + str(s.w) + "x" + str(s.c) +
+         "\nconv2d c filters=" + str(s.filters ? s.filters : s.c) + " kernel=" + str(s.k) + "x" +
+         str(s.k) + " strides=" + str(s.stride) + "x" + str(s.stride) +
+         " padding=" + (s.same ? "same" : "valid round=floor") +
+         (s.filters ? "" : " groups=" + str(s.c)) + "\n";
+}
+
+// Every distinct conv2d (not transposed) and dense layer of a network after cnnc's passes, alone:
+// its input, then the layer with its attributes and schedule, its epilogue and residual dropped.
+std::vector<Case> net_cases(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("bench_layers: cannot read --net " + path);
+  std::stringstream text;
+  text << f.rdbuf();
+  const ir::Graph g = ir::parse(text.str(), path);
+  std::vector<Case> cases;
+  std::map<std::string, std::pair<size_t, int>> seen;  // workload key -> (case, layers)
+  for (const ir::Node& n : g.nodes()) {
+    if (n.op != ir::OpKind::Conv2D && n.op != ir::OpKind::Dense) continue;
+    ir::Graph one;
+    ir::Node in;
+    in.name = "x";
+    in.op = ir::OpKind::Input;
+    std::vector<int64_t> shape = g.node(n.inputs[0]).type.shape;
+    in.attrs = ir::InputAttrs{ir::Shape(shape.begin() + 1, shape.end())};
+    one.add(in);
+    ir::Node layer = n;
+    layer.name = "layer";
+    layer.inputs = {0};
+    layer.epilogue = {};
+    layer.line = 0;
+    if (auto* c = std::get_if<ir::Conv2DAttrs>(&layer.attrs)) c->use_bias = true;
+    if (auto* d = std::get_if<ir::DenseAttrs>(&layer.attrs)) d->use_bias = true;
+    one.add(layer);
+    const std::string key = ir::workload_key(one, one.node(1)) + " " + ir::to_text(layer.schedule);
+    auto it = seen.find(key);
+    if (it != seen.end()) {
+      ++it->second.second;
+      continue;
+    }
+    seen.emplace(key, std::pair{cases.size(), 1});
+    cases.push_back({n.name, ir::print(one), false});
   }
-  Layer l{ir::parse(text, s.name, batch), {}, 0};
+  for (const auto& [key, at] : seen)
+    if (at.second > 1) cases[at.first].name += "_x" + std::to_string(at.second);
+  return cases;
+}
+
+Layer make_layer(const Case& s, int batch) {
+  Layer l{ir::parse(s.text, s.name, batch), {}, 0};
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   for (auto& n : l.graph.nodes())
@@ -115,15 +174,17 @@ Layer make_layer(const Shape& s, int batch) {
 // layouts it chose; run() executes it; output_nhwc() reorders its result for the check.
 class OneDnnLayer {
  public:
-  OneDnnLayer(const Shape& s, const Layer& l) : eng_(dnnl::engine::kind::cpu, 0), stream_(eng_) {
+  explicit OneDnnLayer(const Layer& l) : eng_(dnnl::engine::kind::cpu, 0), stream_(eng_) {
     using tag = dnnl::memory::format_tag;
     const ir::Node& n = l.graph.node(1);
+    const ir::TensorType& in = l.graph.node(0).type;
     const ir::Tensor& kernel = n.param("kernel")->value;
     const ir::Tensor& bias = n.param("bias")->value;
     const int64_t N = l.input.shape[0];
-    if (s.dense) {
+    if (n.op == ir::OpKind::Dense) {
       // cnnc's dense kernel is (in, out): oneDNN's {out, in} dims in tag io.
-      const dnnl::memory::dims src{N, s.c}, wei{s.filters, s.c}, b{s.filters}, dst{N, s.filters};
+      const int64_t C = kernel.shape[0], F = kernel.shape[1];
+      const dnnl::memory::dims src{N, C}, wei{F, C}, b{F}, dst{N, F};
       dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, md(src, tag::any), md(wei, tag::any),
                                           md(b, tag::x), md(dst, tag::any));
       dnnl::inner_product_forward::primitive_desc pd(d, eng_);
@@ -131,19 +192,26 @@ class OneDnnLayer {
       primitive_ = dnnl::inner_product_forward(pd);
       return;
     }
+    const auto& a = n.attr<ir::Conv2DAttrs>();
+    // cnnc's kernels are HWIO ([kh][kw][in/groups][out]).
+    const int64_t KH = kernel.shape[0], KW = kernel.shape[1], IG = kernel.shape[2],
+                  F = kernel.shape[3];
+    const int64_t G = a.groups, C = IG * G;
     const ir::TensorType& out = n.type;
-    const int64_t C = s.c, F = out.shape[3], K = s.k;
-    const auto geo = ir::window_geometry(n, l.graph.node(0).type);
-    const dnnl::memory::dims src{N, C, s.h, s.w}, dst{N, F, out.shape[1], out.shape[2]}, b{F};
-    // Depthwise is a grouped convolution, groups = channels: weights {G, O/G = 1, I/G = 1, KH, KW}.
-    const dnnl::memory::dims wei = s.filters ? dnnl::memory::dims{F, C, K, K} : dnnl::memory::dims{C, 1, 1, K, K};
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                      md(src, tag::any), md(wei, tag::any), md(b, tag::x), md(dst, tag::any),
-                                      {s.stride, s.stride}, {geo.pad_top, geo.pad_left}, {geo.pad_bottom, geo.pad_right});
+    const auto geo = ir::window_geometry(n, in);
+    const dnnl::memory::dims src{N, C, in.shape[1], in.shape[2]},
+        dst{N, F, out.shape[1], out.shape[2]}, b{F};
+    // Grouped (depthwise too): weights {G, O/G, I/G, KH, KW}, which HWIO stores as hwigo.
+    const dnnl::memory::dims wei =
+        G == 1 ? dnnl::memory::dims{F, C, KH, KW} : dnnl::memory::dims{G, F / G, IG, KH, KW};
+    dnnl::convolution_forward::desc d(
+        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, md(src, tag::any),
+        md(wei, tag::any), md(b, tag::x), md(dst, tag::any), {a.strides.h, a.strides.w},
+        {a.dilation.h - 1, a.dilation.w - 1}, {geo.pad_top, geo.pad_left},
+        {geo.pad_bottom, geo.pad_right});
     dnnl::convolution_forward::primitive_desc pd(d, eng_);
-    // cnnc's kernels are HWIO ([kh][kw][in/groups][out]): tag hwio, or hwigo for the grouped dims.
-    prepare(pd, md(src, tag::nhwc), l.input, md(wei, s.filters ? tag::hwio : tag::hwigo), kernel, md(b, tag::x), bias,
-            md(dst, tag::nhwc));
+    prepare(pd, md(src, tag::nhwc), l.input, md(wei, G == 1 ? tag::hwio : tag::hwigo), kernel,
+            md(b, tag::x), bias, md(dst, tag::nhwc));
     primitive_ = dnnl::convolution_forward(pd);
   }
 
@@ -193,10 +261,10 @@ class OneDnnLayer {
 };
 
 // Max |cnnc - oneDNN| over max |oneDNN| on the same input and weights, with all cores.
-double disagreement(const Shape& s, int batch) {
+double disagreement(const Case& s, int batch) {
   Layer l = make_layer(s, batch);
   omp_set_num_threads(all_cores());
-  OneDnnLayer d(s, l);
+  OneDnnLayer d(l);
   d.run();
   const std::vector<float> want = d.output_nhwc();
   runtime::CompiledModel m(codegen::compile(std::move(l.graph)), all_cores());
@@ -210,10 +278,11 @@ double disagreement(const Shape& s, int batch) {
 }
 
 // Checks the shape once (for every thread count and both sides); false: skipped with an error.
-bool verified(benchmark::State& state, const Shape& s, int batch) {
-  static std::map<std::pair<const Shape*, int>, double> checked;
-  auto it = checked.find({&s, batch});
-  if (it == checked.end()) it = checked.emplace(std::pair{&s, batch}, disagreement(s, batch)).first;
+bool verified(benchmark::State& state, const Case& s, int batch) {
+  static std::map<std::pair<std::string, int>, double> checked;  // each side times a copy
+  auto it = checked.find({s.name, batch});
+  if (it == checked.end())
+    it = checked.emplace(std::pair{s.name, batch}, disagreement(s, batch)).first;
   state.counters["max_rel_diff"] = it->second;
   if (it->second < 1e-4) return true;
   state.SkipWithError(("cnnc and oneDNN disagree: max |diff| / max |output| = " + std::to_string(it->second)).c_str());
@@ -229,7 +298,7 @@ void set_counters(benchmark::State& state, int64_t macs, int threads) {
   state.counters["MACs"] = static_cast<double>(macs);
 }
 
-void bm_cnnc(benchmark::State& state, const Shape& s, int batch, int threads) {
+void bm_cnnc(benchmark::State& state, const Case& s, int batch, int threads) {
   if (!verified(state, s, batch)) return;
   Layer l = make_layer(s, batch);
   runtime::CompiledModel m(codegen::compile(std::move(l.graph)), threads);
@@ -238,11 +307,11 @@ void bm_cnnc(benchmark::State& state, const Shape& s, int batch, int threads) {
   set_counters(state, l.macs, threads);
 }
 
-void bm_onednn(benchmark::State& state, const Shape& s, int batch, int threads) {
+void bm_onednn(benchmark::State& state, const Case& s, int batch, int threads) {
   if (!verified(state, s, batch)) return;
   omp_set_num_threads(threads);  // oneDNN is built with OpenMP: its parallel regions take this
   Layer l = make_layer(s, batch);
-  OneDnnLayer d(s, l);
+  OneDnnLayer d(l);
   d.run();  // warm-up (first touch, OpenMP team started, JIT kernels generated)
   for (auto _ : state) d.run();
   set_counters(state, l.macs, threads);
@@ -251,7 +320,26 @@ void bm_onednn(benchmark::State& state, const Shape& s, int batch, int threads) 
 }  // namespace
 
 int main(int argc, char** argv) {
-  using Bench = void (*)(benchmark::State&, const Shape&, int, int);
+  // --net=FILE (ours) is taken out before Google Benchmark reads the rest.
+  std::string net;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--net=", 6) == 0)
+      net = argv[i] + 6;
+    else
+      argv[kept++] = argv[i];
+  }
+  argc = kept;
+  static std::vector<Case> cases;
+  try {
+    if (!net.empty()) cases = net_cases(net);
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << "\n";
+    return 1;
+  }
+  if (net.empty())
+    for (const Shape& s : kShapes) cases.push_back({s.name, shape_text(s), s.batch32});
+  using Bench = void (*)(benchmark::State&, const Case&, int, int);
   const std::pair<std::string, Bench> sides[] = {{"cnnc/", bm_cnnc}, {"onednn/", bm_onednn}};
   std::vector<int> thread_counts{1};
   if (all_cores() > 1) thread_counts.push_back(all_cores());
@@ -259,11 +347,12 @@ int main(int argc, char** argv) {
   // each oneDNN call, and interleaved they took a core from cnnc's next run (cnnc's small
   // kernels ran slower on 2 threads than on 1). The report pairs them by name.
   for (const auto& [side, fn] : sides)
-    for (const Shape& s : kShapes)
+    for (const Case& s : cases)
       for (int batch : {1, 32}) {
         if (batch == 32 && !s.batch32) continue;
         for (int t : thread_counts) {
-          const std::string suffix = std::string(s.name) + "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t);
+          const std::string suffix =
+              s.name + "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t);
           benchmark::RegisterBenchmark((side + suffix).c_str(), fn, s, batch, t)->UseRealTime()->Unit(benchmark::kMillisecond);
         }
       }

@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DOC = os.path.join(ROOT, "docs", "tuning.md")
 MODELS = "ResNet50:1,MobileNetV2:1,VGG16:1,DenseNet121:1,ResNet50:32"
+LAYER_MODELS = ("ResNet50", "MobileNetV2")  # each distinct layer against oneDNN, tuned
 
 
 def slug(text):
@@ -52,6 +53,52 @@ def measure(a, model, batch, folder):
              "--db", path("db"), "--curve", path("png")], log=path("tune.log"))
     if a.force or not os.path.exists(path("tuned.json")):
         run(bench + ["--db", path("db"), "--json", path("tuned.json")])
+    if model in LAYER_MODELS and batch == 1 and (a.force or not os.path.exists(path("layers.json"))):
+        layers(a, keras, path)
+
+
+def layers(a, keras, path):
+    """Every distinct conv and dense layer of the tuned model, with its tuned schedule, against
+    oneDNN (benchmarks/bench_layers --net), at the tune's thread count."""
+    exe = os.path.join(os.path.dirname(a.cnnc), "benchmarks", "bench_layers")
+    if not os.path.exists(exe):
+        exe = os.path.join(ROOT, "build", "benchmarks", "bench_layers")
+    if not os.path.exists(exe):
+        print(f"tuning_table: {exe} not built (needs libdnnl-dev); per-layer table skipped")
+        return
+    with open(path("tuned.cnn"), "w") as out:
+        subprocess.run([a.cnnc, "compile", keras, "--db", path("db"), "--emit", "graph"], check=True, stdout=out)
+    run([exe, "--net=" + path("tuned.cnn"), f"--benchmark_filter=threads:{a.threads}",
+         "--benchmark_min_time=0.3", "--benchmark_out_format=json", "--benchmark_out=" + path("layers.json")])
+
+
+def layer_table(model, folder):
+    """cnnc's time over oneDNN's per distinct layer of the tuned model (bench_layers --net)."""
+    p = os.path.join(folder, f"{model}.b1.layers.json")
+    if not os.path.exists(p):
+        return [f"{model}: per-layer comparison not measured."]
+    with open(p) as f:
+        runs = json.load(f)["benchmarks"]
+    pairs = {}
+    for b in runs:
+        system, _, rest = b["name"].partition("/")
+        pairs.setdefault(rest.split("/batch:")[0], {})[system] = b
+    rows, ratios = [], []
+    for layer, p in pairs.items():
+        c, d = p.get("cnnc"), p.get("onednn")
+        if not c or not d or c.get("error_occurred") or d.get("error_occurred"):
+            why = (c or {}).get("error_message") or (d or {}).get("error_message") or "not run"
+            rows.append(f"| {layer} | {why} | | | |")
+            continue
+        r = c["real_time"] / d["real_time"]
+        ratios.append(r)
+        rows.append(f"| {layer} | {c['real_time']:.3f} | {d['real_time']:.3f} | "
+                    + (f"**{r:.2f}**" if r <= 1 else f"{r:.2f}") + f" | {c['%peak']:.0f}% |")
+    at_most = sum(r <= 1 for r in ratios)
+    head = [f"{model}, batch 1, tuned: cnnc at least as fast as oneDNN on {at_most} of {len(ratios)} distinct "
+            "layers (bold; `_xN`: N layers of that workload)", "",
+            "| layer | cnnc ms | oneDNN ms | cnnc/oneDNN | cnnc % peak |", "|---|---:|---:|---:|---:|"]
+    return head + sorted(rows, key=lambda r: r.split("|")[1])
 
 
 def row(model, batch, folder):
@@ -88,6 +135,9 @@ def render(specs, folder, cpu):
     for model, batch in specs:
         r = row(model, batch, folder)
         lines.append(r if r else f"| {model} | {batch} | not measured |" + " |" * 11)
+    for model in LAYER_MODELS:
+        if (model, 1) in specs:
+            lines += ["", *layer_table(model, folder)]
     return "\n".join(lines)
 
 
