@@ -171,17 +171,26 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
     // many output channels per task as the accumulators hold for every row, the largest such
     // block (at least 4 vectors) that divides the channels, its weights packed contiguously.
     int64_t block = 0;
-    for (int64_t v = std::max<int64_t>(1, accumulators / s.out_w); v >= 4 && !block; --v)
+    const int64_t most = std::max<int64_t>(1, accumulators / s.out_w);
+    for (int64_t v = most; v >= 4 && !block; --v)
       if (s.out_c % (v * sc.vector) == 0) block = v * sc.vector;
+    // None at full width (1000 classes): narrower vectors, the smallest block of four that
+    // divides (many tasks), so the weights still stream packed and contiguous. In the model,
+    // weights cold, the tuner found gemv:v4,c100 for ResNet50's 2048 -> 1000 (0.616 ms as a
+    // stream of 64 channels per task, 0.277) and gemv:v8,c40 for MobileNetV2's (0.176 -> 0.122).
+    for (int64_t lanes = sc.vector / 2; lanes >= 4 && !block; lanes /= 2)
+      for (int64_t v = 4; v <= most && !block; ++v)
+        if (s.out_c % (v * lanes) == 0) block = v * lanes, sc.vector = lanes;
     if (pack_weights && s.groups == 1 && block && s.out_c > block) {
       sc.kind = ir::ScheduleKind::Gemv;
       sc.channels = sc.pack = block;
     } else {
+      sc.vector = ir::vector_lanes_for(s.out_c, m.vector_lanes);  // a narrower block unused
       // No such block: stream the weights in storage order, four vectors of output channels per
       // task (their accumulators fit the registers; the last block overlaps the one before).
-      // One task of all channels, as before, left a core idle and its accumulators in L1: a
-      // 1280 -> 1000 dense at batch 1 0.172 -> 0.071 ms, 2048 -> 1000 0.288 -> 0.168 ms
-      // (Xeon model 167, 2 threads; 4 and 16 vectors per task measured between the two).
+      // One task of all channels, as before, left a core idle and its accumulators in L1: as a
+      // stream, a 1280 -> 1000 dense at batch 1 0.172 -> 0.071 ms, 2048 -> 1000 0.288 -> 0.168
+      // ms alone (Xeon model 167, 2 threads; 4 and 16 vectors per task measured between).
       sc.kind = ir::ScheduleKind::Stream;
       sc.channels = std::min<int64_t>(s.out_c, 4 * sc.vector);
     }

@@ -129,6 +129,21 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
   Var co("co"), ci("ci"), xo("xo"), xi("xi"), task("task");
   RVar rzo("rzo"), rzi("rzi");
   const int vec = static_cast<int>(sc.vector);
+  // The output in register tiles (`tile_c` channels x `tile_x` pixels of a row), a task per
+  // block of channels x `rows` rows x image.
+  auto tile_output = [&](int tile_c, int tile_x, int rows) {
+    Var yo("yo"), yi("yi");
+    out.split(c, co, ci, tile_c)
+        .split(x, xo, xi, tile_x)
+        .split(y, yo, yi, rows)
+        .reorder(ci, xi, xo, yi, co, yo, n)
+        .fuse(co, yo, task)
+        .fuse(task, n, task)
+        .parallel(task)
+        .vectorize(ci, vec)
+        .unroll(ci)
+        .unroll(xi);
+  };
   std::ostringstream os;
   switch (sc.kind) {
     case ir::ScheduleKind::Gemv: {
@@ -174,17 +189,7 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
       const int tile_c = static_cast<int>(sc.channels);
       const int tile_x = static_cast<int>(std::min<int64_t>(sc.pixels, s.out_w));
       const int rows = static_cast<int>(std::min<int64_t>(sc.rows, s.out_h));
-      Var yo("yo"), yi("yi");
-      out.split(c, co, ci, tile_c)
-          .split(x, xo, xi, tile_x)
-          .split(y, yo, yi, rows)
-          .reorder(ci, xi, xo, yi, co, yo, n)
-          .fuse(co, yo, task)
-          .fuse(task, n, task)
-          .parallel(task)
-          .vectorize(ci, vec)
-          .unroll(ci)
-          .unroll(xi);
+      tile_output(tile_c, tile_x, rows);
       conv.compute_at(out, xo).vectorize(c, vec).unroll(c).unroll(x);
       conv.update()
           .reorder(c, x, r.x, r.y)
@@ -206,23 +211,11 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
       const int tile_x = static_cast<int>(std::min<int64_t>(sc.pixels, s.out_w));
       const int rows = static_cast<int>(std::min<int64_t>(sc.rows, s.out_h));
       const int kc = static_cast<int>(sc.chunk);
-      Var yo("yo"), yi("yi");
-      out.split(c, co, ci, tile_c)
-          .split(x, xo, xi, tile_x)
-          .split(y, yo, yi, rows)
-          .reorder(ci, xi, xo, yi, co, yo, n)
-          .fuse(co, yo, task)
-          .fuse(task, n, task)
-          .parallel(task)
-          .vectorize(ci, vec)
-          .unroll(ci)
-          .unroll(xi);
+      tile_output(tile_c, tile_x, rows);
       conv.compute_at(out, task).vectorize(c, vec).unroll(c);
       Stage u = conv.update();
       u.split(x, xo, xi, tile_x, TailStrategy::RoundUp);
-      if (a.depthwise) {
-        u.reorder(c, xi, r.x, r.y, xo, y, n);
-      } else if (sc.taps_inside) {
+      if (sc.taps_inside) {
         // The whole reduction inside the tile: its accumulators stay in registers throughout.
         u.reorder(c, xi, r.z, r.x, r.y, xo, y, n);
         if (kc <= 4) u.unroll(r.z);
@@ -231,12 +224,9 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
         if (kc % 2 == 0) u.unroll(rzi, 2);
       }
       u.vectorize(c, vec).unroll(c).unroll(xi);
-      os << (a.depthwise ? "depthwise, " : "") << "register tile " << tile_c << "c x " << tile_x
-         << "px; "
+      os << "register tile " << tile_c << "c x " << tile_x << "px; "
          << (sc.taps_inside
                  ? "all " + std::to_string(kc) + " in-channels and taps inside the tile, over "
-             : a.depthwise
-                 ? "taps outside a sweep of "
                  : "in-channel chunks of " + std::to_string(kc) + ", taps outside a sweep of ")
          << rows << " row(s); parallel over channel blocks x row blocks x batch";
       break;

@@ -136,9 +136,11 @@ TEST_CASE("winograd_alternative: the Winograd schedule of any 3x3 stride-1 conv,
 TEST_CASE("choose_tiles: dense layers by their rows per kernel call") {
   // One row: matrix-vector, 256 channels per task in registers, weights packed by that block.
   CHECK(schedule_of("input x shape=512\ndense d units=4096\n", avx512()) == "gemv:v16,c256,p256");
-  // No block of 4+ vectors divides 1000 classes: the weights stream in their stored order, four
-  // vectors of channels per task.
-  CHECK(schedule_of("input x shape=2048\ndense d units=1000\n", avx512()) == "stream:v16,c64");
+  // No block of 4+ full vectors divides 1000 classes: half-width vectors, 5 per task, packed.
+  CHECK(schedule_of("input x shape=2048\ndense d units=1000\n", avx512()) == "gemv:v8,c40,p40");
+  // Nor of 4+ 4-lane vectors 1001: the weights stream in their stored order, four vectors of
+  // channels per task.
+  CHECK(schedule_of("input x shape=2048\ndense d units=1001\n", avx512()) == "stream:v16,c64");
   // Batch 32 run 4 images per call: a register tile over 4 rows.
   CHECK(schedule_of("input x shape=2048\ndense d units=1000\n", avx512(4), 32) == "tile:v16,c32,x4,k128,r1");
   // Without weight packing: no p, and no matrix-vector schedule (it needs the packed blocks).
