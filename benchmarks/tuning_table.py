@@ -84,8 +84,8 @@ def layer_table(model, folder):
         system, _, rest = b["name"].partition("/")
         pairs.setdefault(rest.split("/batch:")[0], {})[system] = b
     rows, ratios = [], []
-    for layer, p in pairs.items():
-        c, d = p.get("cnnc"), p.get("onednn")
+    for layer, pair in pairs.items():
+        c, d = pair.get("cnnc"), pair.get("onednn")
         if not c or not d or c.get("error_occurred") or d.get("error_occurred"):
             why = (c or {}).get("error_message") or (d or {}).get("error_message") or "not run"
             rows.append(f"| {layer} | {why} | | | |")
@@ -160,7 +160,9 @@ def main():
     if not a.render_only:
         for model, batch in specs:
             measure(a, model, batch, folder)
-    table = render(specs, folder, cpu)
+    # Every model measured here stays in the table, not only those of this run's --models.
+    shown = [(m, int(b)) for m, b in (x.split(":") for x in MODELS.split(","))]
+    table = render(shown + [s for s in specs if s not in shown], folder, cpu)
     begin, end = f"<!-- tuning-table {slug(cpu)} -->", f"<!-- end tuning-table {slug(cpu)} -->"
     with open(DOC) as f:
         doc = f.read()
