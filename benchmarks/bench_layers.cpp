@@ -126,7 +126,7 @@ std::vector<Case> net_cases(const std::string& path) {
     ir::Node in;
     in.name = "x";
     in.op = ir::OpKind::Input;
-    std::vector<int64_t> shape = g.node(n.inputs[0]).type.shape;
+    const std::vector<int64_t>& shape = g.node(n.inputs[0]).type.shape;
     in.attrs = ir::InputAttrs{ir::Shape(shape.begin() + 1, shape.end())};
     one.add(in);
     ir::Node layer = n;
@@ -162,7 +162,8 @@ Layer make_layer(const Case& s, int batch) {
     }
   l.input = ir::Tensor(l.graph.node(0).type.shape);
   for (auto& v : l.input.data) v = u(rng);
-  // The schedule cnnc would give this layer on this machine, at the batch its kernel runs.
+  // The schedule cnnc would give this layer on this machine, at the batch its kernel runs (a
+  // schedule the layer already has, as --net's do, is kept).
   const passes::TilingOptions tiling{codegen::describe_target("host"), codegen::choose_micro_batch(l.graph, 0), true};
   l.graph = passes::choose_tiles(std::move(l.graph), tiling);
   const ir::Node& n = l.graph.node(1);
