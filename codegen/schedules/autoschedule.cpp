@@ -1,6 +1,8 @@
 // Halide's autoschedulers on one kernel: the plugins ship in Halide's wheel beside libHalide
 // (libautoschedule_adams2019.so, _mullapudi2016, _anderson2021); each is loaded once, by
 // absolute path, and run with fixed seeds so that a kernel's schedule is reproducible.
+#include <dlfcn.h>
+
 #include <map>
 #include <mutex>
 #include <set>
@@ -21,6 +23,13 @@ void load_autoscheduler(const std::string& plugin) {
   std::lock_guard<std::mutex> lock(mutex);
   if (loaded.count(plugin)) return;
   const std::string path = halide_library_folder() + "/libautoschedule_" + plugin + ".so";
+  // A plugin carries its own copy of Halide's runtime (its thread pool for the cost model),
+  // under the same symbol names as the runtime library the kernel cache loads globally. Bound
+  // to the global scope first, as a plugin loaded plainly is, its thread pool mixed the two
+  // copies' queues and locks and could wait forever (Adams2019 under CPU contention: a stack
+  // in its do_par_for waiting on the cache runtime's condition). Loaded first with
+  // RTLD_DEEPBIND, it binds to its own; Halide's load_plugin then reuses this load.
+  dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
   try {
     load_plugin(path);
   } catch (const Halide::Error& e) {
