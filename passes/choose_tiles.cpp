@@ -99,10 +99,15 @@ ir::Schedule gpu_pointwise_schedule(const ir::Node& n) {
 // 14x14 256->256 1.0-1.5 (4 MiB), 7x7 512->512 4x (16 MiB); the Fashion-MNIST net's 14x14 32->64
 // at 4 and 128 images a call 0.44-0.70, its input gradient (64->32) 0.72-0.75. One machine's
 // readings: the tuner measures both kinds on every machine; this is only the untuned choice.
+// Whether Winograd F(2x2, 3x3) computes the conv: 3x3, stride 1, undilated, ungrouped (a dense
+// layer is a 1x1 conv here, so it never does).
+bool winograd_computes(const ConvShape& s) {
+  return s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 &&
+         s.groups == 1;
+}
+
 bool winograd_pays(const ConvShape& s, int64_t batch, const ir::CpuFacts& m) {
-  // (A dense layer is a 1x1 conv here, so it never qualifies.)
-  if (s.kh != 3 || s.kw != 3 || s.sh != 1 || s.sw != 1 || s.dh != 1 || s.dw != 1 || s.groups != 1)
-    return false;
+  if (!winograd_computes(s)) return false;
   const int64_t transformed_bytes = 16 * s.in_per_group * s.out_c * 4;
   const int64_t tiles = batch * ((s.out_w + 1) / 2) * ((s.out_h + 1) / 2);
   // Few input channels (a stem) leave too little reduction to pay for transforming the input.
@@ -130,23 +135,19 @@ ir::Schedule winograd_schedule(const ConvShape& s, int64_t vector, int64_t accum
   return sc;
 }
 
-}  // namespace
-
 // Accumulators of a register tile: 12 of AVX2's 16 registers, 20 of AVX-512's 32 (best of
 // 12..28 on Zen 5 for ResNet50 and a 56x56x64 conv), leaving room for the weight vectors and
 // the broadcast input.
-static int64_t tile_accumulators(const ir::CpuFacts& m) {
-  return m.vector_registers >= 32 ? 20 : 12;
-}
+int64_t tile_accumulators(const ir::CpuFacts& m) { return m.vector_registers >= 32 ? 20 : 12; }
+
+}  // namespace
 
 ir::Schedule winograd_alternative(const ir::Graph& g, const ir::Node& n,
                                   const TilingOptions& opts) {
-  if (opts.target.family == ir::Target::Gpu || ir::kernel_kind(g, n) != ir::KernelKind::Conv ||
-      n.op == ir::OpKind::Dense)
+  if (opts.target.family == ir::Target::Gpu || ir::kernel_kind(g, n) != ir::KernelKind::Conv)
     return {};
   const ConvShape s = conv_shape(g, n, opts.kernel_batch > 0 ? opts.kernel_batch : g.batch());
-  if (s.kh != 3 || s.kw != 3 || s.sh != 1 || s.sw != 1 || s.dh != 1 || s.dw != 1 || s.groups != 1)
-    return {};
+  if (!winograd_computes(s)) return {};
   const ir::CpuFacts& m = opts.target.cpu;
   return winograd_schedule(s, ir::vector_lanes_for(s.out_c, m.vector_lanes), tile_accumulators(m));
 }
@@ -170,22 +171,22 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
     // Matrix-vector shape (a dense layer at batch 1): memory-bound on the weights. Best: as
     // many output channels per task as the accumulators hold for every row, the largest such
     // block (at least 4 vectors) that divides the channels, its weights packed contiguously.
-    int64_t block = 0;
+    int64_t block = 0, lanes = sc.vector;
     const int64_t most = std::max<int64_t>(1, accumulators / s.out_w);
     for (int64_t v = most; v >= 4 && !block; --v)
-      if (s.out_c % (v * sc.vector) == 0) block = v * sc.vector;
+      if (s.out_c % (v * lanes) == 0) block = v * lanes;
     // None at full width (1000 classes): narrower vectors, the smallest block of four that
     // divides (many tasks), so the weights still stream packed and contiguous. In the model,
     // weights cold, the tuner found gemv:v4,c100 for ResNet50's 2048 -> 1000 (0.616 ms as a
     // stream of 64 channels per task, 0.277) and gemv:v8,c40 for MobileNetV2's (0.176 -> 0.122).
-    for (int64_t lanes = sc.vector / 2; lanes >= 4 && !block; lanes /= 2)
+    for (int64_t narrow = sc.vector / 2; narrow >= 4 && !block; narrow /= 2)
       for (int64_t v = 4; v <= most && !block; ++v)
-        if (s.out_c % (v * lanes) == 0) block = v * lanes, sc.vector = lanes;
+        if (s.out_c % (v * narrow) == 0) block = v * narrow, lanes = narrow;
     if (pack_weights && s.groups == 1 && block && s.out_c > block) {
       sc.kind = ir::ScheduleKind::Gemv;
+      sc.vector = lanes;
       sc.channels = sc.pack = block;
     } else {
-      sc.vector = ir::vector_lanes_for(s.out_c, m.vector_lanes);  // a narrower block unused
       // No such block: stream the weights in storage order, four vectors of output channels per
       // task (their accumulators fit the registers; the last block overlaps the one before).
       // One task of all channels, as before, left a core idle and its accumulators in L1: as a
