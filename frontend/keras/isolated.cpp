@@ -2,13 +2,16 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <new>
 
 #include "ir/error.h"
 
@@ -25,6 +28,7 @@ namespace cnnc::frontend::keras {
 namespace {
 
 std::atomic<double> g_read_timeout_s{120};  // set_read_timeout
+ChildHooks g_hooks;                         // set_child_hooks
 
 // The child's answer: a status byte (1: contents, 0: an error message), then length-prefixed
 // fields. Only this file writes and reads it, between a parent and its own child.
@@ -89,6 +93,40 @@ Hdf5Contents deserialize(const std::string& in) {
   return c;
 }
 
+// The address space this process has mapped now, from /proc/self/statm (0 when unreadable).
+uint64_t mapped_bytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  unsigned long long pages = 0;
+  const int got = std::fscanf(f, "%llu", &pages);
+  std::fclose(f);
+  return got == 1 ? pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+// A hostile file can declare a string or dataset of terabytes; with the address space capped,
+// HDF5's allocation fails (an error) instead of the child paging in (or copying) gigabytes.
+void limit_memory(uint64_t budget) {
+  const uint64_t now = mapped_bytes();
+  if (now == 0) return;
+  rlimit r{};
+  if (getrlimit(RLIMIT_AS, &r) != 0) return;
+  const rlim_t want = static_cast<rlim_t>(now + budget);
+  if (r.rlim_max != RLIM_INFINITY && want > r.rlim_max) return;  // a tighter limit holds already
+  r.rlim_cur = want;
+  setrlimit(RLIMIT_AS, &r);
+}
+
+std::string format_seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g s", s);
+  return buf;
+}
+
+std::string format_size(uint64_t bytes) {
+  return bytes < (uint64_t{1} << 20) ? std::to_string((bytes + 1023) >> 10) + " KiB"
+                                     : std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB";
+}
+
 void write_all(int fd, const std::string& s) {
   for (size_t done = 0; done < s.size();) {
     const ssize_t n = write(fd, s.data() + done, s.size() - done);
@@ -101,9 +139,10 @@ void write_all(int fd, const std::string& s) {
 }  // namespace
 
 void set_read_timeout(double seconds) { g_read_timeout_s = seconds; }
+void set_child_hooks(ChildHooks hooks) { g_hooks = hooks; }
 
-Hdf5Contents read_isolated(const std::string& label, const std::function<Hdf5Contents()>& read,
-                           double timeout_s) {
+Hdf5Contents read_isolated(const std::string& label, uint64_t input_bytes,
+                           const std::function<Hdf5Contents()>& read, double timeout_s) {
   if (timeout_s <= 0) timeout_s = g_read_timeout_s;
   int fds[2];
   if (pipe(fds) != 0) throw Error(label + ": cannot make a pipe: " + std::strerror(errno));
@@ -123,12 +162,19 @@ Hdf5Contents read_isolated(const std::string& label, const std::function<Hdf5Con
     // the input as a crash of the fuzzed process, which goes on and reports an error.
     __sanitizer_set_death_callback(nullptr);
 #endif
+    const uint64_t budget = kReadMemoryBase + kReadMemoryPerByte * input_bytes;
+    limit_memory(budget);
     std::string answer;
     try {
       answer = serialize(read());
+    } catch (const std::bad_alloc&) {
+      answer = std::string(1, '\0') + label + ": reading it needed more than the " +
+               format_size(budget) + " of memory allowed for a file of " +
+               format_size(input_bytes) + " (a damaged or hostile file?); nothing was loaded";
     } catch (const std::exception& e) {
       answer = std::string(1, '\0') + e.what();
     }
+    if (g_hooks.child_done) g_hooks.child_done();
     write_all(fds[1], answer);
     _exit(0);
   }
@@ -159,10 +205,11 @@ Hdf5Contents read_isolated(const std::string& label, const std::function<Hdf5Con
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  if (g_hooks.parent_after) g_hooks.parent_after();
   if (timed_out)
     throw Error(label + ": the HDF5 library did not finish reading it in " +
-                std::to_string(static_cast<int>(timeout_s)) +
-                " s (a damaged or hostile file?); the reader was stopped");
+                format_seconds(timeout_s) +
+                " (a damaged or hostile file?); the reader was stopped");
   if (WIFSIGNALED(status))
     throw Error(label + ": the HDF5 library crashed reading it (signal " +
                 std::to_string(WTERMSIG(status)) + ": " + strsignal(WTERMSIG(status)) +

@@ -122,6 +122,13 @@ std::filesystem::path weights_beside(const std::string& json_path) {
   return weights.replace_extension(".weights.h5");
 }
 
+// A file's size for the HDF5 reader's memory limit (0 when unknown: the open fails there).
+uint64_t file_bytes(const std::filesystem::path& path) {
+  std::error_code ec;
+  const uintmax_t n = std::filesystem::file_size(path, ec);
+  return ec ? 0 : static_cast<uint64_t>(n);
+}
+
 bool same_file(const std::filesystem::path& a, const std::filesystem::path& b) {
   std::error_code ec;
   return std::filesystem::equivalent(a, b, ec);
@@ -139,14 +146,14 @@ ir::Graph load(const std::string& path, int64_t batch, std::vector<WeightOrigin>
     const std::string image = zip.read("model.weights.h5", kMaxWeightsBytes);
     const std::string label = path + ": model.weights.h5";
     const LayerWeights w =
-        read_isolated(label, [&] {
+        read_isolated(label, image.size(), [&] {
           return Hdf5Contents{"", read_keras3_weights(Hdf5File::open_image(label, image))};
         }).weights;
     check_all_used(w, m, path);
     return convert(m, &w, path, batch, origins);
   }
   if (ext == ".h5") {
-    const Hdf5Contents c = read_isolated(path, [&] {
+    const Hdf5Contents c = read_isolated(path, file_bytes(path), [&] {
       const Hdf5File h5 = Hdf5File::open(path);
       if (!h5.has_attribute("/", "model_config"))
         throw Error(path +
@@ -166,7 +173,7 @@ ir::Graph load(const std::string& path, int64_t batch, std::vector<WeightOrigin>
     const std::filesystem::path weights = weights_beside(path);
     if (!std::filesystem::exists(weights)) return convert(m, nullptr, path, batch);
     const LayerWeights w =
-        read_isolated(weights.string(), [&] {
+        read_isolated(weights.string(), file_bytes(weights), [&] {
           return Hdf5Contents{"", read_weights_file(Hdf5File::open(weights.string()))};
         }).weights;
     check_all_used(w, m, weights.string());
@@ -230,7 +237,7 @@ void save_weights(const std::string& source, const ir::Graph& trained, const std
   const std::string tmp = out + ".tmp";
   try {
     // HDF5 runs in a child process here too: the source file is the user's.
-    read_isolated(weights, [&] {
+    read_isolated(weights, from_keras ? image.size() : file_bytes(weights), [&] {
       const Hdf5File h5 =
           from_keras ? Hdf5File::open_image(weights, image) : Hdf5File::open(weights);
       std::map<std::string, std::vector<float>> replace;

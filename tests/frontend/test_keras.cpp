@@ -275,7 +275,7 @@ TEST_CASE(
   c.weights["conv"] = {ir::Tensor({3, 3, 2, 4}), ir::Tensor({4})};
   c.weights["conv"][0].data[7] = -2.5f;
   c.weights["empty"] = {};
-  const Hdf5Contents back = read_isolated("f.h5", [&] { return c; });
+  const Hdf5Contents back = read_isolated("f.h5", 1000, [&] { return c; });
   CHECK(back.config == c.config);
   REQUIRE(back.weights.size() == 2);
   CHECK(back.weights.at("conv")[0].shape == ir::Shape{3, 3, 2, 4});
@@ -283,17 +283,18 @@ TEST_CASE(
   CHECK(back.weights.at("conv")[1].shape == ir::Shape{4});
   CHECK(back.weights.at("empty").empty());
   CHECK_THROWS_WITH_AS(
-      read_isolated("bad.h5", []() -> Hdf5Contents { throw Error("bad.h5: no 'layers' group"); }),
+      read_isolated("bad.h5", 1000,
+                    []() -> Hdf5Contents { throw Error("bad.h5: no 'layers' group"); }),
       "bad.h5: no 'layers' group", Error);
   CHECK_THROWS_WITH_AS(
-      read_isolated("crash.h5",
+      read_isolated("crash.h5", 1000,
                     []() -> Hdf5Contents {
                       std::raise(SIGSEGV);
                       return {};
                     }),
       doctest::Contains("crash.h5: the HDF5 library crashed reading it (signal 11"), Error);
   CHECK_THROWS_WITH_AS(read_isolated(
-                           "hang.h5",
+                           "hang.h5", 1000,
                            []() -> Hdf5Contents {
                              for (;;) pause();
                            },
@@ -303,7 +304,7 @@ TEST_CASE(
   // Without an explicit limit, the process-wide one (the fuzz harness shortens it).
   frontend::keras::set_read_timeout(0.5);
   const auto t0 = std::chrono::steady_clock::now();
-  CHECK_THROWS_WITH_AS(read_isolated("hang2.h5",
+  CHECK_THROWS_WITH_AS(read_isolated("hang2.h5", 1000,
                                      []() -> Hdf5Contents {
                                        for (;;) pause();
                                      }),
@@ -311,6 +312,16 @@ TEST_CASE(
                        Error);
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));
   frontend::keras::set_read_timeout(120);
+  // The memory limit: 1 GiB and 6 bytes per byte of the file; 3 GiB for a 1000-byte file is past
+  // it (and would be allocated, and zeroed, without it).
+  CHECK_THROWS_WITH_AS(read_isolated("big.h5", 1000,
+                                     []() -> Hdf5Contents {
+                                       std::vector<char> v(size_t{3} << 30);
+                                       return {std::string(v.data(), 1), {}};
+                                     }),
+                       "big.h5: reading it needed more than the 1025 MiB of memory allowed for a "
+                       "file of 1 KiB (a damaged or hostile file?); nothing was loaded",
+                       Error);
 }
 
 TEST_CASE(
