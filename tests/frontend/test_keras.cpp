@@ -324,6 +324,24 @@ TEST_CASE(
                        Error);
 }
 
+TEST_CASE("legacy .h5 files that send HDF5 1.10 into an endless loop are an error, not a hang") {
+  // Byte-mutated fixtures kept by the fuzzer (tools/fuzz.sh): one loops in H5Aread ->
+  // H5T__conv_vlen over 'layer_names', the other in H5HG_read (the global heap) over
+  // 'model_config'. cnnc's limit is 120 s; 1 s here.
+  frontend::keras::set_read_timeout(1);
+  for (const std::string name : {"vlen_list_loop.h5", "global_heap_loop.h5"}) {
+    CAPTURE(name);
+    const std::string path = test::source_path("tests/fixtures/hostile/" + name);
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(load_error(path) ==
+          path +
+              ": the HDF5 library did not finish reading it in 1 s (a damaged or hostile file?); "
+              "the reader was stopped");
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20));
+  }
+  frontend::keras::set_read_timeout(120);
+}
+
 TEST_CASE(
     "trained weights go back in Keras' layout: a .keras and a .weights.h5 that load with the new "
     "values") {
