@@ -55,26 +55,35 @@ std::string serialize(const Hdf5Contents& c) {
   return out;
 }
 
+// The child's answer is checked as it is read: a child whose memory HDF5 damaged (a hostile
+// file) may exit normally and answer anything.
 struct Reader {
   const std::string& in;
+  const std::string& label;
   size_t at = 1;
+  void expect(bool ok) const {
+    if (!ok)
+      throw Error(label +
+                  ": the HDF5 reader's answer is damaged (HDF5 itself was, by a damaged or "
+                  "hostile file?); nothing was loaded");
+  }
   uint64_t u64() {
-    internal_assert(at + 8 <= in.size(), "the HDF5 reader's answer is truncated");
+    expect(at + 8 <= in.size());
     uint64_t v;
     std::memcpy(&v, in.data() + at, 8);
     at += 8;
     return v;
   }
   std::string bytes(uint64_t n) {
-    internal_assert(n <= in.size() - at, "the HDF5 reader's answer is truncated");
+    expect(n <= in.size() - at);
     std::string s = in.substr(at, n);
     at += n;
     return s;
   }
 };
 
-Hdf5Contents deserialize(const std::string& in) {
-  Reader r{in};
+Hdf5Contents deserialize(const std::string& in, const std::string& label) {
+  Reader r{in, label};
   Hdf5Contents c;
   c.config = r.bytes(r.u64());
   for (uint64_t layers = r.u64(); layers > 0; --layers) {
@@ -84,12 +93,14 @@ Hdf5Contents deserialize(const std::string& in) {
       for (uint64_t rank = r.u64(); rank > 0; --rank)
         t.shape.push_back(static_cast<int64_t>(r.u64()));
       const uint64_t elements = r.u64();
+      r.expect(elements <= (in.size() - r.at) / sizeof(float));  // before multiplying
       const std::string data = r.bytes(elements * sizeof(float));
       t.data.resize(elements);
       std::memcpy(t.data.data(), data.data(), data.size());
       tensors.push_back(std::move(t));
     }
   }
+  r.expect(r.at == in.size());
   return c;
 }
 
@@ -218,7 +229,7 @@ Hdf5Contents read_isolated(const std::string& label, uint64_t input_bytes,
     throw Error(label + ": the HDF5 reader ended without an answer (exit status " +
                 std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
   if (answer[0] == '\0') throw Error(answer.substr(1));
-  return deserialize(answer);
+  return deserialize(answer, label);
 }
 
 }  // namespace cnnc::frontend::keras
