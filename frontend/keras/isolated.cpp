@@ -96,7 +96,7 @@ Hdf5Contents deserialize(const std::string& in, const std::string& label) {
       r.expect(elements <= (in.size() - r.at) / sizeof(float));  // before multiplying
       const std::string data = r.bytes(elements * sizeof(float));
       t.data.resize(elements);
-      std::memcpy(t.data.data(), data.data(), data.size());
+      if (elements > 0) std::memcpy(t.data.data(), data.data(), data.size());  // data() may be null
       tensors.push_back(std::move(t));
     }
   }

@@ -275,9 +275,12 @@ TEST_CASE(
   c.weights["conv"] = {ir::Tensor({3, 3, 2, 4}), ir::Tensor({4})};
   c.weights["conv"][0].data[7] = -2.5f;
   c.weights["empty"] = {};
+  c.weights["no_elements"] = {ir::Tensor({0, 4})};  // a tensor without data crosses too
   const Hdf5Contents back = read_isolated("f.h5", 1000, [&] { return c; });
   CHECK(back.config == c.config);
-  REQUIRE(back.weights.size() == 2);
+  REQUIRE(back.weights.size() == 3);
+  CHECK(back.weights.at("no_elements")[0].shape == ir::Shape{0, 4});
+  CHECK(back.weights.at("no_elements")[0].data.empty());
   CHECK(back.weights.at("conv")[0].shape == ir::Shape{3, 3, 2, 4});
   CHECK(back.weights.at("conv")[0].data == c.weights["conv"][0].data);
   CHECK(back.weights.at("conv")[1].shape == ir::Shape{4});
