@@ -345,6 +345,16 @@ TEST_CASE("legacy .h5 files that send HDF5 1.10 into an endless loop are an erro
   frontend::keras::set_read_timeout(120);
 }
 
+TEST_CASE("a legacy .h5 whose dataset declares gigabytes it does not hold meets the memory limit") {
+  // 2^30 floats declared, one 4 KiB chunk stored (tests/fixtures/hostile/README.md): reading it
+  // would take 4 GiB; the reader child may take 1 GiB and 6 bytes per byte of the file.
+  const std::string path = test::source_path("tests/fixtures/hostile/huge_dataset.h5");
+  CHECK(load_error(path) ==
+        path +
+            ": reading it needed more than the 1025 MiB of memory allowed for "
+            "a file of 22 KiB (a damaged or hostile file?); nothing was loaded");
+}
+
 TEST_CASE(
     "trained weights go back in Keras' layout: a .keras and a .weights.h5 that load with the new "
     "values") {
