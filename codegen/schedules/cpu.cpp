@@ -204,31 +204,43 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
       break;
     }
     case ir::ScheduleKind::Tile: {
-      // Register tile: `channels` (whole vectors) x `pixels` of one row, accumulated over a
-      // chunk of input channels; a whole row of tiles is swept per chunk and tap, so the
-      // chunk's weights for a tap stay in L1 while they are reused across the row.
       const int tile_c = static_cast<int>(sc.channels);
       const int tile_x = static_cast<int>(std::min<int64_t>(sc.pixels, s.out_w));
       const int rows = static_cast<int>(std::min<int64_t>(sc.rows, s.out_h));
       const int kc = static_cast<int>(sc.chunk);
       tile_output(tile_c, tile_x, rows);
+      if (sc.taps_inside) {
+        // The whole reduction inside the register tile: its accumulators are made where the
+        // output consumes them and never leave the registers (bias in, epilogue out). In a task
+        // buffer they cost three passes over memory per tile (bias, the sums, the epilogue): a
+        // 1x1 conv of 24 input channels spent more time there than in its FMAs.
+        conv.compute_at(out, xo)
+            .store_in(MemoryType::Register)
+            .vectorize(c, vec)
+            .unroll(c)
+            .unroll(x);
+        Stage u = conv.update();
+        u.reorder(c, x, r.z, r.x, r.y).vectorize(c, vec).unroll(c).unroll(x);
+        if (kc <= 4) u.unroll(r.z);
+        os << "register tile " << tile_c << "c x " << tile_x << "px, its accumulators in "
+           << "registers over all " << kc << " in-channels and taps; " << rows
+           << " row(s) per task; parallel over channel blocks x row blocks x batch";
+        break;
+      }
+      // Register tile: `channels` (whole vectors) x `pixels` of one row, accumulated over a
+      // chunk of input channels; a whole row of tiles is swept per chunk and tap, so the
+      // chunk's weights for a tap stay in L1 while they are reused across the row. The partial
+      // sums live in a task buffer (in L1) between chunks.
       conv.compute_at(out, task).vectorize(c, vec).unroll(c);
       Stage u = conv.update();
-      u.split(x, xo, xi, tile_x, TailStrategy::RoundUp);
-      if (sc.taps_inside) {
-        // The whole reduction inside the tile: its accumulators stay in registers throughout.
-        u.reorder(c, xi, r.z, r.x, r.y, xo, y, n);
-        if (kc <= 4) u.unroll(r.z);
-      } else {
-        u.split(r.z, rzo, rzi, kc).reorder(c, xi, rzi, xo, y, r.x, r.y, rzo, n);
-        if (kc % 2 == 0) u.unroll(rzi, 2);
-      }
+      u.split(x, xo, xi, tile_x, TailStrategy::RoundUp)
+          .split(r.z, rzo, rzi, kc)
+          .reorder(c, xi, rzi, xo, y, r.x, r.y, rzo, n);
+      if (kc % 2 == 0) u.unroll(rzi, 2);
       u.vectorize(c, vec).unroll(c).unroll(xi);
-      os << "register tile " << tile_c << "c x " << tile_x << "px; "
-         << (sc.taps_inside
-                 ? "all " + std::to_string(kc) + " in-channels and taps inside the tile, over "
-                 : "in-channel chunks of " + std::to_string(kc) + ", taps outside a sweep of ")
-         << rows << " row(s); parallel over channel blocks x row blocks x batch";
+      os << "register tile " << tile_c << "c x " << tile_x << "px; in-channel chunks of " << kc
+         << ", taps outside a sweep of " << rows
+         << " row(s); parallel over channel blocks x row blocks x batch";
       break;
     }
     case ir::ScheduleKind::Winograd:  // schedule_winograd_cpu's (another algorithm)

@@ -49,9 +49,18 @@ TEST_CASE("choose_tiles: register tiles, chunks and rows from the shapes, regist
   // Its 3x3 on 14x14 keeps 2 vectors x 7 pixels: 4 pixels would round the row up to 16.
   CHECK(schedule_of("input x shape=14x14x256\nconv2d c filters=256 kernel=3x3 padding=same\n", avx512()) ==
         "tile:v16,c32,x7,k128,r7,p32");
-  // A 1x1 conv keeps 2 vectors (the four-vector tile measured slower there).
+  // A 1x1 conv keeps 2 vectors (the four-vector tile measured slower there) and, its tile's
+  // weights for all 64 input channels (8 KiB) fitting half of L1, the whole reduction in
+  // registers (t1): 2 vectors x 14 pixels, all the registers the FMAs leave.
   CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=256 kernel=1x1\n", avx512()) ==
-        "tile:v16,c32,x8,k64,r2,p32");
+        "tile:v16,c32,x14,k64,r2,t1,p32");
+  // 144 channels are 3 vectors, not a multiple of 2: 3 vectors x 9 pixels, narrowed to 8 that
+  // divide the row.
+  CHECK(schedule_of("input x shape=56x56x24\nconv2d c filters=144 kernel=1x1\n", avx512()) ==
+        "tile:v16,c48,x8,k24,r1,t1,p48");
+  // A 7-pixel row whose tile weights (64 KiB) exceed half of L1: chunked, the sums in a buffer.
+  CHECK(schedule_of("input x shape=7x7x512\nconv2d c filters=2048 kernel=1x1\n", avx512()) ==
+        "tile:v16,c32,x7,k128,r7,p32");
   // ResNet50's stem, 3 input channels: every tap inside the tile (t1), 36.8 KiB of its weights.
   CHECK(schedule_of("input x shape=224x224x3\nconv2d c filters=64 kernel=7x7 strides=2 padding=same\n", avx512()) ==
         "tile:v16,c64,x4,k3,r1,t1");
