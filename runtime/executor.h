@@ -85,7 +85,8 @@ class CompiledModel {
   std::vector<std::vector<float>> batch_in_,
       batch_out_;                           // whole-batch inputs/outputs when slices_ > 1
   Arena arena_;                             // every activation, at the plan's offsets
-  std::vector<std::vector<float>> packed_;  // per node: its kernel weights as its kernel reads them
+  Arena packed_arena_;                      // every packed kernel's weights, in huge pages
+  std::vector<float*> packed_;  // per node: its kernel weights as its kernel reads them, or null
   std::vector<float*> data_;                // per node: its storage or the viewed input's
   codegen::RuntimeServices services_;       // the worker pool's, and the Program's device memory
 };
