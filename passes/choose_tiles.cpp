@@ -99,6 +99,19 @@ ir::Schedule gpu_pointwise_schedule(const ir::Node& n) {
 // 14x14 256->256 1.0-1.5 (4 MiB), 7x7 512->512 4x (16 MiB); the Fashion-MNIST net's 14x14 32->64
 // at 4 and 128 images a call 0.44-0.70, its input gradient (64->32) 0.72-0.75. One machine's
 // readings: the tuner measures both kinds on every machine; this is only the untuned choice.
+// A row of `row` pixels (or Winograd tiles) in register tiles of `width`: the row rounded up
+// to whole tiles (ShiftInwards recomputes the overlap of the last one).
+int64_t rounded_row(int64_t row, int64_t width) { return (row + width - 1) / width * width; }
+
+// The tile width for a row: at most `widest` (and the row), or the narrower width, down to 4,
+// that wastes least on the row's last, rounded-up tile (the wider on a tie).
+int64_t least_waste_width(int64_t row, int64_t widest) {
+  int64_t width = std::clamp<int64_t>(widest, 1, row);
+  for (int64_t w = width - 1; w >= std::min<int64_t>(width, 4); --w)
+    if (rounded_row(row, w) < rounded_row(row, width)) width = w;
+  return width;
+}
+
 // Whether Winograd F(2x2, 3x3) computes the conv: 3x3, stride 1, undilated, ungrouped (a dense
 // layer is a 1x1 conv here, so it never does).
 bool winograd_computes(const ConvShape& s) {
@@ -125,12 +138,7 @@ ir::Schedule winograd_schedule(const ConvShape& s, int64_t vector, int64_t accum
   sc.vector = vector;  // whole vectors only: c must divide the channels (no partial block)
   while (sc.vector > 1 && s.out_c % sc.vector) sc.vector /= 2;
   sc.channels = sc.vector * (s.out_c % (2 * sc.vector) == 0 ? 2 : 1);
-  const int64_t tiles_w = (s.out_w + 1) / 2;
-  auto rounded = [&](int64_t tx) { return (tiles_w + tx - 1) / tx * tx; };
-  int64_t tile_x = std::clamp<int64_t>(accumulators / (sc.channels / sc.vector), 1, tiles_w);
-  for (int64_t tx = tile_x - 1; tx >= std::min<int64_t>(tile_x, 4); --tx)
-    if (rounded(tx) < rounded(tile_x)) tile_x = tx;
-  sc.pixels = tile_x;
+  sc.pixels = least_waste_width((s.out_w + 1) / 2, accumulators / (sc.channels / sc.vector));
   sc.rows = 1;
   return sc;
 }
@@ -139,20 +147,6 @@ ir::Schedule winograd_schedule(const ConvShape& s, int64_t vector, int64_t accum
 // 12..28 on Zen 5 for ResNet50 and a 56x56x64 conv), leaving room for the weight vectors and
 // the broadcast input.
 int64_t tile_accumulators(const ir::CpuFacts& m) { return m.vector_registers >= 32 ? 20 : 12; }
-
-}  // namespace
-
-ir::Schedule winograd_alternative(const ir::Graph& g, const ir::Node& n,
-                                  const TilingOptions& opts) {
-  if (opts.target.family == ir::Target::Gpu || ir::kernel_kind(g, n) != ir::KernelKind::Conv)
-    return {};
-  const ConvShape s = conv_shape(g, n, opts.kernel_batch > 0 ? opts.kernel_batch : g.batch());
-  if (!winograd_computes(s)) return {};
-  const ir::CpuFacts& m = opts.target.cpu;
-  return winograd_schedule(s, ir::vector_lanes_for(s.out_c, m.vector_lanes), tile_accumulators(m));
-}
-
-namespace {
 
 // A 1x1 conv (or a dense layer over many rows) is a matrix product with a short reduction: its
 // tile's accumulators can stay in registers for all input channels, loaded with the bias and
@@ -170,11 +164,7 @@ void one_by_one_in_registers(const ConvShape& s, const ir::CpuFacts& m, ir::Sche
   // Two vectors of channels, or three where that divides the channels and two does not.
   int64_t vectors = std::clamp<int64_t>(s.out_c / lanes, 1, 2);
   if (s.out_c % (2 * lanes) && s.out_c % (3 * lanes) == 0) vectors = 3;
-  const int64_t most = (m.vector_registers - 1 - vectors) / vectors;
-  auto rounded = [&](int64_t tx) { return (s.out_w + tx - 1) / tx * tx; };
-  int64_t tile_x = std::clamp<int64_t>(most, 1, s.out_w);
-  for (int64_t tx = tile_x - 1; tx >= std::min<int64_t>(tile_x, 4); --tx)
-    if (rounded(tx) < rounded(tile_x)) tile_x = tx;
+  const int64_t tile_x = least_waste_width(s.out_w, (m.vector_registers - 1 - vectors) / vectors);
   const int64_t weight_bytes = s.in_per_group * vectors * lanes * 4;
   if (!(weight_bytes <= m.l1_bytes / 2 || (tile_x >= 12 && weight_bytes <= m.l2_bytes / 2))) return;
   sc.channels = vectors * lanes;
@@ -184,6 +174,16 @@ void one_by_one_in_registers(const ConvShape& s, const ir::CpuFacts& m, ir::Sche
 }
 
 }  // namespace
+
+ir::Schedule winograd_alternative(const ir::Graph& g, const ir::Node& n,
+                                  const TilingOptions& opts) {
+  if (opts.target.family == ir::Target::Gpu || ir::kernel_kind(g, n) != ir::KernelKind::Conv)
+    return {};
+  const ConvShape s = conv_shape(g, n, opts.kernel_batch > 0 ? opts.kernel_batch : g.batch());
+  if (!winograd_computes(s)) return {};
+  const ir::CpuFacts& m = opts.target.cpu;
+  return winograd_schedule(s, ir::vector_lanes_for(s.out_c, m.vector_lanes), tile_accumulators(m));
+}
 
 ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts) {
   const int64_t kernel_batch = opts.kernel_batch > 0 ? opts.kernel_batch : g.batch();
@@ -237,11 +237,8 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
   // Register tile: up to two vectors of output channels x as many pixels of a row as the
   // remaining accumulators allow; of the widths from 4 up, the one wasting least on a row's
   // last, rounded-up tile (the wider on a tie).
-  auto rounded = [&](int64_t tx) { return (s.out_w + tx - 1) / tx * tx; };
   sc.channels = sc.vector * std::clamp<int64_t>(s.out_c / sc.vector, 1, 2);
-  int64_t tile_x = std::clamp<int64_t>(accumulators / (sc.channels / sc.vector), 1, s.out_w);
-  for (int64_t tx = tile_x - 1; tx >= std::min<int64_t>(tile_x, 4); --tx)
-    if (rounded(tx) < rounded(tile_x)) tile_x = tx;
+  int64_t tile_x = least_waste_width(s.out_w, accumulators / (sc.channels / sc.vector));
   // A conv with several taps does better with four vectors x 4 pixels where that wastes no
   // more of the row: each broadcast input feeds four FMAs instead of two. 16 accumulators, as
   // four weight vectors and the broadcasts need the rest of 32 registers (4 x 5 measured slower).
@@ -249,7 +246,7 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
   // 93, 56x56x64 88 -> 92, 28x28x512 86-89 -> 92; VGG16's 3-channel 3x3 33 -> 45-50, ResNet50's
   // 7x7/2 stem 66 -> 84. Not for 1x1 convs: 85 -> 83, 94 -> 93, 92 -> 84.
   if (m.vector_registers >= 32 && !depthwise && s.taps > 1 && s.out_c % (4 * sc.vector) == 0 &&
-      s.out_w >= 4 && rounded(4) <= rounded(tile_x)) {
+      s.out_w >= 4 && rounded_row(s.out_w, 4) <= rounded_row(s.out_w, tile_x)) {
     sc.channels = 4 * sc.vector;
     tile_x = 4;
   }
