@@ -271,7 +271,8 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
     if (s.taps == 1) one_by_one_in_registers(s, m, sc);
   }
   // Rows per task: enough pixels to reuse each weight chunk well (accumulators filling half of
-  // L1), few enough that they fit in L1; then evened out over the rows.
+  // L1), few enough that they fit in L1; then evened out over the rows. A t1 tile keeps no
+  // accumulator buffer; the same bound sizes its task's block of outputs.
   const int64_t pixel_bytes = sc.channels * 4;
   const int64_t max_rows = std::max<int64_t>(1, m.l1_bytes / pixel_bytes / s.out_w);
   int64_t rows =
