@@ -257,6 +257,8 @@ ir::Target describe_target(const std::string& name) {
   // The host's caches and cores from the OS; for another target, common sizes.
   if (name == "host") {
     if (const long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE); l1 > 0) r.cpu.l1_bytes = l1;
+    if (const long ways = sysconf(_SC_LEVEL1_DCACHE_ASSOC); ways > 0)
+      r.cpu.l1_ways = static_cast<int>(ways);
     r.cpu.l2_bytes = sysfs_cache_bytes(2);
     r.cpu.l3_bytes = sysfs_cache_bytes(3);
     r.cpu.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -7,7 +7,7 @@ std::string Target::describe() const {
   std::string s = name + " (" + cpu.arch + (cpu.isa.empty() ? "" : " " + cpu.isa) + ", " +
                   std::to_string(cpu.vector_lanes) + " lanes, " +
                   std::to_string(cpu.vector_registers) + " vector registers, L1 " +
-                  kib(cpu.l1_bytes);
+                  kib(cpu.l1_bytes) + " " + std::to_string(cpu.l1_ways) + "-way";
   if (cpu.l2_bytes) s += ", L2 " + kib(cpu.l2_bytes);
   if (cpu.l3_bytes) s += ", L3 " + kib(cpu.l3_bytes);
   s += ", " + std::to_string(cpu.cores) + " cores";

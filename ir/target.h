@@ -14,6 +14,7 @@ struct CpuFacts {
   int vector_lanes = 8;         // f32 lanes per vector register (8: AVX2, 16: AVX-512)
   int vector_registers = 16;    // architectural vector registers (16: AVX2, 32: AVX-512)
   int64_t l1_bytes = 32 << 10;  // data caches, per core (L3: shared)
+  int l1_ways = 8;  // the L1's associativity: addresses l1_bytes / l1_ways apart share a set
   int64_t l2_bytes = 0, l3_bytes = 0;
   int cores = 1;
 };

@@ -1,6 +1,7 @@
 #include "passes/choose_tiles.h"
 
 #include <algorithm>
+#include <numeric>
 
 namespace cnnc::passes {
 
@@ -143,6 +144,20 @@ ir::Schedule winograd_schedule(const ConvShape& s, int64_t vector, int64_t accum
   return sc;
 }
 
+// A register tile's pixels read the input as separate streams, a pixel's stride apart. Streams a
+// multiple of the L1's way size apart (l1_bytes / l1_ways, 4 KiB on x86 so far) share one set:
+// a 1x1 conv over 1024 channels (4 KiB a pixel) puts every pixel of its tile in the same set,
+// and more of them than the set has ways evict each other's lines before their 16 floats are
+// read. The widest tile whose streams fit the ways. Measured on Zen 4 (32 KiB 8-way L1, 2
+// threads, ms): 14x14 1024->256 at 14 pixels 0.78-1.05, at 8 or 7 0.52-0.60; over 1040
+// channels (no two pixels in one set) 14 pixels 0.50.
+int64_t widest_without_set_conflicts(const ConvShape& s, const ir::CpuFacts& m) {
+  const int64_t way_bytes = m.l1_bytes / std::max(1, m.l1_ways);
+  const int64_t stride = s.in_per_group * s.groups * s.sw * 4;
+  const int64_t sets_visited = way_bytes / std::max<int64_t>(64, std::gcd(stride, way_bytes));
+  return std::max<int64_t>(1, sets_visited * m.l1_ways);
+}
+
 // Accumulators of a register tile: 12 of AVX2's 16 registers, 20 of AVX-512's 32 (best of
 // 12..28 on Zen 5 for ResNet50 and a 56x56x64 conv), leaving room for the weight vectors and
 // the broadcast input.
@@ -164,7 +179,9 @@ void one_by_one_in_registers(const ConvShape& s, const ir::CpuFacts& m, ir::Sche
   // Two vectors of channels, or three where that divides the channels and two does not.
   int64_t vectors = std::clamp<int64_t>(s.out_c / lanes, 1, 2);
   if (s.out_c % (2 * lanes) && s.out_c % (3 * lanes) == 0) vectors = 3;
-  const int64_t tile_x = least_waste_width(s.out_w, (m.vector_registers - 1 - vectors) / vectors);
+  const int64_t tile_x = least_waste_width(
+      s.out_w,
+      std::min((m.vector_registers - 1 - vectors) / vectors, widest_without_set_conflicts(s, m)));
   const int64_t weight_bytes = s.in_per_group * vectors * lanes * 4;
   if (!(weight_bytes <= m.l1_bytes / 2 || (tile_x >= 12 && weight_bytes <= m.l2_bytes / 2))) return;
   sc.channels = vectors * lanes;
@@ -238,7 +255,8 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
   // remaining accumulators allow; of the widths from 4 up, the one wasting least on a row's
   // last, rounded-up tile (the wider on a tie).
   sc.channels = sc.vector * std::clamp<int64_t>(s.out_c / sc.vector, 1, 2);
-  int64_t tile_x = least_waste_width(s.out_w, accumulators / (sc.channels / sc.vector));
+  int64_t tile_x = least_waste_width(s.out_w, std::min(accumulators / (sc.channels / sc.vector),
+                                                       widest_without_set_conflicts(s, m)));
   // A conv with several taps does better with four vectors x 4 pixels where that wastes no
   // more of the row: each broadcast input feeds four FMAs instead of two. 16 accumulators, as
   // four weight vectors and the broadcasts need the rest of 32 registers (4 x 5 measured slower).
