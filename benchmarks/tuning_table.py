@@ -68,8 +68,12 @@ def layers(a, keras, path):
         return
     with open(path("tuned.cnn"), "w") as out:
         subprocess.run([a.cnnc, "compile", keras, "--db", path("db"), "--emit", "graph"], check=True, stdout=out)
+    # Repeated in a random order, the median kept: on a shared VM a neighbour can halve one
+    # run's speed (seen on a Zen 4 guest: the same layer 0.50 and 1.00 ms minutes apart), and
+    # interleaving spreads that over both systems instead of charging it to whichever ran then.
     run([exe, "--net=" + path("tuned.cnn"), f"--benchmark_filter=threads:{a.threads}",
-         "--benchmark_min_time=0.3", "--benchmark_out_format=json", "--benchmark_out=" + path("layers.json")])
+         "--benchmark_min_time=0.1", "--benchmark_repetitions=7", "--benchmark_enable_random_interleaving=true",
+         "--benchmark_out_format=json", "--benchmark_out=" + path("layers.json")])
 
 
 def layer_table(model, folder):
@@ -79,9 +83,10 @@ def layer_table(model, folder):
         return [f"{model}: per-layer comparison not measured."]
     with open(p) as f:
         runs = json.load(f)["benchmarks"]
+    medians = [b for b in runs if b.get("aggregate_name") == "median"]  # repeated runs (older files: one)
     pairs = {}
-    for b in runs:
-        system, _, rest = b["name"].partition("/")
+    for b in medians or runs:
+        system, _, rest = b.get("run_name", b["name"]).partition("/")
         pairs.setdefault(rest.split("/batch:")[0], {})[system] = b
     rows, ratios = [], []
     for layer, pair in pairs.items():
@@ -97,7 +102,8 @@ def layer_table(model, folder):
     at_most = sum(r <= 1 for r in ratios)
     head = [f"{model}, batch 1, tuned: cnnc at least as fast as oneDNN on {at_most} of {len(ratios)} distinct "
             "layers (bold; `_xN`: N layers of that workload). Each layer alone, with a bias and no epilogue, "
-            "its tuned schedule; % peak counts a direct conv's multiply-adds, so a Winograd layer may pass 100%.",
+            "its tuned schedule, " + ("the median of repeated runs in random order" if medians else "one run")
+            + "; % peak counts a direct conv's multiply-adds, so a Winograd layer may pass 100%.",
             "",
             "| layer | cnnc ms | oneDNN ms | cnnc/oneDNN | cnnc % peak |", "|---|---:|---:|---:|---:|"]
     return head + sorted(rows, key=lambda r: r.split("|")[1])
