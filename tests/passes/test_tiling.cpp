@@ -62,11 +62,11 @@ TEST_CASE("choose_tiles: register tiles, chunks and rows from the shapes, regist
   CHECK(schedule_of("input x shape=7x7x512\nconv2d c filters=2048 kernel=1x1\n", avx512()) ==
         "tile:v16,c32,x7,k128,r7,p32");
   // Over 1024 input channels a pixel is 4 KiB, the L1's way size: every pixel of a tile reads
-  // from one set, so a tile takes at most as many pixels as the set has ways (8 by default),
-  // 7 on a 14-pixel row; over 1040 channels the pixels spread over the sets and keep 14 (in
-  // registers, its weights streaming from L2). The
-  // same for a stride-2 conv over 512 channels (two pixels apart: 4 KiB); 12 ways allow 12,
-  // narrowed to 7 that divide the row.
+  // from one set, so a tile takes at most as many pixels as the set has ways (8 by default), 7
+  // on a 14-pixel row; over 1040 channels the pixels spread over the sets and keep 14 (in
+  // registers, the weights streaming from L2). The same for a stride-2 conv over 512 channels
+  // (pixels two apart: 4 KiB). On a 12-pixel row, 8 ways allow 6 pixels (chunked), 12 ways all
+  // 12, in registers.
   CHECK(schedule_of("input x shape=14x14x1024\nconv2d c filters=256 kernel=1x1\n", avx512()) ==
         "tile:v16,c32,x7,k128,r7,p32");
   CHECK(schedule_of("input x shape=14x14x1040\nconv2d c filters=256 kernel=1x1\n", avx512_l2()) ==
@@ -74,11 +74,13 @@ TEST_CASE("choose_tiles: register tiles, chunks and rows from the shapes, regist
   CHECK(schedule_of(
             "input x shape=28x28x512\nconv2d c filters=256 kernel=1x1 strides=2 round=floor\n",
             avx512()) == "tile:v16,c32,x7,k128,r7,p32");
-  passes::TilingOptions twelve_ways = avx512();
+  CHECK(schedule_of("input x shape=12x12x1024\nconv2d c filters=256 kernel=1x1\n", avx512_l2()) ==
+        "tile:v16,c32,x6,k128,r6,p32");
+  passes::TilingOptions twelve_ways = avx512_l2();
   twelve_ways.target.cpu.l1_bytes = 48 << 10;
   twelve_ways.target.cpu.l1_ways = 12;
-  CHECK(schedule_of("input x shape=14x14x1024\nconv2d c filters=256 kernel=1x1\n", twelve_ways) ==
-        "tile:v16,c32,x7,k128,r7,p32");
+  CHECK(schedule_of("input x shape=12x12x1024\nconv2d c filters=256 kernel=1x1\n", twelve_ways) ==
+        "tile:v16,c32,x12,k1024,r12,t1,p32");
   // ResNet50's stem, 3 input channels: every tap inside the tile (t1), 36.8 KiB of its weights.
   CHECK(schedule_of("input x shape=224x224x3\nconv2d c filters=64 kernel=7x7 strides=2 padding=same\n", avx512()) ==
         "tile:v16,c64,x4,k3,r1,t1");
