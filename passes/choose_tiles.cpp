@@ -152,10 +152,17 @@ ir::Schedule winograd_schedule(const ConvShape& s, int64_t vector, int64_t accum
 // threads, ms): 14x14 1024->256 at 14 pixels 0.78-1.05, at 8 or 7 0.52-0.60; over 1040
 // channels (no two pixels in one set) 14 pixels 0.50.
 int64_t widest_without_set_conflicts(const ConvShape& s, const ir::CpuFacts& m) {
+  constexpr int64_t line_bytes = 64;
   const int64_t way_bytes = m.l1_bytes / std::max(1, m.l1_ways);
   const int64_t stride = s.in_per_group * s.groups * s.sw * 4;
-  const int64_t sets_visited = way_bytes / std::max<int64_t>(64, std::gcd(stride, way_bytes));
+  const int64_t sets_visited = way_bytes / std::max(line_bytes, std::gcd(stride, way_bytes));
   return std::max<int64_t>(1, sets_visited * m.l1_ways);
+}
+
+// A direct conv's register tile width: at most `widest` pixels (what the registers hold) and
+// what the L1's sets hold, the width wasting least on the row's last tile.
+int64_t direct_tile_width(const ConvShape& s, const ir::CpuFacts& m, int64_t widest) {
+  return least_waste_width(s.out_w, std::min(widest, widest_without_set_conflicts(s, m)));
 }
 
 // Accumulators of a register tile: 12 of AVX2's 16 registers, 20 of AVX-512's 32 (best of
@@ -179,9 +186,7 @@ void one_by_one_in_registers(const ConvShape& s, const ir::CpuFacts& m, ir::Sche
   // Two vectors of channels, or three where that divides the channels and two does not.
   int64_t vectors = std::clamp<int64_t>(s.out_c / lanes, 1, 2);
   if (s.out_c % (2 * lanes) && s.out_c % (3 * lanes) == 0) vectors = 3;
-  const int64_t tile_x = least_waste_width(
-      s.out_w,
-      std::min((m.vector_registers - 1 - vectors) / vectors, widest_without_set_conflicts(s, m)));
+  const int64_t tile_x = direct_tile_width(s, m, (m.vector_registers - 1 - vectors) / vectors);
   const int64_t weight_bytes = s.in_per_group * vectors * lanes * 4;
   if (!(weight_bytes <= m.l1_bytes / 2 || (tile_x >= 12 && weight_bytes <= m.l2_bytes / 2))) return;
   sc.channels = vectors * lanes;
@@ -255,8 +260,7 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
   // remaining accumulators allow; of the widths from 4 up, the one wasting least on a row's
   // last, rounded-up tile (the wider on a tie).
   sc.channels = sc.vector * std::clamp<int64_t>(s.out_c / sc.vector, 1, 2);
-  int64_t tile_x = least_waste_width(s.out_w, std::min(accumulators / (sc.channels / sc.vector),
-                                                       widest_without_set_conflicts(s, m)));
+  int64_t tile_x = direct_tile_width(s, m, accumulators / (sc.channels / sc.vector));
   // A conv with several taps does better with four vectors x 4 pixels where that wastes no
   // more of the row: each broadcast input feeds four FMAs instead of two. 16 accumulators, as
   // four weight vectors and the broadcasts need the rest of 32 registers (4 x 5 measured slower).
