@@ -194,7 +194,7 @@ Action add_tune(CLI::App& app) {
       sub->add_option("--seeds", o->seeds,
                       "Halide's autoschedulers measured first as seeds (default: mullapudi2016,"
                       "adams2019 on a CPU, anderson2021 on a GPU; adams2019 and anderson2021 "
-                      "only on workloads with 2 minutes of budget or more), or none")
+                      "only on workloads with 4 minutes of budget or more), or none")
           ->delimiter(',')
           ->check(CLI::IsMember({"adams2019", "mullapudi2016", "anderson2021", "none"}));
   sub->add_option("--build-jobs", o->build_jobs,

@@ -21,11 +21,13 @@ struct TuneOptions {
   double min_ms = 150;     // each candidate timed for at least this long
   bool cost_model = true;  // candidates ranked by the learned model before they are measured
   // Halide's autoschedulers measured first on each workload, as seeds of the search (schedule
-  // kinds: adams2019, mullapudi2016; anderson2021 for a GPU). Adams2019 takes 10-40 s to
-  // schedule a conv on 2 cores (Anderson2021 longer), so these two seed only workloads whose
-  // share of the budget is at least kSlowSeedSeconds.
+  // kinds: adams2019, mullapudi2016; anderson2021 for a GPU). Adams2019 takes 10-80 s to
+  // schedule a conv on 2 cores (81 s for ResNet50's 14x14x256 3x3 on Zen 3; Anderson2021
+  // longer), and where it seeded a conv it was far slower than the heuristic (that 3x3: 5.8x
+  // on Zen 4, 60x on Zen 3), so these two seed only workloads whose share of the budget is at
+  // least kSlowSeedSeconds: their time stays under a third of the search's.
   std::vector<std::string> seeds = {"mullapudi2016", "adams2019"};
-  static constexpr double kSlowSeedSeconds = 120;
+  static constexpr double kSlowSeedSeconds = 240;
   // Time each candidate inside a run of the whole model (its layers' time there, caches as the
   // layers before left them) rather than alone.
   bool in_context = true;
@@ -44,10 +46,10 @@ struct TuneOptions {
 struct WorkloadResult {
   std::string key;
   std::vector<std::string> layers;
-  // Medians of the heuristic's and the best's measurements, taken alternately at the end.
+  // Medians of the heuristic's and the recheck winner's measurements, taken alternately at the end.
   double heuristic_ms = 0, best_ms = 0, recheck_best_ms = 0;
   std::string heuristic, best;  // schedules
-  std::string verified;         // the recheck's winner (the best, or the heuristic), if rechecked
+  std::string verified;  // the recheck's winner (a contender, or the heuristic), if rechecked
   int trials = 0, failed = 0;   // this run's and earlier runs' (resumed)
   double seconds = 0;           // spent on it in this run
 };
@@ -58,5 +60,12 @@ struct TuneResult {
 };
 
 TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts);
+
+// What a workload's recheck measures again beside its heuristic: of the schedules measured
+// (time, schedule), the fastest of each schedule kind (tile, winograd, ...), other than the
+// heuristic, within 1.5x of the heuristic's time. A kind measured once in a slow moment of the
+// machine gets a second and third chance; kinds far behind do not cost the recheck's time.
+std::vector<std::string> recheck_contenders(std::vector<std::pair<double, std::string>> measured,
+                                            const std::string& heuristic, double heuristic_ms);
 
 }  // namespace cnnc::tuner

@@ -26,6 +26,7 @@
 #include "tuner/fingerprint.h"
 #include "tuner/measure.h"
 #include "tuner/search.h"
+#include "tuner/tune.h"
 #include "tuner/workload.h"
 
 using namespace cnnc;
@@ -151,6 +152,22 @@ TEST_CASE("database: hostile files and import lines are refused by name, nothing
                          doctest::Contains(why.c_str()), Error);
     CHECK(db.all().empty());  // all or nothing: the good first line was not kept either
   }
+}
+
+TEST_CASE("recheck: the fastest of each schedule kind near the heuristic is measured again") {
+  const std::string h = "tile:v8,c16,x4,k64,r4,t1,p16";
+  // A Winograd schedule measured once in a slow moment (1.83 against 1.80) is a contender beside
+  // the search's best tile; a slower schedule of a kind already in, the heuristic itself, and
+  // kinds far behind (an autoscheduler at 6x) are not.
+  const std::vector<std::pair<double, std::string>> measured = {
+      {1.83, "winograd:v8,c16,x4,r1"},        {1.80, h},
+      {1.70, "tile:v8,c16,x6,k64,r4,t1,p16"}, {1.75, "tile:v8,c16,x5,k64,r4,t1,p16"},
+      {2.10, "winograd:v8,c16,x6,r1"},        {11.0, "mullapudi2016"}};
+  CHECK(tuner::recheck_contenders(measured, h, 1.80) ==
+        std::vector<std::string>{"tile:v8,c16,x6,k64,r4,t1,p16", "winograd:v8,c16,x4,r1"});
+  // Past 1.5x of the heuristic, nothing; with only the heuristic measured, nothing.
+  CHECK(tuner::recheck_contenders({{2.8, "winograd:v8,c16,x4,r1"}, {1.8, h}}, h, 1.8).empty());
+  CHECK(tuner::recheck_contenders({{1.8, h}}, h, 1.8).empty());
 }
 
 TEST_CASE("search: every random or mutated candidate is a schedule codegen applies") {
