@@ -28,6 +28,7 @@
 #include "tools/commands.h"
 #include "tools/format.h"
 #include "tools/prepare.h"
+#include "tuner/measure.h"
 
 namespace cnnc::tools {
 
@@ -54,13 +55,7 @@ struct BenchOptions {
 
 const std::vector<std::string> kPeers = {"keras", "onnxruntime"};
 
-double quantile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const size_t lo = static_cast<size_t>(pos);
-  const size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
-}
+using tuner::quantile;
 
 // Bytes a kernel must move at least once: its inputs, its weights and its output.
 int64_t kernel_bytes(const ir::Graph& g, const ir::Node& n) {

@@ -58,13 +58,10 @@ struct SideBySide {
 SideBySide side_by_side(runtime::CompiledModel& a, runtime::CompiledModel& b,
                         const std::vector<ir::Tensor>& in) {
   using Clock = std::chrono::steady_clock;
+  using tuner::median;
   a.run(in);
   b.run(in);
   std::vector<double> ta, tb;
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   SideBySide r{0, 0, 0, 12};
   for (int block = 0; block < r.blocks; ++block) {
     double block_median[2];

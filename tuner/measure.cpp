@@ -63,13 +63,6 @@ const Fixture& fixture(const std::string& net, int64_t batch) {
   return cache.emplace(key, std::move(f)).first->second;
 }
 
-double quantile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const size_t lo = static_cast<size_t>(pos), hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
-}
-
 nlohmann::json to_json(const Measurement& m) {
   return {{"ok", m.ok},
           {"ms", m.ms},
@@ -115,6 +108,18 @@ codegen::Program compile_candidate(ir::Graph g, const Request& r) {
 }
 
 }  // namespace
+
+double quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const size_t lo = static_cast<size_t>(pos), hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
 
 Measurement measure_here(const Request& r) {
   Measurement m;

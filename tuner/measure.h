@@ -37,6 +37,11 @@ struct Measurement {
   std::string error;  // why it failed (a schedule that does not fit, a wrong result, a crash)
 };
 
+// The q-quantile of `v`, interpolated between its neighbours (q = 0.5: the median).
+double quantile(std::vector<double> v, double q);
+// The middle of `v` sorted, the upper one of an even count: a time that was measured.
+double median(std::vector<double> v);
+
 // The measurement itself, in this process (what the worker runs).
 Measurement measure_here(const Request& r);
 

@@ -36,15 +36,16 @@ std::string fmt_ms(double ms) {
 
 }  // namespace
 
-std::vector<std::string> recheck_contenders(std::vector<std::pair<double, std::string>> measured,
-                                            const std::string& heuristic, double heuristic_ms) {
+std::vector<std::pair<double, std::string>> recheck_contenders(
+    std::vector<std::pair<double, std::string>> measured, const std::string& heuristic,
+    double heuristic_ms) {
   std::sort(measured.begin(), measured.end());
-  std::vector<std::string> contenders;
+  std::vector<std::pair<double, std::string>> contenders;
   std::set<std::string> kinds;  // those with a contender already
   for (const auto& [ms, sched] : measured)
     if (sched != heuristic && ms <= 1.5 * heuristic_ms &&
         kinds.insert(sched.substr(0, sched.find(':'))).second)
-      contenders.push_back(sched);
+      contenders.push_back({ms, sched});
   return contenders;
 }
 
@@ -315,42 +316,34 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts) {
         }
       });
     }
-    // Recheck: the heuristic, the best, and the best of each other schedule kind within 1.5x of
-    // the heuristic, measured again alternately, so that a gain is not a slow moment of the
+    // Recheck: the heuristic and the fastest schedule of each kind within 1.5x of it (its own
+    // kind's included), measured again alternately, so that a gain is not a slow moment of the
     // machine during the heuristic's first measurement, nor a loss one during a kind's only
     // measurement (this VM has them: on Zen 3 ResNet50's 14x14x256 3x3 measured its Winograd
     // alternative once, in context, at 1.83 ms against the direct tile's 1.80; alone they run
     // 1.08-1.15 and 1.94-2.23).
-    std::sort(s.good.begin(), s.good.end());
-    const std::vector<std::string> contenders =
-        recheck_contenders(s.good, s.r.heuristic, s.r.heuristic_ms);
+    const auto contenders = recheck_contenders(s.good, s.r.heuristic, s.r.heuristic_ms);
     if (!contenders.empty()) {
+      // Each schedule's times: its time so far (a contender's best), then the recheck's.
       std::map<std::string, std::vector<double>> times{{s.r.heuristic, {s.r.heuristic_ms}}};
-      for (const std::string& c : contenders)
-        for (const auto& [ms, sched] : s.good)
-          if (sched == c) {
-            times[c].push_back(ms);
-            break;
-          }
       std::vector<std::string> in_turn{s.r.heuristic};
-      in_turn.insert(in_turn.end(), contenders.begin(), contenders.end());
+      for (const auto& [ms, sched] : contenders) {
+        times[sched] = {ms};
+        in_turn.push_back(sched);
+      }
       for (int k = 0; k < 2; ++k)
         for (const std::string& sched : in_turn) {
           const size_t before = s.good.size();
           measure(s, sched, "recheck");
           if (s.good.size() > before) times[sched].push_back(s.good.back().first);
         }
-      auto median = [](std::vector<double> v) {
-        std::sort(v.begin(), v.end());
-        return v[v.size() / 2];
-      };
       s.r.heuristic_ms = median(times[s.r.heuristic]);
       // The verdict, a record of its own that the database prefers: the contender with the
       // lowest median if it beats the heuristic's, measured alternately; else the heuristic.
       std::string best = s.r.heuristic;
       double best_ms = s.r.heuristic_ms;
-      for (const std::string& c : contenders)
-        if (const double m = median(times[c]); m < best_ms) best = c, best_ms = m;
+      for (const auto& [ms, sched] : contenders)
+        if (const double m = median(times[sched]); m < best_ms) best = sched, best_ms = m;
       s.r.verified = best;
       s.r.recheck_best_ms = best_ms;
       Record v = record_for(s, s.r.verified, "verified");

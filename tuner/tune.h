@@ -63,9 +63,11 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts);
 
 // What a workload's recheck measures again beside its heuristic: of the schedules measured
 // (time, schedule), the fastest of each schedule kind (tile, winograd, ...), other than the
-// heuristic, within 1.5x of the heuristic's time. A kind measured once in a slow moment of the
-// machine gets a second and third chance; kinds far behind do not cost the recheck's time.
-std::vector<std::string> recheck_contenders(std::vector<std::pair<double, std::string>> measured,
-                                            const std::string& heuristic, double heuristic_ms);
+// heuristic, within 1.5x of the heuristic's time, with that time. A kind measured once in a slow
+// moment of the machine gets a second and third chance; kinds far behind do not cost the
+// recheck's time.
+std::vector<std::pair<double, std::string>> recheck_contenders(
+    std::vector<std::pair<double, std::string>> measured, const std::string& heuristic,
+    double heuristic_ms);
 
 }  // namespace cnnc::tuner

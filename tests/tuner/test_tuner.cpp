@@ -164,7 +164,8 @@ TEST_CASE("recheck: the fastest of each schedule kind near the heuristic is meas
       {1.70, "tile:v8,c16,x6,k64,r4,t1,p16"}, {1.75, "tile:v8,c16,x5,k64,r4,t1,p16"},
       {2.10, "winograd:v8,c16,x6,r1"},        {11.0, "mullapudi2016"}};
   CHECK(tuner::recheck_contenders(measured, h, 1.80) ==
-        std::vector<std::string>{"tile:v8,c16,x6,k64,r4,t1,p16", "winograd:v8,c16,x4,r1"});
+        std::vector<std::pair<double, std::string>>{{1.70, "tile:v8,c16,x6,k64,r4,t1,p16"},
+                                                    {1.83, "winograd:v8,c16,x4,r1"}});
   // Past 1.5x of the heuristic, nothing; with only the heuristic measured, nothing.
   CHECK(tuner::recheck_contenders({{2.8, "winograd:v8,c16,x4,r1"}, {1.8, h}}, h, 1.8).empty());
   CHECK(tuner::recheck_contenders({{1.8, h}}, h, 1.8).empty());
