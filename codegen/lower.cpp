@@ -58,7 +58,7 @@ Lowered lower_as(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc, 
         return {a.out,          a.args,         a.arg_dims,        a.out_dims,
                 std::move(how), a.weight_block, a.winograd_weights};
       }
-      return scheduled(conv_algorithm(conv_spec(g, n), static_cast<int>(sc.pack),
+      return scheduled(conv_algorithm(conv_spec(g, n, sc), static_cast<int>(sc.pack),
                                       n.op == ir::OpKind::Dense ? "dense" : "conv"),
                        sc, t, facts, schedule_conv_gpu, schedule_conv_cpu);
     case ir::KernelKind::Pool:

@@ -158,6 +158,15 @@ bool input_gradient_is_conv(const Graph& g, const Node& n) {
          geo.pad_left <= (a.kernel.w - 1) * a.dilation.w;
 }
 
+bool tile_spans_rows(const Graph& g, const Node& n) {
+  if (n.op != OpKind::Conv2D || kernel_kind(g, n) != KernelKind::Conv) return false;
+  const auto& a = n.attr<Conv2DAttrs>();
+  const Shape& in = g.node(n.inputs[0]).type.shape;
+  const Shape& out = n.type.shape;
+  return a.kernel.h == 1 && a.kernel.w == 1 && a.strides.h == 1 && a.strides.w == 1 &&
+         in[1] == out[1] && in[2] == out[2] && out[1] > 1;
+}
+
 KernelKind kernel_kind(const Graph& g, const Node& n) {
   if (input_gradient_is_conv(g, n)) return KernelKind::Conv;
   if (n.op == OpKind::Conv2D) {

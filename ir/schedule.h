@@ -89,6 +89,13 @@ bool schedule_fits(ScheduleKind s, KernelKind k);
 // stride 1 with a crop no wider than its dilated kernel.
 bool input_gradient_is_conv(const Graph& g, const Node& n);
 
+// Whether a CPU `tile` schedule's register tiles run on across the rows of the image: a 1x1,
+// stride-1 conv without padding reads only its own pixel of the input, so codegen sees its H x W
+// pixels as one row of H*W (the same bytes), and no row ends in a partial tile (a 7-pixel row in
+// 4-pixel tiles computed 8). `x` is then pixels per tile anywhere in the image, `r` still rows
+// of the image per task. Elsewhere a tile's pixels lie in one row.
+bool tile_spans_rows(const Graph& g, const Node& n);
+
 // The kernel kind of a node that has a kernel (ir::has_kernel).
 KernelKind kernel_kind(const Graph& g, const Node& n);
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "ir/schedule.h"
+
 namespace cnnc::passes {
 
 namespace {
@@ -11,6 +13,9 @@ namespace {
 struct ConvShape {
   int64_t out_c, out_w, out_h, in_per_group, groups, taps;
   int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;  // the window (1x1 for dense)
+  bool spans_rows = false;  // a tile's pixels run across rows (ir::tile_spans_rows)
+  // The pixels a row of register tiles runs through before a partial tile can end it.
+  int64_t tile_run() const { return spans_rows ? out_w * out_h : out_w; }
 };
 
 ConvShape conv_shape(const ir::Graph& g, const ir::Node& n, int64_t kernel_batch) {
@@ -40,9 +45,14 @@ ConvShape conv_shape(const ir::Graph& g, const ir::Node& n, int64_t kernel_batch
             a.kernel.h * a.kernel.w, a.kernel.h, a.kernel.w, 1, 1, a.dilation.h, a.dilation.w};
   }
   const auto& a = n.attr<ir::Conv2DAttrs>();
-  return {n.type.shape[3], n.type.shape[2], n.type.shape[1], in.channels() / a.groups,
-          a.groups,        a.kernel.h * a.kernel.w, a.kernel.h,     a.kernel.w,
-          a.strides.h,     a.strides.w,             a.dilation.h,   a.dilation.w};
+  ConvShape s{n.type.shape[3], n.type.shape[2],
+              n.type.shape[1], in.channels() / a.groups,
+              a.groups,        a.kernel.h * a.kernel.w,
+              a.kernel.h,      a.kernel.w,
+              a.strides.h,     a.strides.w,
+              a.dilation.h,    a.dilation.w};
+  s.spans_rows = ir::tile_spans_rows(g, n);
+  return s;
 }
 
 int64_t largest_divisor_up_to(int64_t n, int64_t limit) {
@@ -160,9 +170,10 @@ int64_t widest_without_set_conflicts(const ConvShape& s, const ir::CpuFacts& m) 
 }
 
 // A direct conv's register tile width: at most `widest` pixels (what the registers hold) and
-// what the L1's sets hold, the width wasting least on the row's last tile.
+// what the L1's sets hold, the width wasting least on the row's last tile (or the image's, when
+// tiles span rows).
 int64_t direct_tile_width(const ConvShape& s, const ir::CpuFacts& m, int64_t widest) {
-  return least_waste_width(s.out_w, std::min(widest, widest_without_set_conflicts(s, m)));
+  return least_waste_width(s.tile_run(), std::min(widest, widest_without_set_conflicts(s, m)));
 }
 
 // Accumulators of a register tile: 12 of AVX2's 16 registers, 20 of AVX-512's 32 (best of

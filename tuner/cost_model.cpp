@@ -43,6 +43,9 @@ std::vector<float> features(const ir::Graph& g, const ir::Node& n, const ir::Sch
   const double bx = std::max<double>(1, static_cast<double>(s.block_pixels));
   const double br = std::max<double>(1, static_cast<double>(s.block_rows));
   const double tasks = std::ceil(out_c / std::max(c, v)) * std::ceil(out_h / rows) * batch;
+  // The pixels a row of register tiles runs through: a task's rows when tiles span them.
+  const bool spans = s.kind == ir::ScheduleKind::Tile && ir::tile_spans_rows(g, n);
+  const double run = spans ? std::min(rows, out_h) * out_w : out_w;
   std::vector<float> f = {
       static_cast<float>(ir::kernel_kind(g, n)),
       static_cast<float>(s.kind),
@@ -64,7 +67,7 @@ std::vector<float> features(const ir::Graph& g, const ir::Node& n, const ir::Sch
       lg(static_cast<double>(s.chunk) * c * 4),  // a chunk's weights for one tap
       lg(rows * out_w * c * 4),                  // a task's output bytes
       lg(tasks),
-      static_cast<float>(std::fmod(out_w, std::max(x, 1.0)) != 0),  // a partial tile
+      static_cast<float>(std::fmod(run, std::max(x, 1.0)) != 0),  // a partial tile
       static_cast<float>(std::fmod(out_c, std::max(c, v)) != 0),
       lg(out_c * out_w * out_h * batch * in_per_group * taps),  // MACs
       static_cast<float>(std::fmod(out_c, v) != 0),

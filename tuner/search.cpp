@@ -136,7 +136,8 @@ ir::Schedule draw(const ir::Graph& g, const ir::Node& n, const ir::Target& t,
   }
   sc.kind = ir::ScheduleKind::Tile;
   sc.channels = sc.vector * between(rng, 1, std::min<int64_t>(4, s.out_c / sc.vector));
-  sc.pixels = between(rng, 1, std::min<int64_t>(s.out_w, regs / (sc.channels / sc.vector)));
+  const int64_t run = ir::tile_spans_rows(g, n) ? s.out_w * s.out_h : s.out_w;
+  sc.pixels = between(rng, 1, std::min<int64_t>(run, regs / (sc.channels / sc.vector)));
   sc.chunk = pick(rng, divisors(s.in_per_group));
   sc.rows = between(rng, 1, std::min<int64_t>(s.out_h, 64));
   sc.taps_inside = sc.chunk == s.in_per_group ? between(rng, 0, 1) : 0;

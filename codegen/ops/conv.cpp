@@ -95,6 +95,15 @@ ConvSpec conv_spec(const ir::Graph& g, const ir::Node& node) {
   return s;
 }
 
+ConvSpec conv_spec(const ir::Graph& g, const ir::Node& node, const ir::Schedule& sc) {
+  ConvSpec s = conv_spec(g, node);
+  if (sc.kind != ir::ScheduleKind::Tile || !ir::tile_spans_rows(g, node)) return s;
+  s.row_pixels = s.out_w;
+  s.in_w = s.out_w = s.out_w * s.out_h;
+  s.in_h = s.out_h = 1;
+  return s;
+}
+
 ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::string& name) {
   ConvAlgorithm l;
   l.spec = s;

@@ -42,8 +42,15 @@ struct ConvSpec {
   // An input gradient (ir::input_gradient_is_conv): the input is dy and the kernel argument is
   // the forward layer's, read flipped and with its input and output channels exchanged.
   bool transposed = false;
+  // > 0: the image's rows of this many pixels seen as one row (ir::tile_spans_rows), with
+  // out_w = in_w = its pixels and out_h = in_h = 1; image_rows() is how many there were.
+  int row_pixels = 0;
+  int image_rows() const { return row_pixels ? out_w / row_pixels : out_h; }
 };
 ConvSpec conv_spec(const ir::Graph& g, const ir::Node& n);
+// The spec that a CPU schedule `sc` computes: for a `tile` where ir::tile_spans_rows, the
+// pixels as one row (the buffers keep their bytes; their dims say H*W x 1).
+ConvSpec conv_spec(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc);
 
 struct ConvAlgorithm : Algorithm {
   ConvSpec spec;

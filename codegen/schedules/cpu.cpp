@@ -111,7 +111,7 @@ std::string schedule_error(const ir::Graph& g, const ir::Node& n, const ir::Sche
                ? gpu_schedule_error(conv_spec(g, n), kind == ir::KernelKind::Depthwise, sc)
                : gpu_pointwise_error(sc, n.type.channels());
   if (kind == ir::KernelKind::Conv || kind == ir::KernelKind::Depthwise)
-    return conv_error(conv_spec(g, n), sc);
+    return conv_error(conv_spec(g, n, sc), sc);
   if (!power_of_two(sc.vector)) return "v (vector lanes) must be a power of two from 1 to 64";
   if (sc.vector > n.type.channels())
     return "v (vector lanes) must not exceed the output channels (" +
@@ -130,19 +130,28 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
   RVar rzo("rzo"), rzi("rzi");
   const int vec = static_cast<int>(sc.vector);
   // The output in register tiles (`tile_c` channels x `tile_x` pixels of a row), a task per
-  // block of channels x `rows` rows x image.
+  // block of channels x `rows` rows x image; returns the loop over a task's tiles. Pixels
+  // spanning rows (s.row_pixels): the image is one row of tiles, a task the tiles covering
+  // `rows` rows (pixels split into tasks first left the last task's tiles a size Halide could
+  // not fix).
   auto tile_output = [&](int tile_c, int tile_x, int rows) {
-    Var yo("yo"), yi("yi");
-    out.split(c, co, ci, tile_c)
-        .split(x, xo, xi, tile_x)
-        .split(y, yo, yi, rows)
-        .reorder(ci, xi, xo, yi, co, yo, n)
-        .fuse(co, yo, task)
+    Var yo("yo"), yi("yi"), tile = xo;
+    out.split(c, co, ci, tile_c).split(x, xo, xi, tile_x);
+    if (s.row_pixels) {
+      const int tiles = (s.out_w + tile_x - 1) / tile_x;
+      const int per_task = std::min(tiles, (rows * s.row_pixels + tile_x - 1) / tile_x);
+      tile = Var("xt");
+      out.split(xo, yo, tile, per_task).reorder(ci, xi, tile, y, co, yo, n);
+    } else {
+      out.split(y, yo, yi, rows).reorder(ci, xi, xo, yi, co, yo, n);
+    }
+    out.fuse(co, yo, task)
         .fuse(task, n, task)
         .parallel(task)
         .vectorize(ci, vec)
         .unroll(ci)
         .unroll(xi);
+    return tile;
   };
   std::ostringstream os;
   switch (sc.kind) {
@@ -189,8 +198,7 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
       const int tile_c = static_cast<int>(sc.channels);
       const int tile_x = static_cast<int>(std::min<int64_t>(sc.pixels, s.out_w));
       const int rows = static_cast<int>(std::min<int64_t>(sc.rows, s.out_h));
-      tile_output(tile_c, tile_x, rows);
-      conv.compute_at(out, xo).vectorize(c, vec).unroll(c).unroll(x);
+      conv.compute_at(out, tile_output(tile_c, tile_x, rows)).vectorize(c, vec).unroll(c).unroll(x);
       conv.update()
           .reorder(c, x, r.x, r.y)
           .vectorize(c, vec)
@@ -205,16 +213,17 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
     }
     case ir::ScheduleKind::Tile: {
       const int tile_c = static_cast<int>(sc.channels);
+      const int rows = static_cast<int>(std::min<int64_t>(sc.rows, s.image_rows()));
       const int tile_x = static_cast<int>(std::min<int64_t>(sc.pixels, s.out_w));
-      const int rows = static_cast<int>(std::min<int64_t>(sc.rows, s.out_h));
       const int kc = static_cast<int>(sc.chunk);
-      tile_output(tile_c, tile_x, rows);
+      const char* span = s.row_pixels ? " (pixels spanning rows)" : "";
+      const Var tile = tile_output(tile_c, tile_x, rows);
       if (sc.taps_inside) {
         // The whole reduction inside the register tile: its accumulators are made where the
         // output consumes them and never leave the registers (bias in, epilogue out). In a task
         // buffer they cost three passes over memory per tile (bias, the sums, the epilogue): a
         // 1x1 conv of 24 input channels spent more time there than in its FMAs.
-        conv.compute_at(out, xo)
+        conv.compute_at(out, tile)
             .store_in(MemoryType::Register)
             .vectorize(c, vec)
             .unroll(c)
@@ -222,7 +231,8 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
         Stage u = conv.update();
         u.reorder(c, x, r.z, r.x, r.y).vectorize(c, vec).unroll(c).unroll(x);
         if (kc <= 4) u.unroll(r.z);
-        os << "register tile " << tile_c << "c x " << tile_x << "px, its accumulators in "
+        os << "register tile " << tile_c << "c x " << tile_x << "px" << span
+           << ", its accumulators in "
            << "registers over all " << kc << " in-channels and taps; " << rows
            << " row(s) per task; parallel over channel blocks x row blocks x batch";
         break;
@@ -238,8 +248,8 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
           .reorder(c, xi, rzi, xo, y, r.x, r.y, rzo, n);
       if (kc % 2 == 0) u.unroll(rzi, 2);
       u.vectorize(c, vec).unroll(c).unroll(xi);
-      os << "register tile " << tile_c << "c x " << tile_x << "px; in-channel chunks of " << kc
-         << ", taps outside a sweep of " << rows
+      os << "register tile " << tile_c << "c x " << tile_x << "px" << span
+         << "; in-channel chunks of " << kc << ", taps outside a sweep of " << rows
          << " row(s); parallel over channel blocks x row blocks x batch";
       break;
     }

@@ -159,6 +159,15 @@ TEST_CASE("a recorded schedule is applied as written, and one that cannot apply 
   CHECK(check_network(conv + "schedule=tile:v8,c16,x4,k4,r2,p16\n", rng, 2));
   CHECK(check_network(conv + "schedule=tile:v16,c48,x1,k16,r9\n", rng));
   CHECK(check_network(conv + "schedule=tile:v16,c16,x3,k16,r4,t1,p16\n", rng, 2));
+  // A 1x1 stride-1 conv's tiles span the image's rows (ir::tile_spans_rows): 7-pixel rows in
+  // tiles of 4, 6 and 12 pixels, rows per task that do not divide the image's 5, chunked and in
+  // registers, packed and not, with a residual add and an activation as the epilogue.
+  for (const char* s : {"tile:v8,c16,x4,k8,r2,p16", "tile:v8,c16,x6,k16,r3,t1",
+                        "tile:v8,c8,x12,k16,r5,t1,p8", "tile:v4,c8,x3,k4,r1"})
+    CHECK(check_network(
+        std::string("input x shape=5x7x16\nconv2d c filters=16 kernel=1x1 schedule=") + s +
+            "\nadd a <- x, c\nrelu r <- a\n",
+        rng, 2));
   CHECK(check_network("input x shape=64\ndense d units=64 schedule=gemv:v8,c32,p32\n", rng, 2));
   CHECK(check_network("input x shape=64\ndense d units=40 schedule=stream:v4,c24\n", rng, 3));
   for (auto [schedule, why] : std::initializer_list<std::pair<const char*, const char*>>{

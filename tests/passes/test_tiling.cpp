@@ -65,8 +65,8 @@ TEST_CASE("choose_tiles: register tiles, chunks and rows from the shapes, regist
   // from one set, so a tile takes at most as many pixels as the set has ways (8 by default), 7
   // on a 14-pixel row; over 1040 channels the pixels spread over the sets and keep 14 (in
   // registers, the weights streaming from L2). The same for a stride-2 conv over 512 channels
-  // (pixels two apart: 4 KiB). On a 12-pixel row, 8 ways allow 6 pixels (chunked), 12 ways all
-  // 12, in registers.
+  // (pixels two apart: 4 KiB). On a 12x12 image, 8 ways allow 8 pixels (chunked; the 1x1's
+  // tiles span rows, so 8 divides its 144 pixels), 12 ways 12, in registers.
   CHECK(schedule_of("input x shape=14x14x1024\nconv2d c filters=256 kernel=1x1\n", avx512()) ==
         "tile:v16,c32,x7,k128,r7,p32");
   CHECK(schedule_of("input x shape=14x14x1040\nconv2d c filters=256 kernel=1x1\n", avx512_l2()) ==
@@ -75,7 +75,7 @@ TEST_CASE("choose_tiles: register tiles, chunks and rows from the shapes, regist
             "input x shape=28x28x512\nconv2d c filters=256 kernel=1x1 strides=2 round=floor\n",
             avx512()) == "tile:v16,c32,x7,k128,r7,p32");
   CHECK(schedule_of("input x shape=12x12x1024\nconv2d c filters=256 kernel=1x1\n", avx512_l2()) ==
-        "tile:v16,c32,x6,k128,r6,p32");
+        "tile:v16,c32,x8,k128,r6,p32");
   passes::TilingOptions twelve_ways = avx512_l2();
   twelve_ways.target.cpu.l1_bytes = 48 << 10;
   twelve_ways.target.cpu.l1_ways = 12;
@@ -102,6 +102,13 @@ TEST_CASE("choose_tiles: register tiles, chunks and rows from the shapes, regist
   avx2.target.cpu.vector_registers = 16;
   CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n", avx2) ==
         "tile:v8,c16,x4,k64,r4,t1,p16");
+  // A 1x1 conv's tiles span the image's rows: of the widths 4-6 the one wasting least on the
+  // whole image, not on a row: 5 on 7x7 (50 for 49 pixels; per row, 4 computed 8 of 7), 4 on
+  // 14x14 (196; per row, 5 computed 15 of 14).
+  CHECK(schedule_of("input x shape=7x7x512\nconv2d c filters=2048 kernel=1x1\n", avx2) ==
+        "tile:v8,c16,x5,k256,r7,p16");
+  CHECK(schedule_of("input x shape=14x14x256\nconv2d c filters=1024 kernel=1x1\n", avx2) ==
+        "tile:v8,c16,x4,k256,r14,t1,p16");
 }
 
 TEST_CASE("choose_tiles: Winograd for 3x3 stride-1 convs whose transformed kernel fits L2") {
