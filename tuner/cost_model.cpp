@@ -43,9 +43,9 @@ std::vector<float> features(const ir::Graph& g, const ir::Node& n, const ir::Sch
   const double bx = std::max<double>(1, static_cast<double>(s.block_pixels));
   const double br = std::max<double>(1, static_cast<double>(s.block_rows));
   const double tasks = std::ceil(out_c / std::max(c, v)) * std::ceil(out_h / rows) * batch;
-  // The pixels a row of register tiles runs through: a task's rows when tiles span them.
+  // The pixels a row of register tiles runs through: the image's when tiles span its rows.
   const bool spans = s.kind == ir::ScheduleKind::Tile && ir::tile_spans_rows(g, n);
-  const double run = spans ? std::min(rows, out_h) * out_w : out_w;
+  const double run = spans ? out_h * out_w : out_w;
   std::vector<float> f = {
       static_cast<float>(ir::kernel_kind(g, n)),
       static_cast<float>(s.kind),
