@@ -3,6 +3,7 @@
 // hardware, the largest share of model time first, within a time budget; every measurement
 // committed to the tuning database as it is taken, so a tune killed at any moment resumes.
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -69,5 +70,14 @@ TuneResult tune(const ir::Graph& optimized, const TuneOptions& opts);
 std::vector<std::pair<double, std::string>> recheck_contenders(
     std::vector<std::pair<double, std::string>> measured, const std::string& heuristic,
     double heuristic_ms);
+
+// Alternating rounds of a workload's recheck: three fresh readings of each schedule, so one
+// slow moment of the machine cannot decide its median.
+constexpr int kRecheckRounds = 3;
+
+// The recheck's verdict from its readings (schedule -> the recheck's times, ms): the schedule
+// with the lowest median, the heuristic unless another's median beats its own, with that median.
+std::pair<std::string, double> recheck_verdict(
+    const std::map<std::string, std::vector<double>>& readings, const std::string& heuristic);
 
 }  // namespace cnnc::tuner

@@ -171,6 +171,22 @@ TEST_CASE("recheck: the fastest of each schedule kind near the heuristic is meas
   CHECK(tuner::recheck_contenders({{1.8, h}}, h, 1.8).empty());
 }
 
+TEST_CASE("recheck: the verdict is the lowest median of the recheck's own readings") {
+  const std::string h = "tile:v8,c16,x4,k128,r7,t1,p16", c = "tile:v8,c16,x6,k64,r2,p16";
+  // Zen 3, ResNet50's 28x28 128->512 1x1: the recheck read the heuristic at 0.80, 0.63 and 0.66
+  // and the search's best at 0.785, 0.84 and 0.79: the heuristic stays.
+  CHECK(tuner::recheck_verdict({{h, {0.80, 0.63, 0.66}}, {c, {0.785, 0.84, 0.79}}}, h) ==
+        std::pair<std::string, double>{h, 0.66});
+  // A contender whose median beats the heuristic's wins with that median; the fastest of two.
+  CHECK(tuner::recheck_verdict({{h, {0.80, 0.82, 0.81}},
+                                {c, {0.70, 0.90, 0.72}},
+                                {"winograd:v8,c16,x4,r1", {0.75, 0.74, 0.60}}},
+                               h) == std::pair<std::string, double>{c, 0.72});
+  // A tie keeps the heuristic; a contender whose recheck failed every time is not chosen.
+  CHECK(tuner::recheck_verdict({{h, {0.8}}, {c, {0.8}}}, h).first == h);
+  CHECK(tuner::recheck_verdict({{h, {0.8}}, {c, {}}}, h).first == h);
+}
+
 TEST_CASE("search: every random or mutated candidate is a schedule codegen applies") {
   // The CPU space on this machine, and the GPU spaces (gpu_tile, gpu_pointwise), which need no
   // GPU to be checked.
