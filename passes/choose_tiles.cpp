@@ -115,11 +115,40 @@ ir::Schedule gpu_pointwise_schedule(const ir::Node& n) {
 int64_t rounded_row(int64_t row, int64_t width) { return (row + width - 1) / width * width; }
 
 // The tile width for a row: at most `widest` (and the row), or the narrower width, down to 4,
-// that wastes least on the row's last, rounded-up tile (the wider on a tie).
+// that wastes least on the row's last, rounded-up tile (the wider on a tie). Depthwise convs
+// keep it: each of their FMAs loads its input, and wider tiles measured slower (Zen 3, 2
+// threads, ms, 4 -> 6 pixels: 56x56x144 0.142 -> 0.190, 112x112x96/2 0.100 -> 0.162).
 int64_t least_waste_width(int64_t row, int64_t widest) {
   int64_t width = std::clamp<int64_t>(widest, 1, row);
   for (int64_t w = width - 1; w >= std::min<int64_t>(width, 4); --w)
     if (rounded_row(row, w) < rounded_row(row, width)) width = w;
+  return width;
+}
+
+// Accumulators a tile needs to keep a core's FMA units busy through a reduction: two FMAs a
+// cycle at four cycles' latency is 8 in flight, and the loads feeding them need slack beyond
+// that; 12, as BLIS's Haswell sgemm kernel (6x16) holds. A tile of fewer waits on the latency:
+// it takes about as long per reduction step as one of 12.
+constexpr int64_t kBusyAccumulators = 12;
+
+// The width for a row of a reduction's register tiles of `vectors` vectors of channels, at most
+// `widest`: the fastest, a tile's step costing max(its accumulators, kBusyAccumulators); on a
+// tie the one computing fewest pixels. On AVX2 (two vectors, 12 accumulators at 6 pixels) this
+// is the widest unless it makes as many tiles as a narrower one; least waste took 4 pixels (8
+// accumulators) wherever 4 divided the row. Zen 3, 2 threads, ms, medians of 9-21 interleaved
+// runs, 4 -> 6 pixels: 3x3 224x224x64 39.1-41.8 -> 30.0-30.9, VGG16's 112x112 64->128 22.1 ->
+// 13.7, 56x56x64 2.40-2.56 -> 1.94-1.99; 1x1 56x56 64->256 0.89-0.99 -> 0.76-0.82, 256->64
+// 1.03-1.09 -> 0.78-0.82, 28x28 128->512 0.80-1.16 -> 0.71-0.80, 14x14 256->1024 0.74-0.87 ->
+// 0.67-0.83. On AVX-512 (20 accumulators) every width of 6 or more is busy: least waste.
+int64_t busiest_width(int64_t row, int64_t widest, int64_t vectors) {
+  auto steps = [&](int64_t w) {
+    return (row + w - 1) / w * std::max(w * vectors, kBusyAccumulators);
+  };
+  int64_t width = std::clamp<int64_t>(widest, 1, row);
+  for (int64_t w = width - 1; w >= 1; --w)
+    if (steps(w) < steps(width) ||
+        (steps(w) == steps(width) && rounded_row(row, w) < rounded_row(row, width)))
+      width = w;
   return width;
 }
 
@@ -140,16 +169,17 @@ bool winograd_pays(const ConvShape& s, int64_t batch, const ir::CpuFacts& m) {
 }
 
 // Winograd's register tile: two vectors of output channels (one if the layer has fewer) x the
-// tiles of a row the remaining accumulators hold, the count wasting least on the row's last
-// block of tiles; one row of tiles per task, so the task's transformed windows and products
-// stay in L1/L2.
+// tiles of a row the remaining accumulators hold, the busiest count (busiest_width: its products
+// sum all input channels in registers); one row of tiles per task, so the task's transformed
+// windows and products stay in L1/L2.
 ir::Schedule winograd_schedule(const ConvShape& s, int64_t vector, int64_t accumulators) {
   ir::Schedule sc;
   sc.kind = ir::ScheduleKind::Winograd;
   sc.vector = vector;  // whole vectors only: c must divide the channels (no partial block)
   while (sc.vector > 1 && s.out_c % sc.vector) sc.vector /= 2;
   sc.channels = sc.vector * (s.out_c % (2 * sc.vector) == 0 ? 2 : 1);
-  sc.pixels = least_waste_width((s.out_w + 1) / 2, accumulators / (sc.channels / sc.vector));
+  const int64_t vectors = sc.channels / sc.vector;
+  sc.pixels = busiest_width((s.out_w + 1) / 2, accumulators / vectors, vectors);
   sc.rows = 1;
   return sc;
 }
@@ -176,6 +206,21 @@ int64_t direct_tile_width(const ConvShape& s, const ir::CpuFacts& m, int64_t wid
   return least_waste_width(s.tile_run(), std::min(widest, widest_without_set_conflicts(s, m)));
 }
 
+// The width of a tile of `vectors` vectors of channels whose whole reduction runs in its
+// registers (taps inside, or a 1x1 conv's accumulators kept): the busiest (busiest_width), as
+// latency is what bounds it. Not where the accumulators pass through a task buffer between
+// chunks, nor for a strided conv: there 6 pixels measured no faster or slower than least
+// waste's 4 (Zen 3, 2 threads, ms: VGG16's 28x28 3x3s at 256 channels a chunk 14.7 -> 16.6
+// and 27.9 -> 34.2; ResNet50's 56x56 1x1/2 convs 0.42-0.45 -> 0.48-0.51 and 1.63-1.91 ->
+// 1.73-1.87; its chunked 1x1s and 3x3s 0.85-1.05x), nor for a reduction shorter than 64, where
+// the tile's loads and stores weigh more than latency (VGG16's 3x3 on 224x224x3: 1.18-1.48 ->
+// 1.41-1.56; MobileNetV2's 1x1s over 16-32 channels 0.95-1.08x).
+int64_t busy_tile_width(const ConvShape& s, const ir::CpuFacts& m, int64_t widest,
+                        int64_t vectors) {
+  if (s.sh > 1 || s.sw > 1 || s.taps * s.in_per_group < 64) return direct_tile_width(s, m, widest);
+  return busiest_width(s.tile_run(), std::min(widest, widest_without_set_conflicts(s, m)), vectors);
+}
+
 // Accumulators of a register tile: 12 of AVX2's 16 registers, 20 of AVX-512's 32 (best of
 // 12..28 on Zen 5 for ResNet50 and a 56x56x64 conv), leaving room for the weight vectors and
 // the broadcast input.
@@ -197,7 +242,8 @@ void one_by_one_in_registers(const ConvShape& s, const ir::CpuFacts& m, ir::Sche
   // Two vectors of channels, or three where that divides the channels and two does not.
   int64_t vectors = std::clamp<int64_t>(s.out_c / lanes, 1, 2);
   if (s.out_c % (2 * lanes) && s.out_c % (3 * lanes) == 0) vectors = 3;
-  const int64_t tile_x = direct_tile_width(s, m, (m.vector_registers - 1 - vectors) / vectors);
+  const int64_t tile_x =
+      busy_tile_width(s, m, (m.vector_registers - 1 - vectors) / vectors, vectors);
   const int64_t weight_bytes = s.in_per_group * vectors * lanes * 4;
   if (!(weight_bytes <= m.l1_bytes / 2 || (tile_x >= 12 && weight_bytes <= m.l2_bytes / 2))) return;
   sc.channels = vectors * lanes;
@@ -269,9 +315,11 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
   sc.kind = depthwise ? ir::ScheduleKind::Depthwise : ir::ScheduleKind::Tile;
   // Register tile: up to two vectors of output channels x as many pixels of a row as the
   // remaining accumulators allow; of the widths from 4 up, the one wasting least on a row's
-  // last, rounded-up tile (the wider on a tie).
+  // last, rounded-up tile (the wider on a tie); the busiest where the reduction stays inside.
   sc.channels = sc.vector * std::clamp<int64_t>(s.out_c / sc.vector, 1, 2);
-  int64_t tile_x = direct_tile_width(s, m, accumulators / (sc.channels / sc.vector));
+  const int64_t vectors = sc.channels / sc.vector;
+  int64_t tile_x = direct_tile_width(s, m, accumulators / vectors);
+  bool four_vectors = false;
   // A conv with several taps does better with four vectors x 4 pixels where that wastes no
   // more of the row: each broadcast input feeds four FMAs instead of two. 16 accumulators, as
   // four weight vectors and the broadcasts need the rest of 32 registers (4 x 5 measured slower).
@@ -282,6 +330,7 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
       s.out_w >= 4 && rounded_row(s.out_w, 4) <= rounded_row(s.out_w, tile_x)) {
     sc.channels = 4 * sc.vector;
     tile_x = 4;
+    four_vectors = true;
   }
   sc.pixels = tile_x;
   const int64_t tile_bytes = sc.channels * 4;
@@ -299,8 +348,10 @@ ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOp
     // (2 threads, % of peak, taps outside -> inside): a 3x3/2 stem on 224x224x3 41-46 -> 51-56,
     // 3x3 56x56 16->32 53-80 -> 60-83, 32->64 65-85 -> 86-91; 64->64 no gain.
     if (chunk == s.in_per_group && s.taps > 1 &&
-        s.taps * s.in_per_group * tile_bytes <= 2 * m.l1_bytes)
+        s.taps * s.in_per_group * tile_bytes <= 2 * m.l1_bytes) {
       sc.taps_inside = 1;
+      if (!four_vectors) sc.pixels = busy_tile_width(s, m, accumulators / vectors, vectors);
+    }
     if (s.taps == 1) one_by_one_in_registers(s, m, sc);
   }
   // Rows per task: enough pixels to reuse each weight chunk well (accumulators filling half of

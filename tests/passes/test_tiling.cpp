@@ -95,20 +95,29 @@ TEST_CASE("choose_tiles: register tiles, chunks and rows from the shapes, regist
   // Fewer channels than a vector: the vector narrows to them.
   CHECK(schedule_of("input x shape=8x8x3\nconv2d c filters=6 kernel=3x3\n", avx512()) == "tile:v4,c4,x6,k3,r6,t1");
   // On AVX2 (8 lanes, 16 registers) the same layer gets 12 accumulators: 2 vectors x 6 pixels,
-  // narrowed to 4 that divide the row; 4 rows, as 16-channel tiles take half the L1 bytes; and
-  // its tile's weights for all taps (36 KiB) are few enough to keep every tap inside the tile.
+  // though 6 does not divide the row (10 tiles compute 60 pixels of 56; 14 of 4 pixels, 8
+  // accumulators, would wait on the FMAs' latency); 4 rows, as 16-channel tiles take half the L1
+  // bytes; and its tile's weights for all taps (36 KiB) are few enough to keep every tap inside.
   passes::TilingOptions avx2 = avx512();
   avx2.target.cpu.vector_lanes = 8;
   avx2.target.cpu.vector_registers = 16;
-  CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n", avx2) ==
-        "tile:v8,c16,x4,k64,r4,t1,p16");
-  // A 1x1 conv's tiles span the image's rows: of the widths 4-6 the one wasting least on the
-  // whole image, not on a row: 5 on 7x7 (50 for 49 pixels; per row, 4 computed 8 of 7), 4 on
-  // 14x14 (196; per row, 5 computed 15 of 14).
+  CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=64 kernel=3x3 padding=same\n",
+                    avx2) == "tile:v8,c16,x6,k64,r4,t1,p16");
+  // A 1x1 conv's tiles span the image's rows. Its reduction in registers (14x14 256->1024):
+  // the count of tiles over the whole image decides, 33 of 6 pixels. Chunked (7x7 512->2048,
+  // accumulators through a task buffer): the least waste on the image, 5 (50 for 49 pixels).
+  CHECK(schedule_of("input x shape=14x14x256\nconv2d c filters=1024 kernel=1x1\n", avx2) ==
+        "tile:v8,c16,x6,k256,r14,t1,p16");
   CHECK(schedule_of("input x shape=7x7x512\nconv2d c filters=2048 kernel=1x1\n", avx2) ==
         "tile:v8,c16,x5,k256,r7,p16");
-  CHECK(schedule_of("input x shape=14x14x256\nconv2d c filters=1024 kernel=1x1\n", avx2) ==
-        "tile:v8,c16,x4,k256,r14,t1,p16");
+  // Strided, it keeps the least waste too (a 28-pixel row: 4).
+  CHECK(schedule_of(
+            "input x shape=56x56x256\nconv2d c filters=128 kernel=1x1 strides=2 round=floor\n",
+            avx2) == "tile:v8,c16,x4,k256,r7,t1,p16");
+  // A depthwise conv loads an input per FMA: it keeps the least wasteful width (4 on 56).
+  CHECK(schedule_of(
+            "input x shape=56x56x144\nconv2d c filters=144 kernel=3x3 padding=same groups=144\n",
+            avx2) == "depthwise:v8,c16,x4,r4");
 }
 
 TEST_CASE("choose_tiles: Winograd for 3x3 stride-1 convs whose transformed kernel fits L2") {
