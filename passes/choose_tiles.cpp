@@ -135,11 +135,11 @@ constexpr int64_t kBusyAccumulators = 12;
 // `widest`: the fastest, a tile's step costing max(its accumulators, kBusyAccumulators); on a
 // tie the one computing fewest pixels. On AVX2 (two vectors, 12 accumulators at 6 pixels) this
 // is the widest unless it makes as many tiles as a narrower one; least waste took 4 pixels (8
-// accumulators) wherever 4 divided the row. Zen 3, 2 threads, ms, medians of 9-21 interleaved
-// runs, 4 -> 6 pixels: 3x3 224x224x64 39.1-41.8 -> 30.0-30.9, VGG16's 112x112 64->128 22.1 ->
-// 13.7, 56x56x64 2.40-2.56 -> 1.94-1.99; 1x1 56x56 64->256 0.89-0.99 -> 0.76-0.82, 256->64
-// 1.03-1.09 -> 0.78-0.82, 28x28 128->512 0.80-1.16 -> 0.71-0.80, 14x14 256->1024 0.74-0.87 ->
-// 0.67-0.83. On AVX-512 (20 accumulators) every width of 6 or more is busy: least waste.
+// accumulators) wherever 4 divided the row. Zen 3, 2 threads, 4 -> 6 pixels, time ratios of
+// medians of 9-21 interleaved runs: 3x3 224x224x64 0.74-0.84, 112x112 64->128 0.62-0.92, 56x56x64
+// 0.77-0.90; 1x1 56x56 64->256 0.85-0.90, 256->64 0.75-0.83, 28x28 128->512 0.67-0.90, 14x14
+// 256->1024 0.83-0.97, DenseNet121's 1x1s over 96-256 channels 0.55-0.93. On AVX-512 (20
+// accumulators) every width of 6 or more is busy: least waste.
 int64_t busiest_width(int64_t row, int64_t widest, int64_t vectors) {
   auto steps = [&](int64_t w) {
     return (row + w - 1) / w * std::max(w * vectors, kBusyAccumulators);
@@ -209,7 +209,7 @@ int64_t direct_tile_width(const ConvShape& s, const ir::CpuFacts& m, int64_t wid
 // The width of a tile of `vectors` vectors of channels whose whole reduction runs in its
 // registers (taps inside, or a 1x1 conv's accumulators kept): the busiest (busiest_width), as
 // latency is what bounds it. Not where the accumulators pass through a task buffer between
-// chunks, nor for a strided conv: there 6 pixels measured no faster or slower than least
+// chunks, nor for a strided conv: there 6 pixels measured even with or slower than least
 // waste's 4 (Zen 3, 2 threads, ms: VGG16's 28x28 3x3s at 256 channels a chunk 14.7 -> 16.6
 // and 27.9 -> 34.2; ResNet50's 56x56 1x1/2 convs 0.42-0.45 -> 0.48-0.51 and 1.63-1.91 ->
 // 1.73-1.87; its chunked 1x1s and 3x3s 0.85-1.05x), nor for a reduction shorter than 64, where
