@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -343,47 +344,54 @@ TEST_CASE(
 TEST_CASE("builders: candidates compile at once into the kernel cache, then are measured") {
   const char* dir = std::getenv("CNNC_CACHE_DIR");
   REQUIRE_MESSAGE(dir, "the tests run with CNNC_CACHE_DIR set (tests/CMakeLists.txt)");
+  // The workers get a cache of their own, empty, so that their builds are new to it whatever
+  // earlier runs of this test left in the shared one (a build folder's cache came to hold every
+  // variant this test drew); they start, and read it, at their first request.
+  const std::string shared = dir;
+  const fs::path own = fs::path(shared) / ("builders-" + std::to_string(::getpid()));
+  fs::remove_all(own);
+  fs::create_directories(own);
+  ::setenv("CNNC_CACHE_DIR", own.c_str(), 1);
   auto kernels_cached = [&] {
     size_t n = 0;
-    if (fs::exists(fs::path(dir) / "kernels"))
-      for (const auto& e : fs::directory_iterator(fs::path(dir) / "kernels"))
+    if (fs::exists(own / "kernels"))
+      for (const auto& e : fs::directory_iterator(own / "kernels"))
         n += e.path().extension() == ".so";
     return n;
   };
-  // A layer no other test compiles, with schedules drawn from this run's seed, so that they are
-  // new to the cache.
-  tuner::Request r;
-  r.net = "input in0 shape=6x6x24\nconv2d L filters=24 kernel=3x3 padding=same <- in0\n";
-  r.threads = 1;
-  r.repeats = 3;
-  r.min_ms = 5;
-  r.build_only = true;
-  std::mt19937 rng(static_cast<unsigned>(std::random_device{}()));
-  const int64_t rows = std::uniform_int_distribution<int>(1, 6)(rng);
-  tuner::Worker a(CNNC_BINARY), b(CNNC_BINARY);
-  const size_t before = kernels_cached();
-  tuner::Request ra = r, rb = r;
-  ra.schedule = "tile:v8,c24,x3,k8,r" + std::to_string(rows);
-  rb.schedule = "tile:v8,c8,x2,k12,r" + std::to_string(rows);
-  a.send(ra);
-  b.send(rb);
-  const tuner::Measurement ma = a.receive(120), mb = b.receive(120);
-  CHECK_MESSAGE(ma.ok, ma.error);
-  CHECK_MESSAGE(mb.ok, mb.error);
-  CHECK(ma.ms == 0);  // built, not timed
-  // Each build left its kernel in the cache (another test process may add its own meanwhile).
-  CHECK(kernels_cached() >= before + 2);
-  // The measuring worker then runs it, checked against the reference as any candidate.
-  ra.build_only = false;
-  const tuner::Measurement timed = a.measure(ra, 120);
-  CHECK_MESSAGE(timed.ok, timed.error);
-  CHECK(timed.ms > 0);
-  CHECK(timed.max_rel_error < 1e-5);
-  // A schedule that does not fit fails to build, with codegen's reason.
-  rb.schedule = "tile:v8,c24,x3,k5,r1";
-  const tuner::Measurement bad = b.measure(rb, 120);
-  CHECK(!bad.ok);
-  CHECK(bad.error.find("k (input channels per chunk) must divide") != std::string::npos);
+  {
+    tuner::Request r;
+    r.net = "input in0 shape=6x6x24\nconv2d L filters=24 kernel=3x3 padding=same <- in0\n";
+    r.threads = 1;
+    r.repeats = 3;
+    r.min_ms = 5;
+    r.build_only = true;
+    tuner::Worker a(CNNC_BINARY), b(CNNC_BINARY);
+    tuner::Request ra = r, rb = r;
+    ra.schedule = "tile:v8,c24,x3,k8,r2";
+    rb.schedule = "tile:v8,c8,x2,k12,r3";
+    a.send(ra);
+    b.send(rb);
+    const tuner::Measurement ma = a.receive(120), mb = b.receive(120);
+    CHECK_MESSAGE(ma.ok, ma.error);
+    CHECK_MESSAGE(mb.ok, mb.error);
+    CHECK(ma.ms == 0);  // built, not timed
+    // Each build left its kernel in the cache, which held none before (3 here: one more is shared).
+    CHECK(kernels_cached() >= 2);
+    // The measuring worker then runs it, checked against the reference as any candidate.
+    ra.build_only = false;
+    const tuner::Measurement timed = a.measure(ra, 120);
+    CHECK_MESSAGE(timed.ok, timed.error);
+    CHECK(timed.ms > 0);
+    CHECK(timed.max_rel_error < 1e-5);
+    // A schedule that does not fit fails to build, with codegen's reason.
+    rb.schedule = "tile:v8,c24,x3,k5,r1";
+    const tuner::Measurement bad = b.measure(rb, 120);
+    CHECK(!bad.ok);
+    CHECK(bad.error.find("k (input channels per chunk) must divide") != std::string::npos);
+  }  // the workers end here
+  ::setenv("CNNC_CACHE_DIR", shared.c_str(), 1);
+  fs::remove_all(own);
 }
 
 TEST_CASE("cost model: learns which schedules are faster from measurements, and ranks new ones") {
