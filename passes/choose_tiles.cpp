@@ -138,7 +138,7 @@ constexpr int64_t kBusyAccumulators = 12;
 // accumulators) wherever 4 divided the row. Zen 3, 2 threads, 4 -> 6 pixels, time ratios of
 // medians of 9-21 interleaved runs: 3x3 224x224x64 0.74-0.84, 112x112 64->128 0.62-0.92, 56x56x64
 // 0.77-0.90; 1x1 56x56 64->256 0.85-0.90, 256->64 0.75-0.83, 28x28 128->512 0.67-0.90, 14x14
-// 256->1024 0.83-0.97, DenseNet121's 1x1s over 96-256 channels 0.55-0.93. On AVX-512 (20
+// 256->1024 0.83-0.97, DenseNet121's 1x1s over 96-256 channels 0.55-0.97. On AVX-512 (20
 // accumulators) every width of 6 or more is busy: least waste.
 int64_t busiest_width(int64_t row, int64_t widest, int64_t vectors) {
   auto steps = [&](int64_t w) {
