@@ -34,7 +34,7 @@ constexpr unsigned kConvs = bit(KernelKind::Conv) | bit(KernelKind::Depthwise);
 constexpr unsigned kAll = kConvs | bit(KernelKind::Pool) | bit(KernelKind::Pointwise);
 constexpr KindInfo kKinds[] = {
     {ScheduleKind::None, "none", TargetFamily::Cpu, kAll, ""},
-    {ScheduleKind::Tile, "tile", TargetFamily::Cpu, bit(KernelKind::Conv), "vcxkrtp"},
+    {ScheduleKind::Tile, "tile", TargetFamily::Cpu, bit(KernelKind::Conv), "vcxkrtpC"},
     {ScheduleKind::Gemv, "gemv", TargetFamily::Cpu, bit(KernelKind::Conv), "vcp"},
     {ScheduleKind::Stream, "stream", TargetFamily::Cpu, bit(KernelKind::Conv), "vc"},
     {ScheduleKind::Depthwise, "depthwise", TargetFamily::Cpu, bit(KernelKind::Depthwise), "vcxr"},

@@ -60,6 +60,8 @@ struct Schedule {
   // GPU fields: a thread block computes block_channels x block_pixels outputs of one row
   // (x block_rows rows), each thread `channels` x `pixels` of them in registers, reducing over
   // `chunk` input channels per step; shared: 1 stages the block's input window in shared memory.
+  // A CPU `tile` with t1 takes C too: output channels per task, its C/c register tiles computed
+  // one after another at each tile of pixels (0: c, one tile's channels per task).
   int64_t block_channels = 0;  // C
   int64_t block_pixels = 0;    // X
   int64_t block_rows = 0;      // R

@@ -2,6 +2,7 @@
 
 #include <xgboost/c_api.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "ir/error.h"
@@ -42,7 +43,9 @@ std::vector<float> features(const ir::Graph& g, const ir::Node& n, const ir::Sch
   const double bc = std::max<double>(1, static_cast<double>(s.block_channels));
   const double bx = std::max<double>(1, static_cast<double>(s.block_pixels));
   const double br = std::max<double>(1, static_cast<double>(s.block_rows));
-  const double tasks = std::ceil(out_c / std::max(c, v)) * std::ceil(out_h / rows) * batch;
+  // A CPU tile's task takes C channels (several tiles') where C is set.
+  const double task_c = std::max({c, v, s.kind == ir::ScheduleKind::Tile ? bc : 1.0});
+  const double tasks = std::ceil(out_c / task_c) * std::ceil(out_h / rows) * batch;
   // The pixels a row of register tiles runs through: the image's when tiles span its rows.
   const bool spans = s.kind == ir::ScheduleKind::Tile && ir::tile_spans_rows(g, n);
   const double run = spans ? out_h * out_w : out_w;

@@ -142,6 +142,11 @@ ir::Schedule draw(const ir::Graph& g, const ir::Node& n, const ir::Target& t,
   sc.rows = between(rng, 1, std::min<int64_t>(s.out_h, 64));
   sc.taps_inside = sc.chunk == s.in_per_group ? between(rng, 0, 1) : 0;
   if (s.groups == 1 && s.out_c % sc.channels == 0 && between(rng, 0, 1)) sc.pack = sc.channels;
+  // With t1, half the draws give a task several tiles of channels (C), computed in turn at
+  // each tile of pixels.
+  if (sc.taps_inside && s.out_c % sc.channels == 0 && between(rng, 0, 1))
+    if (const int64_t tiles = pick(rng, divisors(s.out_c / sc.channels)); tiles > 1)
+      sc.block_channels = sc.channels * tiles;
   return sc;
 }
 
@@ -173,7 +178,7 @@ ir::Schedule mutate(const ir::Schedule& base, const ir::Graph& g, const ir::Node
       const std::vector<F> cpu = {&ir::Schedule::vector, &ir::Schedule::channels,
                                   &ir::Schedule::pixels, &ir::Schedule::chunk,
                                   &ir::Schedule::rows,   &ir::Schedule::taps_inside,
-                                  &ir::Schedule::pack};
+                                  &ir::Schedule::pack,   &ir::Schedule::block_channels};
       const std::vector<F> gpu = {
           &ir::Schedule::vector,     &ir::Schedule::channels,       &ir::Schedule::pixels,
           &ir::Schedule::chunk,      &ir::Schedule::block_channels, &ir::Schedule::block_pixels,

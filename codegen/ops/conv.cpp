@@ -112,8 +112,7 @@ ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::str
   const std::vector<int> w_dims{s.out_c, ig, s.kw, s.kh};
   const std::vector<int> out_dims{s.out_c, s.out_w, s.out_h, s.n};
   ImageParam in = l.add_arg(name + "_in", in_dims);
-  ImageParam residual;
-  if (s.epilogue.add) residual = l.add_arg(name + "_residual", out_dims);
+  if (s.epilogue.add) l.residual = l.add_arg(name + "_residual", out_dims);
   l.weight_block = weight_block;
   const std::vector<int> w_store =
       weight_block ? std::vector<int>{weight_block, ig, s.kw, s.kh, s.out_c / weight_block}
@@ -165,7 +164,7 @@ ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::str
     Expr ic = s.groups == 1 ? Expr(r.z) : (c / og) * ig + r.z;
     l.conv(c, x, y, n) += w(c, r.z, r.x, r.y) * l.padded(ic, ix, iy, n);
   }
-  l.epilogue_output(name, s.epilogue, l.conv(c, x, y, n), residual, out_dims);
+  l.epilogue_output(name, s.epilogue, l.conv(c, x, y, n), l.residual, out_dims);
   return l;
 }
 

@@ -57,6 +57,7 @@ struct ConvAlgorithm : Algorithm {
   bool depthwise = false;
   bool padded_input = false;  // `padded` is a zero-padded copy of the input (else a clamped view)
   Halide::Func padded;        // the input as the taps read it
+  Halide::ImageParam residual;  // what the epilogue adds (spec.epilogue.add)
   Halide::Func conv;          // the accumulation: pure = bias, update = the reduction r
   Halide::RDom r;             // kw, kh[, input channels per group]
   std::vector<Halide::Func> stages;  // computed once before the conv (a transposed kernel)

@@ -159,11 +159,16 @@ TEST_CASE("a recorded schedule is applied as written, and one that cannot apply 
   CHECK(check_network(conv + "schedule=tile:v8,c16,x4,k4,r2,p16\n", rng, 2));
   CHECK(check_network(conv + "schedule=tile:v16,c48,x1,k16,r9\n", rng));
   CHECK(check_network(conv + "schedule=tile:v16,c16,x3,k16,r4,t1,p16\n", rng, 2));
+  // A task of three tiles' channels (C48), each tile of pixels computing them in turn.
+  CHECK(check_network(conv + "schedule=tile:v8,c16,x3,k16,r4,t1,p16,C48\n", rng, 2));
   // A 1x1 stride-1 conv's tiles span the image's rows (ir::tile_spans_rows): 7-pixel rows in
   // tiles of 4, 6 and 12 pixels, rows per task that do not divide the image's 5, chunked and in
-  // registers, packed and not, with a residual add and an activation as the epilogue.
-  for (const char* s : {"tile:v8,c16,x4,k8,r2,p16", "tile:v8,c16,x6,k16,r3,t1",
-                        "tile:v8,c8,x12,k16,r5,t1,p8", "tile:v4,c8,x3,k4,r1"})
+  // registers, packed and not, tasks of one and of two tiles' channels, with a residual add
+  // (prefetched a tile ahead where the reduction is in registers) and an activation as the
+  // epilogue.
+  for (const char* s :
+       {"tile:v8,c16,x4,k8,r2,p16", "tile:v8,c16,x6,k16,r3,t1", "tile:v8,c8,x12,k16,r5,t1,p8",
+        "tile:v4,c8,x3,k4,r1", "tile:v8,c8,x5,k16,r2,t1,p8,C16"})
     CHECK(check_network(
         std::string("input x shape=5x7x16\nconv2d c filters=16 kernel=1x1 schedule=") + s +
             "\nadd a <- x, c\nrelu r <- a\n",
@@ -171,7 +176,8 @@ TEST_CASE("a recorded schedule is applied as written, and one that cannot apply 
   CHECK(check_network("input x shape=64\ndense d units=64 schedule=gemv:v8,c32,p32\n", rng, 2));
   CHECK(check_network("input x shape=64\ndense d units=40 schedule=stream:v4,c24\n", rng, 3));
   for (auto [schedule, why] : std::initializer_list<std::pair<const char*, const char*>>{
-           {"tile:v16,c32,x4,k5,r1", "k (input channels per chunk) must divide the input channels per group (16)"},
+           {"tile:v16,c32,x4,k5,r1",
+            "k (input channels per chunk) must divide the input channels per group (16)"},
            {"tile:v16,c64,x4,k4,r1", "c (output channels per tile) must not exceed the layer's 48"},
            {"tile:v12,c24,x4,k4,r1", "v (vector lanes) must be a power of two"},
            {"tile:v4,c32,x40,k4,r1", "the register tile (c/v x x) may hold at most 64 vectors"},
@@ -179,7 +185,15 @@ TEST_CASE("a recorded schedule is applied as written, and one that cannot apply 
            {"gemv:v16,c16", "gemv takes p = c"},
            {"depthwise:v16,c16,x4,r1", "depthwise is not a schedule of a conv kernel"},
            {"gpu_tile:c4,x4", "gpu_tile is a GPU schedule, and the target is a CPU"},
-           {"tile:v16,c16,x4,k8,r1,t1", "t1 (taps inside the tile) needs k equal to the input channels"}}) {
+           {"tile:v16,c16,x4,k8,r1,t1",
+            "t1 (taps inside the tile) needs k equal to the input channels"},
+           {"tile:v16,c16,x4,k16,r1,C32",
+            "C (output channels per task) needs t1, a multiple of c that divides the output "
+            "channels (48)"},
+           {"tile:v16,c16,x4,k16,r1,t1,C32",
+            "C (output channels per task) needs t1, a multiple of c"},
+           {"tile:v8,c16,x4,k16,r1,t1,C24",
+            "C (output channels per task) needs t1, a multiple of c"}}) {
     CAPTURE(schedule);
     ir::Graph g = ir::parse(conv + "schedule=" + schedule + "\n", "t.cnn");
     random_weights(g, rng);

@@ -114,6 +114,32 @@ TEST_CASE("choose_tiles: register tiles, chunks and rows from the shapes, regist
   CHECK(schedule_of(
             "input x shape=56x56x256\nconv2d c filters=128 kernel=1x1 strides=2 round=floor\n",
             avx2) == "tile:v8,c16,x4,k256,r7,t1,p16");
+  // With a residual to add, a tile in registers takes several tiles' channels per task (C),
+  // computed in turn at each tile of pixels: as many as keep their weights in half of L2 and
+  // four tasks per core. 56x56 64->256: all 256 channels (64 KiB of weights; 14 tasks of 4
+  // rows). 14x14 256->1024, one task of all 14 rows: 16 tiles (256 KiB, half of 512 KiB)
+  // leave 4 tasks, for one core; for two, 8 tasks of 8 tiles; a 128 KiB L2 holds 4 tiles'.
+  // Without a residual, or chunked, a task keeps one tile's channels.
+  avx2.target.cpu.l2_bytes = 512 << 10;
+  const std::string residual_56 =
+      "input x shape=56x56x64\ninput s shape=56x56x256\nconv2d c filters=256 kernel=1x1 "
+      "epilogue=add <- x, s\n";
+  CHECK(schedule_of(residual_56, avx2) == "tile:v8,c16,x6,k64,r4,t1,p16,C256");
+  const std::string residual_14 =
+      "input x shape=14x14x256\ninput s shape=14x14x1024\nconv2d c filters=1024 kernel=1x1 "
+      "epilogue=add <- x, s\n";
+  CHECK(schedule_of(residual_14, avx2) == "tile:v8,c16,x6,k256,r14,t1,p16,C256");
+  avx2.target.cpu.cores = 2;
+  CHECK(schedule_of(residual_14, avx2) == "tile:v8,c16,x6,k256,r14,t1,p16,C128");
+  avx2.target.cpu.l2_bytes = 128 << 10;
+  CHECK(schedule_of(residual_14, avx2) == "tile:v8,c16,x6,k256,r14,t1,p16,C64");
+  CHECK(schedule_of("input x shape=56x56x64\nconv2d c filters=256 kernel=1x1\n", avx2) ==
+        "tile:v8,c16,x6,k64,r4,t1,p16");
+  CHECK(schedule_of("input x shape=7x7x512\ninput s shape=7x7x2048\nconv2d c filters=2048 "
+                    "kernel=1x1 epilogue=add <- x, s\n",
+                    avx2) == "tile:v8,c16,x5,k256,r7,p16");
+  avx2.target.cpu.l2_bytes = 0;
+  avx2.target.cpu.cores = 1;
   // A depthwise conv loads an input per FMA: it keeps the least wasteful width (4 on 56).
   CHECK(schedule_of(
             "input x shape=56x56x144\nconv2d c filters=144 kernel=3x3 padding=same groups=144\n",
