@@ -70,9 +70,10 @@ int64_t kernel_bytes(const ir::Graph& g, const ir::Node& n) {
 // intensity (FLOP per byte moved) is below peak/bandwidth is memory-bound, and its ceiling is
 // intensity x bandwidth instead of the peak. Beside it, the kernel's median time inside whole
 // runs of the model (caches as the kernels before left them), and what the model spends
-// between its kernels.
-void print_profile(runtime::CompiledModel& model, double peak, double bandwidth, double model_ms,
-                   const char* source) {
+// between its kernels. Returns the rows for --json: each kernel's layer, op, both times and
+// schedule, in the model's order.
+nlohmann::json print_profile(runtime::CompiledModel& model, double peak, double bandwidth,
+                             double model_ms, const char* source) {
   const ir::Graph& g = model.graph();
   struct Row {
     size_t k;
@@ -164,6 +165,18 @@ void print_profile(runtime::CompiledModel& model, double peak, double bandwidth,
     std::printf(
         "  winograd rows: GFLOP/s and %%peak count the direct conv's multiply-adds (effective "
         "rates:\n  F(2x2,3x3) does 2.25x fewer), so they can pass the peak\n");
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.k < b.k; });
+  nlohmann::json kernels = nlohmann::json::array();
+  for (const auto& r : rows) {
+    const auto& ck = model.kernels()[r.k];
+    const ir::Node& n = g.node(ck.node);
+    kernels.push_back({{"layer", n.name},
+                       {"op", n.info().text},
+                       {"ms_alone", r.ms},
+                       {"ms_in_model", in_model[r.k]},
+                       {"schedule", ir::to_text(n.schedule)}});
+  }
+  return kernels;
 }
 
 // --serve: compile once, then answer one command per stdin line with one JSON line, so a
@@ -375,29 +388,32 @@ int bench(const BenchOptions& o) {
                 gflops, model.program().target.name.c_str());
   else
     std::printf("  speed:      %.1f GFLOP/s (no AVX2+FMA: peak not measured)\n", gflops);
+  nlohmann::json profile;
   if (o.profile)
-    print_profile(model, peak, gpu ? o.device_gbs : bench::measure_memory_bandwidth_gbs(threads),
-                  median, gpu ? "the device's, as given" : "measured now");
+    profile = print_profile(model, peak,
+                            gpu ? o.device_gbs : bench::measure_memory_bandwidth_gbs(threads),
+                            median, gpu ? "the device's, as given" : "measured now");
   if (!o.json_out.empty()) {
-    const nlohmann::json j = {{"model", model.graph().name},
-                              {"net", o.net},
-                              {"batch", o.batch},
-                              {"threads", threads},
-                              {"median_ms", median},
-                              {"p10_ms", quantile(ms, 0.1)},
-                              {"p90_ms", quantile(ms, 0.9)},
-                              {"runs", ms.size()},
-                              {"macs", macs},
-                              {"gflops", gflops},
-                              {"peak_gflops", peak},
-                              {"compile_seconds", cg.compile_seconds},
-                              {"kernels", cg.kernels.size()},
-                              {"compiled", cg.compiled},
-                              {"from_disk", cg.from_disk},
-                              {"arena_bytes", model.memory_plan().arena_bytes},
-                              {"unshared_bytes", model.memory_plan().unshared_bytes},
-                              {"scratch_bytes", runtime::scratch_bytes_held()},
-                              {"micro_batch", model.micro_batch()}};
+    nlohmann::json j = {{"model", model.graph().name},
+                        {"net", o.net},
+                        {"batch", o.batch},
+                        {"threads", threads},
+                        {"median_ms", median},
+                        {"p10_ms", quantile(ms, 0.1)},
+                        {"p90_ms", quantile(ms, 0.9)},
+                        {"runs", ms.size()},
+                        {"macs", macs},
+                        {"gflops", gflops},
+                        {"peak_gflops", peak},
+                        {"compile_seconds", cg.compile_seconds},
+                        {"kernels", cg.kernels.size()},
+                        {"compiled", cg.compiled},
+                        {"from_disk", cg.from_disk},
+                        {"arena_bytes", model.memory_plan().arena_bytes},
+                        {"unshared_bytes", model.memory_plan().unshared_bytes},
+                        {"scratch_bytes", runtime::scratch_bytes_held()},
+                        {"micro_batch", model.micro_batch()}};
+    if (o.profile) j["profile"] = profile;  // per kernel, in the model's order
     ir::write_file_atomically(o.json_out, j.dump(1) + "\n");
   }
   return 0;

@@ -198,6 +198,15 @@ case $CASE in
     has "GFLOP/s"
     has "latency:"
     grep -qF "% of the FMA peak" out.txt || grep -qF "no AVX2+FMA" out.txt || fail "no '% of the FMA peak'"
+    # --profile with --json: each kernel's times alone and in the model, by layer, in the JSON.
+    expect_ok bench "$M/resnet_mini.cnn" --min-time 0 --min-runs 2 --threads 2 --profile --json b.json
+    has "in the model (runs timed kernel by kernel"
+    python3 - b.json <<'PY' || fail "bench --profile --json: no per-kernel profile"
+import json, sys
+p = json.load(open(sys.argv[1]))["profile"]
+assert p and all(k["ms_alone"] > 0 and k["ms_in_model"] > 0 and k["layer"] and ":" in k["schedule"] for k in p), p
+assert any(k["layer"] == "res1_conv2" for k in p), [k["layer"] for k in p]
+PY
     ;;
 
   bench_vs_native)
