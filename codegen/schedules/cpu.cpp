@@ -252,9 +252,9 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
         if (kc <= 4) u.unroll(r.z);
         // The residual the next register tile adds, asked for while this one accumulates: read
         // only by the epilogue, it stalled the tile on memory. A 1x1 56x56 64->256 conv with a
-        // residual took 1.42x the time of the same conv without, in one net at 4 images a pass;
-        // with this prefetch 1.31x, and 1.15x with tasks of 256 channels (C) too (Zen 3, 2
-        // threads, medians of 4 runs; ResNet50's such convs took 1.3-1.5x in the model).
+        // residual took 1.37-1.42x the time of the same conv without, in one net at 4 images a
+        // pass; with this prefetch 1.31x, and 1.15-1.20x with tasks of 256 channels (C) too (Zen
+        // 3, 2 threads, medians of 4 runs; ResNet50's such convs took 1.3-1.5x in the model).
         if (s.epilogue.add)
           out.prefetch(a.residual, tile, tile, 1, PrefetchBoundStrategy::NonFaulting);
         os << "register tile " << tile_c << "c x " << tile_x << "px" << span
