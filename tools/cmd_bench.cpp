@@ -110,6 +110,15 @@ nlohmann::json print_profile(runtime::CompiledModel& model, double peak, double 
   std::vector<double> in_model(runs.size());
   for (size_t k = 0; k < runs.size(); ++k) in_model[k] = quantile(runs[k], 0.5);
   const double wall_ms = quantile(walls, 0.5), between_ms = quantile(between, 0.5);
+  nlohmann::json kernels = nlohmann::json::array();  // rows are still in the model's order
+  for (const auto& r : rows) {
+    const ir::Node& n = g.node(model.kernels()[r.k].node);
+    kernels.push_back({{"layer", n.name},
+                       {"op", n.info().text},
+                       {"ms_alone", r.ms},
+                       {"ms_in_model", in_model[r.k]},
+                       {"schedule", ir::to_text(n.schedule)}});
+  }
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.ms > b.ms; });
   const double ridge = bandwidth > 0 ? peak / bandwidth : 0;
   std::printf("  per kernel (median of runs of each kernel alone; sum %.3f ms)\n", total);
@@ -165,17 +174,6 @@ nlohmann::json print_profile(runtime::CompiledModel& model, double peak, double 
     std::printf(
         "  winograd rows: GFLOP/s and %%peak count the direct conv's multiply-adds (effective "
         "rates:\n  F(2x2,3x3) does 2.25x fewer), so they can pass the peak\n");
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.k < b.k; });
-  nlohmann::json kernels = nlohmann::json::array();
-  for (const auto& r : rows) {
-    const auto& ck = model.kernels()[r.k];
-    const ir::Node& n = g.node(ck.node);
-    kernels.push_back({{"layer", n.name},
-                       {"op", n.info().text},
-                       {"ms_alone", r.ms},
-                       {"ms_in_model", in_model[r.k]},
-                       {"schedule", ir::to_text(n.schedule)}});
-  }
   return kernels;
 }
 
