@@ -21,7 +21,7 @@ install(TARGETS cnnc RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 foreach(header ir/activations.def ir/dot.h ir/error.h ir/graph.h ir/ops.def ir/ops.h
                ir/schedule.h ir/shape_inference.h ir/target.h ir/text.h ir/types.h
                frontend/load.h passes/pipeline.h passes/choose_tiles.h
-               codegen/compile.h codegen/program.h codegen/export.h
+               codegen/compile.h codegen/program.h codegen/winograd_transforms.h codegen/export.h
                runtime/executor.h runtime/weights.h runtime/npy.h)
   get_filename_component(folder ${header} DIRECTORY)
   install(FILES ${header} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/cnnc/${folder})

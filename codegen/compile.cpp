@@ -108,7 +108,7 @@ class HalideKernel final : public Kernel {
   }
   std::string schedule() const override { return schedule_; }
   int weight_block() const override { return weight_block_; }
-  bool winograd_weights() const override { return winograd_weights_; }
+  int winograd_outputs() const override { return winograd_outputs_; }
 
  private:
   void describe(const Lowered& l) {
@@ -116,7 +116,7 @@ class HalideKernel final : public Kernel {
     out_dims_ = l.out_dims;
     schedule_ = l.schedule;
     weight_block_ = l.weight_block;
-    winograd_weights_ = l.winograd_weights;
+    winograd_outputs_ = l.winograd_outputs;
   }
   std::optional<Callable> callable_;
   bool gpu_ = false;
@@ -126,7 +126,7 @@ class HalideKernel final : public Kernel {
   std::vector<int> out_dims_;
   std::string schedule_;
   int weight_block_ = 0;
-  bool winograd_weights_ = false;
+  int winograd_outputs_ = 0;
 };
 
 // What the OS says of the CPU: "model name" and family/model, for reports and fingerprints.

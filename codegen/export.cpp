@@ -294,10 +294,10 @@ ExportResult export_library(ir::Graph g, const ExportOptions& opts) {
     for (const auto& p : n.params) {
       const bool packs = p.role == "kernel" && l.weight_block > 0;
       std::vector<float> packed =
-          packs ? std::vector<float>(packed_kernel_floats(p.value, l.winograd_weights))
+          packs ? std::vector<float>(packed_kernel_floats(p.value, l.winograd_outputs))
                 : p.value.data;
       if (packs)
-        pack_kernel(p.value, l.weight_block, l.winograd_weights, packed.data(), 0,
+        pack_kernel(p.value, l.weight_block, l.winograd_outputs, packed.data(), 0,
                     p.value.shape.back() / l.weight_block);
       call.args.push_back({true, static_cast<int64_t>(weights.size()), l.arg_dims[a++]});
       weights.insert(weights.end(), packed.begin(), packed.end());

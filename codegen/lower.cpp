@@ -35,7 +35,7 @@ Lowered scheduled(A a, const ir::Schedule& sc, const Target& t, const ir::Target
                     : t.has_gpu_feature()         ? gpu(a, sc)
                                                   : cpu(a, sc, t);
   return {a.out,          a.args,         a.arg_dims,        a.out_dims,
-          std::move(how), a.weight_block, a.winograd_weights};
+          std::move(how), a.weight_block, a.winograd_outputs};
 }
 
 Lowered lower_as(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc, const Target& t,
@@ -52,11 +52,11 @@ Lowered lower_as(const ir::Graph& g, const ir::Node& n, const ir::Schedule& sc, 
     case ir::KernelKind::Depthwise:
       if (sc.kind == ir::ScheduleKind::Winograd) {
         // The kernel transformed once at load, in the blocks of output channels a task reads.
-        WinogradAlgorithm a =
-            winograd_algorithm(conv_spec(g, n), static_cast<int>(sc.channels), "conv");
+        WinogradAlgorithm a = winograd_algorithm(conv_spec(g, n), ir::winograd_outputs(sc),
+                                                 static_cast<int>(sc.channels), "conv");
         std::string how = schedule_winograd_cpu(a, sc, t);
         return {a.out,          a.args,         a.arg_dims,        a.out_dims,
-                std::move(how), a.weight_block, a.winograd_weights};
+                std::move(how), a.weight_block, a.winograd_outputs};
       }
       return scheduled(conv_algorithm(conv_spec(g, n, sc), static_cast<int>(sc.pack),
                                       n.op == ir::OpKind::Dense ? "dense" : "conv"),

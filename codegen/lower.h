@@ -20,7 +20,7 @@ struct Lowered {
   std::vector<int> out_dims;
   std::string schedule;  // in words
   int weight_block = 0;  // see Kernel::weight_block
-  bool winograd_weights = false;  // see Kernel::winograd_weights
+  int winograd_outputs = 0;  // see Kernel::winograd_outputs
 };
 
 // The node with its schedule (checked against the layer: a cnnc::Error naming it when it does

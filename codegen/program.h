@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "codegen/winograd_transforms.h"
 #include "ir/error.h"
 #include "ir/graph.h"
 #include "ir/target.h"
@@ -57,10 +58,11 @@ class Kernel {
   // channels, [out/B][kh][kw][in][B] (runtime::pack_weights), so each register tile's weights
   // are one contiguous stream instead of B floats every `out` floats.
   virtual int weight_block() const { return 0; }
-  // With weight_block() = B: the kernel reads Winograd's transformed kernel U = G g G' instead
-  // (its 3x3 taps as 4x4), [out/B][16][in][B] (winograd_kernel_transform), made when the weights
-  // are loaded or change rather than on every call.
-  virtual bool winograd_weights() const { return false; }
+  // m > 0 (with weight_block() = B): the kernel reads Winograd F(m x m, 3x3)'s transformed
+  // kernel U = G g G' instead (its 3x3 taps as (m+2) x (m+2)), [out/B][(m+2)^2][in][B]
+  // (winograd_kernel_transform), made when the weights are loaded or change rather than on every
+  // call. 0: not a Winograd kernel's.
+  virtual int winograd_outputs() const { return 0; }
 };
 
 // Packs HWIO (or dense (in, out)) weights into blocks of `block` output channels,
@@ -81,45 +83,48 @@ inline void pack_weights(const ir::Tensor& kernel, int block, float* packed, int
       std::copy_n(from + r * out + b * block, block, packed + (b * rows + r) * block);
 }
 
-// Winograd F(2x2, 3x3)'s kernel transform of HWIO 3x3 weights, U = G g G' per pair of channels,
-// [out/block][16][in][block] with position p = a + 4 b of the 4x4 (codegen/ops/winograd.cpp's
-// expressions, in the same order: the same floats). Blocks [first, end) of output channels, so
-// that callers can spread the blocks over threads; `packed` holds 16 / 9 of the kernel's floats.
-inline void winograd_kernel_transform(const ir::Tensor& kernel, int block, float* packed,
+// Winograd F(m x m, 3x3)'s kernel transform of HWIO 3x3 weights, U = G g G' per pair of
+// channels, [out/block][alpha^2][in][block] with position p = a + alpha b of the alpha x alpha
+// (alpha = m + 2; codegen/ops/winograd.cpp's expressions, in the same order: the same floats).
+// Blocks [first, end) of output channels, so that callers can spread the blocks over threads;
+// `packed` holds alpha^2 / 9 of the kernel's floats.
+inline void winograd_kernel_transform(const ir::Tensor& kernel, int m, int block, float* packed,
                                       int64_t first, int64_t end) {
   internal_assert(kernel.shape.size() == 4 && kernel.shape[0] == 3 && kernel.shape[1] == 3 &&
                       block > 0 && kernel.shape[3] % block == 0,
                   "a Winograd kernel transform needs 3x3 HWIO weights in whole blocks");
-  const int64_t in = kernel.shape[2], out = kernel.shape[3];
-  auto row = [](int a, float k0, float k1, float k2) {  // G's row a applied to three taps
-    return a == 0 ? k0 : a == 1 ? 0.5f * (k0 + k1 + k2) : a == 2 ? 0.5f * (k0 - k1 + k2) : k2;
-  };
+  const WinogradTransforms& w = winograd_transforms(m);
+  const int64_t in = kernel.shape[2], out = kernel.shape[3], points = w.alpha * w.alpha;
   const float* g = kernel.data.data();
   for (int64_t cb = first; cb < end; ++cb)
     for (int64_t ic = 0; ic < in; ++ic)
       for (int64_t j = 0; j < block; ++j) {
         const int64_t oc = cb * block + j;
         auto tap = [&](int kx, int ky) { return g[((ky * 3 + kx) * in + ic) * out + oc]; };
-        for (int pb = 0; pb < 4; ++pb) {
+        for (int pb = 0; pb < w.alpha; ++pb) {
           float along_y[3];
-          for (int kx = 0; kx < 3; ++kx) along_y[kx] = row(pb, tap(kx, 0), tap(kx, 1), tap(kx, 2));
-          for (int pa = 0; pa < 4; ++pa)
-            packed[((cb * 16 + pa + 4 * pb) * in + ic) * block + j] =
-                row(pa, along_y[0], along_y[1], along_y[2]);
+          for (int kx = 0; kx < 3; ++kx) {
+            const float k[3] = {tap(kx, 0), tap(kx, 1), tap(kx, 2)};
+            along_y[kx] = winograd_combine(w.g + 3 * pb, k, 3, w.g_scale[pb]);
+          }
+          for (int pa = 0; pa < w.alpha; ++pa)
+            packed[((cb * points + pa + w.alpha * pb) * in + ic) * block + j] =
+                winograd_combine(w.g + 3 * pa, along_y, 3, w.g_scale[pa]);
         }
       }
 }
 
-// A kernel's "kernel" weights in the layout it reads (Kernel::weight_block > 0, and
-// winograd_weights): how many floats, and its blocks [first, end) of output channels written
-// (callers spread the blocks over threads, or take all at once).
-inline size_t packed_kernel_floats(const ir::Tensor& kernel, bool winograd) {
-  return winograd ? kernel.data.size() / 9 * 16 : kernel.data.size();
+// A kernel's "kernel" weights in the layout it reads (Kernel::weight_block > 0; winograd: its
+// Kernel::winograd_outputs, 0 if none): how many floats, and its blocks [first, end) of output
+// channels written (callers spread the blocks over threads, or take all at once).
+inline size_t packed_kernel_floats(const ir::Tensor& kernel, int winograd) {
+  const size_t alpha = static_cast<size_t>(winograd) + 2;
+  return winograd ? kernel.data.size() / 9 * alpha * alpha : kernel.data.size();
 }
-inline void pack_kernel(const ir::Tensor& kernel, int block, bool winograd, float* packed,
+inline void pack_kernel(const ir::Tensor& kernel, int block, int winograd, float* packed,
                         int64_t first, int64_t end) {
   if (winograd)
-    winograd_kernel_transform(kernel, block, packed, first, end);
+    winograd_kernel_transform(kernel, winograd, block, packed, first, end);
   else
     pack_weights(kernel, block, packed, first, end);
 }

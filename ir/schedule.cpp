@@ -18,6 +18,7 @@ constexpr Field kFields[] = {
     {'k', &Schedule::chunk},      {'r', &Schedule::rows},           {'t', &Schedule::taps_inside},
     {'p', &Schedule::pack},       {'C', &Schedule::block_channels}, {'X', &Schedule::block_pixels},
     {'R', &Schedule::block_rows}, {'s', &Schedule::shared},         {'u', &Schedule::unroll},
+    {'m', &Schedule::outputs},
 };
 
 // Every schedule kind: its name, target family, the kernels it applies to (a bit per
@@ -38,7 +39,7 @@ constexpr KindInfo kKinds[] = {
     {ScheduleKind::Gemv, "gemv", TargetFamily::Cpu, bit(KernelKind::Conv), "vcp"},
     {ScheduleKind::Stream, "stream", TargetFamily::Cpu, bit(KernelKind::Conv), "vc"},
     {ScheduleKind::Depthwise, "depthwise", TargetFamily::Cpu, bit(KernelKind::Depthwise), "vcxr"},
-    {ScheduleKind::Winograd, "winograd", TargetFamily::Cpu, bit(KernelKind::Conv), "vcxr"},
+    {ScheduleKind::Winograd, "winograd", TargetFamily::Cpu, bit(KernelKind::Conv), "vcxrm"},
     {ScheduleKind::Pool, "pool", TargetFamily::Cpu, bit(KernelKind::Pool), "vr"},
     {ScheduleKind::Pointwise, "pointwise", TargetFamily::Cpu, bit(KernelKind::Pointwise), "vr"},
     {ScheduleKind::GpuTile, "gpu_tile", TargetFamily::Gpu, kConvs, "cxkCXRsu"},

@@ -30,7 +30,7 @@ enum class ScheduleKind {
   Gemv,       // conv/dense of matrix-vector shape: channels per task in registers, packed weights
   Stream,     // conv/dense of matrix-vector shape: weights streamed in storage order
   Depthwise,  // depthwise conv: register tile of channels x pixels, padded per task
-  Winograd,   // 3x3 stride-1 conv as Winograd F(2x2, 3x3): 16 products per 2x2 outputs, not 36
+  Winograd,   // 3x3 stride-1 conv as Winograd F(m x m, 3x3): (m+2)^2 products per m x m outputs
   Pool,       // pooling: vectorised over channels, rows per task
   Pointwise,  // every other kernel: vectorised over channels, rows per task
   // GPU (CUDA, OpenCL)
@@ -57,6 +57,7 @@ struct Schedule {
   int64_t rows = 0;         // r: output rows per parallel task (rows x batch for pointwise)
   int64_t taps_inside = 0;  // t: 1 = every tap inside the register tile
   int64_t pack = 0;         // p: output channels per block of pre-packed weights
+  int64_t outputs = 0;      // m: Winograd's outputs per tile side, 2 (F(2x2, 3x3); 0 too) or 4
   // GPU fields: a thread block computes block_channels x block_pixels outputs of one row
   // (x block_rows rows), each thread `channels` x `pixels` of them in registers, reducing over
   // `chunk` input channels per step; shared: 1 stages the block's input window in shared memory.
@@ -69,6 +70,11 @@ struct Schedule {
   int64_t unroll = 0;          // u: reduction unroll factor
   bool operator==(const Schedule&) const = default;
 };
+
+// Winograd's m: outputs per tile side (2 where the field is not set).
+inline int winograd_outputs(const Schedule& s) {
+  return s.outputs ? static_cast<int>(s.outputs) : 2;
+}
 
 // The text form: "none", or KIND:FIELDS with the fields that are set as a letter and a number
 // (tile:v16,c32,x8,k64,r2,p32).

@@ -172,14 +172,16 @@ bool winograd_pays(const ConvShape& s, int64_t batch, const ir::CpuFacts& m) {
 // tiles of a row the remaining accumulators hold, the busiest count (busiest_width: its products
 // sum all input channels in registers); one row of tiles per task, so the task's transformed
 // windows and products stay in L1/L2.
-ir::Schedule winograd_schedule(const ConvShape& s, int64_t vector, int64_t accumulators) {
+ir::Schedule winograd_schedule(const ConvShape& s, int64_t vector, int64_t accumulators,
+                               int64_t m = 2) {
   ir::Schedule sc;
   sc.kind = ir::ScheduleKind::Winograd;
+  if (m != 2) sc.outputs = m;
   sc.vector = vector;  // whole vectors only: c must divide the channels (no partial block)
   while (sc.vector > 1 && s.out_c % sc.vector) sc.vector /= 2;
   sc.channels = sc.vector * (s.out_c % (2 * sc.vector) == 0 ? 2 : 1);
   const int64_t vectors = sc.channels / sc.vector;
-  sc.pixels = busiest_width((s.out_w + 1) / 2, accumulators / vectors, vectors);
+  sc.pixels = busiest_width((s.out_w + m - 1) / m, accumulators / vectors, vectors);
   sc.rows = 1;
   return sc;
 }
@@ -278,14 +280,15 @@ int64_t task_channels(const ConvShape& s, const ir::CpuFacts& m, const ir::Sched
 
 }  // namespace
 
-ir::Schedule winograd_alternative(const ir::Graph& g, const ir::Node& n,
-                                  const TilingOptions& opts) {
+ir::Schedule winograd_alternative(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts,
+                                  int m) {
   if (opts.target.family == ir::Target::Gpu || ir::kernel_kind(g, n) != ir::KernelKind::Conv)
     return {};
   const ConvShape s = conv_shape(g, n, opts.kernel_batch > 0 ? opts.kernel_batch : g.batch());
   if (!winograd_computes(s)) return {};
-  const ir::CpuFacts& m = opts.target.cpu;
-  return winograd_schedule(s, ir::vector_lanes_for(s.out_c, m.vector_lanes), tile_accumulators(m));
+  const ir::CpuFacts& cpu = opts.target.cpu;
+  return winograd_schedule(s, ir::vector_lanes_for(s.out_c, cpu.vector_lanes),
+                           tile_accumulators(cpu), m);
 }
 
 ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts) {

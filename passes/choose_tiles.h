@@ -26,9 +26,11 @@ ir::Graph choose_tiles(ir::Graph g, const TilingOptions& opts);
 // The schedule choose_tiles gives one layer.
 ir::Schedule tile_schedule(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts);
 
-// The Winograd schedule choose_tiles would give a 3x3 stride-1 ungrouped conv on a CPU, whether
-// or not it would choose it (the tuner measures it early: its rule is one machine's reading);
-// an empty schedule (kind none) for any other layer.
-ir::Schedule winograd_alternative(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts);
+// The Winograd F(m x m, 3x3) schedule choose_tiles would give a 3x3 stride-1 ungrouped conv on
+// a CPU (m = 2; or its F(4x4, 3x3) with m = 4), whether or not it would choose it (the tuner
+// measures both early: the rule is one machine's reading); an empty schedule (kind none) for any
+// other layer.
+ir::Schedule winograd_alternative(const ir::Graph& g, const ir::Node& n, const TilingOptions& opts,
+                                  int m = 2);
 
 }  // namespace cnnc::passes

@@ -90,7 +90,7 @@ void CompiledModel::pack() {
         const ir::Tensor& kernel = program_.graph.node(ck.node).param("kernel")->value;
         offset[ck.node] = floats;
         floats +=
-            (codegen::packed_kernel_floats(kernel, ck.kernel->winograd_weights()) + kLine - 1) /
+            (codegen::packed_kernel_floats(kernel, ck.kernel->winograd_outputs()) + kLine - 1) /
             kLine * kLine;
       }
     if (!floats) return;
@@ -103,7 +103,7 @@ void CompiledModel::pack() {
       // In place after the first time: a GPU program mapped these bytes.
       const ir::Tensor& kernel = program_.graph.node(ck.node).param("kernel")->value;
       // A block of output channels per task (a training step does this after every update).
-      const bool winograd = ck.kernel->winograd_weights();
+      const int winograd = ck.kernel->winograd_outputs();
       float* packed = packed_[ck.node];
       parallel_for(static_cast<int>(kernel.shape.back() / block),
                    [&](int b) { codegen::pack_kernel(kernel, block, winograd, packed, b, b + 1); });

@@ -173,7 +173,7 @@ nlohmann::json print_profile(runtime::CompiledModel& model, double peak, double 
   if (winograd)
     std::printf(
         "  winograd rows: GFLOP/s and %%peak count the direct conv's multiply-adds (effective "
-        "rates:\n  F(2x2,3x3) does 2.25x fewer), so they can pass the peak\n");
+        "rates:\n  F(2x2,3x3) does 2.25x fewer, F(4x4,3x3) 4x), so they can pass the peak\n");
   return kernels;
 }
 
@@ -361,8 +361,8 @@ int bench(const BenchOptions& o) {
                 model.program().target.name.c_str());
   std::printf("  work:       %s MACs per batch = %.3f GFLOP\n", with_commas(macs).c_str(),
               2e-9 * static_cast<double>(macs));
-  // A Winograd kernel does 16 multiplies where the direct conv does 36: its GFLOP/s count the
-  // direct conv's work, so they (and the % of peak) can pass the FMA peak.
+  // A Winograd kernel does 16 (36) multiplies where the direct conv does 36 (144): its GFLOP/s
+  // count the direct conv's work, so they (and the % of peak) can pass the FMA peak.
   int winograd = 0;
   for (const ir::Node& n : model.graph().nodes())
     winograd += n.schedule.kind == ir::ScheduleKind::Winograd;

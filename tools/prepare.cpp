@@ -20,9 +20,12 @@ namespace cnnc::tools {
 
 std::vector<ir::Schedule> tiling_alternatives(const ir::Target& target, const ir::Graph& workload,
                                               const ir::Node& layer) {
-  const ir::Schedule w = passes::winograd_alternative(workload, layer, {target});
-  return w.kind == ir::ScheduleKind::Winograd ? std::vector<ir::Schedule>{w}
-                                              : std::vector<ir::Schedule>{};
+  std::vector<ir::Schedule> alternatives;
+  for (int m : {2, 4})
+    if (ir::Schedule w = passes::winograd_alternative(workload, layer, {target}, m);
+        w.kind == ir::ScheduleKind::Winograd)
+      alternatives.push_back(w);
+  return alternatives;
 }
 
 ir::Graph load_with_weights(const std::string& net, int64_t batch, const std::string& weights_path,

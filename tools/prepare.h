@@ -13,7 +13,8 @@
 namespace cnnc::tools {
 
 // The tiling pass's alternatives of a layer the tuner measures before its search
-// (tuner::TuneOptions::alternatives): a 3x3 stride-1 conv's Winograd schedule.
+// (tuner::TuneOptions::alternatives): a 3x3 stride-1 conv's Winograd F(2x2, 3x3) and F(4x4, 3x3)
+// schedules.
 std::vector<ir::Schedule> tiling_alternatives(const ir::Target& target, const ir::Graph& workload,
                                               const ir::Node& layer);
 

@@ -11,7 +11,7 @@ namespace cnnc::tuner {
 
 namespace {
 
-constexpr size_t kFeatures = 31;
+constexpr size_t kFeatures = 32;
 
 void check(int rc, const char* what) {
   if (rc != 0) throw InternalError(std::string("xgboost: ") + what + ": " + XGBGetLastError());
@@ -72,7 +72,8 @@ std::vector<float> features(const ir::Graph& g, const ir::Node& n, const ir::Sch
       lg(tasks),
       static_cast<float>(std::fmod(run, std::max(x, 1.0)) != 0),  // a partial tile
       static_cast<float>(std::fmod(out_c, std::max(c, v)) != 0),
-      lg(out_c * out_w * out_h * batch * in_per_group * taps),  // MACs
+      lg(out_c * out_w * out_h * batch * in_per_group * taps),  // MACs (the direct conv's)
+      static_cast<float>(s.kind == ir::ScheduleKind::Winograd ? ir::winograd_outputs(s) : 0),
       static_cast<float>(std::fmod(out_c, v) != 0),
       // GPU schedules: the block (C x X x R outputs), its threads and how many blocks fill the
       // device, shared-memory staging and the reduction's unroll (0 for CPU schedules).

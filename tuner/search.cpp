@@ -111,12 +111,14 @@ ir::Schedule draw(const ir::Graph& g, const ir::Node& n, const ir::Target& t,
     sc.rows = between(rng, 1, s.out_h);
     return sc;
   }
-  // Winograd F(2x2, 3x3), one draw in four (the fit check refuses it where it cannot compute
-  // the conv: only 3x3 stride-1 convs; a dense layer never).
+  // Winograd F(2x2, 3x3) or F(4x4, 3x3), one draw in four (the fit check refuses it where it
+  // cannot compute the conv: only 3x3 stride-1 convs; a dense layer never).
   if (n.op != ir::OpKind::Dense && between(rng, 0, 3) == 0) {
     sc.kind = ir::ScheduleKind::Winograd;
+    sc.outputs = pick(rng, std::vector<int64_t>{0, 4});  // 0: m = 2, the field's default
+    const int64_t m = ir::winograd_outputs(sc);
     sc.channels = sc.vector * between(rng, 1, std::min<int64_t>(4, s.out_c / sc.vector));
-    const int64_t tiles_w = (s.out_w + 1) / 2, tiles_h = (s.out_h + 1) / 2;
+    const int64_t tiles_w = (s.out_w + m - 1) / m, tiles_h = (s.out_h + m - 1) / m;
     sc.pixels = between(rng, 1, std::min<int64_t>(tiles_w, regs / (sc.channels / sc.vector)));
     sc.rows = between(rng, 1, std::min<int64_t>(tiles_h, 8));
     return sc;
@@ -175,10 +177,10 @@ ir::Schedule mutate(const ir::Schedule& base, const ir::Graph& g, const ir::Node
       s = fresh;
     } else {
       using F = int64_t ir::Schedule::*;
-      const std::vector<F> cpu = {&ir::Schedule::vector, &ir::Schedule::channels,
-                                  &ir::Schedule::pixels, &ir::Schedule::chunk,
-                                  &ir::Schedule::rows,   &ir::Schedule::taps_inside,
-                                  &ir::Schedule::pack,   &ir::Schedule::block_channels};
+      const std::vector<F> cpu = {
+          &ir::Schedule::vector, &ir::Schedule::channels,       &ir::Schedule::pixels,
+          &ir::Schedule::chunk,  &ir::Schedule::rows,           &ir::Schedule::taps_inside,
+          &ir::Schedule::pack,   &ir::Schedule::block_channels, &ir::Schedule::outputs};
       const std::vector<F> gpu = {
           &ir::Schedule::vector,     &ir::Schedule::channels,       &ir::Schedule::pixels,
           &ir::Schedule::chunk,      &ir::Schedule::block_channels, &ir::Schedule::block_pixels,

@@ -21,7 +21,7 @@ struct Algorithm {
   std::vector<int> out_dims;
   std::vector<Halide::Var> vars;
   int weight_block = 0;           // see Kernel::weight_block
-  bool winograd_weights = false;  // see Kernel::winograd_weights
+  int winograd_outputs = 0;       // see Kernel::winograd_outputs
   // A new argument (make_input) appended to args and arg_dims: the executor passes activations
   // first, then weights, so an algorithm adds them in that order.
   Halide::ImageParam add_arg(const std::string& name, const std::vector<int>& dims);
@@ -66,13 +66,15 @@ struct ConvAlgorithm : Algorithm {
 // channels (a data layout the schedule chose, so the algorithm reads it).
 ConvAlgorithm conv_algorithm(const ConvSpec& s, int weight_block, const std::string& name);
 
-// A 3x3, stride-1, ungrouped conv (or such an input gradient) as Winograd's F(2x2, 3x3): each
-// 2x2 block of outputs (a tile) from a 4x4 window of the input, transformed (V = B'dB), 16
-// products with the transformed kernel (U = GgG') summed over the input channels (M), and
-// transformed back (A'MA). 16 multiplies per output pair of channels and tile, where the direct
-// conv does 36. Funcs are indexed by tile (tx, ty) and p = a + 4 b, a position of the 4x4.
+// A 3x3, stride-1, ungrouped conv (or such an input gradient) as Winograd's F(m x m, 3x3), m = 2
+// or 4: each m x m block of outputs (a tile) from an alpha x alpha window of the input (alpha =
+// m + 2), transformed (V = B'dB), alpha^2 products with the transformed kernel (U = GgG') summed
+// over the input channels (M), and transformed back (A'MA). alpha^2 multiplies per output pair
+// of channels and tile, where the direct conv does 9 m^2. Funcs are indexed by tile (tx, ty) and
+// p = a + alpha b, a position of the alpha x alpha.
 struct WinogradAlgorithm : Algorithm {
   ConvSpec spec;
+  int m = 2;
   int tiles_w = 0, tiles_h = 0;
   Halide::Func padded;   // the input as the windows read it, zero outside
   Halide::Func kernel;   // U(oc, ic, p): the transformed kernel
@@ -82,9 +84,10 @@ struct WinogradAlgorithm : Algorithm {
   Halide::Var p, tx, ty;
 };
 // `weight_block` > 0 (a forward conv): the kernel arrives already transformed, U in blocks of
-// that many output channels (Kernel::winograd_weights), so no call transforms it again.
-WinogradAlgorithm winograd_algorithm(const ConvSpec& s, int weight_block, const std::string& name);
-// Why a conv cannot be computed as Winograd's F(2x2, 3x3), or "".
+// that many output channels (Kernel::winograd_outputs), so no call transforms it again.
+WinogradAlgorithm winograd_algorithm(const ConvSpec& s, int m, int weight_block,
+                                     const std::string& name);
+// Why a conv cannot be computed as Winograd's F(m x m, 3x3), or "".
 std::string winograd_error(const ConvSpec& s);
 
 // Max and average pooling (with its epilogue).

@@ -69,6 +69,8 @@ std::string conv_error(const ConvSpec& s, const ir::Schedule& sc) {
         return "it needs x (tiles per register tile) and r (tile rows per task)";
       if (sc.channels / v * sc.pixels > 64)
         return "the register tile (c/v x x) may hold at most 64 vectors";
+      if (sc.outputs && sc.outputs != 2 && sc.outputs != 4)
+        return "m (outputs per tile side) must be 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3))";
       break;
     case K::None:
     case K::Pool:
@@ -336,9 +338,9 @@ std::string schedule_conv_cpu(ConvAlgorithm& a, const ir::Schedule& sc, const Ta
 
 // Winograd: a task is `rows` rows of tiles of one image; in it, the input windows of those rows
 // are transformed once (every input channel), then for each block of `channels` output channels
-// the 16 products are accumulated in register tiles of `channels` x `pixels` tiles over all input
-// channels, and transformed back into the outputs with the epilogue. The kernel transform runs
-// once per call, before the tasks.
+// the (m+2)^2 products are accumulated in register tiles of `channels` x `pixels` tiles over all
+// input channels, and transformed back into the outputs with the epilogue. The kernel transform
+// runs once per call, before the tasks (or at load).
 std::string schedule_winograd_cpu(WinogradAlgorithm& a, const ir::Schedule& sc, const Target& t) {
   const ConvSpec& s = a.spec;
   Func& out = a.out;
@@ -348,13 +350,14 @@ std::string schedule_winograd_cpu(WinogradAlgorithm& a, const ir::Schedule& sc, 
   const int tile_c = static_cast<int>(sc.channels);
   const int tile_x = static_cast<int>(std::min<int64_t>(sc.pixels, a.tiles_w));
   const int rows = static_cast<int>(std::min<int64_t>(sc.rows, a.tiles_h));
-  // An odd output's last tile has one column (row) of outputs: guarded, as shifting it inwards
-  // would make the position inside the tile a run-time value.
-  auto half = [](int extent) {
-    return extent % 2 ? TailStrategy::GuardWithIf : TailStrategy::RoundUp;
+  // An output whose side is not a multiple of m has a partial last tile: guarded, as shifting it
+  // inwards would make the position inside the tile a run-time value.
+  const int side = a.m;
+  auto tail = [side](int extent) {
+    return extent % side ? TailStrategy::GuardWithIf : TailStrategy::RoundUp;
   };
-  out.split(y, yo, yi, 2, half(s.out_h))
-      .split(x, xo, xi, 2, half(s.out_w))
+  out.split(y, yo, yi, side, tail(s.out_h))
+      .split(x, xo, xi, side, tail(s.out_w))
       .split(c, co, ci, tile_c)
       .split(yo, yt, yr, rows)
       .reorder(ci, xi, yi, xo, yr, co, yt, n)
@@ -383,7 +386,7 @@ std::string schedule_winograd_cpu(WinogradAlgorithm& a, const ir::Schedule& sc, 
       .unroll(oc)
       .unroll(txi);
 
-  if (!a.winograd_weights) {  // else transformed at load, and read as it is
+  if (!a.winograd_outputs) {  // else transformed at load, and read as it is
     const Var koc = a.kernel.args()[0], kic = a.kernel.args()[1], kp = a.kernel.args()[2];
     a.kernel.compute_root()
         .reorder(koc, kp, kic)
@@ -396,10 +399,11 @@ std::string schedule_winograd_cpu(WinogradAlgorithm& a, const ir::Schedule& sc, 
       .vectorize(a.padded.args()[0], vector_width(s.in_c, t));
 
   std::ostringstream os;
-  os << "winograd F(2x2,3x3): " << rows << " tile row(s) of an image per task, windows "
+  os << "winograd F(" << side << "x" << side << ",3x3): " << rows
+     << " tile row(s) of an image per task, windows "
      << "transformed once per task; products in register tiles of " << tile_c << "c x " << tile_x
      << " tiles over all " << s.in_c << " in-channels; kernel "
-     << (a.winograd_weights
+     << (a.winograd_outputs
              ? "transformed when loaded, in blocks of " + std::to_string(tile_c) + " channels"
              : std::string("transformed once per call"));
   if (s.epilogue.add || s.epilogue.has_activation) os << "; epilogue applied per tile";

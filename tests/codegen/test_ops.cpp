@@ -202,10 +202,22 @@ TEST_CASE("a recorded schedule is applied as written, and one that cannot apply 
   }
 }
 
-TEST_CASE("CPU: a 3x3 stride-1 conv computed as Winograd F(2x2, 3x3) matches the reference") {
+// The layer text with every Winograd schedule's m set (F(m x m, 3x3); 2 is the default).
+std::string with_winograd_outputs(std::string text, int m) {
+  if (m == 2) return text;
+  for (size_t at = text.find("schedule=winograd:"); at != std::string::npos;
+       at = text.find("schedule=winograd:", at + 1))
+    text.insert(text.find('\n', at), ",m" + std::to_string(m));
+  return text;
+}
+
+TEST_CASE(
+    "CPU: a 3x3 stride-1 conv computed as Winograd F(2x2, 3x3) or F(4x4, 3x3) matches the "
+    "reference") {
   std::mt19937 rng(25);
-  // Odd and even outputs (a last tile of one column or row), same, valid and uneven padding,
-  // input channels that are not whole vectors, bias or none, an activation and a residual add.
+  // Outputs that are and are not whole tiles (a last tile of 1-3 columns or rows), same, valid
+  // and uneven padding, input channels that are not whole vectors, bias or none, an activation
+  // and a residual add.
   for (const char* layer :
        {"input x shape=9x9x16\nconv2d c filters=48 kernel=3x3 padding=same "
         "schedule=winograd:v16,c16,x4,r2\n",
@@ -221,9 +233,12 @@ TEST_CASE("CPU: a 3x3 stride-1 conv computed as Winograd F(2x2, 3x3) matches the
         // A stride-1 transposed conv: the forward layer's kernel flipped, its channels exchanged.
         "input x shape=5x7x8\nconv2d_transpose t filters=20 kernel=3x3 padding=same "
         "schedule=winograd:v4,c20,x2,r1\n"}) {
-    CAPTURE(layer);
-    CHECK(check_network(layer, rng, 1));
-    CHECK(check_network(layer, rng, 3));
+    for (int m : {2, 4}) {
+      const std::string text = with_winograd_outputs(layer, m);
+      CAPTURE(text);
+      CHECK(check_network(text, rng, 1));
+      CHECK(check_network(text, rng, 3));
+    }
   }
   const std::string conv = "input x shape=9x9x16\nconv2d c filters=48 ";
   for (auto [layer, why] : std::initializer_list<std::pair<const char*, const char*>>{
@@ -235,7 +250,9 @@ TEST_CASE("CPU: a 3x3 stride-1 conv computed as Winograd F(2x2, 3x3) matches the
            {"kernel=3x3 schedule=winograd:v16,c32,x4,r1",
             "c (output channels per tile) must divide the output channels (48)"},
            {"kernel=3x3 schedule=winograd:v16,c16,x4",
-            "it needs x (tiles per register tile) and r (tile rows per task)"}}) {
+            "it needs x (tiles per register tile) and r (tile rows per task)"},
+           {"kernel=3x3 schedule=winograd:v16,c16,x4,r1,m3",
+            "m (outputs per tile side) must be 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3))"}}) {
     CAPTURE(layer);
     ir::Graph g = ir::parse(conv + layer + "\n", "t.cnn");
     random_weights(g, rng);
@@ -247,26 +264,30 @@ TEST_CASE("CPU: a 3x3 stride-1 conv computed as Winograd F(2x2, 3x3) matches the
 
 TEST_CASE("CPU: a Winograd conv's kernel is transformed when loaded, and again when it changes") {
   std::mt19937 rng(26);
-  ir::Graph g = ir::parse(
-      "input x shape=6x6x8\nconv2d c filters=32 kernel=3x3 padding=same "
-      "schedule=winograd:v16,c16,x2,r1\n",
-      "t.cnn");
-  random_weights(g, rng);
-  const std::vector<ir::Tensor> inputs{test::random_tensor(g.node(0).type.shape, rng)};
-  codegen::CompileOptions opts;
-  opts.target = codegen::describe_target(test::test_target()).name;
-  runtime::CompiledModel model(codegen::compile(g, opts));
-  REQUIRE(model.kernels().at(0).kernel->winograd_weights());
-  CHECK(model.kernels()[0].kernel->schedule().find("kernel transformed when loaded") !=
-        std::string::npos);
-  test::check_close(model.run(inputs).at(0), runtime::reference::run(g, inputs).at(0), 1e-4);
-  // New weights (a training step's update): the transform follows them.
-  float* w = model.weights("c", "kernel");
-  ir::Param& kernel = *g.node(g.find("c")).param("kernel");
-  for (size_t i = 0; i < kernel.value.data.size(); ++i)
-    w[i] = kernel.value.data[i] = -0.5f * w[i] + 0.01f;
-  model.weights_changed();
-  test::check_close(model.run(inputs).at(0), runtime::reference::run(g, inputs).at(0), 1e-4);
+  for (int m : {2, 4}) {
+    CAPTURE(m);
+    ir::Graph g = ir::parse(with_winograd_outputs("input x shape=6x6x8\nconv2d c filters=32 "
+                                                  "kernel=3x3 padding=same "
+                                                  "schedule=winograd:v16,c16,x2,r1\n",
+                                                  m),
+                            "t.cnn");
+    random_weights(g, rng);
+    const std::vector<ir::Tensor> inputs{test::random_tensor(g.node(0).type.shape, rng)};
+    codegen::CompileOptions opts;
+    opts.target = codegen::describe_target(test::test_target()).name;
+    runtime::CompiledModel model(codegen::compile(g, opts));
+    REQUIRE(model.kernels().at(0).kernel->winograd_outputs() == m);
+    CHECK(model.kernels()[0].kernel->schedule().find("kernel transformed when loaded") !=
+          std::string::npos);
+    test::check_close(model.run(inputs).at(0), runtime::reference::run(g, inputs).at(0), 1e-4);
+    // New weights (a training step's update): the transform follows them.
+    float* w = model.weights("c", "kernel");
+    ir::Param& kernel = *g.node(g.find("c")).param("kernel");
+    for (size_t i = 0; i < kernel.value.data.size(); ++i)
+      w[i] = kernel.value.data[i] = -0.5f * w[i] + 0.01f;
+    model.weights_changed();
+    test::check_close(model.run(inputs).at(0), runtime::reference::run(g, inputs).at(0), 1e-4);
+  }
 }
 
 // Run by the GPU pass of this suite (ctest's test_codegen_opencl; the host pass excludes it).

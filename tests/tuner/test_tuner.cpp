@@ -220,6 +220,24 @@ TEST_CASE("search: every random or mutated candidate is a schedule codegen appli
   }
 }
 
+TEST_CASE("search: the CPU space reaches Winograd's F(2x2, 3x3) and F(4x4, 3x3)") {
+  const ir::Target host = codegen::describe_target("host");
+  const ir::Graph g = ir::parse(
+      "input x shape=14x14x32\nconv2d c filters=64 kernel=3x3 padding=same\n", "t.cnn", 1);
+  const ir::Node& n = g.node(g.size() - 1);
+  std::mt19937_64 rng(11);
+  std::set<int> drawn, mutated;
+  for (int i = 0; i < 200; ++i) {
+    const ir::Schedule s = tuner::random_schedule(g, n, host, rng);
+    if (s.kind != ir::ScheduleKind::Winograd) continue;
+    drawn.insert(ir::winograd_outputs(s));
+    const ir::Schedule t = tuner::mutate(s, g, n, host, rng);
+    if (t.kind == ir::ScheduleKind::Winograd) mutated.insert(ir::winograd_outputs(t));
+  }
+  CHECK(drawn == std::set<int>{2, 4});
+  CHECK(mutated == std::set<int>{2, 4});
+}
+
 TEST_CASE("search: the GPU space reaches every gpu_tile field, not only the tiling pass's choice") {
   const ir::Target cuda = codegen::describe_target("cuda:sm_90");
   const ir::Graph g = ir::parse(
