@@ -28,6 +28,8 @@ RESULTS = os.path.join(HERE, "results")
 OUT = os.path.join(RESULTS, "passes")
 MODELS = ["LeNet5", "VGG16", "ResNet50", "MobileNetV2", "InceptionV3", "DenseNet121"]
 GRAPH_PASSES = ["choose_tiles", "fold_batchnorm", "fuse_padding", "fuse_epilogues"]
+# Passes that only pay with register tiles: on from the +tiling step.
+WITH_TILING = ["subsample_strided_convs"]
 # Each step adds one optimisation to the previous step.
 STEPS = [
     ("none", "none"),               # only dropout removal and dead-code elimination; plain schedules
@@ -45,8 +47,8 @@ def step_flags(step, batch):
     names = [s for s, _ in STEPS]
     on = names[1:names.index(step) + 1]
     flags = []
-    for p in GRAPH_PASSES:
-        if p not in on:
+    for p in GRAPH_PASSES + WITH_TILING:
+        if p not in on and (p not in WITH_TILING or "choose_tiles" not in on):
             flags += ["--disable-pass", p]
     if "weight_packing" not in on:
         flags.append("--no-weight-packing")
@@ -165,7 +167,8 @@ def render(a, rows, compile_result):
                   f"FMA peak {first['peak_gflops']:.0f} GFLOP/s (measured).", ""]
     lines += ["Latency columns, in ms, each adding one optimisation: none (dropout removal and dead code only;",
               "codegen's plain schedule: vectorised over channels, one pixel at a time, no register tiling),",
-              "+tiling (choose_tiles: register tiles, reduction chunks, rows per task from shapes and L1),",
+              "+tiling (choose_tiles: register tiles, reduction chunks, rows per task from shapes and L1;",
+              "with subsample_strided_convs: a strided 1x1 conv as a subsampled copy and a stride-1 conv),",
               "+BN fold (fold_batchnorm: into the conv before, else into an unpadded conv after),",
               "+pad fuse (fuse_padding), +epilogue (fuse_epilogues: residual add and activation computed in",
               "the conv's tiles; an activation in a batchnorm that did not fold), +packing (conv and dense",

@@ -102,14 +102,10 @@ inline void winograd_kernel_transform(const ir::Tensor& kernel, int m, int block
         const int64_t oc = cb * block + j;
         auto tap = [&](int kx, int ky) { return g[((ky * 3 + kx) * in + ic) * out + oc]; };
         for (int pb = 0; pb < w.alpha; ++pb) {
-          float along_y[3];
-          for (int kx = 0; kx < 3; ++kx) {
-            const float k[3] = {tap(kx, 0), tap(kx, 1), tap(kx, 2)};
-            along_y[kx] = winograd_combine(w.g + 3 * pb, k, 3, w.g_scale[pb]);
-          }
+          float u[6];  // alpha <= 6
+          winograd_kernel_row(w, tap, pb, u);
           for (int pa = 0; pa < w.alpha; ++pa)
-            packed[((cb * points + pa + w.alpha * pb) * in + ic) * block + j] =
-                winograd_combine(w.g + 3 * pa, along_y, 3, w.g_scale[pa]);
+            packed[((cb * points + pa + w.alpha * pb) * in + ic) * block + j] = u[pa];
         }
       }
 }

@@ -5,6 +5,8 @@
 // points 0, 1, -1 (and 2, -2 for m = 4). Plain numbers, so that the kernels' Halide expressions
 // (codegen/ops/winograd.cpp) and the kernel transform at load (program.h) apply the same sums in
 // the same order: the same floats.
+#include <utility>
+
 namespace cnnc::codegen {
 
 struct WinogradTransforms {
@@ -56,6 +58,20 @@ T winograd_combine(const float* c, const T* v, int n, float scale = 1) {
     first = false;
   }
   return scale == 1 ? sum : scale * sum;
+}
+
+// Row pb of U = G g G' for one pair of channels: u[pa] for pa < alpha, from tap(kx, ky) (a
+// float or an Expr). Both the kernels' expressions and the transform at load call this, so their
+// floats agree.
+template <class Tap, class T = decltype(std::declval<Tap>()(0, 0))>
+void winograd_kernel_row(const WinogradTransforms& w, const Tap& tap, int pb, T* u) {
+  T along_y[3];
+  for (int kx = 0; kx < 3; ++kx) {
+    const T k[3] = {tap(kx, 0), tap(kx, 1), tap(kx, 2)};
+    along_y[kx] = winograd_combine(w.g + 3 * pb, k, 3, w.g_scale[pb]);
+  }
+  for (int pa = 0; pa < w.alpha; ++pa)
+    u[pa] = winograd_combine(w.g + 3 * pa, along_y, 3, w.g_scale[pa]);
 }
 
 }  // namespace cnnc::codegen

@@ -75,6 +75,8 @@ struct Schedule {
 inline int winograd_outputs(const Schedule& s) {
   return s.outputs ? static_cast<int>(s.outputs) : 2;
 }
+// Winograd tiles along a side of `extent` outputs, m per tile (the last one partial).
+inline int64_t winograd_tiles(int64_t extent, int64_t m) { return (extent + m - 1) / m; }
 
 // The text form: "none", or KIND:FIELDS with the fields that are set as a letter and a number
 // (tile:v16,c32,x8,k64,r2,p32).

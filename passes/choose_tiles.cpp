@@ -181,7 +181,7 @@ ir::Schedule winograd_schedule(const ConvShape& s, int64_t vector, int64_t accum
   while (sc.vector > 1 && s.out_c % sc.vector) sc.vector /= 2;
   sc.channels = sc.vector * (s.out_c % (2 * sc.vector) == 0 ? 2 : 1);
   const int64_t vectors = sc.channels / sc.vector;
-  sc.pixels = busiest_width((s.out_w + m - 1) / m, accumulators / vectors, vectors);
+  sc.pixels = busiest_width(ir::winograd_tiles(s.out_w, m), accumulators / vectors, vectors);
   sc.rows = 1;
   return sc;
 }

@@ -12,6 +12,7 @@
 #include "passes/fuse_epilogues.h"
 #include "passes/fuse_padding.h"
 #include "passes/remove_identities.h"
+#include "passes/subsample_strided_convs.h"
 
 namespace cnnc::passes {
 

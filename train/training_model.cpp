@@ -28,9 +28,10 @@ uint64_t mix64(uint64_t z) {
 // The training pipeline: the inference pipeline without the passes that assume inference.
 // Dropout and augmentation are live (a mask, a warp); a batchnorm trains on the batch's
 // statistics (batch_sums, batchnorm_train), so there is none to fold; a fused padding would leave
-// the conv's padded input, which its kernel gradient reads, computed twice.
+// the conv's padded input, which its kernel gradient reads, computed twice; subsampling would
+// shrink values the gradients read in full.
 const std::set<std::string> kInferenceOnlyPasses = {"remove_identities", "fold_batchnorm",
-                                                    "fuse_padding"};
+                                                    "fuse_padding", "subsample_strided_convs"};
 
 codegen::Program compile_graph(ir::Graph g, const ModelOptions& o, bool training) {
   passes::PipelineOptions p;

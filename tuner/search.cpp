@@ -118,7 +118,8 @@ ir::Schedule draw(const ir::Graph& g, const ir::Node& n, const ir::Target& t,
     sc.outputs = pick(rng, std::vector<int64_t>{0, 4});  // 0: m = 2, the field's default
     const int64_t m = ir::winograd_outputs(sc);
     sc.channels = sc.vector * between(rng, 1, std::min<int64_t>(4, s.out_c / sc.vector));
-    const int64_t tiles_w = (s.out_w + m - 1) / m, tiles_h = (s.out_h + m - 1) / m;
+    const int64_t tiles_w = ir::winograd_tiles(s.out_w, m),
+                  tiles_h = ir::winograd_tiles(s.out_h, m);
     sc.pixels = between(rng, 1, std::min<int64_t>(tiles_w, regs / (sc.channels / sc.vector)));
     sc.rows = between(rng, 1, std::min<int64_t>(tiles_h, 8));
     return sc;

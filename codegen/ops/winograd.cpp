@@ -6,6 +6,7 @@
 // round a few times more than F(2x2)'s.
 #include "codegen/ops/ops.h"
 #include "codegen/winograd_transforms.h"
+#include "ir/schedule.h"
 
 namespace cnnc::codegen {
 
@@ -26,8 +27,8 @@ WinogradAlgorithm winograd_algorithm(const ConvSpec& s, int m, int weight_block,
   WinogradAlgorithm l;
   l.spec = s;
   l.m = w.m;
-  l.tiles_w = (s.out_w + w.m - 1) / w.m;
-  l.tiles_h = (s.out_h + w.m - 1) / w.m;
+  l.tiles_w = ir::winograd_tiles(s.out_w, w.m);
+  l.tiles_h = ir::winograd_tiles(s.out_h, w.m);
   const std::vector<int> in_dims{s.in_c, s.in_w, s.in_h, s.n};
   const std::vector<int> out_dims{s.out_c, s.out_w, s.out_h, s.n};
   ImageParam in = l.add_arg(name + "_in", in_dims);
@@ -68,17 +69,11 @@ WinogradAlgorithm winograd_algorithm(const ConvSpec& s, int m, int weight_block,
   if (l.winograd_outputs) {
     l.kernel(oc, ic, p) = w_in(oc % weight_block, ic, p, oc / weight_block);
   } else {
-    std::vector<Expr> u_rows;
+    std::vector<Expr> u(points);  // position p = pa + alpha pb
     for (int pb = 0; pb < alpha; ++pb)
-      for (int pa = 0; pa < alpha; ++pa) {
-        Expr along_y[3];
-        for (int kx = 0; kx < 3; ++kx) {
-          const Expr k[3] = {tap(oc, ic, kx, 0), tap(oc, ic, kx, 1), tap(oc, ic, kx, 2)};
-          along_y[kx] = winograd_combine(w.g + 3 * pb, k, 3, w.g_scale[pb]);
-        }
-        u_rows.push_back(winograd_combine(w.g + 3 * pa, along_y, 3, w.g_scale[pa]));
-      }
-    l.kernel(oc, ic, p) = mux(p, u_rows);
+      winograd_kernel_row(
+          w, [&](int kx, int ky) { return tap(oc, ic, kx, ky); }, pb, u.data() + alpha * pb);
+    l.kernel(oc, ic, p) = mux(p, u);
   }
 
   // V = B' d B: each tile's alpha x alpha input window transformed, per input channel.

@@ -1,9 +1,11 @@
-// BatchNorm folding, padding folding and epilogue fusion: golden IR for what they decide, and
-// outputs preserved on random graphs (reference before vs reference and Halide after).
+// BatchNorm folding, padding folding, strided 1x1 subsampling and epilogue fusion: golden IR for
+// what they decide, and outputs preserved on random graphs (reference before vs reference and
+// Halide after).
 #include <doctest/doctest.h>
 
 #include <random>
 
+#include "codegen/compile.h"
 #include "ir/error.h"
 #include "ir/shape_inference.h"
 #include "ir/text.h"
@@ -11,7 +13,7 @@
 #include "passes/fuse_epilogues.h"
 #include "passes/fuse_padding.h"
 #include "passes/pipeline.h"
-#include "codegen/compile.h"
+#include "passes/subsample_strided_convs.h"
 #include "runtime/executor.h"
 #include "runtime/reference/reference.h"
 #include "tests/util.h"
@@ -140,6 +142,83 @@ TEST_CASE("fuse_padding: a zeropadding2d becomes the conv's explicit padding") {
             "output c, m\n"))) ==
         "input x shape=8x8x3\nzeropadding2d p\nconv2d c filters=4 kernel=3x3\nmaxpool2d m pool=2x2 <- p\n"
         "output c, m\n");
+}
+
+TEST_CASE(
+    "subsample_strided_convs: a strided unpadded 1x1 conv reads a subsampled copy, shared by "
+    "stride") {
+  // ResNet's pattern: a projection and the block's first conv read the same input at stride 2
+  // (valid, floor: 9x9 -> 5x5); a third at stride 3, one 'same' (no padding at a 1x1), one with
+  // explicit padding (stays), a 3x3 (stays).
+  const ir::Graph g = with_weights(
+      "input x shape=9x9x4\nrelu r\n"
+      "conv2d p filters=6 kernel=1x1 strides=2x2 round=floor <- r\n"
+      "conv2d a filters=3 kernel=1x1 strides=2x2 padding=same <- r\n"
+      "conv2d b filters=3 kernel=1x1 strides=3x3 round=floor <- r\n"
+      "conv2d q filters=3 kernel=1x1 strides=2x2 padding=1,1,1,1 <- r\n"
+      "conv2d k filters=3 kernel=3x3 strides=2x2 round=floor <- r\n"
+      "output p, a, b, q, k\n");
+  const ir::Graph f = passes::subsample_strided_convs(g);
+  CHECK(body(f) ==
+        "input x shape=9x9x4\nrelu r\n"
+        "maxpool2d r_subsample_2x2 pool=1x1 strides=2x2 round=floor\n"
+        "conv2d p filters=6 kernel=1x1\n"
+        "conv2d a filters=3 kernel=1x1 <- r_subsample_2x2\n"
+        "maxpool2d r_subsample_3x3 pool=1x1 strides=3x3 round=floor <- r\n"
+        "conv2d b filters=3 kernel=1x1\n"
+        "conv2d q filters=3 kernel=1x1 strides=2x2 padding=1 <- r\n"
+        "conv2d k filters=3 kernel=3x3 strides=2x2 round=floor <- r\n"
+        "output p, a, b, q, k\n");
+  std::mt19937 rng(6);
+  const auto x = random_inputs(g, rng);
+  const auto want = runtime::reference::run(g, x);
+  const auto got = runtime::reference::run(f, x);
+  for (size_t i = 0; i < want.size(); ++i) test::check_close(got[i], want[i], 0);
+  // Through the whole pipeline and Halide (the stride-1 convs' tiles spanning rows).
+  runtime::CompiledModel m(codegen::compile(passes::optimize(g)));
+  const auto compiled = m.run(x);
+  for (size_t i = 0; i < want.size(); ++i) test::check_close(compiled[i], want[i], 1e-5);
+  // Nothing strided: the graph as it was.
+  const char* plain = "input x shape=8x8x3\nconv2d c filters=4 kernel=1x1\n";
+  CHECK(body(passes::subsample_strided_convs(with_weights(plain))) == body(with_weights(plain)));
+}
+
+TEST_CASE("subsample_strided_convs: a 1x1 conv read only at a stride computes only those pixels") {
+  // ResNet's stage boundary: a block's last 1x1 conv (residual add and relu fused into it) is
+  // read only by the next stage's stride-2 1x1 convs; it computes their pixels, from copies of
+  // its input and residual. A 3x3 conv (m) takes no subsampling.
+  const ir::Graph g = with_weights(
+      "input x shape=9x9x6\nconv2d m filters=4 kernel=3x3 padding=same\n"
+      "conv2d e filters=6 kernel=1x1\nadd s <- e, x\nrelu r\n"
+      "conv2d p filters=8 kernel=1x1 strides=2x2\nconv2d q filters=2 kernel=1x1 strides=2x2 <- r\n"
+      "output p, q\n");
+  passes::PipelineOptions opts;
+  opts.disabled = {"choose_tiles"};
+  const ir::Graph f = passes::optimize(g, opts);
+  CHECK(body(f) ==
+        "input x shape=9x9x6\nconv2d m filters=4 kernel=3x3 padding=same\n"
+        "maxpool2d m_subsample_2x2 pool=1x1 strides=2x2 round=floor\n"
+        "maxpool2d x_subsample_2x2 pool=1x1 strides=2x2 round=floor <- x\n"
+        "conv2d e filters=6 kernel=1x1 epilogue=add+relu <- m_subsample_2x2, x_subsample_2x2\n"
+        "conv2d p filters=8 kernel=1x1\nconv2d q filters=2 kernel=1x1 <- e\noutput p, q\n");
+  std::mt19937 rng(7);
+  const auto x = random_inputs(g, rng);
+  const auto want = runtime::reference::run(g, x);
+  const auto got = runtime::reference::run(f, x);
+  runtime::CompiledModel m(codegen::compile(passes::optimize(g)));
+  const auto compiled = m.run(x);
+  for (size_t i = 0; i < want.size(); ++i) {
+    test::check_close(got[i], want[i], 0);
+    test::check_close(compiled[i], want[i], 1e-5);
+  }
+  // The full output read by anything else (here a graph output): computed in full.
+  const ir::Graph both = with_weights(
+      "input x shape=9x9x6\nconv2d e filters=6 kernel=1x1\n"
+      "conv2d p filters=8 kernel=1x1 strides=2x2\noutput p, e\n");
+  CHECK(body(passes::subsample_strided_convs(both)) ==
+        "input x shape=9x9x6\nconv2d e filters=6 kernel=1x1\n"
+        "maxpool2d e_subsample_2x2 pool=1x1 strides=2x2 round=floor\n"
+        "conv2d p filters=8 kernel=1x1\noutput p, e\n");
 }
 
 TEST_CASE("fuse_epilogues: residual add and activation join the conv; the anchor's name stays") {

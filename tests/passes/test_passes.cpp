@@ -55,6 +55,7 @@ TEST_CASE("after_pass sees each pass and whether it changed the graph") {
                                                           {"fold_batchnorm", false},
                                                           {"fuse_padding", false},
                                                           {"fuse_epilogues", false},
+                                                          {"subsample_strided_convs", false},
                                                           {"dead_code_elimination", false},
                                                           {"choose_tiles", true}});
 }
