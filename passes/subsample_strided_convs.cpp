@@ -25,9 +25,9 @@ bool pointwise_conv(const ir::Graph& g, const ir::Node& n, bool strided) {
          unpadded(ir::window_geometry(n, g.node(n.inputs[0]).type));
 }
 
-// A 1x1 maxpool2d without padding: a strided copy of its input's pixels.
+// A 1x1 maxpool2d without padding or epilogue: a strided copy of its input's pixels.
 bool subsample(const ir::Graph& g, const ir::Node& n) {
-  if (n.op != ir::OpKind::MaxPool2D) return false;
+  if (n.op != ir::OpKind::MaxPool2D || !(n.epilogue == ir::Epilogue{})) return false;
   const auto& a = n.attr<ir::Pool2DAttrs>();
   return a.pool.h == 1 && a.pool.w == 1 &&
          unpadded(ir::window_geometry(n, g.node(n.inputs[0]).type));

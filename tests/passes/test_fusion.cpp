@@ -219,6 +219,12 @@ TEST_CASE("subsample_strided_convs: a 1x1 conv read only at a stride computes on
         "input x shape=9x9x6\nconv2d e filters=6 kernel=1x1\n"
         "maxpool2d e_subsample_2x2 pool=1x1 strides=2x2 round=floor\n"
         "conv2d p filters=8 kernel=1x1\noutput p, e\n");
+  // A 1x1 maxpool with an activation fused into it is more than a copy: the conv stays.
+  const char* activated =
+      "input x shape=9x9x6\nconv2d e filters=6 kernel=1x1\n"
+      "maxpool2d p pool=1x1 strides=2x2 round=floor epilogue=relu\n";
+  CHECK(body(passes::subsample_strided_convs(with_weights(activated))) ==
+        body(with_weights(activated)));
 }
 
 TEST_CASE("fuse_epilogues: residual add and activation join the conv; the anchor's name stays") {
