@@ -52,6 +52,21 @@ std::vector<ir::Tensor> random_inputs(const ir::Graph& g, std::mt19937& rng) {
   return in;
 }
 
+// `rewritten` (from g by a pass) computes g's outputs exactly in the reference, and within
+// rounding through the whole pipeline and Halide.
+void check_same_outputs(const ir::Graph& g, const ir::Graph& rewritten, unsigned seed) {
+  std::mt19937 rng(seed);
+  const auto x = random_inputs(g, rng);
+  const auto want = runtime::reference::run(g, x);
+  const auto got = runtime::reference::run(rewritten, x);
+  runtime::CompiledModel m(codegen::compile(passes::optimize(g)));
+  const auto compiled = m.run(x);
+  for (size_t i = 0; i < want.size(); ++i) {
+    test::check_close(got[i], want[i], 0);
+    test::check_close(compiled[i], want[i], 1e-5);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("fold_batchnorm: into the conv before it, adding a bias it did not have") {
@@ -169,15 +184,7 @@ TEST_CASE(
         "conv2d q filters=3 kernel=1x1 strides=2x2 padding=1 <- r\n"
         "conv2d k filters=3 kernel=3x3 strides=2x2 round=floor <- r\n"
         "output p, a, b, q, k\n");
-  std::mt19937 rng(6);
-  const auto x = random_inputs(g, rng);
-  const auto want = runtime::reference::run(g, x);
-  const auto got = runtime::reference::run(f, x);
-  for (size_t i = 0; i < want.size(); ++i) test::check_close(got[i], want[i], 0);
-  // Through the whole pipeline and Halide (the stride-1 convs' tiles spanning rows).
-  runtime::CompiledModel m(codegen::compile(passes::optimize(g)));
-  const auto compiled = m.run(x);
-  for (size_t i = 0; i < want.size(); ++i) test::check_close(compiled[i], want[i], 1e-5);
+  check_same_outputs(g, f, 6);
   // Nothing strided: the graph as it was.
   const char* plain = "input x shape=8x8x3\nconv2d c filters=4 kernel=1x1\n";
   CHECK(body(passes::subsample_strided_convs(with_weights(plain))) == body(with_weights(plain)));
@@ -201,16 +208,7 @@ TEST_CASE("subsample_strided_convs: a 1x1 conv read only at a stride computes on
         "maxpool2d x_subsample_2x2 pool=1x1 strides=2x2 round=floor <- x\n"
         "conv2d e filters=6 kernel=1x1 epilogue=add+relu <- m_subsample_2x2, x_subsample_2x2\n"
         "conv2d p filters=8 kernel=1x1\nconv2d q filters=2 kernel=1x1 <- e\noutput p, q\n");
-  std::mt19937 rng(7);
-  const auto x = random_inputs(g, rng);
-  const auto want = runtime::reference::run(g, x);
-  const auto got = runtime::reference::run(f, x);
-  runtime::CompiledModel m(codegen::compile(passes::optimize(g)));
-  const auto compiled = m.run(x);
-  for (size_t i = 0; i < want.size(); ++i) {
-    test::check_close(got[i], want[i], 0);
-    test::check_close(compiled[i], want[i], 1e-5);
-  }
+  check_same_outputs(g, f, 7);
   // The full output read by anything else (here a graph output): computed in full.
   const ir::Graph both = with_weights(
       "input x shape=9x9x6\nconv2d e filters=6 kernel=1x1\n"
