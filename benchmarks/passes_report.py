@@ -46,9 +46,11 @@ STEPS = [
 def step_flags(step, batch):
     names = [s for s, _ in STEPS]
     on = names[1:names.index(step) + 1]
+    if "choose_tiles" in on:
+        on += WITH_TILING
     flags = []
     for p in GRAPH_PASSES + WITH_TILING:
-        if p not in on and (p not in WITH_TILING or "choose_tiles" not in on):
+        if p not in on:
             flags += ["--disable-pass", p]
     if "weight_packing" not in on:
         flags.append("--no-weight-packing")

@@ -11,6 +11,11 @@ namespace cnnc::passes {
 // a node nothing reads. Nodes (and their weights) are moved, not copied.
 ir::Graph rebuild(ir::Graph g, const std::vector<ir::NodeId>& replacement);
 
+// What a rewrite builds into: no nodes, g's name, source, batch and import flags.
+ir::Graph empty_like(const ir::Graph& g);
+// Gives `out` g's outputs, through new_id (g's node ids to out's).
+void copy_outputs(const ir::Graph& g, const std::vector<ir::NodeId>& new_id, ir::Graph& out);
+
 // The readers of every node's value, and which values are graph outputs.
 struct Uses {
   std::vector<std::vector<ir::NodeId>> readers;  // a node reading a value twice is listed twice

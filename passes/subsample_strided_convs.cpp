@@ -36,14 +36,7 @@ bool subsample(const ir::Graph& g, const ir::Node& n) {
 // Builds the rewritten graph node by node, with one subsampled copy per value and stride.
 class Builder {
  public:
-  explicit Builder(const ir::Graph& g) : new_id(g.size(), -1) {
-    out.name = g.name;
-    out.source = g.source;
-    out.folded_params = g.folded_params;
-    out.channels_first_io = g.channels_first_io;
-    out.shared_weights = g.shared_weights;
-    out.set_batch(g.batch());
-  }
+  explicit Builder(const ir::Graph& g) : out(empty_like(g)), new_id(g.size(), -1) {}
 
   // The copy of every stride-th pixel of `value` (an id in `out`).
   ir::NodeId subsampled(ir::NodeId value, ir::Pair stride, int line) {
@@ -66,9 +59,7 @@ class Builder {
   }
 
   ir::Graph finish(const ir::Graph& g) {
-    std::vector<ir::NodeId> outs;
-    for (ir::NodeId o : g.outputs()) outs.push_back(new_id.at(o));
-    out.set_outputs(outs);
+    copy_outputs(g, new_id, out);
     return std::move(out);
   }
 
